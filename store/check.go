@@ -1,0 +1,75 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Hash returns the lowercase hex SHA-256 of a session id or ticket. Stores key their
+// storage by it, and events name sessions by it.
+func Hash(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+// ExpiresAt returns min(now+idle, deadline), ignoring a zero deadline. Store
+// implementations use it so that every store computes expiry the same way.
+func ExpiresAt(now time.Time, idle time.Duration, deadline time.Time) time.Time {
+	exp := now.Add(idle)
+	if !deadline.IsZero() && deadline.Before(exp) {
+		return deadline
+	}
+	return exp
+}
+
+// CheckID returns ErrEmptyID if id is empty. Store implementations call it first.
+func CheckID(id string) error {
+	if id == "" {
+		return ErrEmptyID
+	}
+	return nil
+}
+
+// CheckField returns an error if name is empty or reserved.
+func CheckField(name string) error {
+	if name == "" {
+		return fmt.Errorf("store: empty field name")
+	}
+	if strings.HasPrefix(name, ReservedPrefix) {
+		return fmt.Errorf("%w: %q", ErrReservedField, name)
+	}
+	return nil
+}
+
+// CheckChange checks every field name in ch (see CheckField).
+func CheckChange(ch Change) error {
+	for k := range ch.Set {
+		if err := CheckField(k); err != nil {
+			return err
+		}
+	}
+	for _, k := range ch.Delete {
+		if err := CheckField(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Size returns the number of bytes a record's fields take: the sum of the lengths of
+// names and values. Stores compare it with their limit.
+func Size(fields map[string]string) int {
+	n := 0
+	for k, v := range fields {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// TooLarge returns an error wrapping ErrTooLarge that says by how much.
+func TooLarge(size, limit int) error {
+	return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, limit)
+}

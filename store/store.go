@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors a caller may branch on. Backend failures (a refused connection, a timeout, a
+// cancelled context) are returned as they are, wrapped with the store's name, and are never
+// one of these.
+var (
+	// ErrNotFound means the session (or ticket) does not exist: it was never created, it
+	// expired, or it was deleted. It is not a backend failure.
+	ErrNotFound = errors.New("store: not found")
+
+	// ErrExists is returned by Create when a session with the same id already exists.
+	ErrExists = errors.New("store: session already exists")
+
+	// ErrEmptyID is returned for an empty session id, owner or ticket.
+	ErrEmptyID = errors.New("store: empty id")
+
+	// ErrTooLarge is returned when a write would make a record larger than the store's
+	// limit (see Limits). Nothing is written.
+	ErrTooLarge = errors.New("store: record too large")
+
+	// ErrReservedField is returned when a field name starts with ReservedPrefix.
+	ErrReservedField = errors.New("store: reserved field name")
+
+	// ErrNotInteger is returned by Incr when the field holds something other than a
+	// decimal integer.
+	ErrNotInteger = errors.New("store: field value is not an integer")
+)
+
+// ReservedPrefix starts the names of fields that stores keep for themselves (owner,
+// deadline). Callers may not set, delete or increment such fields. Layers above the store
+// (fibermp) keep their own fields under their own prefix inside the caller's namespace.
+const ReservedPrefix = "\x00"
+
+// DefaultMaxRecordBytes is the record size limit stores use when none is configured.
+const DefaultMaxRecordBytes = 64 << 10
+
+// Record is a session as a store holds it.
+type Record struct {
+	// Fields maps field names to values. Values are opaque to the store except for
+	// Incr, which reads and writes decimal integers. Layers above store JSON.
+	Fields map[string]string
+
+	// Owner is who the session belongs to (the user's openid); "" if none.
+	Owner string
+
+	// Deadline is the absolute expiry set at creation; the session never outlives it.
+	// Zero means none.
+	Deadline time.Time
+
+	// ExpiresAt is when the session will expire if nothing touches it again:
+	// min(last touch + idle timeout, Deadline).
+	ExpiresAt time.Time
+}
+
+// Change is a set of field writes and deletions applied as one atomic step.
+type Change struct {
+	Set    map[string]string
+	Delete []string
+}
+
+// Empty reports whether the change writes nothing.
+func (c Change) Empty() bool { return len(c.Set) == 0 && len(c.Delete) == 0 }
+
+// Store keeps sessions as records of named fields.
+//
+// Sessions are identified by the id the client holds; implementations key their storage by
+// Hash(id), never by the id itself, so a dump of the store holds no usable credential.
+//
+// Every method honours ctx: when it is done before the backend answers, the method
+// returns an error that wraps ctx.Err(). All methods are safe for concurrent use.
+type Store interface {
+	// Create stores a new session with the given fields, owned by owner (may be ""),
+	// expiring at min(now+idle, deadline). idle must be positive; a zero deadline means
+	// none. If a live session with the same id exists, Create returns ErrExists and
+	// changes nothing. The session is added to its owner's index.
+	Create(ctx context.Context, id string, rec Record, idle time.Duration) error
+
+	// Load returns the session's record. If the session does not exist or has expired,
+	// Load returns ErrNotFound and a nil error is never paired with a missing record.
+	//
+	// When touch is positive, Load also extends the session's expiry to
+	// min(now+touch, Deadline) in the same round trip, as a read does not otherwise
+	// keep a session alive. Record.ExpiresAt reflects the extension.
+	Load(ctx context.Context, id string, touch time.Duration) (*Record, error)
+
+	// Save applies ch to an existing session atomically: either every field is written
+	// and deleted, or none is. Fields not named in ch are left as they are, so
+	// concurrent Saves of different fields never overwrite each other. When idle is
+	// positive the expiry is extended to min(now+idle, Deadline).
+	//
+	// Save never creates a session: if it does not exist (it expired or was deleted
+	// meanwhile) Save returns ErrNotFound and writes nothing. A change that would make
+	// the record larger than the limit returns ErrTooLarge and writes nothing.
+	// Subscribers receive an EventChanged naming the fields.
+	Save(ctx context.Context, id string, ch Change, idle time.Duration) error
+
+	// Incr adds delta to the integer in field and returns the new value, atomically
+	// with respect to every other writer. A missing field counts as 0. It returns
+	// ErrNotFound if the session does not exist and ErrNotInteger if the field holds
+	// something else. It does not change the expiry. Subscribers receive an
+	// EventChanged naming the field.
+	Incr(ctx context.Context, id, field string, delta int64) (int64, error)
+
+	// Touch extends the session's expiry to min(now+idle, Deadline) without reading
+	// or writing fields. It returns ErrNotFound if the session does not exist.
+	Touch(ctx context.Context, id string, idle time.Duration) error
+
+	// Delete removes the session. Deleting a session that does not exist is not an
+	// error. Subscribers receive an EventDeleted.
+	Delete(ctx context.Context, id string) error
+
+	// Sessions returns the hashes (see Hash) of the owner's live sessions, in no
+	// particular order. It returns an empty slice, not an error, for an unknown owner.
+	Sessions(ctx context.Context, owner string) ([]string, error)
+
+	// DeleteOwner removes every session of the owner except those whose ids are
+	// listed in keep, and returns how many it removed. Subscribers receive an
+	// EventRevoked for each.
+	DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error)
+
+	// PutTicket stores a single-use ticket holding value for ttl.
+	PutTicket(ctx context.Context, ticket string, value string, ttl time.Duration) error
+
+	// TakeTicket returns the ticket's value and removes it in one atomic step, so of
+	// any number of concurrent callers, in any process, at most one gets the value.
+	// The others, and callers after expiry, get ErrNotFound.
+	TakeTicket(ctx context.Context, ticket string) (string, error)
+
+	// Subscribe registers fn to receive events about every session in the store, from
+	// every process that shares it when the backend can carry them across processes.
+	// fn is called from one goroutine per store, in order, and must not block. The
+	// returned function unregisters fn; it is safe to call more than once.
+	//
+	// Most applications will not need this method: wsauth uses it to keep live
+	// WebSocket handles current.
+	Subscribe(fn func(Event)) (unsubscribe func(), err error)
+
+	// Close releases the store's background work and subscriptions. It does not close
+	// a client the caller passed in.
+	Close() error
+}
+
+// EventKind says what happened to a session.
+type EventKind uint8
+
+const (
+	// EventChanged: fields were set, deleted or incremented.
+	EventChanged EventKind = iota + 1
+	// EventDeleted: the session was deleted (logout, Destroy).
+	EventDeleted
+	// EventRevoked: the session was removed by DeleteOwner (logout everywhere, or a
+	// newer login under the single-session option).
+	EventRevoked
+	// EventExpired: the store found the session expired. Stores that cannot observe
+	// expiry do not send it; live handles also keep their own timer.
+	EventExpired
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventChanged:
+		return "changed"
+	case EventDeleted:
+		return "deleted"
+	case EventRevoked:
+		return "revoked"
+	case EventExpired:
+		return "expired"
+	}
+	return "unknown"
+}
+
+// Event tells subscribers about a change to one session. It names the session by its
+// hash, never by its id.
+type Event struct {
+	Kind   EventKind
+	Hash   string   // Hash(id) of the session
+	Fields []string // the fields changed, for EventChanged
+}
