@@ -1,0 +1,151 @@
+package fibermp_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
+
+	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/redisstore"
+)
+
+// redisStore returns a Redis store under a fresh key prefix, and the number of commands
+// the store sent. Without Redis the test fails in CI and skips elsewhere.
+func redisStore(tb testing.TB) (store.Store, *commandCounter) {
+	tb.Helper()
+	addr := os.Getenv("MPSESSION_REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("Redis at %s: %v", addr, err)
+		}
+		tb.Skipf("Redis at %s is not running (%v); set MPSESSION_REDIS_ADDR", addr, err)
+	}
+	cc := &commandCounter{}
+	rdb.AddHook(cc)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "mpsession-test:" + hex.EncodeToString(b) + ":"
+	s := redisstore.New(rdb, redisstore.Config{Prefix: prefix})
+	tb.Cleanup(func() {
+		_ = s.Close()
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+		_ = rdb.Close()
+	})
+	return s, cc
+}
+
+// commandCounter counts round trips to Redis: a pipeline is one.
+type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+}
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
+}
+
+func benchStores(b *testing.B) map[string]store.Store {
+	mem := store.NewMemory()
+	b.Cleanup(func() { _ = mem.Close() })
+	rs, _ := redisStore(b)
+	return map[string]store.Store{"memory": mem, "redis": rs}
+}
+
+// BenchmarkRead is an authenticated read through a real listener.
+func BenchmarkRead(b *testing.B) {
+	for _, name := range []string{"memory", "redis"} {
+		b.Run(name, func(b *testing.B) {
+			benchRoute(b, benchStores(b)[name], "/color")
+		})
+	}
+}
+
+// BenchmarkIncr is an authenticated atomic increment through a real listener.
+func BenchmarkIncr(b *testing.B) {
+	for _, name := range []string{"memory", "redis"} {
+		b.Run(name, func(b *testing.B) {
+			benchRoute(b, benchStores(b)[name], "/incr")
+		})
+	}
+}
+
+func benchRoute(b *testing.B, st store.Store, path string) {
+	h := newHarness(b, fibermp.Config{Store: st}, routes)
+	hdr := loginWafer(b, h, "o-bench")
+	method := fasthttp.MethodGet
+	if path == "/incr" {
+		method = fasthttp.MethodPost
+	}
+	hc := &fasthttp.HostClient{Addr: h.url[len("http://"):], MaxConns: 64}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(h.url + path)
+		req.Header.SetMethod(method)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		for pb.Next() {
+			if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+				b.Errorf("%s: %v %d %s", path, err, resp.StatusCode(), resp.Body())
+				return
+			}
+		}
+	})
+}
+
+
+// TestRedisRoundTrips counts the Redis round trips of a request: one to read, one more
+// to write, none more to keep the session alive.
+func TestRedisRoundTrips(t *testing.T) {
+	st, cc := redisStore(t)
+	h := newHarness(t, fibermp.Config{Store: st}, routes)
+	hdr := loginWafer(t, h, "o-trips")
+	h.do(t, "GET", "/color", hdr, "") // the first call of each script may load it
+	write := map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}
+	for _, tc := range []struct {
+		name, method, path string
+		hdr                map[string]string
+		body               string
+		want               int64
+	}{
+		{"read", "GET", "/color", hdr, "", 1},
+		{"set", "POST", "/color", write, `{"color":"teal"}`, 2},
+		{"set again", "POST", "/color", write, `{"color":"teal"}`, 2},
+		{"incr", "POST", "/incr", hdr, "", 2},
+		{"incr again", "POST", "/incr", hdr, "", 2},
+		{"no credentials", "GET", "/public", nil, "", 0},
+	} {
+		before := cc.n.Load()
+		if r := h.do(t, tc.method, tc.path, tc.hdr, tc.body); r.status != 200 {
+			t.Fatalf("%s: %d %s", tc.name, r.status, r.body)
+		}
+		if got := cc.n.Load() - before; got != tc.want {
+			t.Errorf("%s: want %d round trips; got %d", tc.name, tc.want, got)
+		}
+		t.Logf("%s: %d Redis round trips", tc.name, cc.n.Load()-before)
+	}
+}

@@ -1,0 +1,137 @@
+package fibermp
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/wx"
+)
+
+// Config defines the config for the middleware.
+type Config struct {
+	// Next defines a function to skip this middleware when it returns true.
+	//
+	// Optional. Default: nil
+	Next func(c *fiber.Ctx) bool
+
+	// AppID and AppSecret are the mini program's credentials, used to build a
+	// *wx.Client when Client is nil.
+	//
+	// Required unless Client is set.
+	AppID     string
+	AppSecret string
+
+	// Client calls the WeChat server API (jscode2session). Set it to share one client
+	// (and its access-token cache) with the rest of the application, or to point it at
+	// a wxtest server.
+	//
+	// Optional. Default: wx.New(wx.Config{AppID: AppID, AppSecret: AppSecret})
+	Client *wx.Client
+
+	// Store keeps the sessions. Use a shared store (store/redisstore) when several
+	// processes serve the same clients.
+	//
+	// Optional. Default: store.NewMemory()
+	Store store.Store
+
+	// Protocol is the wire protocol spoken with clients: Wafer (wafer-client-sdk),
+	// Wafer2 (wafer2-client-sdk) or Token (plain JSON, bearer tokens).
+	//
+	// Optional. Default: Wafer
+	Protocol Protocol
+
+	// LoginPath is the path of the login endpoint. Any method is accepted for Wafer
+	// and Wafer2, as their SDKs send GET; Token logins are POSTed JSON.
+	//
+	// Optional. Default: "/login"
+	LoginPath string
+
+	// LogoutPath is the path of the logout endpoint, which destroys the request's
+	// session. Applications that want another logout (Session.DestroyAll, say) route
+	// their own path.
+	//
+	// Optional. Default: "/logout"
+	LogoutPath string
+
+	// IdleTimeout is how long a session lives without being used. Every request that
+	// carries the session extends it, without writing any field.
+	//
+	// Optional. Default: 2 * time.Hour
+	IdleTimeout time.Duration
+
+	// AbsoluteTimeout is the longest a session lives after login, however busy it is.
+	// It must not be shorter than IdleTimeout.
+	//
+	// Optional. Default: 7 * 24 * time.Hour
+	AbsoluteTimeout time.Duration
+
+	// SingleSession makes a new login revoke the user's older sessions, so a user has
+	// at most one session (and one set of live sockets) at a time.
+	//
+	// Optional. Default: false
+	SingleSession bool
+
+	// OnLogin runs after WeChat has confirmed the code and any user data was verified,
+	// before the session is created. It may add fields (the application's own user id,
+	// say) with l.Set, or reject the login by returning an error, whose message is sent
+	// to the client in the protocol's login-failed reply. Concurrent logins with the
+	// same code share one run.
+	//
+	// Optional. Default: nil
+	OnLogin func(c *fiber.Ctx, l *Login) error
+
+	// UserDataMaxAge rejects encrypted user data whose watermark is older than this.
+	// Zero accepts any age.
+	//
+	// Optional. Default: 0
+	UserDataMaxAge time.Duration
+}
+
+// ConfigDefault is the default config. AppID and AppSecret (or Client) have no default.
+var ConfigDefault = Config{
+	Protocol:        Wafer,
+	LoginPath:       "/login",
+	LogoutPath:      "/logout",
+	IdleTimeout:     2 * time.Hour,
+	AbsoluteTimeout: 7 * 24 * time.Hour,
+}
+
+// configDefault fills the zero fields of the first config with the defaults. It panics
+// on a config no request could work with, as Fiber's middlewares do.
+func configDefault(config ...Config) Config {
+	if len(config) < 1 {
+		panic("fibermp: Config.AppID and Config.AppSecret (or Config.Client) are required")
+	}
+	cfg := config[0]
+	if cfg.LoginPath == "" {
+		cfg.LoginPath = ConfigDefault.LoginPath
+	}
+	if cfg.LogoutPath == "" {
+		cfg.LogoutPath = ConfigDefault.LogoutPath
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = ConfigDefault.IdleTimeout
+	}
+	if cfg.AbsoluteTimeout <= 0 {
+		cfg.AbsoluteTimeout = ConfigDefault.AbsoluteTimeout
+	}
+	if cfg.AbsoluteTimeout < cfg.IdleTimeout {
+		panic("fibermp: Config.AbsoluteTimeout is shorter than Config.IdleTimeout")
+	}
+	if cfg.Protocol < Wafer || cfg.Protocol > Token {
+		panic("fibermp: unknown Config.Protocol")
+	}
+	if cfg.Client == nil {
+		c, err := wx.New(wx.Config{AppID: cfg.AppID, AppSecret: cfg.AppSecret})
+		if err != nil {
+			panic("fibermp: " + err.Error())
+		}
+		cfg.Client = c
+	}
+	if cfg.Store == nil {
+		cfg.Store = store.NewMemory()
+	}
+	return cfg
+}

@@ -1,0 +1,44 @@
+// Package fibermp is Fiber middleware that logs WeChat Mini Program users in and keeps
+// their sessions.
+//
+// It answers the login endpoint (a wx.login code, exchanged with jscode2session, plus the
+// optional encrypted user data, verified) by creating a server-side session, and attaches
+// that session to every later request that carries its credentials:
+//
+//	app := fiber.New()
+//	app.Use(fibermp.New(fibermp.Config{
+//		AppID:     "wx...",
+//		AppSecret: os.Getenv("WX_SECRET"),
+//		Store:     redisstore.New(rdb), // default: in memory
+//	}))
+//	app.Post("/score", fibermp.Required(), func(c *fiber.Ctx) error {
+//		n, err := fibermp.Get(c).Incr("score", 1)
+//		if err != nil {
+//			return err
+//		}
+//		return c.JSON(fiber.Map{"score": n})
+//	})
+//
+// # Protocols
+//
+// Existing clients work unchanged. Wafer (the default) is the protocol of
+// wafer-client-sdk: login with the X-WX-Code header, later requests with X-WX-Id and
+// X-WX-Skey, and session errors in the envelope the SDK recognises by its magic key.
+// Wafer2 is the protocol of wafer2-client-sdk: login the same way, later requests with
+// X-WX-Skey only. Token is plain JSON for new clients and web pages: POST {"code": ...}
+// to the login path, get {"token","expiresIn","openid"}, then send
+// "Authorization: Bearer <token>" or X-Session-Id.
+//
+// Whatever the protocol, a request whose session is unknown or expired gets the
+// protocol's invalid-session reply, which makes the SDKs log in again and retry once; a
+// store outage gets 503 without that reply, so clients keep their sessions; the WeChat
+// session_key is kept on the server and is in no reply.
+//
+// # Fields and concurrency
+//
+// A session is a set of named fields holding JSON values. Set and Delete are saved when
+// the handler returns, writing only the fields they named, so two requests (or a request
+// and a WebSocket, see package wsauth) that change different fields never overwrite each
+// other. Incr is atomic in the store, so counters stay exact under any concurrency. A
+// request that changes nothing writes nothing; its load also extends the idle timeout.
+package fibermp

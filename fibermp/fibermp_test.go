@@ -1,0 +1,615 @@
+package fibermp_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"go.uber.org/goleak"
+
+	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/wx/wxtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// fasthttp's process-wide Date header ticker, started once and never stopped.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		// A stopped server's worker-pool cleaner finishes its idle sleep (10 s) and exits.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+	)
+}
+
+// routes are the application routes the tests use.
+func routes(app *fiber.App) {
+	app.Get("/whoami", fibermp.Required(), func(c *fiber.Ctx) error {
+		s := fibermp.Get(c)
+		return c.JSON(fiber.Map{"openid": s.OpenID(), "unionid": s.UnionID(), "userInfo": s.UserInfo(), "uid": s.Get("uid")})
+	})
+	app.Post("/color", fibermp.Required(), func(c *fiber.Ctx) error {
+		var body struct{ Color string }
+		if err := c.BodyParser(&body); err != nil {
+			return err
+		}
+		if err := fibermp.Get(c).Set("color", body.Color); err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"ok": true})
+	})
+	app.Get("/color", fibermp.Required(), func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"color": fibermp.Get(c).GetString("color")})
+	})
+	app.Post("/set/:k/:v", fibermp.Required(), func(c *fiber.Ctx) error {
+		return fibermp.Get(c).Set(c.Params("k"), c.Params("v"))
+	})
+	app.Get("/get/:k", fibermp.Required(), func(c *fiber.Ctx) error {
+		return c.JSON(fibermp.Get(c).Get(c.Params("k")))
+	})
+	app.Post("/incr", fibermp.Required(), func(c *fiber.Ctx) error {
+		n, err := fibermp.Get(c).Incr("n", 1)
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"n": n})
+	})
+	app.Post("/fail", fibermp.Required(), func(c *fiber.Ctx) error {
+		if err := fibermp.Get(c).Set("color", "lost"); err != nil {
+			return err
+		}
+		return fiber.NewError(fiber.StatusTeapot, "handler failed")
+	})
+	app.Get("/public", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"session": fibermp.Get(c) != nil})
+	})
+}
+
+var (
+	hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	hex40 = regexp.MustCompile(`^[0-9a-f]{40}$`)
+)
+
+// loginWafer logs openID in with the Wafer protocol and returns the session headers.
+func loginWafer(t testing.TB, h *harness, openID string) map[string]string {
+	t.Helper()
+	r := h.do(t, "GET", "/login", map[string]string{"X-WX-Code": h.code(openID)}, "")
+	var body struct {
+		Magic   int `json:"F2C224D4-2BCE-4C64-AF9F-A6D872000D1A"`
+		Session struct{ ID, Skey string }
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil || r.status != 200 || body.Magic != 1 {
+		t.Fatalf("wafer login: status %d, body %s", r.status, r.body)
+	}
+	return map[string]string{"X-WX-Id": body.Session.ID, "X-WX-Skey": body.Session.Skey}
+}
+
+func TestWaferLogin(t *testing.T) {
+	h := newHarness(t, fibermp.Config{}, routes)
+	r := h.do(t, "GET", "/login", map[string]string{"x-wx-code": h.code("o-alice")}, "")
+	if r.status != 200 {
+		t.Fatalf("want 200; got %d %s", r.status, r.body)
+	}
+	// The exact shape wafer-client-sdk expects, member for member.
+	re := regexp.MustCompile(`^\{"F2C224D4-2BCE-4C64-AF9F-A6D872000D1A":1,"session":\{"id":"([0-9a-f]{64})","skey":"([0-9a-f]{40})"\}\}$`)
+	m := re.FindSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("login reply %s does not match %s", r.body, re)
+	}
+	hdr := map[string]string{"X-WX-Id": string(m[1]), "X-WX-Skey": string(m[2])}
+
+	r = h.do(t, "GET", "/whoami", hdr, "")
+	if got := r.json(t)["openid"]; got != "o-alice" {
+		t.Errorf("want openid %q; got %v (%s)", "o-alice", got, r.body)
+	}
+
+	t.Run("query fallback", func(t *testing.T) {
+		r := h.do(t, "GET", "/whoami?x-wx-id="+hdr["X-WX-Id"]+"&X-WX-SKEY="+hdr["X-WX-Skey"], nil, "")
+		if got := r.json(t)["openid"]; got != "o-alice" {
+			t.Errorf("want openid %q; got %v (%s)", "o-alice", got, r.body)
+		}
+	})
+	t.Run("wrong skey", func(t *testing.T) {
+		r := h.do(t, "GET", "/whoami", map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": fmt.Sprintf("%040d", 0)}, "")
+		want := `{"F2C224D4-2BCE-4C64-AF9F-A6D872000D1A":1,"error":"ERR_INVALID_SESSION","message":"session expired or unknown, log in again"}`
+		if r.status != 200 || string(r.body) != want {
+			t.Errorf("want 200 %s; got %d %s", want, r.status, r.body)
+		}
+	})
+	t.Run("unknown id", func(t *testing.T) {
+		r := h.do(t, "GET", "/whoami", map[string]string{"X-WX-Id": fmt.Sprintf("%064d", 0), "X-WX-Skey": hdr["X-WX-Skey"]}, "")
+		if r.status != 200 || r.json(t)["error"] != "ERR_INVALID_SESSION" {
+			t.Errorf("want 200 ERR_INVALID_SESSION; got %d %s", r.status, r.body)
+		}
+	})
+	t.Run("malformed", func(t *testing.T) {
+		for _, hd := range []map[string]string{
+			{"X-WX-Id": "short", "X-WX-Skey": hdr["X-WX-Skey"]},
+			{"X-WX-Id": hdr["X-WX-Id"]},
+			{"X-WX-Skey": hdr["X-WX-Skey"]},
+			{"X-WX-Id": hdr["X-WX-Id"] + "0", "X-WX-Skey": hdr["X-WX-Skey"]},
+		} {
+			r := h.do(t, "GET", "/whoami", hd, "")
+			if r.status != 400 || r.json(t)["error"] != "ERR_INVALID_SESSION" || r.json(t)[fibermp.MagicID] != 1.0 {
+				t.Errorf("%v: want 400 with the magic key and ERR_INVALID_SESSION; got %d %s", hd, r.status, r.body)
+			}
+		}
+	})
+	t.Run("no credentials", func(t *testing.T) {
+		r := h.do(t, "GET", "/public", nil, "")
+		if r.status != 200 || string(r.body) != `{"session":false}` {
+			t.Errorf("want 200 {\"session\":false}; got %d %s", r.status, r.body)
+		}
+		r = h.do(t, "GET", "/whoami", nil, "")
+		if r.status != 401 || r.json(t)["error"] != "ERR_INVALID_SESSION" {
+			t.Errorf("Required: want 401 ERR_INVALID_SESSION; got %d %s", r.status, r.body)
+		}
+	})
+	t.Run("normal replies carry no magic key", func(t *testing.T) {
+		r := h.do(t, "GET", "/color", hdr, "")
+		if _, ok := r.json(t)[fibermp.MagicID]; ok {
+			t.Errorf("a normal reply holds the magic key: %s", r.body)
+		}
+	})
+}
+
+func TestLoginFailures(t *testing.T) {
+	for _, p := range []fibermp.Protocol{fibermp.Wafer, fibermp.Wafer2, fibermp.Token} {
+		t.Run(p.String(), func(t *testing.T) {
+			h := newHarness(t, fibermp.Config{Protocol: p}, routes)
+			login := func(code string) reply {
+				if p == fibermp.Token {
+					return h.do(t, "POST", "/login", map[string]string{"Content-Type": "application/json"}, `{"code":"`+code+`"}`)
+				}
+				return h.do(t, "GET", "/login", map[string]string{"X-WX-Code": code}, "")
+			}
+			check := func(name string, r reply, status int, msg string) {
+				t.Helper()
+				m := r.json(t)
+				if r.status != status || m["error"] != "ERR_LOGIN_FAILED" {
+					t.Errorf("%s: want %d ERR_LOGIN_FAILED; got %d %s", name, status, r.status, r.body)
+				}
+				if got, _ := m["message"].(string); !regexp.MustCompile(msg).MatchString(got) {
+					t.Errorf("%s: want a message matching %q; got %q", name, msg, got)
+				}
+				switch p {
+				case fibermp.Wafer:
+					if m[fibermp.MagicID] != 1.0 {
+						t.Errorf("%s: the wafer login failure lacks the magic key: %s", name, r.body)
+					}
+				case fibermp.Wafer2:
+					if m["code"] != -1.0 {
+						t.Errorf("%s: want code -1; got %s", name, r.body)
+					}
+				}
+			}
+			check("invalid code", login("no-such-code"), 401, "40029")
+			code := h.code("o-bob")
+			if r := login(code); r.status != 200 {
+				t.Fatalf("first use of a code: want 200; got %d %s", r.status, r.body)
+			}
+			check("used code", login(code), 401, "40163")
+
+			h.wx.Fail("jscode2session", wxtest.Fault{ErrCode: 45011})
+			check("rate limited", login(h.code("o-bob")), 429, "45011")
+			h.wx.Fail("jscode2session", wxtest.Fault{ErrCode: -1})
+			check("busy", login(h.code("o-bob")), 503, "errcode -1")
+			h.wx.Fail("jscode2session", wxtest.Fault{ErrCode: 40226})
+			check("blocked", login(h.code("o-bob")), 403, "40226")
+			h.wx.Fail("jscode2session", wxtest.Fault{Status: 502})
+			check("http 5xx", login(h.code("o-bob")), 502, "502")
+			h.wx.Fail("jscode2session", wxtest.Fault{Body: "<html>oops"})
+			check("malformed body", login(h.code("o-bob")), 502, ".")
+
+			var missing reply
+			if p == fibermp.Token {
+				missing = h.do(t, "POST", "/login", nil, `{"cod":"x"}`)
+			} else {
+				missing = h.do(t, "GET", "/login", nil, "")
+			}
+			check("missing code", missing, 400, "(?i)code")
+			sessions, err := h.store.Sessions(context.Background(), "o-bob")
+			if err != nil || len(sessions) != 1 {
+				t.Errorf("want exactly the one session of the good login; got %d, %v", len(sessions), err)
+			}
+		})
+	}
+}
+
+func TestWafer2Protocol(t *testing.T) {
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer2}, routes)
+	r := h.do(t, "GET", "/login", map[string]string{"X-WX-Code": h.code("o-carol")}, "")
+	re := regexp.MustCompile(`^\{"code":0,"data":\{"skey":"([0-9a-f]{64})","userinfo":\{\},"time":(\d+)\}\}$`)
+	m := re.FindSubmatch(r.body)
+	if r.status != 200 || m == nil {
+		t.Fatalf("login reply %d %s does not match %s", r.status, r.body, re)
+	}
+	if ts, _ := strconv.ParseInt(string(m[2]), 10, 64); time.Since(time.Unix(ts, 0)).Abs() > time.Minute {
+		t.Errorf("time %d is not now", ts)
+	}
+	hdr := map[string]string{"X-WX-Skey": string(m[1])}
+	if got := h.do(t, "GET", "/whoami", hdr, "").json(t)["openid"]; got != "o-carol" {
+		t.Errorf("want openid o-carol; got %v", got)
+	}
+	r = h.do(t, "GET", "/whoami", map[string]string{"X-WX-Skey": fmt.Sprintf("%064d", 1)}, "")
+	want := `{"code":-1,"error":"ERR_SKEY_INVALID","message":"session expired or unknown, log in again"}`
+	if r.status != 401 || string(r.body) != want {
+		t.Errorf("want 401 %s; got %d %s", want, r.status, r.body)
+	}
+}
+
+func TestTokenProtocol(t *testing.T) {
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Token, IdleTimeout: time.Hour}, routes)
+	r := h.do(t, "POST", "/login", map[string]string{"Content-Type": "application/json"}, `{"code":"`+h.code("o-dave")+`"}`)
+	var body struct {
+		Token     string
+		ExpiresIn int64
+		OpenID    string
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil || r.status != 200 || len(body.Token) != 43 || body.ExpiresIn != 3600 || body.OpenID != "o-dave" {
+		t.Fatalf("login: got %d %s", r.status, r.body)
+	}
+	for name, hdr := range map[string]map[string]string{
+		"bearer":       {"Authorization": "Bearer " + body.Token},
+		"bearer case":  {"Authorization": "bearer " + body.Token},
+		"X-Session-Id": {"X-Session-Id": body.Token},
+	} {
+		if got := h.do(t, "GET", "/whoami", hdr, "").json(t)["openid"]; got != "o-dave" {
+			t.Errorf("%s: want openid o-dave; got %v", name, got)
+		}
+	}
+	for name, tc := range map[string]struct {
+		hdr    map[string]string
+		status int
+	}{
+		"unknown token":  {map[string]string{"Authorization": "Bearer " + body.Token[:42] + "A"}, 401},
+		"basic auth":     {map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}, 400},
+		"short token":    {map[string]string{"X-Session-Id": "abc"}, 400},
+		"empty bearer":   {map[string]string{"Authorization": "Bearer "}, 400},
+		"bad characters": {map[string]string{"X-Session-Id": body.Token[:42] + "!"}, 400},
+	} {
+		r := h.do(t, "GET", "/whoami", tc.hdr, "")
+		if r.status != tc.status || r.json(t)["error"] != "ERR_INVALID_SESSION" {
+			t.Errorf("%s: want %d ERR_INVALID_SESSION; got %d %s", name, tc.status, r.status, r.body)
+		}
+	}
+	for name, req := range map[string]struct{ method, body string }{
+		"GET":        {"GET", ""},
+		"not JSON":   {"POST", "code=abc"},
+		"JSON array": {"POST", `["code"]`},
+		"iv alone":   {"POST", `{"code":"c","iv":"x"}`},
+		"huge code":  {"POST", `{"code":"` + string(make([]byte, 300)) + `"}`},
+	} {
+		r := h.do(t, req.method, "/login", map[string]string{"Content-Type": "application/json"}, req.body)
+		if r.status != 400 || r.json(t)["error"] != "ERR_LOGIN_FAILED" {
+			t.Errorf("%s: want 400 ERR_LOGIN_FAILED; got %d %s", name, r.status, r.body)
+		}
+	}
+	r = h.do(t, "GET", "/logout", map[string]string{"Authorization": "Bearer " + body.Token}, "")
+	if r.status != 204 {
+		t.Errorf("logout: want 204; got %d %s", r.status, r.body)
+	}
+	if r := h.do(t, "GET", "/whoami", map[string]string{"Authorization": "Bearer " + body.Token}, ""); r.status != 401 {
+		t.Errorf("after logout: want 401; got %d %s", r.status, r.body)
+	}
+}
+
+func TestUserData(t *testing.T) {
+	h := newHarness(t, fibermp.Config{}, routes)
+	info := map[string]any{"nickName": "Erin", "openId": "o-erin", "unionId": "u-erin"}
+	h.wx.AddUser(wxtest.User{OpenID: "o-erin", UnionID: "u-erin"})
+	h.wx.AddUser(wxtest.User{OpenID: "o-mallory"})
+	login := func(openID string, hdr map[string]string) reply {
+		hdr["X-WX-Code"] = h.code(openID)
+		return h.do(t, "GET", "/login", hdr, "")
+	}
+	t.Run("verified and stored", func(t *testing.T) {
+		enc, iv := h.wx.EncryptUserInfo("o-erin", info)
+		r := login("o-erin", map[string]string{"X-WX-Encrypted-Data": enc, "X-WX-IV": iv})
+		var body struct {
+			Session  struct{ ID, Skey string }
+			UserInfo map[string]any
+		}
+		if err := json.Unmarshal(r.body, &body); err != nil || body.UserInfo["nickName"] != "Erin" {
+			t.Fatalf("want the user info in the login reply; got %d %s", r.status, r.body)
+		}
+		who := h.do(t, "GET", "/whoami", map[string]string{"X-WX-Id": body.Session.ID, "X-WX-Skey": body.Session.Skey}, "").json(t)
+		if ui, _ := who["userInfo"].(map[string]any); ui["nickName"] != "Erin" {
+			t.Errorf("want the stored user info; got %v", who)
+		}
+	})
+	t.Run("encrypted with another session_key", func(t *testing.T) {
+		enc, iv := h.wx.EncryptUserInfo("o-erin", info)
+		h.wx.RotateSessionKey("o-erin")
+		r := login("o-erin", map[string]string{"X-WX-Encrypted-Data": enc, "X-WX-IV": iv})
+		if r.status != 400 || r.json(t)["error"] != "ERR_LOGIN_FAILED" {
+			t.Errorf("want 400 ERR_LOGIN_FAILED; got %d %s", r.status, r.body)
+		}
+	})
+	t.Run("another user's data", func(t *testing.T) {
+		enc, iv := h.wx.EncryptUserInfo("o-mallory", map[string]any{"openId": "o-mallory"})
+		// Encrypted for mallory's session_key, which this login's code does not have:
+		// either the decryption or the openid check refuses it.
+		r := login("o-frank", map[string]string{"X-WX-Encrypted-Data": enc, "X-WX-IV": iv})
+		if r.status != 400 {
+			t.Errorf("want 400; got %d %s", r.status, r.body)
+		}
+	})
+	t.Run("signature", func(t *testing.T) {
+		raw := `{"nickName":"Erin"}`
+		sig := h.wx.SignRawData("o-erin", raw)
+		r := login("o-erin", map[string]string{"X-WX-RawData": raw, "X-WX-Signature": sig})
+		if r.status != 200 {
+			t.Errorf("good signature: want 200; got %d %s", r.status, r.body)
+		}
+		r = login("o-erin", map[string]string{"X-WX-RawData": raw, "X-WX-Signature": fmt.Sprintf("%040d", 0)})
+		if r.status != 400 || r.json(t)["error"] != "ERR_LOGIN_FAILED" {
+			t.Errorf("bad signature: want 400 ERR_LOGIN_FAILED; got %d %s", r.status, r.body)
+		}
+	})
+}
+
+func TestOnLogin(t *testing.T) {
+	h := newHarness(t, fibermp.Config{OnLogin: func(c *fiber.Ctx, l *fibermp.Login) error {
+		if l.OpenID == "o-banned" {
+			return errors.New("this account is suspended")
+		}
+		return l.Set("uid", 42)
+	}}, routes)
+	hdr := loginWafer(t, h, "o-gina")
+	if got := h.do(t, "GET", "/whoami", hdr, "").json(t)["uid"]; got != 42.0 {
+		t.Errorf("want uid 42 added by OnLogin; got %v", got)
+	}
+	r := h.do(t, "GET", "/login", map[string]string{"X-WX-Code": h.code("o-banned")}, "")
+	if r.status != 403 || r.json(t)["message"] != "this account is suspended" {
+		t.Errorf("want 403 with the hook's message; got %d %s", r.status, r.body)
+	}
+	if s, _ := h.store.Sessions(context.Background(), "o-banned"); len(s) != 0 {
+		t.Errorf("a rejected login created %d sessions", len(s))
+	}
+}
+
+func TestConcurrentLoginsShareOneExchange(t *testing.T) {
+	h := newHarness(t, fibermp.Config{}, routes)
+	h.wx.Fail("jscode2session", wxtest.Fault{Latency: 200 * time.Millisecond})
+	code := h.code("o-hank")
+	var wg sync.WaitGroup
+	replies := make([]reply, 2)
+	for i := range replies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies[i] = h.do(t, "GET", "/login", map[string]string{"X-WX-Code": code}, "")
+		}()
+	}
+	wg.Wait()
+	for i, r := range replies {
+		if r.status != 200 || !hex64.MatchString(fmt.Sprint(r.json(t)["session"].(map[string]any)["id"])) {
+			t.Errorf("login %d: want a session; got %d %s", i, r.status, r.body)
+		}
+	}
+	if n := h.wx.Calls("jscode2session"); n != 1 {
+		t.Errorf("want 1 jscode2session call; got %d", n)
+	}
+}
+
+func TestSingleSession(t *testing.T) {
+	h := newHarness(t, fibermp.Config{SingleSession: true}, routes)
+	first := loginWafer(t, h, "o-ivy")
+	second := loginWafer(t, h, "o-ivy")
+	if r := h.do(t, "GET", "/whoami", first, ""); r.json(t)["error"] != "ERR_INVALID_SESSION" {
+		t.Errorf("the older session: want ERR_INVALID_SESSION; got %s", r.body)
+	}
+	if r := h.do(t, "GET", "/whoami", second, ""); r.json(t)["openid"] != "o-ivy" {
+		t.Errorf("the newer session: want it alive; got %s", r.body)
+	}
+}
+
+func TestFieldsPersist(t *testing.T) {
+	h := newHarness(t, fibermp.Config{}, routes)
+	hdr := loginWafer(t, h, "o-jack")
+	h.do(t, "POST", "/color", map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}, `{"color":"teal"}`)
+	if got := h.do(t, "GET", "/color", hdr, "").json(t)["color"]; got != "teal" {
+		t.Errorf("want teal; got %v", got)
+	}
+	t.Run("a failed handler saves nothing", func(t *testing.T) {
+		if r := h.do(t, "POST", "/fail", hdr, ""); r.status != fiber.StatusTeapot {
+			t.Errorf("want 418; got %d", r.status)
+		}
+		if got := h.do(t, "GET", "/color", hdr, "").json(t)["color"]; got != "teal" {
+			t.Errorf("want teal; got %v", got)
+		}
+	})
+	t.Run("reserved names", func(t *testing.T) {
+		if r := h.do(t, "POST", "/set/.openid/x", hdr, ""); r.status != 500 {
+			t.Errorf("want the handler's error; got %d %s", r.status, r.body)
+		}
+		if got := h.do(t, "GET", "/whoami", hdr, "").json(t)["openid"]; got != "o-jack" {
+			t.Errorf("want the openid untouched; got %v", got)
+		}
+	})
+}
+
+// Two requests changing different fields of one session at the same time must both
+// persist, and concurrent increments must be exact.
+func TestConcurrentWrites(t *testing.T) {
+	h := newHarness(t, fibermp.Config{}, routes)
+	hdr := loginWafer(t, h, "o-kim")
+	for round := 0; round < 20; round++ {
+		var wg sync.WaitGroup
+		for _, k := range []string{"a", "b"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h.do(t, "POST", fmt.Sprintf("/set/%s/%d", k, round), hdr, "")
+			}()
+		}
+		wg.Wait()
+		for _, k := range []string{"a", "b"} {
+			if got := h.do(t, "GET", "/get/"+k, hdr, "").json2(t); got != strconv.Itoa(round) {
+				t.Fatalf("round %d: field %s: want %d; got %v", round, k, round, got)
+			}
+		}
+	}
+
+	const n = 1000
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 50)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if r := h.do(t, "POST", "/incr", hdr, ""); r.status != 200 {
+				t.Errorf("incr: %d %s", r.status, r.body)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := h.do(t, "GET", "/get/n", hdr, "").json2(t); got != float64(n) {
+		t.Errorf("want %d; got %v", n, got)
+	}
+}
+
+// json2 decodes any JSON value.
+func (r reply) json2(t testing.TB) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("reply is not JSON: %v: %q", err, r.body)
+	}
+	return v
+}
+
+func TestExpiry(t *testing.T) {
+	// Durations leave slack for a loaded machine: the requests come well inside the
+	// idle timeout, the checks well after it.
+	const idle, absolute = 900 * time.Millisecond, 2500 * time.Millisecond
+	h := newHarness(t, fibermp.Config{IdleTimeout: idle, AbsoluteTimeout: absolute}, routes)
+	hdr := loginWafer(t, h, "o-lee")
+	// Each request extends the idle timeout: stay busy past one idle period.
+	for i := 0; i < 4; i++ {
+		time.Sleep(idle / 3)
+		if r := h.do(t, "GET", "/whoami", hdr, ""); r.json(t)["openid"] != "o-lee" {
+			t.Fatalf("request %d: want the session alive; got %s", i, r.body)
+		}
+	}
+	time.Sleep(idle + 300*time.Millisecond)
+	if r := h.do(t, "GET", "/whoami", hdr, ""); r.json(t)["error"] != "ERR_INVALID_SESSION" {
+		t.Errorf("after the idle timeout: want ERR_INVALID_SESSION; got %s", r.body)
+	}
+
+	hdr = loginWafer(t, h, "o-lee")
+	deadline := time.Now().Add(absolute)
+	for time.Now().Before(deadline.Add(-idle / 2)) {
+		h.do(t, "GET", "/whoami", hdr, "")
+		time.Sleep(idle / 4)
+	}
+	time.Sleep(time.Until(deadline) + 200*time.Millisecond)
+	if r := h.do(t, "GET", "/whoami", hdr, ""); r.json(t)["error"] != "ERR_INVALID_SESSION" {
+		t.Errorf("after the absolute timeout: want ERR_INVALID_SESSION; got %s", r.body)
+	}
+}
+
+func TestStoreOutage(t *testing.T) {
+	mem := store.NewMemory()
+	defer mem.Close()
+	broken := &switchStore{Store: mem}
+	h := newHarness(t, fibermp.Config{Store: broken}, routes)
+	hdr := loginWafer(t, h, "o-max")
+
+	broken.set(errDown)
+	for _, path := range []string{"/whoami", "/login"} {
+		hd := hdr
+		if path == "/login" {
+			hd = map[string]string{"X-WX-Code": h.code("o-max")}
+		}
+		r := h.do(t, "GET", path, hd, "")
+		want := `{"error":"ERR_SERVICE_UNAVAILABLE","message":"session store unavailable"}`
+		if r.status != 503 || string(r.body) != want {
+			t.Errorf("%s: want 503 %s; got %d %s", path, want, r.status, r.body)
+		}
+	}
+	broken.set(nil)
+	if r := h.do(t, "GET", "/whoami", hdr, ""); r.json(t)["openid"] != "o-max" {
+		t.Errorf("after the outage: want the session back; got %s", r.body)
+	}
+
+	// A save that fails after the handler ran must not look like success.
+	broken.failSave = true
+	r := h.do(t, "POST", "/color", map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}, `{"color":"red"}`)
+	if r.status != 503 {
+		t.Errorf("failed save: want 503; got %d %s", r.status, r.body)
+	}
+}
+
+// switchStore fails when told to.
+type switchStore struct {
+	store.Store
+	mu       sync.Mutex
+	err      error
+	failSave bool
+}
+
+func (s *switchStore) set(err error) { s.mu.Lock(); s.err = err; s.mu.Unlock() }
+func (s *switchStore) get() error    { s.mu.Lock(); defer s.mu.Unlock(); return s.err }
+
+func (s *switchStore) Create(ctx context.Context, id string, r store.Record, idle time.Duration) error {
+	if err := s.get(); err != nil {
+		return err
+	}
+	return s.Store.Create(ctx, id, r, idle)
+}
+func (s *switchStore) Load(ctx context.Context, id string, touch time.Duration) (*store.Record, error) {
+	if err := s.get(); err != nil {
+		return nil, err
+	}
+	return s.Store.Load(ctx, id, touch)
+}
+func (s *switchStore) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	if s.failSave {
+		return errDown
+	}
+	return s.Store.Save(ctx, id, ch, idle)
+}
+
+func TestLogout(t *testing.T) {
+	for _, p := range []fibermp.Protocol{fibermp.Wafer, fibermp.Wafer2} {
+		t.Run(p.String(), func(t *testing.T) {
+			h := newHarness(t, fibermp.Config{Protocol: p}, routes)
+			var hdr map[string]string
+			if p == fibermp.Wafer {
+				hdr = loginWafer(t, h, "o-ned")
+			} else {
+				r := h.do(t, "GET", "/login", map[string]string{"X-WX-Code": h.code("o-ned")}, "")
+				hdr = map[string]string{"X-WX-Skey": r.json(t)["data"].(map[string]any)["skey"].(string)}
+			}
+			r := h.do(t, "POST", "/logout", hdr, "")
+			if r.status != 200 || string(r.body) != `{"code":0}` {
+				t.Errorf("want 200 {\"code\":0}; got %d %s", r.status, r.body)
+			}
+			if s, _ := h.store.Sessions(context.Background(), "o-ned"); len(s) != 0 {
+				t.Errorf("want no session left; got %d", len(s))
+			}
+			// Logging out twice, or without a session, is not an error.
+			if r := h.do(t, "POST", "/logout", hdr, ""); r.status != 200 {
+				t.Errorf("second logout: want 200; got %d %s", r.status, r.body)
+			}
+		})
+	}
+}
+
+func TestNext(t *testing.T) {
+	h := newHarness(t, fibermp.Config{Next: func(c *fiber.Ctx) bool { return c.Path() == "/public" }}, routes)
+	r := h.do(t, "GET", "/public", map[string]string{"X-WX-Id": "bad", "X-WX-Skey": "bad"}, "")
+	if r.status != 200 || string(r.body) != `{"session":false}` {
+		t.Errorf("skipped route: want 200 {\"session\":false}; got %d %s", r.status, r.body)
+	}
+}

@@ -1,0 +1,170 @@
+package fibermp_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/wx"
+	"github.com/mpsession/mpsession/wx/wxtest"
+)
+
+const (
+	appID     = "wx0123456789abcdef"
+	appSecret = "test-secret-0123456789abcdef0123"
+)
+
+// harness is a Fiber app with the middleware, served on a real loopback listener, with
+// a fake WeChat server behind it.
+type harness struct {
+	t     *testing.T
+	wx    *wxtest.Server
+	store store.Store
+	url   string
+
+	mu        sync.Mutex
+	sessionKs []string // every session_key wxtest handed out, to check no reply leaks one
+}
+
+// newHarness starts a server. cfg.Client and cfg.Store are filled in when nil; routes
+// adds the application's routes after the middleware.
+func newHarness(t testing.TB, cfg fibermp.Config, routes func(app *fiber.App)) *harness {
+	t.Helper()
+	h := &harness{wx: wxtest.NewServer(appID, appSecret)}
+	t.Cleanup(h.wx.Close)
+	if cfg.Client == nil {
+		c, err := wx.New(wx.Config{AppID: appID, AppSecret: appSecret, BaseURL: h.wx.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Client = c
+	}
+	if cfg.Store == nil {
+		m := store.NewMemory()
+		t.Cleanup(func() { _ = m.Close() })
+		cfg.Store = m
+	}
+	h.store = cfg.Store
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Use(fibermp.New(cfg))
+	if routes != nil {
+		routes(app)
+	}
+	h.url = serve(t, app)
+	return h
+}
+
+// serve runs app on a loopback listener until the test ends.
+func serve(t testing.TB, app *fiber.App) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = app.Listener(ln)
+	}()
+	t.Cleanup(func() {
+		_ = app.ShutdownWithTimeout(5 * time.Second)
+		<-done
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// code returns a fresh wx.login code for openID, and remembers the user's session_key.
+func (h *harness) code(openID string) string {
+	c := h.wx.NewCode(openID)
+	h.mu.Lock()
+	h.sessionKs = append(h.sessionKs, h.wx.User(openID).SessionKey)
+	h.mu.Unlock()
+	return c
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r reply) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("reply is not a JSON object: %v: %q", err, r.body)
+	}
+	return m
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// do sends a request and checks that the reply holds no session_key handed out so far.
+func (h *harness) do(t testing.TB, method, path string, header map[string]string, body string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, sk := range h.sessionKs {
+		if strings.Contains(string(b), sk) || strings.Contains(strings.Join(flatten(resp.Header), "\n"), sk) {
+			t.Errorf("a reply to %s %s holds a session_key: %q", method, path, b)
+		}
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func flatten(h http.Header) []string {
+	var out []string
+	for k, vs := range h {
+		for _, v := range vs {
+			out = append(out, k+": "+v)
+		}
+	}
+	return out
+}
+
+// brokenStore fails every call with err, as a store whose backend is down does.
+type brokenStore struct {
+	store.Store
+	err error
+}
+
+func (b brokenStore) Create(context.Context, string, store.Record, time.Duration) error {
+	return b.err
+}
+func (b brokenStore) Load(context.Context, string, time.Duration) (*store.Record, error) {
+	return nil, b.err
+}
+func (b brokenStore) Save(context.Context, string, store.Change, time.Duration) error {
+	return b.err
+}
+func (b brokenStore) Incr(context.Context, string, string, int64) (int64, error) { return 0, b.err }
+func (b brokenStore) Delete(context.Context, string) error                      { return b.err }
+
+var errDown = errors.New("connection refused")

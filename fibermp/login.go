@@ -1,0 +1,218 @@
+package fibermp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/wx"
+)
+
+// Login is a login in progress, handed to Config.OnLogin.
+type Login struct {
+	// OpenID and UnionID identify the user, as jscode2session gave them; UnionID is ""
+	// when the mini program is not bound to an Open Platform account.
+	OpenID  string
+	UnionID string
+
+	// UserInfo is the user data the client sent, decrypted and verified, or nil.
+	UserInfo json.RawMessage
+
+	fields map[string]string
+}
+
+// Set adds field key, encoded as JSON, to the session about to be created.
+func (l *Login) Set(key string, v any) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	val, err := encodeValue(v)
+	if err != nil {
+		return fmt.Errorf("fibermp: login: set %q: %w", key, err)
+	}
+	l.fields[utils.CopyString(key)] = val
+	return nil
+}
+
+// loginRequest is what a client sends to log in.
+type loginRequest struct {
+	Code          string `json:"code"`
+	EncryptedData string `json:"encryptedData"`
+	IV            string `json:"iv"`
+	RawData       string `json:"rawData"`
+	Signature     string `json:"signature"`
+}
+
+// Limits on login input, far above what WeChat issues.
+const (
+	maxCodeLen      = 256
+	maxLoginBodyLen = 32 << 10
+)
+
+// loginError is a refused login and the HTTP status it is answered with.
+type loginError struct {
+	status int
+	msg    string
+}
+
+func (e *loginError) Error() string { return e.msg }
+
+func (m *middleware) login(c *fiber.Ctx) error {
+	p := m.cfg.Protocol
+	req, err := readLogin(c, p)
+	if err != nil {
+		return loginFailed(c, p, fiber.StatusBadRequest, err.Error())
+	}
+	// Concurrent logins with the same code (a client that retried, two requests
+	// racing) share one exchange: WeChat would answer the second with 40163.
+	v, err, _ := m.logins.Do(req.Code, func() (any, error) {
+		return m.createSession(c, req)
+	})
+	if err != nil {
+		var le *loginError
+		if errors.As(err, &le) {
+			return loginFailed(c, p, le.status, le.msg)
+		}
+		return unavailable(c, "session store unavailable")
+	}
+	r := v.(*loginResult)
+	return loginReply(c, p, r.session, r.userInfo)
+}
+
+type loginResult struct {
+	session  *Session
+	userInfo json.RawMessage
+}
+
+func readLogin(c *fiber.Ctx, p Protocol) (loginRequest, error) {
+	var req loginRequest
+	if p == Token {
+		if c.Method() != fiber.MethodPost {
+			return req, errors.New("log in with POST")
+		}
+		body := c.Body()
+		if len(body) > maxLoginBodyLen {
+			return req, errors.New("login body too large")
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return req, errors.New("login body is not a JSON object: " + err.Error())
+		}
+	} else {
+		// Copies: these outlive the handler inside the shared login.
+		req.Code = utils.CopyString(param(c, HeaderCode))
+		req.EncryptedData = utils.CopyString(param(c, HeaderEncryptedData))
+		req.IV = utils.CopyString(param(c, HeaderIV))
+		req.RawData = utils.CopyString(param(c, HeaderRawData))
+		req.Signature = utils.CopyString(param(c, HeaderSignature))
+	}
+	switch {
+	case req.Code == "":
+		if p == Token {
+			return req, errors.New(`missing "code"`)
+		}
+		return req, errors.New("missing " + HeaderCode + " header")
+	case len(req.Code) > maxCodeLen:
+		return req, errors.New("code too long")
+	case (req.EncryptedData == "") != (req.IV == ""):
+		return req, errors.New("encrypted data and iv must be sent together")
+	case (req.RawData == "") != (req.Signature == ""):
+		return req, errors.New("raw data and signature must be sent together")
+	}
+	return req, nil
+}
+
+// createSession exchanges the code, verifies the user data, runs OnLogin and stores the
+// new session.
+func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult, error) {
+	ctx := c.UserContext()
+	wxs, err := m.cfg.Client.Code2Session(ctx, req.Code)
+	if err != nil {
+		return nil, code2SessionError(err)
+	}
+	l := &Login{OpenID: wxs.OpenID, UnionID: wxs.UnionID, fields: make(map[string]string, 8)}
+	if req.RawData != "" && !wx.VerifySignature(req.RawData, wxs.SessionKey, req.Signature) {
+		return nil, &loginError{fiber.StatusBadRequest, "raw data signature does not match"}
+	}
+	if req.EncryptedData != "" {
+		plain, err := m.cfg.Client.Decrypt(wxs.SessionKey, req.EncryptedData, req.IV, m.cfg.UserDataMaxAge)
+		if err != nil {
+			return nil, &loginError{fiber.StatusBadRequest, "encrypted user data rejected: " + err.Error()}
+		}
+		// The openid comes from jscode2session; user data that names another user
+		// was not made for this login.
+		var ids struct {
+			OpenID string `json:"openId"`
+		}
+		if json.Unmarshal(plain, &ids) == nil && ids.OpenID != "" && ids.OpenID != wxs.OpenID {
+			return nil, &loginError{fiber.StatusBadRequest, "encrypted user data belongs to another user"}
+		}
+		l.UserInfo = plain
+	}
+	if m.cfg.OnLogin != nil {
+		if err := m.cfg.OnLogin(c, l); err != nil {
+			return nil, &loginError{fiber.StatusForbidden, err.Error()}
+		}
+	}
+
+	p := m.cfg.Protocol
+	now := time.Now()
+	cred := newCredentials(p)
+	fields := l.fields
+	fields[fieldSessionKey] = wxs.SessionKey
+	fields[fieldCreated] = strconv.FormatInt(now.UnixMilli(), 10)
+	if wxs.UnionID != "" {
+		fields[fieldUnionID] = wxs.UnionID
+	}
+	if cred.skey != "" {
+		fields[fieldSkey] = cred.skey
+	}
+	if l.UserInfo != nil {
+		fields[fieldUserInfo] = string(l.UserInfo)
+	}
+	rec := store.Record{Fields: fields, Owner: wxs.OpenID, Deadline: now.Add(m.cfg.AbsoluteTimeout)}
+	if err := m.cfg.Store.Create(ctx, cred.id, rec, m.cfg.IdleTimeout); err != nil {
+		if errors.Is(err, store.ErrTooLarge) {
+			return nil, &loginError{fiber.StatusRequestEntityTooLarge, "session too large: " + err.Error()}
+		}
+		return nil, err
+	}
+	if m.cfg.SingleSession {
+		if _, err := m.cfg.Store.DeleteOwner(ctx, wxs.OpenID, cred.id); err != nil {
+			_ = m.cfg.Store.Delete(ctx, cred.id)
+			return nil, err
+		}
+	}
+	s := &Session{mw: m, ctx: ctx, cred: cred, owner: wxs.OpenID, created: now,
+		expires: store.ExpiresAt(now, m.cfg.IdleTimeout, rec.Deadline), fields: fields}
+	return &loginResult{session: s, userInfo: l.UserInfo}, nil
+}
+
+// code2SessionError turns a jscode2session failure into a refused login that says why.
+func code2SessionError(err error) error {
+	var ae *wx.APIError
+	if !errors.As(err, &ae) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return &loginError{fiber.StatusGatewayTimeout, "WeChat did not answer in time"}
+		}
+		return &loginError{fiber.StatusBadGateway, "WeChat unreachable: " + err.Error()}
+	}
+	status := fiber.StatusBadGateway
+	switch {
+	case ae.InvalidCode(), ae.CodeUsed():
+		status = fiber.StatusUnauthorized
+	case ae.Blocked():
+		status = fiber.StatusForbidden
+	case ae.RateLimited():
+		status = fiber.StatusTooManyRequests
+	case ae.Busy():
+		status = fiber.StatusServiceUnavailable
+	}
+	return &loginError{status, ae.Error()}
+}
