@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -33,10 +34,13 @@ func CheckID(id string) error {
 	return nil
 }
 
-// CheckField returns an error if name is empty or reserved.
+// ErrEmptyField is returned for an empty field name.
+var ErrEmptyField = errors.New("store: empty field name")
+
+// CheckField returns ErrEmptyField or ErrReservedField if name is empty or reserved.
 func CheckField(name string) error {
 	if name == "" {
-		return fmt.Errorf("store: empty field name")
+		return ErrEmptyField
 	}
 	if strings.HasPrefix(name, ReservedPrefix) {
 		return fmt.Errorf("%w: %q", ErrReservedField, name)

@@ -21,7 +21,7 @@ var (
 	ErrEmptyID = errors.New("store: empty id")
 
 	// ErrTooLarge is returned when a write would make a record larger than the store's
-	// limit (see Limits). Nothing is written.
+	// limit (see Size and DefaultMaxRecordBytes). Nothing is written.
 	ErrTooLarge = errors.New("store: record too large")
 
 	// ErrReservedField is returned when a field name starts with ReservedPrefix.
@@ -58,7 +58,8 @@ type Record struct {
 	ExpiresAt time.Time
 }
 
-// Change is a set of field writes and deletions applied as one atomic step.
+// Change is a set of field writes and deletions applied as one atomic step. A field
+// both set and deleted by one Change is deleted.
 type Change struct {
 	Set    map[string]string
 	Delete []string
@@ -73,7 +74,9 @@ func (c Change) Empty() bool { return len(c.Set) == 0 && len(c.Delete) == 0 }
 // Hash(id), never by the id itself, so a dump of the store holds no usable credential.
 //
 // Every method honours ctx: when it is done before the backend answers, the method
-// returns an error that wraps ctx.Err(). All methods are safe for concurrent use.
+// returns an error that wraps ctx.Err(). All methods are safe for concurrent use. A
+// non-positive idle timeout or ticket TTL is an error. Methods called after Close return
+// errors; Close may be called more than once.
 type Store interface {
 	// Create stores a new session with the given fields, owned by owner (may be ""),
 	// expiring at min(now+idle, deadline). idle must be positive; a zero deadline means
@@ -102,9 +105,10 @@ type Store interface {
 
 	// Incr adds delta to the integer in field and returns the new value, atomically
 	// with respect to every other writer. A missing field counts as 0. It returns
-	// ErrNotFound if the session does not exist and ErrNotInteger if the field holds
-	// something else. It does not change the expiry. Subscribers receive an
-	// EventChanged naming the field.
+	// ErrNotFound if the session does not exist, ErrNotInteger if the field holds
+	// anything but a decimal integer or the result would overflow int64, and
+	// ErrTooLarge if a new field would take the record past the limit. It does not
+	// change the expiry. Subscribers receive an EventChanged naming the field.
 	Incr(ctx context.Context, id, field string, delta int64) (int64, error)
 
 	// Touch extends the session's expiry to min(now+idle, Deadline) without reading
@@ -112,7 +116,8 @@ type Store interface {
 	Touch(ctx context.Context, id string, idle time.Duration) error
 
 	// Delete removes the session. Deleting a session that does not exist is not an
-	// error. Subscribers receive an EventDeleted.
+	// error and sends no event. Subscribers receive an EventDeleted when a live session
+	// was removed.
 	Delete(ctx context.Context, id string) error
 
 	// Sessions returns the hashes (see Hash) of the owner's live sessions, in no
@@ -134,8 +139,12 @@ type Store interface {
 
 	// Subscribe registers fn to receive events about every session in the store, from
 	// every process that shares it when the backend can carry them across processes.
-	// fn is called from one goroutine per store, in order, and must not block. The
-	// returned function unregisters fn; it is safe to call more than once.
+	// The subscription is live when Subscribe returns: every write that starts after it
+	// is delivered. Each successful write sends one event (a Save of an empty Change
+	// sends none), and events about one session arrive in the order of the writes.
+	// fn is called from one goroutine per store and must not block. The returned
+	// function unregisters fn; it is safe to call more than once, and a call of fn
+	// already in flight may still finish after it returns.
 	//
 	// Most applications will not need this method: wsauth uses it to keep live
 	// WebSocket handles current.

@@ -1,0 +1,673 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MemoryConfig configures a Memory store.
+type MemoryConfig struct {
+	// MaxRecordBytes limits a record's size (see Size). Writes that would make a
+	// record larger return ErrTooLarge.
+	//
+	// Optional. Default: DefaultMaxRecordBytes
+	MaxRecordBytes int
+
+	// CleanupInterval is how often a background goroutine removes expired sessions
+	// and tickets, sending EventExpired for each session. Expired records are never
+	// returned in between: every method checks expiry on access.
+	//
+	// Optional. Default: 1 * time.Minute
+	CleanupInterval time.Duration
+}
+
+// MemoryConfigDefault is the config NewMemory uses for fields left zero.
+var MemoryConfigDefault = MemoryConfig{
+	MaxRecordBytes:  DefaultMaxRecordBytes,
+	CleanupInterval: 1 * time.Minute,
+}
+
+// memoryConfigDefault fills the zero fields of the first config, if any.
+func memoryConfigDefault(config ...MemoryConfig) MemoryConfig {
+	if len(config) == 0 {
+		return MemoryConfigDefault
+	}
+	cfg := config[0]
+	if cfg.MaxRecordBytes <= 0 {
+		cfg.MaxRecordBytes = MemoryConfigDefault.MaxRecordBytes
+	}
+	if cfg.CleanupInterval <= 0 {
+		cfg.CleanupInterval = MemoryConfigDefault.CleanupInterval
+	}
+	return cfg
+}
+
+// memoryShards spreads sessions over locks so that requests on different sessions
+// rarely wait for each other. A power of two, indexed by the first byte of the key.
+const memoryShards = 32
+
+// memoryEventQueue is how many events wait for a slow subscriber before Memory drops
+// them rather than make writers wait.
+const memoryEventQueue = 4096
+
+// Memory is a Store that keeps sessions in the process's memory: the default store,
+// for a single process and for tests. Sessions are lost when the process exits and are
+// not shared with other processes; use store/redisstore for that.
+//
+// Events are delivered in-process. Memory queues up to 4096 events for its subscribers;
+// if a subscriber blocks long enough for the queue to fill, Memory drops further events
+// rather than stall writers, and counts them (see DroppedEvents).
+//
+// A Memory must be closed to stop its background goroutines.
+type Memory struct {
+	limit int
+
+	shards [memoryShards]memoryShard
+
+	ownersMu sync.Mutex
+	owners   map[string]map[[sha256.Size]byte]struct{} // owner -> keys of sessions
+
+	ticketsMu sync.Mutex
+	tickets   map[[sha256.Size]byte]memoryTicket
+
+	// subs is replaced, never changed in place, so the dispatcher and writers read it
+	// without locking. subsMu serialises the replacements.
+	subsMu  sync.Mutex
+	subs    atomic.Pointer[[]*memorySub]
+	events  chan Event // created by the first Subscribe
+	dropped atomic.Uint64
+	closed  bool // guarded by subsMu
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+type memoryShard struct {
+	mu sync.RWMutex
+	m  map[[sha256.Size]byte]*memoryEntry
+	_  [64 - 32]byte // a cache line per shard: neighbours' locks do not contend
+}
+
+type memoryEntry struct {
+	hash     string // Hash(id), for events and Sessions
+	fields   map[string]string
+	size     int // Size(fields)
+	owner    string
+	deadline time.Time
+	expires  time.Time
+}
+
+type memoryTicket struct {
+	value   string
+	expires time.Time
+}
+
+type memorySub struct {
+	fn   func(Event)
+	gone atomic.Bool
+}
+
+var (
+	errMemoryIdle   = errors.New("store: memory: idle timeout must be positive")
+	errMemoryTTL    = errors.New("store: memory: ticket ttl must be positive")
+	errMemoryClosed = errors.New("store: memory: closed")
+)
+
+// NewMemory returns a Memory store and starts its cleanup goroutine.
+func NewMemory(config ...MemoryConfig) *Memory {
+	cfg := memoryConfigDefault(config...)
+	m := &Memory{
+		limit:   cfg.MaxRecordBytes,
+		owners:  make(map[string]map[[sha256.Size]byte]struct{}),
+		tickets: make(map[[sha256.Size]byte]memoryTicket),
+		done:    make(chan struct{}),
+	}
+	for i := range m.shards {
+		m.shards[i].m = make(map[[sha256.Size]byte]*memoryEntry)
+	}
+	m.subs.Store(new([]*memorySub))
+	m.wg.Add(1)
+	go m.sweep(cfg.CleanupInterval)
+	return m
+}
+
+// memoryKey returns the digest that Hash(id) encodes: Memory keys its maps by the 32 bytes
+// rather than the 64-character hex, which spares an allocation on every call.
+func memoryKey(id string) [sha256.Size]byte {
+	// []byte(id) would allocate for ids longer than 32 bytes.
+	var buf [128]byte
+	if len(id) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], id...))
+	}
+	return sha256.Sum256([]byte(id))
+}
+
+func (m *Memory) shard(k *[sha256.Size]byte) *memoryShard {
+	return &m.shards[k[0]%memoryShards]
+}
+
+// memoryCheck checks what every method checks first.
+func memoryCheck(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: memory: %w", err)
+	}
+	return CheckID(id)
+}
+
+// Create implements Store.
+func (m *Memory) Create(ctx context.Context, id string, rec Record, idle time.Duration) error {
+	if err := memoryCheck(ctx, id); err != nil {
+		return err
+	}
+	if idle <= 0 {
+		return errMemoryIdle
+	}
+	for name := range rec.Fields {
+		if err := CheckField(name); err != nil {
+			return err
+		}
+	}
+	size := Size(rec.Fields)
+	if size > m.limit {
+		return TooLarge(size, m.limit)
+	}
+	fields := maps.Clone(rec.Fields)
+	if fields == nil {
+		fields = make(map[string]string)
+	}
+	k := memoryKey(id)
+	now := time.Now()
+	e := &memoryEntry{
+		hash:     hex.EncodeToString(k[:]),
+		fields:   fields,
+		size:     size,
+		owner:    rec.Owner,
+		deadline: rec.Deadline,
+		expires:  ExpiresAt(now, idle, rec.Deadline),
+	}
+
+	sh := m.shard(&k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old := sh.m[k]; old != nil {
+		if now.Before(old.expires) {
+			return ErrExists
+		}
+		m.remove(sh, k, old, EventExpired)
+	}
+	sh.m[k] = e
+	if e.owner != "" {
+		m.ownersMu.Lock()
+		keys := m.owners[e.owner]
+		if keys == nil {
+			keys = make(map[[sha256.Size]byte]struct{})
+			m.owners[e.owner] = keys
+		}
+		keys[k] = struct{}{}
+		m.ownersMu.Unlock()
+	}
+	return nil
+}
+
+// Load implements Store. The record it returns is a copy.
+func (m *Memory) Load(ctx context.Context, id string, touch time.Duration) (*Record, error) {
+	if err := memoryCheck(ctx, id); err != nil {
+		return nil, err
+	}
+	k := memoryKey(id)
+	sh := m.shard(&k)
+	now := time.Now()
+	if touch <= 0 {
+		sh.mu.RLock()
+		e := sh.m[k]
+		if e != nil && now.Before(e.expires) {
+			rec := e.record()
+			sh.mu.RUnlock()
+			return rec, nil
+		}
+		sh.mu.RUnlock()
+		if e == nil {
+			return nil, ErrNotFound
+		}
+		// Expired: fall through to remove it under the write lock.
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, err := m.live(sh, k, now)
+	if err != nil {
+		return nil, err
+	}
+	if touch > 0 {
+		e.expires = ExpiresAt(now, touch, e.deadline)
+	}
+	return e.record(), nil
+}
+
+func (e *memoryEntry) record() *Record {
+	return &Record{
+		Fields:    maps.Clone(e.fields),
+		Owner:     e.owner,
+		Deadline:  e.deadline,
+		ExpiresAt: e.expires,
+	}
+}
+
+// live returns the session under key k, removing it if it has expired. sh.mu must be
+// held for writing.
+func (m *Memory) live(sh *memoryShard, k [sha256.Size]byte, now time.Time) (*memoryEntry, error) {
+	e := sh.m[k]
+	if e == nil {
+		return nil, ErrNotFound
+	}
+	if !now.Before(e.expires) {
+		m.remove(sh, k, e, EventExpired)
+		return nil, ErrNotFound
+	}
+	return e, nil
+}
+
+// remove deletes e, under key k, from sh and from its owner's index, and tells
+// subscribers why. sh.mu must be held for writing.
+func (m *Memory) remove(sh *memoryShard, k [sha256.Size]byte, e *memoryEntry, why EventKind) {
+	delete(sh.m, k)
+	if e.owner != "" {
+		m.ownersMu.Lock()
+		if keys := m.owners[e.owner]; keys != nil {
+			delete(keys, k)
+			if len(keys) == 0 {
+				delete(m.owners, e.owner)
+			}
+		}
+		m.ownersMu.Unlock()
+	}
+	if m.subscribed() {
+		m.publish(Event{Kind: why, Hash: e.hash})
+	}
+}
+
+// Save implements Store. When a field is both set and deleted in ch, it is deleted.
+func (m *Memory) Save(ctx context.Context, id string, ch Change, idle time.Duration) error {
+	if err := memoryCheck(ctx, id); err != nil {
+		return err
+	}
+	if err := CheckChange(ch); err != nil {
+		return err
+	}
+	k := memoryKey(id)
+	sh := m.shard(&k)
+	now := time.Now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, err := m.live(sh, k, now)
+	if err != nil {
+		return err
+	}
+	size := e.size + sizeDelta(e.fields, ch)
+	if size > m.limit {
+		return TooLarge(size, m.limit)
+	}
+	for name, v := range ch.Set {
+		e.fields[name] = v
+	}
+	for _, name := range ch.Delete {
+		delete(e.fields, name)
+	}
+	e.size = size
+	if idle > 0 {
+		e.expires = ExpiresAt(now, idle, e.deadline)
+	}
+	if !ch.Empty() && m.subscribed() {
+		m.publish(Event{Kind: EventChanged, Hash: e.hash, Fields: changed(ch)})
+	}
+	return nil
+}
+
+// changed returns the names of the fields ch sets or deletes.
+func changed(ch Change) []string {
+	names := make([]string, 0, len(ch.Set)+len(ch.Delete))
+	for name := range ch.Set {
+		names = append(names, name)
+	}
+	for _, name := range ch.Delete {
+		if _, ok := ch.Set[name]; !ok && !slices.Contains(names[len(ch.Set):], name) {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// sizeDelta returns by how much applying ch changes Size(fields), without applying it.
+func sizeDelta(fields map[string]string, ch Change) int {
+	d := 0
+	for name, v := range ch.Set {
+		if slices.Contains(ch.Delete, name) {
+			continue // counted as a deletion below
+		}
+		if old, ok := fields[name]; ok {
+			d += len(v) - len(old)
+		} else {
+			d += len(name) + len(v)
+		}
+	}
+	for i, name := range ch.Delete {
+		if slices.Contains(ch.Delete[:i], name) {
+			continue
+		}
+		if old, ok := fields[name]; ok {
+			d -= len(name) + len(old)
+		}
+	}
+	return d
+}
+
+// Incr implements Store. Like Save, it returns ErrTooLarge rather than grow the record
+// past the limit. An increment past the range of int64 returns an error and changes
+// nothing.
+func (m *Memory) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	if err := memoryCheck(ctx, id); err != nil {
+		return 0, err
+	}
+	if err := CheckField(field); err != nil {
+		return 0, err
+	}
+	k := memoryKey(id)
+	sh := m.shard(&k)
+	now := time.Now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, err := m.live(sh, k, now)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	old, ok := e.fields[field]
+	if ok {
+		if n, err = strconv.ParseInt(old, 10, 64); err != nil {
+			return 0, fmt.Errorf("%w: %q", ErrNotInteger, field)
+		}
+	}
+	if delta > 0 && n > math.MaxInt64-delta || delta < 0 && n < math.MinInt64-delta {
+		return 0, fmt.Errorf("store: memory: incr %q: %d%+d overflows int64", field, n, delta)
+	}
+	n += delta
+	v := strconv.FormatInt(n, 10)
+	size := e.size + len(v) - len(old)
+	if !ok {
+		size += len(field)
+	}
+	if size > m.limit {
+		return 0, TooLarge(size, m.limit)
+	}
+	e.fields[field] = v
+	e.size = size
+	if m.subscribed() {
+		m.publish(Event{Kind: EventChanged, Hash: e.hash, Fields: []string{field}})
+	}
+	return n, nil
+}
+
+// Touch implements Store.
+func (m *Memory) Touch(ctx context.Context, id string, idle time.Duration) error {
+	if err := memoryCheck(ctx, id); err != nil {
+		return err
+	}
+	if idle <= 0 {
+		return errMemoryIdle
+	}
+	k := memoryKey(id)
+	sh := m.shard(&k)
+	now := time.Now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, err := m.live(sh, k, now)
+	if err != nil {
+		return err
+	}
+	e.expires = ExpiresAt(now, idle, e.deadline)
+	return nil
+}
+
+// Delete implements Store.
+func (m *Memory) Delete(ctx context.Context, id string) error {
+	if err := memoryCheck(ctx, id); err != nil {
+		return err
+	}
+	k := memoryKey(id)
+	sh := m.shard(&k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, err := m.live(sh, k, time.Now()); err == nil {
+		m.remove(sh, k, e, EventDeleted)
+	}
+	return nil
+}
+
+// ownerKeys returns a copy of the keys in owner's index.
+func (m *Memory) ownerKeys(owner string) [][sha256.Size]byte {
+	m.ownersMu.Lock()
+	defer m.ownersMu.Unlock()
+	keys := make([][sha256.Size]byte, 0, len(m.owners[owner]))
+	for k := range m.owners[owner] {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Sessions implements Store.
+func (m *Memory) Sessions(ctx context.Context, owner string) ([]string, error) {
+	if err := memoryCheck(ctx, owner); err != nil {
+		return nil, err
+	}
+	// Locks are taken shard first, then the owner index, everywhere: so the index
+	// lock is not held here while the shards are visited.
+	keys := m.ownerKeys(owner)
+	hashes := make([]string, 0, len(keys))
+	now := time.Now()
+	for _, k := range keys {
+		sh := m.shard(&k)
+		sh.mu.Lock()
+		if e, err := m.live(sh, k, now); err == nil && e.owner == owner {
+			hashes = append(hashes, e.hash)
+		}
+		sh.mu.Unlock()
+	}
+	return hashes, nil
+}
+
+// DeleteOwner implements Store.
+func (m *Memory) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	if err := memoryCheck(ctx, owner); err != nil {
+		return 0, err
+	}
+	kept := make([][sha256.Size]byte, len(keep))
+	for i, id := range keep {
+		kept[i] = memoryKey(id)
+	}
+	n := 0
+	now := time.Now()
+	for _, k := range m.ownerKeys(owner) {
+		if slices.Contains(kept, k) {
+			continue
+		}
+		sh := m.shard(&k)
+		sh.mu.Lock()
+		if e, err := m.live(sh, k, now); err == nil && e.owner == owner {
+			m.remove(sh, k, e, EventRevoked)
+			n++
+		}
+		sh.mu.Unlock()
+	}
+	return n, nil
+}
+
+// PutTicket implements Store. A ticket put again replaces the earlier one.
+func (m *Memory) PutTicket(ctx context.Context, ticket string, value string, ttl time.Duration) error {
+	if err := memoryCheck(ctx, ticket); err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return errMemoryTTL
+	}
+	k := memoryKey(ticket)
+	t := memoryTicket{value: value, expires: time.Now().Add(ttl)}
+	m.ticketsMu.Lock()
+	m.tickets[k] = t
+	m.ticketsMu.Unlock()
+	return nil
+}
+
+// TakeTicket implements Store.
+func (m *Memory) TakeTicket(ctx context.Context, ticket string) (string, error) {
+	if err := memoryCheck(ctx, ticket); err != nil {
+		return "", err
+	}
+	k := memoryKey(ticket)
+	now := time.Now()
+	m.ticketsMu.Lock()
+	t, ok := m.tickets[k]
+	delete(m.tickets, k)
+	m.ticketsMu.Unlock()
+	if !ok || !now.Before(t.expires) {
+		return "", ErrNotFound
+	}
+	return t.value, nil
+}
+
+// Subscribe implements Store. fn is called from one goroutine per Memory, in the order
+// of the writes; see Memory for what happens when it blocks. After unsubscribe returns,
+// fn is called at most once more, with an event whose delivery had begun. Subscribe
+// returns an error after Close.
+func (m *Memory) Subscribe(fn func(Event)) (unsubscribe func(), err error) {
+	if fn == nil {
+		return nil, errors.New("store: memory: Subscribe: nil func")
+	}
+	sub := &memorySub{fn: fn}
+	m.subsMu.Lock()
+	defer m.subsMu.Unlock()
+	if m.closed {
+		return nil, errMemoryClosed
+	}
+	if m.events == nil {
+		m.events = make(chan Event, memoryEventQueue)
+		m.wg.Add(1)
+		go m.dispatch(m.events)
+	}
+	subs := append(slices.Clone(*m.subs.Load()), sub)
+	m.subs.Store(&subs)
+	return func() { m.unsubscribe(sub) }, nil
+}
+
+func (m *Memory) unsubscribe(sub *memorySub) {
+	m.subsMu.Lock()
+	defer m.subsMu.Unlock()
+	sub.gone.Store(true)
+	subs := slices.DeleteFunc(slices.Clone(*m.subs.Load()), func(s *memorySub) bool { return s == sub })
+	m.subs.Store(&subs)
+}
+
+// subscribed reports whether anyone listens, so that writers build no event for nobody.
+// It is false after Close, which removes the subscribers.
+func (m *Memory) subscribed() bool {
+	return len(*m.subs.Load()) > 0
+}
+
+// publish queues e for the subscribers. Call it only when subscribed is true. Writers
+// call it while they hold the session's lock, so a session's events queue in the order
+// of its writes.
+func (m *Memory) publish(e Event) {
+	// m.events was created before the first subscriber was added, and subscribed saw
+	// one.
+	select {
+	case m.events <- e:
+	default:
+		m.dropped.Add(1)
+	}
+}
+
+// DroppedEvents returns how many events Memory has dropped because a subscriber blocked
+// for so long that its queue filled. It stays 0 while subscribers keep up.
+func (m *Memory) DroppedEvents() uint64 {
+	return m.dropped.Load()
+}
+
+func (m *Memory) dispatch(events <-chan Event) {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.done:
+			return
+		case e := <-events:
+			for _, sub := range *m.subs.Load() {
+				if !sub.gone.Load() {
+					sub.fn(e)
+				}
+			}
+		}
+	}
+}
+
+func (m *Memory) sweep(interval time.Duration) {
+	defer m.wg.Done()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.done:
+			return
+		case now := <-tick.C:
+			m.removeExpired(now)
+		}
+	}
+}
+
+// removeExpired removes the sessions and tickets that expired by now.
+func (m *Memory) removeExpired(now time.Time) {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for k, e := range sh.m {
+			if !now.Before(e.expires) {
+				m.remove(sh, k, e, EventExpired)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	m.ticketsMu.Lock()
+	for k, t := range m.tickets {
+		if !now.Before(t.expires) {
+			delete(m.tickets, k)
+		}
+	}
+	m.ticketsMu.Unlock()
+}
+
+// Close stops the background goroutines and removes the subscribers; events not yet
+// delivered are dropped. It waits for a subscriber call in progress to return, so it
+// must not be called from a subscriber. The sessions stay readable and writable. Close
+// is safe to call more than once.
+func (m *Memory) Close() error {
+	m.subsMu.Lock()
+	if m.closed {
+		m.subsMu.Unlock()
+		return nil
+	}
+	m.closed = true
+	for _, sub := range *m.subs.Load() {
+		sub.gone.Store(true)
+	}
+	m.subs.Store(new([]*memorySub))
+	m.subsMu.Unlock()
+	close(m.done)
+	m.wg.Wait()
+	return nil
+}

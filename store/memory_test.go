@@ -1,0 +1,236 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func newMemory(t *testing.T, maxRecordBytes int) store.Store {
+	// A short interval, so that the sweeper runs during the suite too.
+	m := store.NewMemory(store.MemoryConfig{MaxRecordBytes: maxRecordBytes, CleanupInterval: 50 * time.Millisecond})
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("Close: want nil error; got %v", err)
+		}
+		if n := m.DroppedEvents(); n != 0 {
+			t.Errorf("DroppedEvents: want 0; got %d", n)
+		}
+	})
+	return m
+}
+
+func TestMemory(t *testing.T) {
+	storetest.Run(t, storetest.Config{New: newMemory})
+}
+
+// TestMemoryNoSweep runs the suite with the default cleanup interval, so that expiry is
+// found on access only.
+func TestMemoryNoSweep(t *testing.T) {
+	storetest.Run(t, storetest.Config{New: func(t *testing.T, maxRecordBytes int) store.Store {
+		m := store.NewMemory(store.MemoryConfig{MaxRecordBytes: maxRecordBytes})
+		t.Cleanup(func() { m.Close() })
+		return m
+	}})
+}
+
+func TestMemoryClose(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	m := store.NewMemory(store.MemoryConfig{CleanupInterval: time.Millisecond})
+	if _, err := m.Subscribe(func(store.Event) {}); err != nil {
+		t.Fatalf("Subscribe: want nil error; got %v", err)
+	}
+	for range 2 {
+		if err := m.Close(); err != nil {
+			t.Errorf("Close: want nil error; got %v", err)
+		}
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Errorf("goroutines left after Close: %v", err)
+	}
+	if _, err := m.Subscribe(func(store.Event) {}); err == nil {
+		t.Error("Subscribe after Close: want an error; got nil")
+	}
+	// The data stays usable.
+	ctx := context.Background()
+	if err := m.Create(ctx, "id", store.Record{}, time.Hour); err != nil {
+		t.Errorf("Create after Close: want nil error; got %v", err)
+	}
+	if _, err := m.Incr(ctx, "id", "n", 1); err != nil {
+		t.Errorf("Incr after Close: want nil error; got %v", err)
+	}
+}
+
+// TestMemorySweep checks that the sweeper, not a read, removes an expired session and
+// tells subscribers.
+func TestMemorySweep(t *testing.T) {
+	m := store.NewMemory(store.MemoryConfig{CleanupInterval: 20 * time.Millisecond})
+	defer m.Close()
+	ctx := context.Background()
+	events := make(chan store.Event, 16)
+	if _, err := m.Subscribe(func(e store.Event) { events <- e }); err != nil {
+		t.Fatalf("Subscribe: want nil error; got %v", err)
+	}
+	if err := m.Create(ctx, "short", store.Record{Owner: "o"}, 50*time.Millisecond); err != nil {
+		t.Fatalf("Create: want nil error; got %v", err)
+	}
+	if err := m.Create(ctx, "long", store.Record{Owner: "o"}, time.Hour); err != nil {
+		t.Fatalf("Create: want nil error; got %v", err)
+	}
+	if err := m.PutTicket(ctx, "ticket", "v", 50*time.Millisecond); err != nil {
+		t.Fatalf("PutTicket: want nil error; got %v", err)
+	}
+	select {
+	case e := <-events:
+		want := store.Event{Kind: store.EventExpired, Hash: store.Hash("short")}
+		if e.Kind != want.Kind || e.Hash != want.Hash {
+			t.Errorf("want %v %s; got %v %s", want.Kind, want.Hash, e.Kind, e.Hash)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("want an EventExpired from the sweeper; got none within 5s")
+	}
+	got, err := m.Sessions(ctx, "o")
+	if err != nil || len(got) != 1 || got[0] != store.Hash("long") {
+		t.Errorf("Sessions after the sweep: want [%s] and nil error; got %q and %v", store.Hash("long"), got, err)
+	}
+}
+
+// TestMemoryBlockedSubscriber checks that a subscriber that blocks stalls neither
+// writers nor Close, and that Memory counts what it drops.
+func TestMemoryBlockedSubscriber(t *testing.T) {
+	m := store.NewMemory()
+	ctx := context.Background()
+	release := make(chan struct{})
+	if _, err := m.Subscribe(func(store.Event) { <-release }); err != nil {
+		t.Fatalf("Subscribe: want nil error; got %v", err)
+	}
+	if err := m.Create(ctx, "id", store.Record{}, time.Hour); err != nil {
+		t.Fatalf("Create: want nil error; got %v", err)
+	}
+	const writes = 5000
+	done := make(chan error, 1)
+	go func() {
+		for range writes {
+			if _, err := m.Incr(ctx, "id", "n", 1); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Incr: want nil error; got %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("writers stalled behind a blocked subscriber")
+	}
+	// One event is in the subscriber's hands and 4096 wait in the queue.
+	if got := m.DroppedEvents(); got < writes-4097 || got > writes-4096 {
+		t.Errorf("DroppedEvents: want %d or %d; got %d", writes-4097, writes-4096, got)
+	}
+	close(release)
+	if err := m.Close(); err != nil {
+		t.Errorf("Close: want nil error; got %v", err)
+	}
+}
+
+// TestMemoryConfig checks the defaults and that the limit applies.
+func TestMemoryConfig(t *testing.T) {
+	ctx := context.Background()
+	m := store.NewMemory()
+	defer m.Close()
+	big := string(make([]byte, store.DefaultMaxRecordBytes))
+	err := m.Create(ctx, "id", store.Record{Fields: map[string]string{"f": big}}, time.Hour)
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Errorf("Create over the default limit: want %v; got %v", store.ErrTooLarge, err)
+	}
+
+	small := store.NewMemory(store.MemoryConfig{MaxRecordBytes: 10})
+	defer small.Close()
+	if err := small.Create(ctx, "id", store.Record{Fields: map[string]string{"f": "999999999"}}, time.Hour); err != nil {
+		t.Fatalf("Create at the limit: want nil error; got %v", err)
+	}
+	_, err = small.Incr(ctx, "id", "f", 1)
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Errorf("Incr past the limit: want %v; got %v", store.ErrTooLarge, err)
+	}
+}
+
+func TestMemoryInvalid(t *testing.T) {
+	ctx := context.Background()
+	m := store.NewMemory()
+	defer m.Close()
+	if err := m.Create(ctx, "id", store.Record{}, 0); err == nil {
+		t.Error("Create with a zero idle timeout: want an error; got nil")
+	}
+	if err := m.Create(ctx, "id", store.Record{}, time.Hour); err != nil {
+		t.Fatalf("Create: want nil error; got %v", err)
+	}
+	if err := m.Touch(ctx, "id", -time.Second); err == nil {
+		t.Error("Touch with a negative idle timeout: want an error; got nil")
+	}
+	if err := m.PutTicket(ctx, "t", "v", 0); err == nil {
+		t.Error("PutTicket with a zero ttl: want an error; got nil")
+	}
+	if _, err := m.Subscribe(nil); err == nil {
+		t.Error("Subscribe(nil): want an error; got nil")
+	}
+	if err := m.Save(ctx, "id", store.Change{Set: map[string]string{"n": "9223372036854775807"}}, 0); err != nil {
+		t.Fatalf("Save: want nil error; got %v", err)
+	}
+	if _, err := m.Incr(ctx, "id", "n", 1); err == nil {
+		t.Error("Incr past the int64 range: want an error; got nil")
+	}
+	rec, err := m.Load(ctx, "id", 0)
+	if err != nil || rec.Fields["n"] != "9223372036854775807" {
+		t.Errorf("Load after an overflowing Incr: want n=9223372036854775807; got %v, %v", rec, err)
+	}
+}
+
+// TestMemorySetAndDelete checks that a field both set and deleted in one Change is
+// deleted, and that the size is counted so.
+func TestMemorySetAndDelete(t *testing.T) {
+	ctx := context.Background()
+	m := store.NewMemory(store.MemoryConfig{MaxRecordBytes: 10})
+	defer m.Close()
+	if err := m.Create(ctx, "id", store.Record{Fields: map[string]string{"a": "123456789"}}, time.Hour); err != nil {
+		t.Fatalf("Create: want nil error; got %v", err)
+	}
+	ch := store.Change{Set: map[string]string{"a": "x", "b": "12345678"}, Delete: []string{"a", "a"}}
+	if err := m.Save(ctx, "id", ch, 0); err != nil {
+		t.Fatalf("Save: want nil error; got %v", err)
+	}
+	rec, err := m.Load(ctx, "id", 0)
+	if err != nil {
+		t.Fatalf("Load: want nil error; got %v", err)
+	}
+	if len(rec.Fields) != 1 || rec.Fields["b"] != "12345678" {
+		t.Errorf("want fields map[b:12345678]; got %v", rec.Fields)
+	}
+	// 9 bytes used, so one more byte fits and two do not.
+	if err := m.Save(ctx, "id", store.Change{Set: map[string]string{"c": ""}}, 0); err != nil {
+		t.Errorf("Save to the limit: want nil error; got %v", err)
+	}
+	err = m.Save(ctx, "id", store.Change{Set: map[string]string{"d": ""}}, 0)
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Errorf("Save past the limit: want %v; got %v", store.ErrTooLarge, err)
+	}
+}
+
+func BenchmarkMemory(b *testing.B) {
+	m := store.NewMemory()
+	defer m.Close()
+	storetest.Bench(b, m)
+}
