@@ -73,6 +73,10 @@ func (c Change) Empty() bool { return len(c.Set) == 0 && len(c.Delete) == 0 }
 // Sessions are identified by the id the client holds; implementations key their storage by
 // Hash(id), never by the id itself, so a dump of the store holds no usable credential.
 //
+// A store that cannot keep a guarantee below across processes (fiberstore, over a
+// backend without atomic updates) says which in its package doc; in one process every
+// store keeps them all.
+//
 // Every method honours ctx: when it is done before the backend answers, the method
 // returns an error that wraps ctx.Err(). All methods are safe for concurrent use. A
 // non-positive idle timeout or ticket TTL is an error. Methods called after Close return
@@ -89,7 +93,9 @@ type Store interface {
 	//
 	// When touch is positive, Load also extends the session's expiry to
 	// min(now+touch, Deadline) in the same round trip, as a read does not otherwise
-	// keep a session alive. Record.ExpiresAt reflects the extension.
+	// keep a session alive. Record.ExpiresAt reflects the extension. A store whose
+	// writes are costly may skip an extension smaller than a fraction of touch that it
+	// documents (fiberstore: a quarter).
 	Load(ctx context.Context, id string, touch time.Duration) (*Record, error)
 
 	// Save applies ch to an existing session atomically: either every field is written
