@@ -1,0 +1,41 @@
+package redisstore
+
+import "github.com/mpsession/mpsession/store"
+
+// Config configures a Store.
+type Config struct {
+	// Prefix starts the name of every key the store writes and of its events channel,
+	// so that several applications, or tests, can share one Redis. It should not
+	// contain braces, which Redis Cluster reads as a hash tag.
+	//
+	// Optional. Default: "mpsession:"
+	Prefix string
+
+	// MaxRecordBytes limits the size of a session's fields as store.Size counts it.
+	// A Create or Save that would make a record larger returns store.ErrTooLarge and
+	// writes nothing.
+	//
+	// Optional. Default: store.DefaultMaxRecordBytes (64 KiB)
+	MaxRecordBytes int
+}
+
+// ConfigDefault is the default config.
+var ConfigDefault = Config{
+	Prefix:         "mpsession:",
+	MaxRecordBytes: store.DefaultMaxRecordBytes,
+}
+
+// configDefault returns the first config with its zero fields filled from ConfigDefault.
+func configDefault(config ...Config) Config {
+	if len(config) < 1 {
+		return ConfigDefault
+	}
+	cfg := config[0]
+	if cfg.Prefix == "" {
+		cfg.Prefix = ConfigDefault.Prefix
+	}
+	if cfg.MaxRecordBytes <= 0 {
+		cfg.MaxRecordBytes = ConfigDefault.MaxRecordBytes
+	}
+	return cfg
+}

@@ -1,0 +1,74 @@
+// Package redisstore keeps sessions in Redis: a single node, Sentinel or Cluster,
+// through any go-redis v9 UniversalClient.
+//
+//	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}})
+//	defer client.Close()
+//	sessions := redisstore.New(client, redisstore.Config{Prefix: "myapp:"})
+//	defer sessions.Close()
+//	// hand sessions to fibermp.Config.Store
+//
+// # Layout
+//
+// Every key starts with Config.Prefix and carries a hash tag, so Cluster can place it:
+//
+//	<prefix>s:{<Hash(id)>}     hash: one session; user fields, and the reserved
+//	                           fields "\x00o" (owner) and "\x00d" (deadline, unix ms)
+//	<prefix>o:{<Hash(owner)>}  set: hashes of the owner's sessions
+//	<prefix>t:{<Hash(ticket)>} string: a ticket's value, sealed with a key derived
+//	                           from the ticket
+//	<prefix>events             pub/sub channel of session events
+//
+// Keys hold hashes of session ids and tickets, never the ids themselves, so a dump of
+// Redis holds no usable credential. The store never runs FLUSHDB or KEYS.
+//
+// A session key expires at min(last touch + idle, deadline). An owner index expires
+// with the latest deadline of the sessions added to it, or never if one of them has no
+// deadline; its entries for sessions that are gone are pruned by Sessions, DeleteOwner
+// and Delete.
+//
+// # Round trips
+//
+// Create, Load, Save, Incr, Touch, PutTicket and TakeTicket cost one round trip each:
+// Load is a pipeline of plain commands (HGETALL with PTTL, or with PEXPIREAT to touch),
+// the writes are Lua scripts that check, write, extend the expiry and publish their
+// event in one step, and tickets are SET PX and GETDEL. The first run of a script on a
+// node that has not cached it costs one more (EVALSHA, then EVAL). Operations across an
+// owner's sessions (Delete of an owned session, Sessions, DeleteOwner) cost two or
+// three: see their comments.
+//
+// # Time
+//
+// The store takes "now" from the application's clock, as the session deadline does,
+// passes it to the scripts and sets absolute expiries (PEXPIREAT), so every expiry is
+// store.ExpiresAt computed on one clock, and scripts stay deterministic for
+// replication. Skew between the application's clock and Redis's shifts when Redis
+// drops keys by the skew; keep clocks in sync.
+//
+// Every operation checks a session's deadline itself rather than trust Redis to have
+// dropped it: Load with touch extends the expiry without knowing the deadline (a script
+// would cost Redis more), so a session touched shortly before its deadline may stay in
+// Redis after it, for the touch duration at most, unseen.
+//
+// # Events and outages
+//
+// The scripts publish their events on the channel themselves, at no extra round trip.
+// Subscribe opens one subscription per Store, whatever the number of subscribers, read
+// by one goroutine; go-redis reconnects and resubscribes it after a network error.
+// Events published while it is disconnected are lost.
+//
+// While Redis is unreachable every method returns an error that wraps the cause (and
+// ctx.Err() when ctx ended), never store.ErrNotFound, as soon as ctx ends or go-redis
+// gives up (see its DialTimeout, ReadTimeout and MaxRetries options): callers answer
+// 503. go-redis reconnects by itself; with its default options operations succeed again
+// within about a second of Redis coming back.
+//
+// # Cluster
+//
+// On a sharded client (Cluster, or a Ring) every script touches one key, so every
+// operation is legal there. On a single node or Sentinel (a *redis.Client), Create
+// writes the session and adds it to its owner's index in one atomic script; on a
+// sharded client the two keys live in different slots, and Create sends two scripts in
+// one pipeline instead, which go-redis runs on both nodes at once. Operations across an owner's sessions read the index first and then
+// act on each session in a pipeline, checking on the session itself that it still
+// belongs to the owner, so a stale index entry is never trusted.
+package redisstore

@@ -1,0 +1,489 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mpsession/mpsession/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// Store keeps sessions in Redis. Its methods are safe for concurrent use.
+type Store struct {
+	client  redis.UniversalClient
+	prefix  string
+	limit   int
+	channel string
+	// sharded is true when keys may live on different nodes (Cluster, Ring), so that
+	// no script may touch two keys.
+	sharded bool
+	events  events
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a store that keeps sessions in the Redis that client reaches. The client
+// is required; Close does not close it.
+func New(client redis.UniversalClient, config ...Config) *Store {
+	if client == nil {
+		panic("redisstore: nil client")
+	}
+	cfg := configDefault(config...)
+	_, single := client.(*redis.Client)
+	return &Store{
+		client:  client,
+		prefix:  cfg.Prefix,
+		limit:   cfg.MaxRecordBytes,
+		channel: cfg.Prefix + "events",
+		sharded: !single,
+	}
+}
+
+func (s *Store) sessionKey(hash string) string { return s.prefix + "s:{" + hash + "}" }
+func (s *Store) ownerKey(owner string) string  { return s.prefix + "o:{" + store.Hash(owner) + "}" }
+func (s *Store) ticketKey(hash string) string  { return s.prefix + "t:{" + hash + "}" }
+
+// Create implements store.Store. It costs one round trip: on a single node one script
+// writes the session and its owner index atomically; on a sharded client the two
+// scripts go out in one pipeline, one to each node.
+func (s *Store) Create(ctx context.Context, id string, rec store.Record, idle time.Duration) error {
+	if err := store.CheckID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return s.fail(ctx, "create", err)
+	}
+	if idle <= 0 {
+		return errors.New("redisstore: create: idle must be positive")
+	}
+	for k := range rec.Fields {
+		if err := store.CheckField(k); err != nil {
+			return err
+		}
+	}
+	if size := store.Size(rec.Fields); size > s.limit {
+		return store.TooLarge(size, s.limit)
+	}
+	now := time.Now()
+	var deadline int64
+	if !rec.Deadline.IsZero() {
+		deadline = rec.Deadline.UnixMilli()
+	}
+	hash := store.Hash(id)
+	nowMS := now.UnixMilli()
+	args := make([]any, 0, 5+2*len(rec.Fields))
+	args = append(args, store.ExpiresAt(now, idle, rec.Deadline).UnixMilli(), deadline, rec.Owner, hash, nowMS)
+	for k, v := range rec.Fields {
+		args = append(args, k, v)
+	}
+	keys := []string{s.sessionKey(hash)}
+
+	var created any
+	if rec.Owner != "" && s.sharded {
+		cmds, err := s.runPipelined(ctx,
+			scriptCall{scriptIndex, []string{s.ownerKey(rec.Owner)}, []any{hash, nowMS, deadline}},
+			scriptCall{scriptCreate, keys, args},
+		)
+		if err != nil {
+			return s.fail(ctx, "create", err)
+		}
+		created = cmds[1].Val()
+	} else {
+		if rec.Owner != "" {
+			keys = append(keys, s.ownerKey(rec.Owner))
+		}
+		res, err := scriptCreate.Run(ctx, s.client, keys, args...).Result()
+		if err != nil {
+			return s.fail(ctx, "create", err)
+		}
+		created = res
+	}
+	if created != int64(1) {
+		return store.ErrExists
+	}
+	return nil
+}
+
+// Load implements store.Store in one round trip: a pipeline of HGETALL and either PTTL
+// or, with touch, PEXPIREAT now+touch. Plain commands cost Redis less than a script.
+//
+// Load cannot cap that expiry at the deadline, which it learns only from the reply.
+// Within touch of its deadline a session therefore stays in Redis after the deadline,
+// for touch at most, but no operation sees it: every one checks the deadline itself
+// (see the package doc), and Record.ExpiresAt is the capped value.
+func (s *Store) Load(ctx context.Context, id string, touch time.Duration) (*store.Record, error) {
+	if err := store.CheckID(id); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, s.fail(ctx, "load", err)
+	}
+	key := s.sessionKey(store.Hash(id))
+	now := time.Now()
+	want := time.UnixMilli(now.Add(touch).UnixMilli())
+	var (
+		ext *redis.BoolCmd
+		ttl *redis.DurationCmd
+	)
+	pipe := s.client.Pipeline()
+	all := pipe.HGetAll(ctx, key)
+	if touch > 0 {
+		ext = pipe.PExpireAt(ctx, key, want)
+	} else {
+		ttl = pipe.PTTL(ctx, key)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.fail(ctx, "load", err)
+	}
+	fields := all.Val()
+	if len(fields) == 0 {
+		return nil, store.ErrNotFound
+	}
+	rec := &store.Record{Fields: fields, Owner: fields[fieldOwner]}
+	if ms, _ := strconv.ParseInt(fields[fieldDeadline], 10, 64); ms > 0 {
+		rec.Deadline = time.UnixMilli(ms)
+	}
+	for k := range fields {
+		if strings.HasPrefix(k, store.ReservedPrefix) {
+			delete(fields, k)
+		}
+	}
+	if !rec.Deadline.IsZero() && !now.Before(rec.Deadline) {
+		// Past its deadline, the session is gone whatever Redis holds. Deleting it
+		// only frees the memory sooner, so a failure changes nothing.
+		_ = s.client.Unlink(ctx, key).Err()
+		return nil, store.ErrNotFound
+	}
+	switch {
+	case touch > 0 && !ext.Val():
+		return nil, store.ErrNotFound // deleted between the two commands
+	case touch > 0:
+		rec.ExpiresAt = store.ExpiresAt(now, touch, rec.Deadline)
+	case ttl.Val() > 0:
+		rec.ExpiresAt = now.Add(ttl.Val())
+	}
+	return rec, nil
+}
+
+// Save implements store.Store in one round trip: one script checks that the session
+// exists and that the change fits, writes it, extends the expiry and publishes the event.
+// A field both set and deleted in ch is deleted.
+func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	if err := store.CheckID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return s.fail(ctx, "save", err)
+	}
+	if err := store.CheckChange(ch); err != nil {
+		return err
+	}
+	hash := store.Hash(id)
+	names := make([]string, 0, len(ch.Set)+len(ch.Delete))
+	args := make([]any, 7, 7+2*len(ch.Set)+len(ch.Delete))
+	for k, v := range ch.Set {
+		args = append(args, k, v)
+		names = append(names, k)
+	}
+	for _, k := range ch.Delete {
+		args = append(args, k)
+		if _, set := ch.Set[k]; !set {
+			names = append(names, k)
+		}
+	}
+	args[0] = time.Now().UnixMilli()
+	args[1] = max(idle.Milliseconds(), 0)
+	args[2] = s.limit
+	args[3] = 2 * len(ch.Set)
+	args[4] = s.channel
+	args[5] = encodeEvent(store.EventChanged, hash, names...)
+	args[6] = hash
+	n, err := scriptSave.Run(ctx, s.client, []string{s.sessionKey(hash)}, args...).Int64()
+	switch {
+	case err != nil:
+		return s.fail(ctx, "save", err)
+	case n == 0:
+		return store.ErrNotFound
+	case n < 0:
+		return store.TooLarge(int(-n), s.limit)
+	}
+	return nil
+}
+
+// Incr implements store.Store in one round trip.
+func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	if err := store.CheckID(id); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, s.fail(ctx, "incr", err)
+	}
+	if err := store.CheckField(field); err != nil {
+		return 0, err
+	}
+	hash := store.Hash(id)
+	v, err := scriptIncr.Run(ctx, s.client, []string{s.sessionKey(hash)}, field, delta,
+		time.Now().UnixMilli(), s.channel, encodeEvent(store.EventChanged, hash, field), hash).Text()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return 0, store.ErrNotFound
+	case err != nil && strings.Contains(err.Error(), "hash value is not an integer"):
+		return 0, fmt.Errorf("%w: %q", store.ErrNotInteger, field)
+	case err != nil:
+		return 0, s.fail(ctx, "incr", err)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: incr: %w", err)
+	}
+	return n, nil
+}
+
+// Touch implements store.Store in one round trip.
+func (s *Store) Touch(ctx context.Context, id string, idle time.Duration) error {
+	if err := store.CheckID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return s.fail(ctx, "touch", err)
+	}
+	if idle <= 0 {
+		return errors.New("redisstore: touch: idle must be positive")
+	}
+	hash := store.Hash(id)
+	exp, err := scriptTouch.Run(ctx, s.client, []string{s.sessionKey(hash)},
+		time.Now().UnixMilli(), max(idle.Milliseconds(), 1), s.channel, hash).Int64()
+	if err != nil {
+		return s.fail(ctx, "touch", err)
+	}
+	if exp == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// Delete implements store.Store. It costs one round trip, and a second to remove an
+// owned session from its owner's index, which may live on another node. That second
+// step is tidying: Sessions and DeleteOwner skip and prune entries of sessions that are
+// gone, so its failure is not Delete's.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := store.CheckID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return s.fail(ctx, "delete", err)
+	}
+	hash := store.Hash(id)
+	owner, err := scriptDelete.Run(ctx, s.client, []string{s.sessionKey(hash)},
+		s.channel, encodeEvent(store.EventDeleted, hash)).Text()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return s.fail(ctx, "delete", err)
+	}
+	if owner != "" {
+		_ = s.client.SRem(ctx, s.ownerKey(owner), hash).Err()
+	}
+	return nil
+}
+
+// Sessions implements store.Store in two round trips: it reads the owner's index, then
+// asks each session in one pipeline (go-redis sends one batch to each node at once)
+// whether it still exists and still belongs to owner. A third removes the entries that
+// do not, when there are any.
+func (s *Store) Sessions(ctx context.Context, owner string) ([]string, error) {
+	if err := store.CheckID(owner); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, s.fail(ctx, "sessions", err)
+	}
+	index := s.ownerKey(owner)
+	members, err := s.client.SMembers(ctx, index).Result()
+	if err != nil {
+		return nil, s.fail(ctx, "sessions", err)
+	}
+	live := make([]string, 0, len(members))
+	if len(members) == 0 {
+		return live, nil
+	}
+	now := time.Now()
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(members))
+	for i, h := range members {
+		cmds[i] = pipe.HMGet(ctx, s.sessionKey(h), fieldOwner, fieldDeadline)
+	}
+	_, _ = pipe.Exec(ctx)
+	var stale []any
+	for i, cmd := range cmds {
+		m, err := cmd.Result()
+		if err != nil {
+			return nil, s.fail(ctx, "sessions", err)
+		}
+		// A missing session reads as [nil nil]; another owner's, from a Create that
+		// found the id taken, as [other ...].
+		o, _ := m[0].(string)
+		d, _ := m[1].(string)
+		ms, _ := strconv.ParseInt(d, 10, 64)
+		if o == owner && (ms <= 0 || now.UnixMilli() < ms) {
+			live = append(live, members[i])
+		} else {
+			stale = append(stale, members[i])
+		}
+	}
+	if len(stale) > 0 {
+		_ = s.client.SRem(ctx, index, stale...).Err() // tidying, as in Delete
+	}
+	return live, nil
+}
+
+// DeleteOwner implements store.Store. It reads the owner's index (one round trip), runs
+// a script on each session in one pipeline that deletes it only if it still belongs to
+// owner (one round trip; go-redis sends one batch to each node at once), then removes
+// the entries from the index (one round trip), only after the sessions are gone, so
+// that a failure never leaves a live session outside the index.
+func (s *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	if err := store.CheckID(owner); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, s.fail(ctx, "delete owner", err)
+	}
+	index := s.ownerKey(owner)
+	members, err := s.client.SMembers(ctx, index).Result()
+	if err != nil {
+		return 0, s.fail(ctx, "delete owner", err)
+	}
+	kept := make(map[string]bool, len(keep))
+	for _, id := range keep {
+		kept[store.Hash(id)] = true
+	}
+	now := time.Now().UnixMilli()
+	var calls []scriptCall
+	var drop []any
+	for _, h := range members {
+		if kept[h] {
+			continue
+		}
+		calls = append(calls, scriptCall{scriptRevoke, []string{s.sessionKey(h)},
+			[]any{owner, now, s.channel, encodeEvent(store.EventRevoked, h)}})
+		drop = append(drop, h)
+	}
+	if len(calls) == 0 {
+		return 0, nil
+	}
+	cmds, err := s.runPipelined(ctx, calls...)
+	if err != nil {
+		return 0, s.fail(ctx, "delete owner", err)
+	}
+	n := 0
+	for _, cmd := range cmds {
+		if cmd.Val() == int64(1) {
+			n++
+		}
+	}
+	_ = s.client.SRem(ctx, index, drop...).Err() // tidying, as in Delete
+	return n, nil
+}
+
+// PutTicket implements store.Store in one round trip. The value is sealed with a key
+// derived from the ticket, which Redis never sees.
+func (s *Store) PutTicket(ctx context.Context, ticket string, value string, ttl time.Duration) error {
+	if err := store.CheckID(ticket); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return s.fail(ctx, "put ticket", err)
+	}
+	if ttl <= 0 {
+		return errors.New("redisstore: put ticket: ttl must be positive")
+	}
+	sealed, err := sealTicket(ticket, value)
+	if err != nil {
+		return fmt.Errorf("redisstore: put ticket: %w", err)
+	}
+	// SET PX takes whole milliseconds; never round a short ttl down to none.
+	ttl = max(ttl, time.Millisecond)
+	if err := s.client.Set(ctx, s.ticketKey(store.Hash(ticket)), sealed, ttl).Err(); err != nil {
+		return s.fail(ctx, "put ticket", err)
+	}
+	return nil
+}
+
+// TakeTicket implements store.Store in one round trip (GETDEL).
+func (s *Store) TakeTicket(ctx context.Context, ticket string) (string, error) {
+	if err := store.CheckID(ticket); err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", s.fail(ctx, "take ticket", err)
+	}
+	sealed, err := s.client.GetDel(ctx, s.ticketKey(store.Hash(ticket))).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", store.ErrNotFound
+	}
+	if err != nil {
+		return "", s.fail(ctx, "take ticket", err)
+	}
+	value, err := openTicket(ticket, sealed)
+	if err != nil {
+		return "", fmt.Errorf("redisstore: take ticket: %w", err)
+	}
+	return value, nil
+}
+
+// Close stops the store's subscription, if any. It does not close the client, and must
+// not be called from a subscriber.
+func (s *Store) Close() error { return s.events.close() }
+
+// scriptCall is one script run in a pipeline.
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+}
+
+// runPipelined runs calls in one pipeline with EVALSHA. Calls that reached a node
+// without the script cached (NOSCRIPT) ran nothing there and are sent again with
+// EVAL, which caches it. It returns the first error of any call.
+func (s *Store) runPipelined(ctx context.Context, calls ...scriptCall) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(calls))
+	pipe := s.client.Pipeline()
+	for i, c := range calls {
+		cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	var again []int
+	for i, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		pipe = s.client.Pipeline()
+		for _, i := range again {
+			cmds[i] = calls[i].script.Eval(ctx, pipe, calls[i].keys, calls[i].args...)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil {
+			return cmds, err
+		}
+	}
+	return cmds, nil
+}
+
+// fail wraps a backend error with the store's name and the operation, and with
+// ctx.Err() when the context ended, whatever go-redis reported (often an i/o timeout).
+func (s *Store) fail(ctx context.Context, op string, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("redisstore: %s: %w: %w", op, cerr, err)
+	}
+	return fmt.Errorf("redisstore: %s: %w", op, err)
+}

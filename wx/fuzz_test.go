@@ -1,0 +1,162 @@
+package wx
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/mpsession/mpsession/wx/wxtest"
+)
+
+// fuzzVector reads the official decrypt vector for seeds; fuzzing without it would miss
+// the one real ciphertext.
+func fuzzVector(f *testing.F) (appID, key, data, iv string) {
+	b, err := os.ReadFile("../../shared/testdata/wechat-vectors.json")
+	if err != nil {
+		f.Fatalf("official WeChat vectors missing: %v", err)
+	}
+	var v struct {
+		Decrypt struct {
+			AppID, SessionKey, IV, EncryptedData string
+		}
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		f.Fatal(err)
+	}
+	d := v.Decrypt
+	return d.AppID, d.SessionKey, d.EncryptedData, d.IV
+}
+
+// FuzzDecrypt feeds Decrypt arbitrary base64 strings: it must never panic, and must
+// return the plaintext only with a matching watermark.
+func FuzzDecrypt(f *testing.F) {
+	appID, key, data, iv := fuzzVector(f)
+	f.Add(key, data, iv)
+	f.Add(key, data[:len(data)-4], iv)
+	f.Add(key, strings.TrimRight(data, "="), strings.TrimRight(iv, "="))
+	f.Add("", "", "")
+	f.Add(key, "AAAA", iv)
+	f.Add(key, strings.Repeat("A", 24), iv)
+	f.Add("AAAAAAAAAAAAAAAAAAAAAA==", data, iv)
+	f.Add(key, data, "AAAAAAAAAAAAAAAAAAAAAA==")
+	wkey := "HyVFkGl5F5OQWJZZaNzBBg=="
+	d, i := wxtest.Encrypt(wkey, []byte(`{"watermark":{"appid":"`+appID+`","timestamp":1}}`))
+	f.Add(wkey, d, i)
+	d, i = wxtest.Encrypt(wkey, []byte(`{"watermark":"x"}`))
+	f.Add(wkey, d, i)
+	d, i = wxtest.Encrypt(wkey, nil)
+	f.Add(wkey, d, i)
+
+	f.Fuzz(func(t *testing.T, sessionKey, encryptedData, iv string) {
+		pt, err := Decrypt(appID, sessionKey, encryptedData, iv, 0)
+		if err != nil {
+			if pt != nil {
+				t.Errorf("want no plaintext with an error; got %q", pt)
+			}
+			if !errors.Is(err, ErrDecrypt) && !errors.Is(err, ErrWatermark) {
+				t.Errorf("want ErrDecrypt or ErrWatermark; got %v", err)
+			}
+			return
+		}
+		checkWatermark(t, appID, pt)
+	})
+}
+
+// FuzzDecryptPlaintext encrypts arbitrary plaintext properly and decrypts it: the result
+// must be the plaintext itself, or an error; well-formed data must come through.
+func FuzzDecryptPlaintext(f *testing.F) {
+	const appID = "wx4f4bc4dec97d474b"
+	const key = "tiihtNczf5v6AKRyjwEUhQ=="
+	f.Add([]byte(`{"watermark":{"appid":"wx4f4bc4dec97d474b","timestamp":1477314187}}`))
+	f.Add([]byte(`{"openId":"o","watermark":{"appid":"wx4f4bc4dec97d474b"}}`))
+	f.Add([]byte(`{"watermark":{"appid":"wx0000000000000000"}}`))
+	f.Add([]byte(`{"watermark":{"appid":1}}`))
+	f.Add([]byte(`{"WATERMARK":{"APPID":"wx4f4bc4dec97d474b"}}`))
+	f.Add([]byte(`{"watermark":{"appid":"wx4f4bc4dec97d474b"},"watermark":null}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(``))
+	f.Add(bytes.Repeat([]byte{16}, 16))
+
+	f.Fuzz(func(t *testing.T, plaintext []byte) {
+		data, iv := wxtest.Encrypt(key, plaintext)
+		pt, err := Decrypt(appID, key, data, iv, 0)
+		if err != nil {
+			if errors.Is(err, ErrDecrypt) && json.Valid(plaintext) && len(plaintext) > 0 && plaintext[0] == '{' {
+				t.Errorf("a JSON object failed to decrypt: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(pt, plaintext) {
+			t.Errorf("want %q; got %q", plaintext, pt)
+		}
+		checkWatermark(t, appID, pt)
+	})
+}
+
+func checkWatermark(t *testing.T, appID string, pt []byte) {
+	t.Helper()
+	var doc struct {
+		Watermark Watermark `json:"watermark"`
+	}
+	if err := json.Unmarshal(pt, &doc); err != nil || doc.Watermark.AppID != appID {
+		t.Errorf("accepted plaintext without watermark appid %q: %q (%v)", appID, pt, err)
+	}
+}
+
+// FuzzParseResponse feeds arbitrary replies to the parser for every reply type: it must
+// never panic, must fail on any status but 200, and must never quote the secret.
+func FuzzParseResponse(f *testing.F) {
+	const secret = "9f3c1ab27d4e8f60b5c2a1d0e9f87a6b"
+	seeds := []string{
+		`{"openid":"o","session_key":"k","unionid":"u"}`,
+		`{"errcode":40029,"errmsg":"invalid code"}`,
+		`{"errcode":-1,"errmsg":"system error"}`,
+		`{"access_token":"T","expires_in":7200}`,
+		`{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"1","purePhoneNumber":"1","countryCode":86,"watermark":{"timestamp":1,"appid":"wx"}}}`,
+		`{"phone_info":{"phoneNumber":"1","countryCode":"86"}}`,
+		`{"phone_info":{"countryCode":1e400}}`,
+		`{"errcode":"0"}`,
+		`{"errcode":1e3}`,
+		`<html><body>502</body></html>`,
+		`{"secret":"` + secret + `"`,
+		``,
+		`null`,
+	}
+	for _, s := range seeds {
+		f.Add(200, []byte(s))
+	}
+	f.Add(502, []byte(`{"errcode":0}`))
+
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		outs := []any{new(Session), new(tokenReply), new(phoneReply), nil}
+		for _, out := range outs {
+			err := parseResponse("op", secret, status, body, out)
+			if err == nil {
+				if status != 200 {
+					t.Fatalf("status %d accepted", status)
+				}
+				if p, ok := out.(*phoneReply); ok {
+					if info, err := p.info(); err == nil && info.PhoneNumber == "" {
+						t.Errorf("empty phone number accepted")
+					}
+				}
+				continue
+			}
+			msg := err.Error()
+			if strings.Contains(msg, secret) {
+				t.Errorf("error quotes the secret: %s", msg)
+			}
+			if !strings.HasPrefix(msg, "wx: op: ") {
+				t.Errorf("want the op first; got %q", msg)
+			}
+			_, isAPI := errors.AsType[*APIError](err)
+			_, isHTTP := errors.AsType[*HTTPError](err)
+			if !isAPI && !isHTTP && !errors.Is(err, ErrMalformed) {
+				t.Errorf("unexpected error kind %T: %v", err, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,157 @@
+package wx
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTokenTTL(t *testing.T) {
+	tests := []struct {
+		name         string
+		life, margin time.Duration
+		want         time.Duration
+	}{
+		{"fresh token", 7200 * time.Second, 5 * time.Minute, 6900 * time.Second},
+		{"stable token near its end", 345 * time.Second, 5 * time.Minute, 45 * time.Second},
+		{"margin bigger than life", 300 * time.Second, 5 * time.Minute, 30 * time.Second},
+		{"huge margin", 7200 * time.Second, 3 * time.Hour, 720 * time.Second},
+		{"tiny life", 2 * time.Second, 5 * time.Minute, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tokenTTL(tt.life, tt.margin); got != tt.want {
+				t.Errorf("want %s; got %s", tt.want, got)
+			}
+		})
+	}
+}
+
+func TestDefaultHTTPClient(t *testing.T) {
+	c, err := New(Config{AppID: "wx1", AppSecret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.hc.Timeout != 10*time.Second {
+		t.Errorf("want a 10s timeout; got %s", c.hc.Timeout)
+	}
+	tr, ok := c.hc.Transport.(*http.Transport)
+	if !ok || tr.TLSHandshakeTimeout == 0 || tr.ResponseHeaderTimeout == 0 {
+		t.Errorf("want a transport with handshake and header timeouts; got %#v", c.hc.Transport)
+	}
+	other, _ := New(Config{AppID: "wx2", AppSecret: "s"})
+	if other.hc != c.hc {
+		t.Errorf("want Clients without an HTTPClient to share one connection pool")
+	}
+	if c.source != StableToken || c.margin != 5*time.Minute || c.base != "https://api.weixin.qq.com" {
+		t.Errorf("want the documented defaults; got %v %s %s", c.source, c.margin, c.base)
+	}
+}
+
+func TestParseResponse(t *testing.T) {
+	type out struct {
+		A string `json:"a"`
+	}
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   string // "" = no error; else a substring of the error
+		is     error
+		code   int
+	}{
+		{"ok", 200, `{"a":"x"}`, "", nil, 0},
+		{"ok with errcode 0", 200, `{"errcode":0,"errmsg":"ok","a":"x"}`, "", nil, 0},
+		{"errcode", 200, `{"errcode":40029,"errmsg":"invalid code"}`, "wx: op: errcode 40029: invalid code", nil, 40029},
+		{"errcode and data", 200, `{"errcode":-1,"a":"x"}`, "errcode -1", nil, -1},
+		{"HTML", 200, `<html>`, "wx: op: malformed response: invalid character", ErrMalformed, 0},
+		{"empty", 200, ``, "malformed response", ErrMalformed, 0},
+		{"wrong type", 200, `{"a":1}`, "malformed response", ErrMalformed, 0},
+		{"errcode float", 200, `{"errcode":1.5}`, "malformed response", ErrMalformed, 0},
+		{"too large", 200, `{"a":"` + strings.Repeat("x", maxBody) + `"}`, "larger than", ErrMalformed, 0},
+		{"HTTP 500", 500, `{"a":"x"}`, "wx: op: HTTP 500 Internal Server Error", nil, 0},
+		{"secret echoed", 200, `{"secret":"abcdefgh12345678", "a":`, `\"secret\":\"REDACTED\"`, ErrMalformed, 0},
+		{"token echoed", 200, `{"access_token":"T0K3N", "a":`, `\"access_token\":\"REDACTED\"`, ErrMalformed, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o out
+			err := parseResponse("op", "abcdefgh12345678", tt.status, []byte(tt.body), &o)
+			if tt.want == "" {
+				if err != nil || o.A != "x" {
+					t.Errorf("want a=x, nil; got %q, %v", o.A, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("want an error containing %q; got %v", tt.want, err)
+			}
+			if strings.Contains(err.Error(), "abcdefgh12345678") {
+				t.Errorf("error holds the secret: %v", err)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("want errors.Is %v; got %v", tt.is, err)
+			}
+			if apiErr, ok := errors.AsType[*APIError](err); ok != (tt.code != 0) || (ok && apiErr.Code != tt.code) {
+				t.Errorf("want errcode %d; got %v", tt.code, err)
+			}
+		})
+	}
+}
+
+func TestScrub(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"GET /x?appid=wx1&secret=abc&js_code=c1", "GET /x?appid=wx1&secret=REDACTED&js_code=REDACTED"},
+		{"/y?access_token=T0k3n&openid=o", "/y?access_token=REDACTED&openid=o"},
+		{`{"secret": "s3cr3t", "appid":"wx"}`, `{"secret": "REDACTED", "appid":"wx"}`},
+		{"plain mention of s3cr3tvalue here", "plain mention of REDACTED here"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := scrub(tt.in, "s3cr3tvalue"); got != tt.want {
+				t.Errorf("want %q; got %q", tt.want, got)
+			}
+		})
+	}
+}
+
+func TestUnpad(t *testing.T) {
+	block := func(tail ...byte) []byte {
+		b := make([]byte, 16-len(tail), 16)
+		for i := range b {
+			b[i] = 'x'
+		}
+		return append(b, tail...)
+	}
+	full := make([]byte, 16)
+	for i := range full {
+		full[i] = 16
+	}
+	tests := []struct {
+		name    string
+		in      []byte
+		wantLen int
+		ok      bool
+	}{
+		{"one pad byte", block(1), 15, true},
+		{"three pad bytes", block(3, 3, 3), 13, true},
+		{"whole block of padding", full, 0, true},
+		{"zero", block(0), 0, false},
+		{"seventeen", block(17), 0, false},
+		{"255", block(255), 0, false},
+		{"mismatch", block(2, 3, 3), 0, false},
+		{"claims more than present", block('x', 2), 0, false},
+		{"empty", nil, 0, false},
+		{"not a block", []byte{1, 1, 1}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := unpad(tt.in)
+			if ok != tt.ok || (ok && len(got) != tt.wantLen) {
+				t.Errorf("want %d bytes, %v; got %d bytes, %v", tt.wantLen, tt.ok, len(got), ok)
+			}
+		})
+	}
+}

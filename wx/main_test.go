@@ -1,0 +1,142 @@
+package wx_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mpsession/mpsession/wx"
+	"github.com/mpsession/mpsession/wx/wxtest"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const (
+	testAppID  = "wx4f4bc4dec97d474b"
+	testSecret = "9f3c1ab27d4e8f60b5c2a1d0e9f87a6b" // looks like a real AppSecret: 32 hex
+)
+
+// newFake starts a fake WeChat server that closes when the test ends.
+func newFake(t testing.TB) *wxtest.Server {
+	t.Helper()
+	s := wxtest.NewServer(testAppID, testSecret)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// newHTTPClient returns an HTTP client with its own connection pool, closed at the end of
+// the test, so that no idle connection outlives it.
+func newHTTPClient(t testing.TB, timeout time.Duration) *http.Client {
+	t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Timeout: timeout, Transport: tr}
+}
+
+// newClient returns a Client for fake; zero fields of cfg get the test's AppID, secret,
+// base URL and a private HTTP client.
+func newClient(t testing.TB, fake *wxtest.Server, cfg wx.Config) *wx.Client {
+	t.Helper()
+	if cfg.AppID == "" {
+		cfg.AppID = testAppID
+	}
+	if cfg.AppSecret == "" {
+		cfg.AppSecret = testSecret
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = fake.URL
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = newHTTPClient(t, 5*time.Second)
+	}
+	c, err := wx.New(cfg)
+	if err != nil {
+		t.Fatalf("wx.New: %v", err)
+	}
+	return c
+}
+
+// vectors are the official WeChat crypto examples shared by the project.
+type vectors struct {
+	Decrypt struct {
+		AppID         string          `json:"appId"`
+		SessionKey    string          `json:"sessionKey"`
+		IV            string          `json:"iv"`
+		EncryptedData string          `json:"encryptedData"`
+		Plaintext     json.RawMessage `json:"plaintext"`
+	} `json:"decrypt"`
+	RawDataSignature struct {
+		RawData    string `json:"rawData"`
+		SessionKey string `json:"sessionKey"`
+		Signature  string `json:"signature"`
+	} `json:"rawDataSignature"`
+	HMACSHA256 struct {
+		Key       string `json:"key"`
+		Message   string `json:"message"`
+		Signature string `json:"signature"`
+	} `json:"hmacSha256"`
+}
+
+// vectorsPath is where the repository's CI and developers keep shared/ beside the repo.
+const vectorsPath = "../../shared/testdata/wechat-vectors.json"
+
+// loadVectors reads the official vectors; a missing file fails the test, since the crypto
+// would then go unchecked.
+func loadVectors(t testing.TB) vectors {
+	t.Helper()
+	b, err := os.ReadFile(vectorsPath)
+	if err != nil {
+		t.Fatalf("official WeChat vectors missing (shared/ must sit beside the repo): %v", err)
+	}
+	var v vectors
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("reading %s: %v", vectorsPath, err)
+	}
+	return v
+}
+
+// redisForTest connects to the test Redis (MPSESSION_REDIS_ADDR, default
+// 127.0.0.1:6379) and returns it with a key prefix unique to the test; every key under
+// the prefix is deleted when the test ends. Without Redis the test fails if CI is set and
+// is skipped otherwise.
+func redisForTest(t testing.TB) (*redis.Client, string) {
+	t.Helper()
+	addr := os.Getenv("MPSESSION_REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Redis at %s is unreachable and CI is set: %v", addr, err)
+		}
+		t.Skipf("Redis at %s is unreachable (start one or set MPSESSION_REDIS_ADDR; this fails when CI is set): %v", addr, err)
+	}
+	prefix := fmt.Sprintf("mpsession-test:wx:%s:%s:", strings.ReplaceAll(t.Name(), "/", "."), rand.Text())
+	t.Cleanup(func() {
+		defer rdb.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			t.Errorf("cleaning Redis keys %s*: %v", prefix, err)
+		}
+	})
+	return rdb, prefix
+}
