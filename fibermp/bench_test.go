@@ -117,7 +117,6 @@ func benchRoute(b *testing.B, st store.Store, path string) {
 	})
 }
 
-
 // TestRedisRoundTrips counts the Redis round trips of a request: one to read, one more
 // to write, none more to keep the session alive.
 func TestRedisRoundTrips(t *testing.T) {

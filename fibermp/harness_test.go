@@ -165,6 +165,6 @@ func (b brokenStore) Save(context.Context, string, store.Change, time.Duration) 
 	return b.err
 }
 func (b brokenStore) Incr(context.Context, string, string, int64) (int64, error) { return 0, b.err }
-func (b brokenStore) Delete(context.Context, string) error                      { return b.err }
+func (b brokenStore) Delete(context.Context, string) error                       { return b.err }
 
 var errDown = errors.New("connection refused")
