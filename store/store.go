@@ -175,6 +175,9 @@ const (
 	// EventExpired: the store found the session expired. Stores that cannot observe
 	// expiry do not send it; live handles also keep their own timer.
 	EventExpired
+	// EventResync: events may have been lost (the store's subscription reconnected),
+	// so subscribers should check again whatever they cache. Its Hash is empty.
+	EventResync
 )
 
 func (k EventKind) String() string {
@@ -187,12 +190,14 @@ func (k EventKind) String() string {
 		return "revoked"
 	case EventExpired:
 		return "expired"
+	case EventResync:
+		return "resync"
 	}
 	return "unknown"
 }
 
 // Event tells subscribers about a change to one session. It names the session by its
-// hash, never by its id.
+// hash, never by its id. Subscribers share one Event: they must not change it.
 type Event struct {
 	Kind   EventKind
 	Hash   string   // Hash(id) of the session
