@@ -124,7 +124,14 @@ func (m *middleware) open(ctx context.Context, cr credentials) (*Session, error)
 	// The credentials point into fasthttp's buffers; the session may outlive the
 	// request (wsauth keeps it for a socket's life).
 	cr.id, cr.skey = utils.CopyString(cr.id), utils.CopyString(cr.skey)
-	return &Session{mw: m, ctx: ctx, cred: cr, owner: rec.Owner, created: createdAt(rec.Fields), expires: rec.ExpiresAt, fields: rec.Fields}, nil
+	return m.newSession(ctx, cr, rec), nil
+}
+
+func (m *middleware) newSession(ctx context.Context, cr credentials, rec *store.Record) *Session {
+	s := &Session{mw: m, ctx: ctx, cred: cr, owner: rec.Owner, created: createdAt(rec.Fields),
+		expires: rec.ExpiresAt, deadline: rec.Deadline, fields: rec.Fields}
+	s.Fields = NewFields(s.lookup)
+	return s
 }
 
 func (m *middleware) logout(c *fiber.Ctx, cr credentials, valid bool) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -30,14 +29,11 @@ type Login struct {
 
 // Set adds field key, encoded as JSON, to the session about to be created.
 func (l *Login) Set(key string, v any) error {
-	if err := checkKey(key); err != nil {
+	name, val, err := EncodeField(key, v)
+	if err != nil {
 		return err
 	}
-	val, err := encodeValue(v)
-	if err != nil {
-		return fmt.Errorf("fibermp: login: set %q: %w", key, err)
-	}
-	l.fields[utils.CopyString(key)] = val
+	l.fields[name] = val
 	return nil
 }
 
@@ -189,8 +185,8 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 			return nil, err
 		}
 	}
-	s := &Session{mw: m, ctx: ctx, cred: cred, owner: wxs.OpenID, created: now,
-		expires: store.ExpiresAt(now, m.cfg.IdleTimeout, rec.Deadline), fields: fields}
+	rec.ExpiresAt = store.ExpiresAt(now, m.cfg.IdleTimeout, rec.Deadline)
+	s := m.newSession(ctx, cred, &rec)
 	return &loginResult{session: s, userInfo: l.UserInfo}, nil
 }
 

@@ -53,12 +53,15 @@ const (
 // that request, and must not be kept after the handler returns (wsauth gives sockets a
 // live handle instead).
 type Session struct {
-	mw      *middleware
-	ctx     context.Context // the request's user context
-	cred    credentials
-	owner   string
-	created time.Time
-	expires time.Time
+	Fields // the getters: Raw, Get, Decode, GetString, GetInt, GetFloat, GetBool
+
+	mw       *middleware
+	ctx      context.Context // the request's user context
+	cred     credentials
+	owner    string
+	created  time.Time
+	expires  time.Time
+	deadline time.Time
 
 	mu        sync.Mutex
 	fields    map[string]string
@@ -97,79 +100,22 @@ func (s *Session) CreatedAt() time.Time { return s.created }
 // ExpiresAt returns when the session expires unless it is used again.
 func (s *Session) ExpiresAt() time.Time { return s.expires }
 
+// Deadline returns when the session expires however busy it is (Config.AbsoluteTimeout
+// after login).
+func (s *Session) Deadline() time.Time { return s.deadline }
+
+// lookup returns a field's value; Fields reads through it.
+func (s *Session) lookup(key string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.fields[key]
+	return v, ok
+}
+
 func (s *Session) reserved(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.fields[name]
-}
-
-// Raw returns the JSON value of field key and whether it exists.
-func (s *Session) Raw(key string) (json.RawMessage, bool) {
-	if strings.HasPrefix(key, ReservedPrefix) {
-		return nil, false
-	}
-	s.mu.Lock()
-	v, ok := s.fields[key]
-	s.mu.Unlock()
-	return json.RawMessage(v), ok
-}
-
-// Get returns the value of field key decoded from JSON (string, float64, bool, nil,
-// []any or map[string]any), or nil if there is no such field.
-func (s *Session) Get(key string) any {
-	raw, ok := s.Raw(key)
-	if !ok {
-		return nil
-	}
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return nil
-	}
-	return v
-}
-
-// Decode decodes field key into v, as json.Unmarshal does. It returns ErrNoField if
-// there is no such field.
-func (s *Session) Decode(key string, v any) error {
-	raw, ok := s.Raw(key)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrNoField, key)
-	}
-	return json.Unmarshal(raw, v)
-}
-
-// GetString returns the string in field key, or "" if it is missing or not a string.
-func (s *Session) GetString(key string) string {
-	raw, ok := s.Raw(key)
-	if !ok || len(raw) < 2 || raw[0] != '"' {
-		return ""
-	}
-	if !strings.ContainsRune(string(raw), '\\') {
-		return string(raw[1 : len(raw)-1])
-	}
-	var v string
-	_ = json.Unmarshal(raw, &v)
-	return v
-}
-
-// GetInt returns the integer in field key, or 0 if it is missing or not an integer.
-func (s *Session) GetInt(key string) int64 {
-	raw, _ := s.Raw(key)
-	n, _ := strconv.ParseInt(string(raw), 10, 64)
-	return n
-}
-
-// GetFloat returns the number in field key, or 0 if it is missing or not a number.
-func (s *Session) GetFloat(key string) float64 {
-	raw, _ := s.Raw(key)
-	f, _ := strconv.ParseFloat(string(raw), 64)
-	return f
-}
-
-// GetBool returns the boolean in field key, or false if it is missing or not a boolean.
-func (s *Session) GetBool(key string) bool {
-	raw, _ := s.Raw(key)
-	return string(raw) == "true"
 }
 
 // Keys returns the names of the application's fields, sorted.
@@ -188,15 +134,10 @@ func (s *Session) Keys() []string {
 
 // Set sets field key to v encoded as JSON. The change is saved when the handler returns.
 func (s *Session) Set(key string, v any) error {
-	if err := checkKey(key); err != nil {
+	key, val, err := EncodeField(key, v)
+	if err != nil {
 		return err
 	}
-	val, err := encodeValue(v)
-	if err != nil {
-		return fmt.Errorf("fibermp: set %q: %w", key, err)
-	}
-	// The store keeps the name: copy it out of fasthttp's buffers (c.Params, say).
-	key = utils.CopyString(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.destroyed {
@@ -237,6 +178,7 @@ func (s *Session) Incr(key string, delta int64) (int64, error) {
 	if err := checkKey(key); err != nil {
 		return 0, err
 	}
+	// The store may keep the name: copy it out of fasthttp's buffers.
 	key = utils.CopyString(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -364,33 +306,4 @@ func (s *Session) discard() {
 	s.mu.Lock()
 	s.set, s.del = nil, nil
 	s.mu.Unlock()
-}
-
-func checkKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("fibermp: empty field name")
-	}
-	if strings.HasPrefix(key, ReservedPrefix) || strings.HasPrefix(key, store.ReservedPrefix) {
-		return fmt.Errorf("%w: %q", ErrReservedKey, key)
-	}
-	return nil
-}
-
-// encodeValue encodes v as JSON, without reflection for the common kinds.
-func encodeValue(v any) (string, error) {
-	switch x := v.(type) {
-	case int:
-		return strconv.Itoa(x), nil
-	case int64:
-		return strconv.FormatInt(x, 10), nil
-	case bool:
-		return strconv.FormatBool(x), nil
-	case json.RawMessage:
-		if !json.Valid(x) {
-			return "", errors.New("invalid JSON")
-		}
-		return string(x), nil
-	}
-	b, err := json.Marshal(v)
-	return string(b), err
 }
