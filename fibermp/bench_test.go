@@ -2,54 +2,27 @@ package fibermp_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/testredis"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/store/redisstore"
 )
 
-// redisStore returns a Redis store under a fresh key prefix, and the number of commands
-// the store sent. Without Redis the test fails in CI and skips elsewhere.
+// redisStore returns a Redis store under a fresh key prefix, and the counter of the
+// round trips the store made.
 func redisStore(tb testing.TB) (store.Store, *commandCounter) {
 	tb.Helper()
-	addr := os.Getenv("MPSESSION_REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("Redis at %s: %v", addr, err)
-		}
-		tb.Skipf("Redis at %s is not running (%v); set MPSESSION_REDIS_ADDR", addr, err)
-	}
+	rdb := testredis.Client(tb)
 	cc := &commandCounter{}
 	rdb.AddHook(cc)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "mpsession-test:" + hex.EncodeToString(b) + ":"
-	s := redisstore.New(rdb, redisstore.Config{Prefix: prefix})
-	tb.Cleanup(func() {
-		_ = s.Close()
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-		_ = rdb.Close()
-	})
+	s := redisstore.New(rdb, redisstore.Config{Prefix: testredis.Prefix(tb, rdb)})
+	tb.Cleanup(func() { _ = s.Close() })
 	return s, cc
 }
 

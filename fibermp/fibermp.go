@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -83,7 +84,13 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 	s, err := m.open(c.UserContext(), cr)
 	switch {
 	case errors.Is(err, errInvalid):
-		return invalidSession(c, p, fiber.StatusOK, "session expired or unknown, log in again")
+		status := fiber.StatusOK // what the Wafer SDK expects
+		if strings.EqualFold(c.Get(fiber.HeaderUpgrade), "websocket") {
+			// A refused WebSocket upgrade says so with its status: clients see
+			// no body.
+			status = fiber.StatusUnauthorized
+		}
+		return invalidSession(c, p, status, "session expired or unknown, log in again")
 	case err != nil:
 		return unavailable(c, "session store unavailable")
 	}

@@ -1,0 +1,257 @@
+package wsauth_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	fws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/testredis"
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/redisstore"
+	"github.com/mpsession/mpsession/wsauth"
+	"github.com/mpsession/mpsession/wx"
+	"github.com/mpsession/mpsession/wx/wxtest"
+)
+
+const (
+	appID     = "wx0123456789abcdef"
+	appSecret = "test-secret"
+	origin    = "https://game.example"
+)
+
+// server is a Fiber app with fibermp and a wsauth socket route, on a real listener.
+type server struct {
+	url string // http://127.0.0.1:port
+	wx  *wxtest.Server
+	st  store.Store
+}
+
+// stores returns the stores every test runs on: memory, and Redis.
+func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
+	return map[string]func(t *testing.T) store.Store{
+		"memory": func(t *testing.T) store.Store {
+			m := store.NewMemory()
+			t.Cleanup(func() { _ = m.Close() })
+			return m
+		},
+		"redis": func(t *testing.T) store.Store {
+			rdb := testredis.Client(t)
+			s := redisstore.New(rdb, redisstore.Config{Prefix: testredis.Prefix(t, rdb)})
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
+	}
+}
+
+// newServer starts a server on st, with wechat as its WeChat (a new one when nil).
+func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.Config) *server {
+	t.Helper()
+	if wechat == nil {
+		wechat = wxtest.NewServer(appID, appSecret)
+		t.Cleanup(wechat.Close)
+	}
+	client, err := wx.New(wx.Config{AppID: appID, AppSecret: appSecret, BaseURL: wechat.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Client, cfg.Store = client, st
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Use(fibermp.New(cfg))
+	app.Get("/ws", wsauth.New(wsauth.Config{Origins: []string{origin}}), fws.New(echo))
+	app.Get("/tunnel", wsauth.Tickets(wsauth.TicketConfig{Path: "/ws"}))
+	app.Post("/set/:k/:v", fibermp.Required(), func(c *fiber.Ctx) error {
+		return fibermp.Get(c).Set(c.Params("k"), c.Params("v"))
+	})
+	app.Post("/incr/:k", fibermp.Required(), func(c *fiber.Ctx) error {
+		_, err := fibermp.Get(c).Incr(c.Params("k"), 1)
+		return err
+	})
+	app.Post("/logout-all", fibermp.Required(), func(c *fiber.Ctx) error {
+		_, err := fibermp.Get(c).DestroyAll()
+		return err
+	})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = app.Listener(ln)
+	}()
+	t.Cleanup(func() {
+		_ = app.ShutdownWithTimeout(5 * time.Second)
+		<-done
+	})
+	return &server{url: "http://" + ln.Addr().String(), wx: wechat, st: st}
+}
+
+// echo is the socket handler: it answers text commands with the live session.
+//
+//	who          -> openid
+//	get K        -> the JSON value of field K, or null
+//	set K V      -> ok
+//	incr K       -> the new value
+//	proto        -> the Sec-WebSocket-Protocol header the handler sees
+//	spam N       -> N "tick" messages written by 4 goroutines at once, and ok
+func echo(conn *fws.Conn) {
+	c := wsauth.Wrap(conn)
+	defer c.Close()
+	s := c.Session()
+	for {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		cmd := strings.Fields(string(msg))
+		var reply string
+		switch {
+		case len(cmd) == 1 && cmd[0] == "who":
+			reply = s.OpenID()
+		case len(cmd) == 1 && cmd[0] == "proto":
+			reply = conn.Headers("Sec-Websocket-Protocol") + "|" + conn.Query("ticket")
+		case len(cmd) == 2 && cmd[0] == "get":
+			raw, ok := s.Raw(cmd[1])
+			reply = "null"
+			if ok {
+				reply = string(raw)
+			}
+		case len(cmd) == 3 && cmd[0] == "set":
+			reply = "ok"
+			if err := s.Set(cmd[1], cmd[2]); err != nil {
+				reply = err.Error()
+			}
+		case len(cmd) == 2 && cmd[0] == "spam":
+			n, _ := strconv.Atoi(cmd[1])
+			var wg sync.WaitGroup
+			for g := 0; g < 4; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < n/4; i++ {
+						_ = c.WriteMessage(fws.TextMessage, []byte("tick"))
+					}
+				}()
+			}
+			reply = "ok"
+			defer wg.Wait()
+		case len(cmd) == 2 && cmd[0] == "incr":
+			n, err := s.Incr(cmd[1], 1)
+			reply = strconv.FormatInt(n, 10)
+			if err != nil {
+				reply = err.Error()
+			}
+		default:
+			reply = "?"
+		}
+		if err := c.WriteMessage(fws.TextMessage, []byte(reply)); err != nil {
+			return
+		}
+	}
+}
+
+// login logs openID in with the Token protocol and returns the token.
+func (s *server) login(t testing.TB, openID string) string {
+	t.Helper()
+	body := `{"code":"` + s.wx.NewCode(openID) + `"}`
+	resp, err := http.Post(s.url+"/login", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct{ Token string }
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r.Token == "" {
+		t.Fatalf("login: %d %v", resp.StatusCode, err)
+	}
+	return r.Token
+}
+
+// post sends an authenticated POST and returns the status.
+func (s *server) post(t testing.TB, path, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (s *server) wsURL(query string) string {
+	u := "ws" + strings.TrimPrefix(s.url, "http") + "/ws"
+	if query != "" {
+		u += "?" + query
+	}
+	return u
+}
+
+// dial opens a socket; on a refused handshake it returns the response and an error.
+func dial(url string, header http.Header) (*websocket.Conn, *http.Response, error) {
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	return d.Dial(url, header)
+}
+
+func bearer(token string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
+
+// mustDial opens a socket or fails the test.
+func mustDial(t testing.TB, url string, header http.Header) *websocket.Conn {
+	t.Helper()
+	conn, resp, err := dial(url, header)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (status %d)", url, err, status)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+var callMu sync.Mutex
+
+// call sends a command and returns the reply.
+func call(t testing.TB, conn *websocket.Conn, cmd string) string {
+	t.Helper()
+	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(cmd)); err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, msg, err := conn.ReadMessage()
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return string(msg)
+}
+
+// closeCode waits for the server to close conn and returns the close code and reason.
+func closeCode(conn *websocket.Conn, wait time.Duration) (int, string) {
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	for {
+		if _, _, err := conn.ReadMessage(); err != nil {
+			if ce, ok := err.(*websocket.CloseError); ok {
+				return ce.Code, ce.Text
+			}
+			return 0, fmt.Sprint(err)
+		}
+	}
+}

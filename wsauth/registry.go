@@ -1,0 +1,206 @@
+package wsauth
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/mpsession/mpsession/store"
+)
+
+// sweepInterval is how often a registry looks for handles to keep alive or expire.
+const sweepInterval = time.Second
+
+// A registry holds the live handles of one store: one event subscription and one
+// keep-alive goroutine for all of them, not one per socket. It exists while it has
+// handles.
+type registry struct {
+	st   store.Store
+	idle time.Duration
+	key  registryKey
+
+	mu          sync.Mutex
+	handles     map[string]map[*Handle]struct{} // by session hash
+	n           int
+	unsubscribe func()
+	stop        chan struct{}
+}
+
+type registryKey struct {
+	st   store.Store
+	idle time.Duration
+}
+
+var (
+	registriesMu sync.Mutex
+	registries   = map[registryKey]*registry{}
+)
+
+// attach adds h to the registry of its store, making the registry if needed.
+func attach(st store.Store, idle time.Duration, h *Handle) error {
+	k := registryKey{st, idle}
+	registriesMu.Lock()
+	defer registriesMu.Unlock()
+	r := registries[k]
+	if r == nil {
+		var err error
+		if r, err = newRegistry(k); err != nil {
+			return err
+		}
+		registries[k] = r
+	}
+	h.reg = r
+	r.add(h)
+	return nil
+}
+
+func newRegistry(k registryKey) (*registry, error) {
+	st, idle := k.st, k.idle
+	r := &registry{st: st, idle: idle, key: k, handles: map[string]map[*Handle]struct{}{}, stop: make(chan struct{})}
+	unsubscribe, err := st.Subscribe(r.onEvent)
+	if err != nil {
+		return nil, err
+	}
+	r.unsubscribe = unsubscribe
+	go r.run(r.stop)
+	return r, nil
+}
+
+func (r *registry) add(h *Handle) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hs := r.handles[h.hash]
+	if hs == nil {
+		hs = map[*Handle]struct{}{}
+		r.handles[h.hash] = hs
+	}
+	hs[h] = struct{}{}
+	r.n++
+}
+
+func (r *registry) remove(h *Handle) {
+	r.mu.Lock()
+	hs := r.handles[h.hash]
+	if _, ok := hs[h]; !ok {
+		r.mu.Unlock()
+		return
+	}
+	delete(hs, h)
+	if len(hs) == 0 {
+		delete(r.handles, h.hash)
+	}
+	r.n--
+	last := r.n == 0
+	r.mu.Unlock()
+	if !last {
+		return
+	}
+	// The last handle is gone: retire the registry, unless a new handle joined it
+	// meanwhile. The next socket makes a new one.
+	registriesMu.Lock()
+	r.mu.Lock()
+	if r.n == 0 && registries[r.key] == r {
+		delete(registries, r.key)
+		close(r.stop)
+		// Not under the locks: a store may wait for an event call in flight, and
+		// that call may be the one ending this handle.
+		go r.unsubscribe()
+	}
+	r.mu.Unlock()
+	registriesMu.Unlock()
+}
+
+// each calls fn for the handles of one session, or of all sessions when hash is "".
+func (r *registry) each(hash string, fn func(h *Handle)) {
+	r.mu.Lock()
+	var hs []*Handle
+	for k, m := range r.handles {
+		if hash != "" && k != hash {
+			continue
+		}
+		for h := range m {
+			hs = append(hs, h)
+		}
+	}
+	r.mu.Unlock()
+	for _, h := range hs {
+		fn(h)
+	}
+}
+
+// onEvent runs on the store's event goroutine, so it only marks and signals: reloads
+// happen on the next read, close frames on their own goroutine.
+func (r *registry) onEvent(e store.Event) {
+	switch e.Kind {
+	case store.EventChanged:
+		r.each(e.Hash, (*Handle).markStale)
+	case store.EventDeleted:
+		r.each(e.Hash, func(h *Handle) { h.end(ErrLoggedOut) })
+	case store.EventRevoked:
+		r.each(e.Hash, func(h *Handle) { h.end(ErrRevoked) })
+	case store.EventExpired:
+		r.each(e.Hash, func(h *Handle) { h.end(ErrExpired) })
+	case store.EventResync:
+		// Events were lost: reload on the next read, and check that every session
+		// still exists on the next sweep.
+		r.each("", func(h *Handle) {
+			h.markStale()
+			h.mu.Lock()
+			h.nextTouch = time.Time{}
+			h.mu.Unlock()
+		})
+	}
+}
+
+func (h *Handle) markStale() {
+	h.mu.Lock()
+	h.stale = true
+	h.mu.Unlock()
+}
+
+// run keeps the registry's sessions alive while their sockets are open, and ends
+// handles whose session reached its absolute deadline.
+func (r *registry) run(stop <-chan struct{}) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			r.sweep(now)
+		}
+	}
+}
+
+func (r *registry) sweep(now time.Time) {
+	var due []*Handle
+	r.each("", func(h *Handle) {
+		if !h.deadline.IsZero() && !now.Before(h.deadline) {
+			h.end(ErrExpired)
+			return
+		}
+		h.mu.Lock()
+		if !now.Before(h.nextTouch) {
+			due = append(due, h)
+		}
+		h.mu.Unlock()
+	})
+	for _, h := range due {
+		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+		err := r.st.Touch(ctx, h.id, r.idle)
+		cancel()
+		h.mu.Lock()
+		switch {
+		case err == nil:
+			h.nextTouch = now.Add(r.idle / 3)
+		default:
+			h.nextTouch = now.Add(sweepInterval) // the store is down: try again soon
+		}
+		h.mu.Unlock()
+		if errors.Is(err, store.ErrNotFound) {
+			h.end(ErrExpired)
+		}
+	}
+}

@@ -1,0 +1,123 @@
+package wsauth
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/store"
+)
+
+// localsKey is where the handle travels from the upgrade request to the socket:
+// contrib/websocket copies only string-keyed Locals into the *websocket.Conn.
+const localsKey = "mpsession/wsauth.handle"
+
+// New creates the middleware that authenticates WebSocket upgrades. Put it on the
+// socket's route, after fibermp.New and before websocket.New:
+//
+//	app.Get("/ws", wsauth.New(wsauth.Config{Origins: []string{"https://game.example"}}),
+//		websocket.New(func(conn *websocket.Conn) { s := wsauth.Session(conn); ... }))
+//
+// It accepts the credentials of the fibermp protocol in the request headers
+// (wx.connectSocket can send headers), a credential offered as a subprotocol next to
+// Config.Protocol (browsers), or a single-use ticket in the query (wafer-client-sdk's
+// Tunnel, and any client that can only set a URL). An upgrade without valid credentials
+// is refused with 401 and the protocol's invalid-session body, a browser from an origin
+// not allowed with 403, before anything is upgraded. Requests that are not upgrades pass
+// through untouched.
+func New(config ...Config) fiber.Handler {
+	cfg := configDefault(config...)
+	return func(c *fiber.Ctx) error {
+		if cfg.Next != nil && cfg.Next(c) {
+			return c.Next()
+		}
+		if !websocket.IsWebSocketUpgrade(c) {
+			return c.Next()
+		}
+		mp, ok := fibermp.ConfigOf(c)
+		if !ok {
+			return fiber.NewError(fiber.StatusInternalServerError, "wsauth runs without fibermp.New before it")
+		}
+		if origin := c.Get(fiber.HeaderOrigin); origin != "" && !allowed(cfg.Origins, origin) {
+			return c.Status(fiber.StatusForbidden).JSON(fiber.Map{"error": "ERR_FORBIDDEN_ORIGIN", "message": "origin not allowed"})
+		}
+		s, err := authenticate(c, cfg, mp.Store)
+		switch {
+		case errors.Is(err, fibermp.ErrInvalidSession):
+			return fibermp.Reject(c, fiber.StatusUnauthorized, "invalid or expired session")
+		case err != nil:
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": fibermp.ErrCodeUnavailable, "message": "session store unavailable"})
+		case s == nil:
+			return fibermp.Reject(c, fiber.StatusUnauthorized, "login required")
+		}
+		h, err := open(mp, s)
+		if err != nil {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": fibermp.ErrCodeUnavailable, "message": "session store unavailable"})
+		}
+		// fasthttp closes io.Closer values in Locals when the request ends: for an
+		// upgraded request, when the socket's handler returns. That releases the handle.
+		c.Locals(localsKey, h)
+		return c.Next()
+	}
+}
+
+// authenticate finds the request's session: from the protocol headers (fibermp has
+// already checked them), a subprotocol credential, or a ticket. It returns nil, nil
+// when the request offers no credentials at all.
+func authenticate(c *fiber.Ctx, cfg Config, st store.Store) (*fibermp.Session, error) {
+	if s := fibermp.Get(c); s != nil {
+		return s, nil
+	}
+	if offered := c.Get(fiber.HeaderSecWebSocketProtocol); offered != "" {
+		if cred, ok := subprotocolCredential(offered, cfg.Protocol); ok {
+			// The credential must reach neither the socket's handler (contrib copies
+			// the request headers into the Conn) nor the reply: the upgrader echoes
+			// the fixed name set here.
+			cred = utils.CopyString(cred)
+			c.Request().Header.Set(fiber.HeaderSecWebSocketProtocol, cfg.Protocol)
+			c.Set(fiber.HeaderSecWebSocketProtocol, cfg.Protocol)
+			return fibermp.Authenticate(c, cred)
+		}
+	}
+	if ticket := c.Query(cfg.TicketParam); ticket != "" {
+		cred, err := st.TakeTicket(c.UserContext(), ticket)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fibermp.ErrInvalidSession
+		}
+		if err != nil {
+			return nil, err
+		}
+		return fibermp.Authenticate(c, cred)
+	}
+	return nil, nil
+}
+
+// subprotocolCredential finds the credential in a Sec-WebSocket-Protocol list that
+// offers name: the one other entry.
+func subprotocolCredential(offered, name string) (string, bool) {
+	var cred string
+	found := false
+	for _, p := range strings.Split(offered, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == name:
+			found = true
+		case p != "" && cred == "":
+			cred = p
+		}
+	}
+	return cred, found && cred != ""
+}
+
+func allowed(origins []string, origin string) bool {
+	for _, o := range origins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,333 @@
+package wsauth_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/wsauth"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// fasthttp's process-wide Date header ticker, started once and never stopped.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		// A stopped server's worker-pool cleaner finishes its idle sleep (10 s) and exits.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+	)
+}
+
+// TestCredentials opens a socket by every way a client can authenticate.
+func TestCredentials(t *testing.T) {
+	for name, newStore := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			s := newServer(t, newStore(t), nil, fibermp.Config{Protocol: fibermp.Token})
+			token := s.login(t, "o-alice")
+
+			t.Run("header", func(t *testing.T) {
+				conn := mustDial(t, s.wsURL(""), bearer(token))
+				if got := call(t, conn, "who"); got != "o-alice" {
+					t.Errorf("want o-alice; got %q", got)
+				}
+			})
+			t.Run("subprotocol", func(t *testing.T) {
+				conn, resp, err := dial(s.wsURL(""), http.Header{"Origin": {origin}, "Sec-WebSocket-Protocol": {"mpsession, " + token}})
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				defer conn.Close()
+				if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "mpsession" {
+					t.Errorf("want the fixed protocol echoed; got %q", got)
+				}
+				if got := call(t, conn, "who"); got != "o-alice" {
+					t.Errorf("want o-alice; got %q", got)
+				}
+				if got := call(t, conn, "proto"); strings.Contains(got, token) {
+					t.Errorf("the handler sees the credential: %q", got)
+				}
+			})
+			t.Run("ticket", func(t *testing.T) {
+				u := ticketURL(t, s, token)
+				conn := mustDial(t, u, nil)
+				if got := call(t, conn, "who"); got != "o-alice" {
+					t.Errorf("want o-alice; got %q", got)
+				}
+				// Used once: a replay is refused, in this process or any other.
+				if _, resp, err := dial(u, nil); err == nil || resp == nil || resp.StatusCode != 401 {
+					t.Errorf("replayed ticket: want 401; got %v %v", err, status(resp))
+				}
+			})
+		})
+	}
+}
+
+// ticketURL asks the tunnel endpoint for a socket URL, as wafer-client-sdk's Tunnel does.
+func ticketURL(t testing.TB, s *server, token string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.url+"/tunnel", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ URL string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("tunnel: %d %v", resp.StatusCode, err)
+	}
+	u, err := url.Parse(body.URL)
+	if err != nil || u.Scheme != "ws" || u.Path != "/ws" || len(u.Query().Get("ticket")) != 43 {
+		t.Fatalf("tunnel: want ws://host/ws?ticket=<43 chars>; got %q", body.URL)
+	}
+	return body.URL
+}
+
+func status(resp *http.Response) int {
+	if resp == nil {
+		return 0
+	}
+	return resp.StatusCode
+}
+
+// TestRefusals checks that every bad upgrade is refused before any 101, with the
+// protocol's error body.
+func TestRefusals(t *testing.T) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Wafer})
+	// A wafer session, logged in with the wafer protocol's headers.
+	resp, err := http.Get(s.url + "/login?X-WX-Code=" + s.wx.NewCode("o-bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var login struct{ Session struct{ ID, Skey string } }
+	_ = json.NewDecoder(resp.Body).Decode(&login)
+	resp.Body.Close()
+	good := http.Header{"X-WX-Id": {login.Session.ID}, "X-WX-Skey": {login.Session.Skey}}
+
+	for _, tc := range []struct {
+		name   string
+		query  string
+		header http.Header
+		status int
+		body   string
+	}{
+		{"no credentials", "", nil, 401, "login required"},
+		{"wrong skey", "", http.Header{"X-WX-Id": {login.Session.ID}, "X-WX-Skey": {strings.Repeat("0", 40)}}, 401, "ERR_INVALID_SESSION"},
+		{"malformed", "", http.Header{"X-WX-Id": {"x"}, "X-WX-Skey": {"y"}}, 400, "ERR_INVALID_SESSION"},
+		{"unknown ticket", "ticket=" + strings.Repeat("A", 43), nil, 401, "ERR_INVALID_SESSION"},
+		{"subprotocol without credential", "", http.Header{"Sec-WebSocket-Protocol": {"mpsession"}}, 401, "login required"},
+		{"bad subprotocol credential", "", http.Header{"Sec-WebSocket-Protocol": {"mpsession, abc"}}, 401, "ERR_INVALID_SESSION"},
+		{"foreign origin", "", http.Header{"Origin": {"https://evil.example"}, "X-WX-Id": {login.Session.ID}, "X-WX-Skey": {login.Session.Skey}}, 403, "ERR_FORBIDDEN_ORIGIN"},
+		{"allowed origin, no credentials", "", http.Header{"Origin": {origin}}, 401, "login required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, resp, err := dial(s.wsURL(tc.query), tc.header)
+			if err == nil {
+				conn.Close()
+				t.Fatalf("want a refusal; got a socket")
+			}
+			if resp == nil {
+				t.Fatalf("want a %d reply; got %v", tc.status, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.body) {
+				t.Errorf("want %d with %q; got %d %s", tc.status, tc.body, resp.StatusCode, body)
+			}
+			if tc.status == 401 && !strings.Contains(string(body), fibermp.MagicID) {
+				t.Errorf("want the wafer invalid-session envelope; got %s", body)
+			}
+		})
+	}
+	t.Run("no origin, valid credentials", func(t *testing.T) {
+		conn := mustDial(t, s.wsURL(""), good)
+		if got := call(t, conn, "who"); got != "o-bob" {
+			t.Errorf("want o-bob; got %q", got)
+		}
+	})
+	t.Run("allowed origin, valid credentials", func(t *testing.T) {
+		h := good.Clone()
+		h.Set("Origin", origin)
+		conn := mustDial(t, s.wsURL(""), h)
+		if got := call(t, conn, "who"); got != "o-bob" {
+			t.Errorf("want o-bob; got %q", got)
+		}
+	})
+}
+
+// TestLiveSession: the socket sees HTTP changes at once, writes through, and
+// increments from the socket and from HTTP add up exactly.
+func TestLiveSession(t *testing.T) {
+	for name, newStore := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			s := newServer(t, newStore(t), nil, fibermp.Config{Protocol: fibermp.Token})
+			token := s.login(t, "o-carol")
+			conn := mustDial(t, s.wsURL(""), bearer(token))
+
+			if got := call(t, conn, "get color"); got != "null" {
+				t.Fatalf("want null; got %q", got)
+			}
+			if st := s.post(t, "/set/color/teal", token); st != 200 {
+				t.Fatalf("set: %d", st)
+			}
+			if got := waitFor(t, conn, "get color", `"teal"`, 100*time.Millisecond); got != `"teal"` {
+				t.Errorf("the socket did not see the HTTP change within 100 ms: %q", got)
+			}
+			if got := call(t, conn, "set mood happy"); got != "ok" {
+				t.Fatalf("set from the socket: %q", got)
+			}
+			// An HTTP request sees what the socket wrote.
+			conn2 := mustDial(t, s.wsURL(""), bearer(token))
+			if got := call(t, conn2, "get mood"); got != `"happy"` {
+				t.Errorf("want happy; got %q", got)
+			}
+
+			const n = 200
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < n; i++ {
+					if got := call(t, conn, "incr score"); strings.Contains(got, "wsauth") {
+						t.Errorf("incr: %s", got)
+						return
+					}
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				sem := make(chan struct{}, 8)
+				var hw sync.WaitGroup
+				for i := 0; i < n; i++ {
+					hw.Add(1)
+					sem <- struct{}{}
+					go func() {
+						defer hw.Done()
+						defer func() { <-sem }()
+						if st := s.post(t, "/incr/score", token); st != 200 {
+							t.Errorf("incr over HTTP: %d", st)
+						}
+					}()
+				}
+				hw.Wait()
+			}()
+			wg.Wait()
+			if got := waitFor(t, conn, "get score", "400", time.Second); got != "400" {
+				t.Errorf("want %d; got %s", 2*n, got)
+			}
+		})
+	}
+}
+
+// waitFor repeats cmd until it answers want or within has passed.
+func waitFor(t testing.TB, conn *websocket.Conn, cmd, want string, within time.Duration) string {
+	deadline := time.Now().Add(within)
+	for {
+		got := call(t, conn, cmd)
+		if got == want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSessionEnd: logout, revocation and expiry close the socket with their code.
+func TestSessionEnd(t *testing.T) {
+	for name, newStore := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := newStore(t)
+			s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token})
+			t.Run("logout", func(t *testing.T) {
+				token := s.login(t, "o-dave")
+				conn := mustDial(t, s.wsURL(""), bearer(token))
+				call(t, conn, "who")
+				if st := s.post(t, "/logout", token); st != 204 {
+					t.Fatalf("logout: %d", st)
+				}
+				if code, reason := closeCode(conn, 2*time.Second); code != wsauth.CloseLoggedOut {
+					t.Errorf("want close %d; got %d %q", wsauth.CloseLoggedOut, code, reason)
+				}
+			})
+			t.Run("logout everywhere", func(t *testing.T) {
+				a, b := s.login(t, "o-erin"), s.login(t, "o-erin")
+				ca, cb := mustDial(t, s.wsURL(""), bearer(a)), mustDial(t, s.wsURL(""), bearer(b))
+				call(t, ca, "who")
+				call(t, cb, "who")
+				if st := s.post(t, "/logout-all", a); st != 200 {
+					t.Fatalf("logout-all: %d", st)
+				}
+				for _, c := range []*websocket.Conn{ca, cb} {
+					if code, reason := closeCode(c, 2*time.Second); code != wsauth.CloseRevoked {
+						t.Errorf("want close %d; got %d %q", wsauth.CloseRevoked, code, reason)
+					}
+				}
+			})
+			t.Run("replaced by a newer login", func(t *testing.T) {
+				single := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token, SingleSession: true})
+				conn := mustDial(t, single.wsURL(""), bearer(single.login(t, "o-frank")))
+				call(t, conn, "who")
+				single.login(t, "o-frank")
+				if code, reason := closeCode(conn, 2*time.Second); code != wsauth.CloseRevoked {
+					t.Errorf("want close %d; got %d %q", wsauth.CloseRevoked, code, reason)
+				}
+			})
+			t.Run("absolute deadline", func(t *testing.T) {
+				short := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token, IdleTimeout: time.Second, AbsoluteTimeout: 1500 * time.Millisecond})
+				conn := mustDial(t, short.wsURL(""), bearer(short.login(t, "o-gina")))
+				call(t, conn, "who")
+				if code, reason := closeCode(conn, 4*time.Second); code != wsauth.CloseExpired {
+					t.Errorf("want close %d; got %d %q", wsauth.CloseExpired, code, reason)
+				}
+			})
+			t.Run("kept alive while open", func(t *testing.T) {
+				// The idle timeout passes several times over while the socket is
+				// open and quiet: the session must survive it.
+				short := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token, IdleTimeout: 1500 * time.Millisecond})
+				token := short.login(t, "o-hank")
+				conn := mustDial(t, short.wsURL(""), bearer(token))
+				call(t, conn, "who")
+				time.Sleep(4 * time.Second)
+				if got := call(t, conn, "who"); got != "o-hank" {
+					t.Errorf("want o-hank; got %q", got)
+				}
+				if st := short.post(t, "/set/k/v", token); st != 200 {
+					t.Errorf("the session died under an open socket: %d", st)
+				}
+			})
+		})
+	}
+}
+
+// TestConcurrentWriters: writes from several goroutines through wsauth.Conn never
+// panic with "concurrent write to websocket connection", and none is lost.
+func TestConcurrentWriters(t *testing.T) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
+	conn := mustDial(t, s.wsURL(""), bearer(s.login(t, "o-ivy")))
+	const n = 400
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("spam 400")); err != nil {
+		t.Fatal(err)
+	}
+	ticks, oks := 0, 0
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for ticks < n || oks < 1 {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d ticks: %v", ticks, err)
+		}
+		switch string(msg) {
+		case "tick":
+			ticks++
+		case "ok":
+			oks++
+		default:
+			t.Fatalf("unexpected %q", msg)
+		}
+	}
+}
