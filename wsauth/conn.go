@@ -48,15 +48,15 @@ var ConnConfigDefault = ConnConfig{
 // a read limit, and a read deadline kept alive by pings. One goroutine reads; any may
 // write.
 type Conn struct {
-	c    *fws.Conn
-	cfg  ConnConfig
-	wmu  sync.Mutex
-	stop chan struct{}
-	once sync.Once
+	c        *fws.Conn
+	cfg      ConnConfig
+	wmu      sync.Mutex
+	once     sync.Once
+	nextPing time.Time // guarded by pingers.mu
 }
 
 // Wrap sets up conn as the config says and starts its pings. Call Close when the
-// handler is done with it (defer c.Close()).
+// handler is done with it (defer c.Close()): that stops the pings.
 func Wrap(conn *fws.Conn, config ...ConnConfig) *Conn {
 	cfg := ConnConfigDefault
 	if len(config) > 0 {
@@ -74,27 +74,72 @@ func Wrap(conn *fws.Conn, config ...ConnConfig) *Conn {
 			cfg.WriteTimeout = ConnConfigDefault.WriteTimeout
 		}
 	}
-	c := &Conn{c: conn, cfg: cfg, stop: make(chan struct{})}
+	c := &Conn{c: conn, cfg: cfg}
 	conn.SetReadLimit(cfg.ReadLimit)
 	_ = conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
 	})
-	go c.ping()
+	pingers.add(c)
 	return c
 }
 
-func (c *Conn) ping() {
-	t := time.NewTicker(c.cfg.PingInterval)
+// pingers sends the pings of every Conn from one goroutine, which runs while there
+// are Conns: a goroutine per socket for a timer would cost more than the socket.
+var pingers = pingSet{conns: map[*Conn]struct{}{}}
+
+type pingSet struct {
+	mu    sync.Mutex
+	conns map[*Conn]struct{}
+	stop  chan struct{}
+}
+
+func (p *pingSet) add(c *Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c.nextPing = time.Now().Add(c.cfg.PingInterval)
+	p.conns[c] = struct{}{}
+	if p.stop == nil {
+		p.stop = make(chan struct{})
+		go p.run(p.stop)
+	}
+}
+
+func (p *pingSet) remove(c *Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.conns, c)
+	if len(p.conns) == 0 && p.stop != nil {
+		close(p.stop)
+		p.stop = nil
+	}
+}
+
+// pingTick bounds how late a ping may be.
+const pingTick = 500 * time.Millisecond
+
+func (p *pingSet) run(stop <-chan struct{}) {
+	t := time.NewTicker(pingTick)
 	defer t.Stop()
+	var due []*Conn
 	for {
 		select {
-		case <-c.stop:
+		case <-stop:
 			return
-		case <-t.C:
-			// WriteControl may run alongside other writes.
-			if c.c.WriteControl(fws.PingMessage, nil, time.Now().Add(c.cfg.WriteTimeout)) != nil {
-				return
+		case now := <-t.C:
+			due = due[:0]
+			p.mu.Lock()
+			for c := range p.conns {
+				if !now.Before(c.nextPing) {
+					c.nextPing = now.Add(c.cfg.PingInterval)
+					due = append(due, c)
+				}
+			}
+			p.mu.Unlock()
+			for _, c := range due {
+				// WriteControl may run alongside the handler's writes. A peer that
+				// stopped reading fails here or misses its read deadline.
+				_ = c.c.WriteControl(fws.PingMessage, nil, now.Add(c.cfg.WriteTimeout))
 			}
 		}
 	}
@@ -150,7 +195,7 @@ func (c *Conn) CloseWith(code int, reason string) error {
 func (c *Conn) Close() error {
 	var err error
 	c.once.Do(func() {
-		close(c.stop)
+		pingers.remove(c)
 		err = c.c.Close()
 	})
 	return err

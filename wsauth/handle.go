@@ -84,13 +84,13 @@ func Session(conn *fws.Conn) *Handle {
 func open(mp fibermp.Config, s *fibermp.Session) (*Handle, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handle{
-		id:       s.ID(),
-		hash:     store.Hash(s.ID()),
-		openID:   s.OpenID(),
-		deadline: s.Deadline(),
-		ctx:      ctx,
-		cancel:   cancel,
-		done:     make(chan struct{}),
+		id:        s.ID(),
+		hash:      store.Hash(s.ID()),
+		openID:    s.OpenID(),
+		deadline:  s.Deadline(),
+		ctx:       ctx,
+		cancel:    cancel,
+		done:      make(chan struct{}),
 		userInfo:  s.UserInfo(),
 		stale:     true, // the first read loads the fields
 		nextTouch: time.Now().Add(mp.IdleTimeout / 3),

@@ -70,6 +70,26 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Use(fibermp.New(cfg))
 	app.Get("/ws", wsauth.New(wsauth.Config{Origins: []string{origin}}), fws.New(echo))
+	// The same minimal handler with and without wsauth, to measure what it costs.
+	app.Get("/idle", wsauth.New(), fws.New(func(conn *fws.Conn) {
+		c := wsauth.Wrap(conn)
+		defer c.Close()
+		_ = c.Session()
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil || c.WriteMessage(mt, msg) != nil {
+				return
+			}
+		}
+	}))
+	app.Get("/bare", fws.New(func(conn *fws.Conn) {
+		for {
+			mt, msg, err := conn.ReadMessage()
+			if err != nil || conn.WriteMessage(mt, msg) != nil {
+				return
+			}
+		}
+	}))
 	app.Get("/tunnel", wsauth.Tickets(wsauth.TicketConfig{Path: "/ws"}))
 	app.Post("/set/:k/:v", fibermp.Required(), func(c *fiber.Ctx) error {
 		return fibermp.Get(c).Set(c.Params("k"), c.Params("v"))
@@ -255,3 +275,5 @@ func closeCode(conn *websocket.Conn, wait time.Duration) (int, string) {
 		}
 	}
 }
+
+func decode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

@@ -1,0 +1,134 @@
+package wsauth_test
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/testredis"
+	"github.com/mpsession/mpsession/store/redisstore"
+	"github.com/mpsession/mpsession/wsauth"
+	"github.com/mpsession/mpsession/wx/wxtest"
+)
+
+// TestTwoInstances runs two servers that share Redis, as two processes would (each
+// with its own client and store): a logout through A closes a socket held by B. It
+// reports the delay from the logout reply to the close frame over 100 trials.
+func TestTwoInstances(t *testing.T) {
+	rdbA, rdbB := testredis.Client(t), testredis.Client(t)
+	prefix := testredis.Prefix(t, rdbA)
+	stA := redisstore.New(rdbA, redisstore.Config{Prefix: prefix})
+	stB := redisstore.New(rdbB, redisstore.Config{Prefix: prefix})
+	t.Cleanup(func() { _ = stA.Close(); _ = stB.Close() })
+	wechat := wxtest.NewServer(appID, appSecret)
+	t.Cleanup(wechat.Close)
+	a := newServer(t, stA, wechat, fibermp.Config{Protocol: fibermp.Token})
+	b := newServer(t, stB, wechat, fibermp.Config{Protocol: fibermp.Token})
+
+	const trials = 100
+	delays := make([]time.Duration, 0, trials)
+	for i := 0; i < trials; i++ {
+		token := a.login(t, fmt.Sprintf("o-%d", i))
+		conn := mustDial(t, b.wsURL(""), bearer(token))
+		if got := call(t, conn, "who"); got != fmt.Sprintf("o-%d", i) {
+			t.Fatalf("trial %d: want o-%d; got %q", i, i, got)
+		}
+		// From the logout request leaving to the close frame arriving: an upper
+		// bound, as it includes the HTTP round trip.
+		start := time.Now()
+		if st := a.post(t, "/logout", token); st != 204 {
+			t.Fatalf("trial %d: logout: %d", i, st)
+		}
+		code, reason := closeCode(conn, 5*time.Second)
+		delay := time.Since(start)
+		if code != wsauth.CloseLoggedOut {
+			t.Fatalf("trial %d: want close %d; got %d %q", i, wsauth.CloseLoggedOut, code, reason)
+		}
+		delays = append(delays, delay)
+		_ = conn.Close()
+	}
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	t.Logf("logout request on A -> close frame from B, %d trials: p50 %v, p99 %v, max %v",
+		trials, delays[trials/2], delays[trials*99/100-1], delays[trials-1])
+	waitHandles(t, 0)
+}
+
+// waitHandles waits until the process holds want live handles.
+func waitHandles(t testing.TB, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for wsauth.Handles() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("want %d live handles; got %d", want, wsauth.Handles())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHandlesReleased: a socket that closes releases its handle, whichever side
+// closes it, and a refused upgrade leaves none.
+func TestHandlesReleased(t *testing.T) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
+	token := s.login(t, "o-jack")
+	for i := 0; i < 20; i++ {
+		conn := mustDial(t, s.wsURL(""), bearer(token))
+		call(t, conn, "who")
+		_ = conn.Close()
+	}
+	if _, _, err := dial(s.wsURL(""), nil); err == nil {
+		t.Fatal("want a refusal")
+	}
+	waitHandles(t, 0)
+}
+
+// TestIdleSocketMemory measures what one idle authenticated socket costs: sockets
+// through fibermp and wsauth (session lookup, handle, registry entry, wsauth.Conn)
+// against bare contrib/websocket sockets with the same echo handler. Client and server share the
+// process, so the totals count both ends; the difference is wsauth's own cost. Run it
+// without -race for real figures:
+//
+//	go test -run TestIdleSocketMemory -v ./wsauth/
+func TestIdleSocketMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 3,000 sockets")
+	}
+	const n = 1000
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
+	token := s.login(t, "o-kate")
+	measure := func(url string, header map[string][]string) (heap, stack float64) {
+		mem := func() (uint64, uint64) {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return m.HeapInuse, m.StackInuse
+		}
+		h0, s0 := mem()
+		conns := make([]*websocket.Conn, 0, n)
+		for i := 0; i < n; i++ {
+			c := mustDial(t, url, header)
+			call(t, c, "who")
+			conns = append(conns, c)
+		}
+		time.Sleep(100 * time.Millisecond)
+		h1, s1 := mem()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		return (float64(h1) - float64(h0)) / n / 1024, (float64(s1) - float64(s0)) / n / 1024
+	}
+	// A first round warms the server's pools up, so that neither measure pays for it.
+	measure(strings.Replace(s.wsURL(""), "/ws", "/idle", 1), bearer(token))
+	time.Sleep(200 * time.Millisecond) // let the closed sockets' goroutines end
+	bareHeap, bareStack := measure(strings.Replace(s.wsURL(""), "/ws", "/bare", 1), nil)
+	time.Sleep(200 * time.Millisecond)
+	wsHeap, wsStack := measure(strings.Replace(s.wsURL(""), "/ws", "/idle", 1), bearer(token))
+	waitHandles(t, 0)
+	t.Logf("%d idle sockets, both ends, KiB per socket: through wsauth %.1f heap + %.1f stack; bare contrib/websocket %.1f heap + %.1f stack",
+		n, wsHeap, wsStack, bareHeap, bareStack)
+}
