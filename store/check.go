@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -76,4 +77,26 @@ func Size(fields map[string]string) int {
 // TooLarge returns an error wrapping ErrTooLarge that says by how much.
 func TooLarge(size, limit int) error {
 	return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, limit)
+}
+
+// ParseInteger reads s as Redis reads a hash value in HINCRBY (string2ll in its
+// util.c): an optional '-', then decimal digits without a leading zero ("0" alone is
+// zero), within int64. strconv.ParseInt also takes "+5", "007" and "-0", which Redis
+// refuses.
+func ParseInteger(s string) (int64, bool) {
+	if s == "0" {
+		return 0, true
+	}
+	digits := strings.TrimPrefix(s, "-")
+	// 20 bytes hold "-9223372036854775808"; longer is never an int64.
+	if len(s) > 20 || digits == "" || digits[0] < '1' || digits[0] > '9' {
+		return 0, false
+	}
+	for i := 1; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64) // now only the range can fail
+	return n, err == nil
 }

@@ -332,7 +332,9 @@ func (m *Memory) Save(ctx context.Context, id string, ch Change, idle time.Durat
 	return nil
 }
 
-// changed returns the names of the fields ch sets or deletes.
+// changed returns the names of the fields ch sets or deletes. The slice has no spare
+// capacity, so a subscriber that appends to the Event.Fields it shares with others
+// gets a copy rather than write into their array.
 func changed(ch Change) []string {
 	names := make([]string, 0, len(ch.Set)+len(ch.Delete))
 	for name := range ch.Set {
@@ -343,7 +345,7 @@ func changed(ch Change) []string {
 			names = append(names, name)
 		}
 	}
-	return names
+	return slices.Clip(names)
 }
 
 // sizeDelta returns by how much applying ch changes Size(fields), without applying it.
@@ -370,9 +372,11 @@ func sizeDelta(fields map[string]string, ch Change) int {
 	return d
 }
 
-// Incr implements Store. Like Save, it returns ErrTooLarge rather than grow the record
-// past the limit. An increment past the range of int64 returns an error and changes
-// nothing.
+// Incr implements Store. It reads integers as Redis's HINCRBY does (see parseInteger),
+// so that a value Memory increments, Redis would too. Like Save, it returns ErrTooLarge
+// rather than grow the record past the limit, whether by a new field or by a value
+// that gains digits. An increment past the range of int64 returns ErrNotInteger and
+// changes nothing.
 func (m *Memory) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
 	if err := memoryCheck(ctx, id); err != nil {
 		return 0, err
@@ -390,19 +394,20 @@ func (m *Memory) Incr(ctx context.Context, id, field string, delta int64) (int64
 		return 0, err
 	}
 	var n int64
-	old, ok := e.fields[field]
-	if ok {
-		if n, err = strconv.ParseInt(old, 10, 64); err != nil {
+	old, exists := e.fields[field]
+	if exists {
+		var ok bool
+		if n, ok = ParseInteger(old); !ok {
 			return 0, fmt.Errorf("%w: %q", ErrNotInteger, field)
 		}
 	}
 	if delta > 0 && n > math.MaxInt64-delta || delta < 0 && n < math.MinInt64-delta {
-		return 0, fmt.Errorf("store: memory: incr %q: %d%+d overflows int64", field, n, delta)
+		return 0, fmt.Errorf("%w: %q: %d%+d overflows int64", ErrNotInteger, field, n, delta)
 	}
 	n += delta
 	v := strconv.FormatInt(n, 10)
 	size := e.size + len(v) - len(old)
-	if !ok {
+	if !exists {
 		size += len(field)
 	}
 	if size > m.limit {

@@ -190,8 +190,8 @@ func TestMemoryInvalid(t *testing.T) {
 	if err := m.Save(ctx, "id", store.Change{Set: map[string]string{"n": "9223372036854775807"}}, 0); err != nil {
 		t.Fatalf("Save: want nil error; got %v", err)
 	}
-	if _, err := m.Incr(ctx, "id", "n", 1); err == nil {
-		t.Error("Incr past the int64 range: want an error; got nil")
+	if _, err := m.Incr(ctx, "id", "n", 1); !errors.Is(err, store.ErrNotInteger) {
+		t.Errorf("Incr past the int64 range: want %v; got %v", store.ErrNotInteger, err)
 	}
 	rec, err := m.Load(ctx, "id", 0)
 	if err != nil || rec.Fields["n"] != "9223372036854775807" {

@@ -264,12 +264,12 @@ func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64,
 	}
 	var n int64
 	if v, ok := r.fields[field]; ok {
-		if n, err = strconv.ParseInt(v, 10, 64); err != nil {
+		if n, ok = store.ParseInteger(v); !ok {
 			return 0, fmt.Errorf("%w: %q", store.ErrNotInteger, field)
 		}
 	}
 	if (delta > 0 && n > math.MaxInt64-delta) || (delta < 0 && n < math.MinInt64-delta) {
-		return 0, fmt.Errorf("fiberstore: %s: %q: increment would overflow", op, field)
+		return 0, fmt.Errorf("fiberstore: %s: %w: %q: increment would overflow", op, store.ErrNotInteger, field)
 	}
 	n += delta
 	r.fields[field] = strconv.FormatInt(n, 10)

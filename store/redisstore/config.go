@@ -12,8 +12,8 @@ type Config struct {
 	Prefix string
 
 	// MaxRecordBytes limits the size of a session's fields as store.Size counts it.
-	// A Create or Save that would make a record larger returns store.ErrTooLarge and
-	// writes nothing.
+	// A Create, a Save or an Incr of a new field that would make a record larger
+	// returns store.ErrTooLarge and writes nothing.
 	//
 	// Optional. Default: store.DefaultMaxRecordBytes (64 KiB)
 	MaxRecordBytes int

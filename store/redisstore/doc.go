@@ -54,7 +54,8 @@
 // The scripts publish their events on the channel themselves, at no extra round trip.
 // Subscribe opens one subscription per Store, whatever the number of subscribers, read
 // by one goroutine; go-redis reconnects and resubscribes it after a network error.
-// Events published while it is disconnected are lost.
+// Events published while it is disconnected are lost, so once it is subscribed again
+// every subscriber receives a store.EventResync and should check again what it caches.
 //
 // While Redis is unreachable every method returns an error that wraps the cause (and
 // ctx.Err() when ctx ended), never store.ErrNotFound, as soon as ctx ends or go-redis

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,9 @@ func decodeEvent(p string) (store.Event, bool) {
 		ev.Fields = append(ev.Fields, rest[:n])
 		rest = rest[n:]
 	}
+	// Subscribers share ev: with no spare capacity, one that appends to Fields gets a
+	// copy rather than write into the array the others read.
+	ev.Fields = slices.Clip(ev.Fields)
 	return ev, true
 }
 
@@ -69,7 +73,9 @@ type subscriber struct {
 }
 
 // events is a Store's one subscription to its channel, shared by every subscriber and
-// read by one goroutine. go-redis reconnects and resubscribes it after a network error.
+// read by one goroutine. go-redis reconnects and resubscribes it after a network error;
+// the events published meanwhile are lost, so the dispatcher sends store.EventResync
+// when Redis confirms the subscription again.
 type events struct {
 	mu     sync.Mutex
 	ps     *redis.PubSub
@@ -82,7 +88,8 @@ type events struct {
 // and the prefix. The first call subscribes to the channel, waiting at most 5 seconds
 // for Redis to confirm; it returns an error if Redis cannot be reached, and a later call
 // tries again. Once subscribed, the subscription survives reconnects, but events
-// published while it is disconnected are lost.
+// published while it is disconnected are lost: when it is live again, every subscriber
+// receives a store.EventResync, after which events flow as before.
 func (s *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) {
 	if fn == nil {
 		return nil, errors.New("redisstore: subscribe: nil func")
@@ -137,7 +144,8 @@ func (s *Store) startEvents() error {
 	defer cancel()
 	ps := s.client.Subscribe(ctx, s.channel)
 	// The first reply confirms the subscription: events published after Subscribe
-	// returns are delivered.
+	// returns are delivered. It is read here, before the channel starts, so every
+	// confirmation the dispatcher sees comes from a resubscription.
 	if _, err := ps.Receive(ctx); err != nil {
 		_ = ps.Close()
 		return s.fail(ctx, "subscribe", err)
@@ -145,17 +153,30 @@ func (s *Store) startEvents() error {
 	e := &s.events
 	e.ps = ps
 	e.done = make(chan struct{})
-	ch := ps.Channel(redis.WithChannelSize(1024))
+	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	go e.dispatch(ch)
 	return nil
 }
 
 // dispatch calls the subscribers for each event, in order, until the channel closes.
-func (e *events) dispatch(ch <-chan *redis.Message) {
+// A subscription confirmation means go-redis reconnected and subscribed again: it
+// becomes an EventResync.
+func (e *events) dispatch(ch <-chan any) {
 	defer close(e.done)
 	for msg := range ch {
-		ev, ok := decodeEvent(msg.Payload)
-		if !ok {
+		var ev store.Event
+		switch msg := msg.(type) {
+		case *redis.Message:
+			var ok bool
+			if ev, ok = decodeEvent(msg.Payload); !ok {
+				continue
+			}
+		case *redis.Subscription:
+			if msg.Kind != "subscribe" {
+				continue
+			}
+			ev = store.Event{Kind: store.EventResync}
+		default:
 			continue
 		}
 		p := e.subs.Load()

@@ -214,7 +214,9 @@ func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 	return nil
 }
 
-// Incr implements store.Store in one round trip.
+// Incr implements store.Store in one round trip. It returns store.ErrTooLarge when a
+// new field would take the record past Config.MaxRecordBytes; an existing field whose
+// value gains digits is not checked (a counter is 20 bytes at most).
 func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
 	if err := store.CheckID(id); err != nil {
 		return 0, err
@@ -226,21 +228,29 @@ func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64,
 		return 0, err
 	}
 	hash := store.Hash(id)
-	v, err := scriptIncr.Run(ctx, s.client, []string{s.sessionKey(hash)}, field, delta,
-		time.Now().UnixMilli(), s.channel, encodeEvent(store.EventChanged, hash, field), hash).Text()
+	res, err := scriptIncr.Run(ctx, s.client, []string{s.sessionKey(hash)}, field, delta,
+		time.Now().UnixMilli(), s.channel, encodeEvent(store.EventChanged, hash, field), hash, s.limit).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return 0, store.ErrNotFound
 	case err != nil && strings.Contains(err.Error(), "hash value is not an integer"):
 		return 0, fmt.Errorf("%w: %q", store.ErrNotInteger, field)
+	case err != nil && strings.Contains(err.Error(), "increment or decrement would overflow"):
+		return 0, fmt.Errorf("%w: %q: adding %d overflows int64", store.ErrNotInteger, field, delta)
 	case err != nil:
 		return 0, s.fail(ctx, "incr", err)
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("redisstore: incr: %w", err)
+	switch v := res.(type) {
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("redisstore: incr: %w", err)
+		}
+		return n, nil
+	case int64:
+		return 0, store.TooLarge(int(v), s.limit)
 	}
-	return n, nil
+	return 0, fmt.Errorf("redisstore: incr: unexpected reply %T", res)
 }
 
 // Touch implements store.Store in one round trip.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -549,8 +550,8 @@ func TestSaveSetAndDelete(t *testing.T) {
 	if err := s.Save(ctx, id, store.Change{Set: map[string]string{"n": "9223372036854775807"}}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Incr(ctx, id, "n", 1); err == nil || errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Incr past the int64 maximum: want an error; got %v", err)
+	if _, err := s.Incr(ctx, id, "n", 1); !errors.Is(err, store.ErrNotInteger) {
+		t.Errorf("Incr past the int64 maximum: want %v; got %v", store.ErrNotInteger, err)
 	}
 	if n, err := s.Incr(ctx, id, "n", -7); err != nil || n != 9223372036854775800 {
 		t.Errorf("Incr by -7: want 9223372036854775800 and nil error; got %d and %v", n, err)
@@ -718,7 +719,11 @@ func TestRecovery(t *testing.T) {
 	s := New(c, Config{Prefix: newPrefix()})
 	t.Cleanup(func() { s.Close() })
 	events := make(chan store.Event, 1024)
+	var resyncs atomic.Int64
 	unsubscribe, err := s.Subscribe(func(ev store.Event) {
+		if ev.Kind == store.EventResync {
+			resyncs.Add(1)
+		}
 		select {
 		case events <- ev:
 		default:
@@ -778,6 +783,10 @@ func TestRecovery(t *testing.T) {
 	}
 	waitEventFlow(t, s, id, events, 10*time.Second)
 	t.Logf("events flow %v after Redis came back", time.Since(back))
+	// Events written during the outage were lost: subscribers were told.
+	if resyncs.Load() == 0 {
+		t.Errorf("after Redis came back: want a %v event; got none", store.EventResync)
+	}
 }
 
 // waitEventFlow saves to id every 50 ms until its changed event arrives on events, and
@@ -838,17 +847,23 @@ func pubsubConns(t *testing.T, c *redis.Client, name string) []string {
 }
 
 // TestResubscribe kills the store's pub/sub connection from another client and checks
-// that later events arrive, and that all subscribers share one connection.
+// that every subscriber receives an EventResync, that later events arrive, and that all
+// subscribers share one connection.
 func TestResubscribe(t *testing.T) {
 	name := "mpsession-test-" + rand.Text()
 	c := newClient(t, func(o *redis.Options) { o.ClientName = name })
 	admin := newClient(t)
 	s := newStore(t, c, Config{})
 	events := make(chan store.Event, 1024)
-	var other atomic.Int64
+	var other, otherResyncs atomic.Int64
 	for _, fn := range []func(store.Event){
 		func(ev store.Event) { events <- ev },
-		func(store.Event) { other.Add(1) },
+		func(ev store.Event) {
+			other.Add(1)
+			if ev.Kind == store.EventResync {
+				otherResyncs.Add(1)
+			}
+		},
 	} {
 		unsubscribe, err := s.Subscribe(fn)
 		if err != nil {
@@ -866,18 +881,51 @@ func TestResubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEventFlow(t, s, id, events, 5*time.Second)
+	// The first subscription is no resubscription.
+	if n := otherResyncs.Load(); n != 0 {
+		t.Errorf("resync events before the kill: want 0; got %d", n)
+	}
 
 	if err := admin.Do(t.Context(), "CLIENT", "KILL", "ID", conns[0]).Err(); err != nil {
 		t.Fatalf("CLIENT KILL ID %s: %v", conns[0], err)
 	}
-	took := waitEventFlow(t, s, id, events, 10*time.Second)
-	t.Logf("events flow %v after the pub/sub connection was killed", took)
+	// Nothing is written until the resync arrives: go-redis notices the closed
+	// connection by itself.
+	took := waitResync(t, events, 10*time.Second)
+	t.Logf("resync %v after the pub/sub connection was killed", took)
+	took = waitEventFlow(t, s, id, events, 10*time.Second)
+	t.Logf("events flow %v after the resync", took)
 	after := pubsubConns(t, admin, name)
 	if len(after) != 1 || after[0] == conns[0] {
 		t.Errorf("pub/sub connections after the kill: want one new one; got %q (killed %s)", after, conns[0])
 	}
 	if other.Load() == 0 {
 		t.Errorf("second subscriber: got no events")
+	}
+	if otherResyncs.Load() == 0 {
+		t.Errorf("second subscriber: got no %v event", store.EventResync)
+	}
+}
+
+// waitResync waits for an EventResync on events, failing the test on any other event
+// or after limit, and returns how long it took.
+func waitResync(t *testing.T, events <-chan store.Event, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	timeout := time.After(limit)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind != store.EventResync {
+				t.Fatalf("before the resync: want no event; got %v %s %q", ev.Kind, ev.Hash, ev.Fields)
+			}
+			if ev.Hash != "" || ev.Fields != nil {
+				t.Errorf("resync event: want no hash and no fields; got %q and %q", ev.Hash, ev.Fields)
+			}
+			return time.Since(start)
+		case <-timeout:
+			t.Fatalf("no %v event within %v", store.EventResync, limit)
+		}
 	}
 }
 
@@ -951,6 +999,45 @@ func FuzzDecodeEvent(f *testing.F) {
 		again, ok := decodeEvent(encodeEvent(ev.Kind, ev.Hash, ev.Fields...))
 		if !ok || fmt.Sprint(again) != fmt.Sprint(ev) {
 			t.Errorf("decode(encode(decode(%q))): want %v; got %v, %v", p, ev, again, ok)
+		}
+	})
+}
+
+// FuzzIncrLikeMemory checks that Redis and store.Memory agree on what Incr makes of a
+// value and a delta: the same result, or store.ErrNotInteger from both.
+func FuzzIncrLikeMemory(f *testing.F) {
+	for _, v := range []string{"0", "-1", "12", "+5", "-0", "007", " 5", "", "1e3",
+		"9223372036854775807", "-9223372036854775808", "9223372036854775808", "00000000000000000001"} {
+		f.Add(v, int64(1))
+		f.Add(v, int64(-1))
+	}
+	f.Add("1", int64(math.MaxInt64))
+	f.Add("-2", int64(math.MinInt64))
+	f.Fuzz(func(t *testing.T, v string, delta int64) {
+		if len(v) > 64 {
+			t.Skip("longer than any int64")
+		}
+		ctx := t.Context()
+		rs := newStore(t, newClient(t), Config{})
+		ms := store.NewMemory()
+		defer ms.Close()
+		results := make([]string, 2)
+		for i, s := range []store.Store{rs, ms} {
+			if err := s.Create(ctx, "id", store.Record{Fields: map[string]string{"v": v}}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			n, err := s.Incr(ctx, "id", "v", delta)
+			switch {
+			case errors.Is(err, store.ErrNotInteger):
+				results[i] = "ErrNotInteger"
+			case err != nil:
+				t.Fatalf("Incr(%q, %d): %v", v, delta, err)
+			default:
+				results[i] = strconv.FormatInt(n, 10)
+			}
+		}
+		if results[0] != results[1] {
+			t.Errorf("Incr of %q by %d: Redis %s; Memory %s", v, delta, results[0], results[1])
 		}
 	})
 }

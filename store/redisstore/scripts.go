@@ -32,6 +32,22 @@ local function live(k, now, channel, hash)
   return d
 end
 
+-- user_fields returns the length of each user field's value, by name, and the
+-- record's size as store.Size counts it: the store's own fields ('\0' first) are not
+-- counted.
+local function user_fields(k)
+  local f = redis.call('HGETALL', k)
+  local len, size = {}, 0
+  for i = 1, #f, 2 do
+    local n = f[i]
+    if string.byte(n, 1) ~= 0 then
+      len[n] = #f[i + 1]
+      size = size + #n + #f[i + 1]
+    end
+  end
+  return len, size
+end
+
 -- expires returns min(now+idle, deadline), as store.ExpiresAt does.
 local function expires(now, idle, d)
   local exp = now + idle
@@ -89,15 +105,7 @@ local d = live(k, now, ARGV[5], ARGV[7])
 if not d then return 0 end
 local first, last = 8, 7 + nset
 if nset > 0 then
-  local f = redis.call('HGETALL', k)
-  local len, size = {}, 0
-  for i = 1, #f, 2 do
-    local n = f[i]
-    if string.byte(n, 1) ~= 0 then
-      len[n] = #f[i + 1]
-      size = size + #n + #f[i + 1]
-    end
-  end
+  local len, size = user_fields(k)
   for i = first, last, 2 do
     local n, l = ARGV[i], #ARGV[i + 1]
     if len[n] then size = size - len[n] + l else size = size + #n + l end
@@ -123,12 +131,21 @@ if #ARGV > last or nset > 0 then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return 1
 `)
 
-// scriptIncr: KEYS session; ARGV field, delta, now, channel, event, hash. Returns the
-// new value as a string (Lua numbers would round integers above 2^53), or nil if the
-// session does not exist.
+// scriptIncr: KEYS session; ARGV field, delta, now, channel, event, hash, limit.
+// Returns the new value as a string (Lua numbers would round integers above 2^53), nil
+// if the session does not exist, or, as an integer, the size the record would reach
+// when a new field does not fit. A new field holds delta, so its size is known before
+// HINCRBY writes it; an existing field that gains a digit is not checked, which would
+// cost an HGETALL on every increment. HINCRBY's own errors (not an integer, overflow)
+// abort the script before it writes.
 var scriptIncr = redis.NewScript(luaLib + `
 local k = KEYS[1]
 if not live(k, tonumber(ARGV[3]), ARGV[4], ARGV[6]) then return false end
+if redis.call('HEXISTS', k, ARGV[1]) == 0 then
+  local _, size = user_fields(k)
+  size = size + #ARGV[1] + #ARGV[2]
+  if size > tonumber(ARGV[7]) then return size end
+end
 redis.call('HINCRBY', k, ARGV[1], ARGV[2])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return redis.call('HGET', k, ARGV[1])

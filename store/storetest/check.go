@@ -20,6 +20,7 @@ func (s *suite) checkTests() []test {
 		{"TooLargeCreate", s.testTooLargeCreate},
 		{"TooLargeSave", s.testTooLargeSave},
 		{"TooLargeGrowth", s.testTooLargeGrowth},
+		{"TooLargeIncr", s.testTooLargeIncr},
 	}
 }
 
@@ -130,24 +131,26 @@ func (s *suite) testReservedField(t *testing.T) {
 	}
 }
 
-// testEmptyFieldName checks that an empty field name is refused (store.CheckField).
+// testEmptyFieldName checks that an empty field name is refused with ErrEmptyField
+// (store.CheckField) and that nothing is written.
 func (s *suite) testEmptyFieldName(t *testing.T) {
 	st := s.newStore(t)
 	ctx := t.Context()
 	id := newID("id")
-	if err := st.Create(ctx, id, store.Record{Fields: map[string]string{"": "x"}}, hour); err == nil {
-		t.Errorf("Create with an empty field name: want an error; got nil")
-	}
+	err := st.Create(ctx, id, store.Record{Fields: map[string]string{"": "x"}}, hour)
+	wantErr(t, "Create with an empty field name", store.ErrEmptyField, err)
 	wantGone(t, st, id, "after Create with an empty field name")
 
 	create(t, st, id, store.Record{Fields: map[string]string{"a": "1"}}, hour)
 	want := map[string]string{"a": "1"}
-	if err := st.Save(ctx, id, store.Change{Set: map[string]string{"b": "2", "": "x"}}, hour); err == nil {
-		t.Errorf("Save with an empty field name: want an error; got nil")
+	for _, ch := range []store.Change{
+		{Set: map[string]string{"b": "2", "": "x"}},
+		{Set: map[string]string{"b": "2"}, Delete: []string{""}},
+	} {
+		wantErr(t, fmt.Sprintf("Save of %q", ch), store.ErrEmptyField, st.Save(ctx, id, ch, hour))
 	}
-	if _, err := st.Incr(ctx, id, "", 1); err == nil {
-		t.Errorf("Incr with an empty field name: want an error; got nil")
-	}
+	_, err = st.Incr(ctx, id, "", 1)
+	wantErr(t, "Incr with an empty field name", store.ErrEmptyField, err)
 	wantFields(t, "Load after writes with an empty field name", want, load(t, st, id).Fields)
 }
 
@@ -246,4 +249,35 @@ func (s *suite) testTooLargeGrowth(t *testing.T) {
 	if _, err := st.Incr(ctx, id, "n", 1); err != nil {
 		t.Errorf("Incr of a record with room: want nil error; got %v", err)
 	}
+}
+
+// testTooLargeIncr checks that Incr does not add a field that would take the record
+// past the limit, counting the field's name and its value's digits and sign, and that
+// it then writes nothing.
+func (s *suite) testTooLargeIncr(t *testing.T) {
+	st := s.newStoreLimit(t, smallLimit)
+	ctx := t.Context()
+	id := newID("id")
+	fields := map[string]string{"a": strings.Repeat("x", smallLimit-6)} // 1019 bytes
+	create(t, st, id, store.Record{Fields: fields}, hour)
+
+	for _, c := range []struct {
+		field string
+		delta int64
+	}{
+		{"nnnn", 10},  // 1019 + 4 + 2
+		{"n", -1000},  // 1019 + 1 + 5: the sign counts
+		{"nn", -1000}, // 1019 + 2 + 5
+	} {
+		_, err := st.Incr(ctx, id, c.field, c.delta)
+		wantErr(t, fmt.Sprintf("Incr(%q, %d) of a new field past the limit", c.field, c.delta), store.ErrTooLarge, err)
+		wantFields(t, "Load after Incr past the limit", fields, load(t, st, id).Fields)
+	}
+
+	// 1019 + 1 + 4: exactly the limit.
+	if n, err := st.Incr(ctx, id, "n", -100); err != nil || n != -100 {
+		t.Fatalf("Incr of a new field to exactly the limit: want -100 and nil error; got %d and %v", n, err)
+	}
+	want := map[string]string{"a": fields["a"], "n": "-100"}
+	wantFields(t, "Load after Incr to the limit", want, load(t, st, id).Fields)
 }

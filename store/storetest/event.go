@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,7 +172,9 @@ func (s *suite) testEventRevoked(t *testing.T) {
 }
 
 // testEventOrder checks that a subscriber receives a session's events in the order of
-// the writes.
+// the writes. The recorder keeps every Event as delivered until all the writes are
+// done, so a store that reused a Fields array for a later event fails here too (and the
+// race detector reports it).
 func (s *suite) testEventOrder(t *testing.T) {
 	st := s.newStore(t)
 	id := newID("id")
@@ -225,7 +228,7 @@ func (s *suite) testEventNotOnFailure(t *testing.T) {
 	st := s.newStoreLimit(t, smallLimit)
 	ctx := t.Context()
 	id, gone, marker := newID("id"), newID("gone"), newID("marker")
-	create(t, st, id, store.Record{Fields: map[string]string{"s": "abc"}}, hour)
+	create(t, st, id, store.Record{Fields: map[string]string{"s": "abc", "max": "9223372036854775807"}}, hour)
 	create(t, st, marker, store.Record{}, hour)
 	r := subscribe(t, st)
 
@@ -237,6 +240,12 @@ func (s *suite) testEventNotOnFailure(t *testing.T) {
 	}
 	if _, err := st.Incr(ctx, id, "s", 1); err == nil {
 		t.Fatal("Incr of a string: want an error; got nil")
+	}
+	if _, err := st.Incr(ctx, id, "max", 1); err == nil {
+		t.Fatal("Incr past the int64 maximum: want an error; got nil")
+	}
+	if _, err := st.Incr(ctx, id, strings.Repeat("n", smallLimit), 1); err == nil {
+		t.Fatal("Incr of a new field past the limit: want an error; got nil")
 	}
 	if err := st.Save(ctx, id, store.Change{Set: map[string]string{"big": string(make([]byte, smallLimit))}}, hour); err == nil {
 		t.Fatal("Save past the limit: want an error; got nil")

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ func (s *suite) sessionTests() []test {
 		{"SaveConcurrent", s.testSaveConcurrent},
 		{"Incr", s.testIncr},
 		{"IncrNotInteger", s.testIncrNotInteger},
+		{"IncrOverflow", s.testIncrOverflow},
 		{"IncrConcurrent", s.testIncrConcurrent},
 		{"Delete", s.testDelete},
 		{"CrossProcess", s.testSessionCrossProcess},
@@ -232,7 +234,7 @@ func (s *suite) testIncr(t *testing.T) {
 	st := s.newStore(t)
 	ctx := t.Context()
 	id := newID("id")
-	create(t, st, id, store.Record{Fields: map[string]string{"ten": "10", "neg": "-7"}}, hour)
+	create(t, st, id, store.Record{Fields: map[string]string{"ten": "10", "neg": "-7", "zero": "0", "min": "-9223372036854775808"}}, hour)
 
 	steps := []struct {
 		field string
@@ -245,6 +247,8 @@ func (s *suite) testIncr(t *testing.T) {
 		{"ten", 1, 11},
 		{"neg", 3, -4},
 		{"big", 1 << 40, 1 << 40},
+		{"zero", -1, -1},
+		{"min", 1, math.MinInt64 + 1},
 	}
 	for _, step := range steps {
 		got, err := st.Incr(ctx, id, step.field, step.delta)
@@ -252,20 +256,65 @@ func (s *suite) testIncr(t *testing.T) {
 			t.Errorf("Incr(%q, %d): want %d and nil error; got %d and %v", step.field, step.delta, step.want, got, err)
 		}
 	}
-	want := map[string]string{"n": "-2", "ten": "11", "neg": "-4", "big": "1099511627776"}
+	want := map[string]string{"n": "-2", "ten": "11", "neg": "-4", "big": "1099511627776", "zero": "-1", "min": "-9223372036854775807"}
 	wantFields(t, "Load after Incr", want, load(t, st, id).Fields)
 }
 
+// testIncrNotInteger checks that Incr reads integers as strictly as Redis's HINCRBY:
+// an optional '-', then digits without a leading zero, within int64.
 func (s *suite) testIncrNotInteger(t *testing.T) {
 	st := s.newStore(t)
 	id := newID("id")
 	create(t, st, id, store.Record{}, hour)
-	for _, v := range []string{"", "abc", "1.5", " 1", "1 ", "0x10", `"1"`, "99999999999999999999"} {
+	for _, v := range []string{
+		"", "abc", "1.5", " 1", "1 ", " 5", "5\n", "0x10", `"1"`, "1e3", "1_000", "１", "٣",
+		"+5", "+0", "-", "-0", "--1", "-+1", "00", "007", "-007", "00000000000000000001",
+		"9223372036854775808", "-9223372036854775809", "99999999999999999999",
+	} {
 		save(t, st, id, store.Change{Set: map[string]string{"v": v}})
 		_, err := st.Incr(t.Context(), id, "v", 1)
 		wantErr(t, fmt.Sprintf("Incr of %q", v), store.ErrNotInteger, err)
 		wantFields(t, fmt.Sprintf("Load after Incr of %q", v), map[string]string{"v": v}, load(t, st, id).Fields)
 	}
+}
+
+// testIncrOverflow checks that an increment past either end of int64 returns
+// ErrNotInteger and changes nothing, and that the ends themselves are reached.
+func (s *suite) testIncrOverflow(t *testing.T) {
+	st := s.newStore(t)
+	ctx := t.Context()
+	id := newID("id")
+	maxInt, minInt := strconv.FormatInt(math.MaxInt64, 10), strconv.FormatInt(math.MinInt64, 10)
+	create(t, st, id, store.Record{Fields: map[string]string{"hi": "9223372036854775806", "lo": "-9223372036854775807"}}, hour)
+	if n, err := st.Incr(ctx, id, "hi", 1); err != nil || n != math.MaxInt64 {
+		t.Fatalf("Incr to the int64 maximum: want %d and nil error; got %d and %v", int64(math.MaxInt64), n, err)
+	}
+	if n, err := st.Incr(ctx, id, "lo", -1); err != nil || n != math.MinInt64 {
+		t.Fatalf("Incr to the int64 minimum: want %d and nil error; got %d and %v", int64(math.MinInt64), n, err)
+	}
+	want := map[string]string{"hi": maxInt, "lo": minInt}
+	for _, c := range []struct {
+		field string
+		delta int64
+	}{
+		{"hi", 1}, {"hi", math.MaxInt64}, {"lo", -1}, {"lo", math.MinInt64},
+	} {
+		_, err := st.Incr(ctx, id, c.field, c.delta)
+		wantErr(t, fmt.Sprintf("Incr(%q, %d) past the int64 range", c.field, c.delta), store.ErrNotInteger, err)
+	}
+	wantFields(t, "Load after increments past the int64 range", want, load(t, st, id).Fields)
+
+	// A missing field counts as 0, so one increment reaches either end.
+	if n, err := st.Incr(ctx, id, "a", math.MaxInt64); err != nil || n != math.MaxInt64 {
+		t.Errorf("Incr of a missing field by the int64 maximum: want %d and nil error; got %d and %v", int64(math.MaxInt64), n, err)
+	}
+	if n, err := st.Incr(ctx, id, "b", math.MinInt64); err != nil || n != math.MinInt64 {
+		t.Errorf("Incr of a missing field by the int64 minimum: want %d and nil error; got %d and %v", int64(math.MinInt64), n, err)
+	}
+	_, err := st.Incr(ctx, id, "b", -1)
+	wantErr(t, "Incr past the int64 minimum", store.ErrNotInteger, err)
+	want["a"], want["b"] = maxInt, minInt
+	wantFields(t, "Load after increments of missing fields", want, load(t, st, id).Fields)
 }
 
 // testIncrConcurrent checks that increments are exact: every Incr returns a distinct

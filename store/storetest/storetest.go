@@ -32,6 +32,11 @@
 //     in any process that shares the backend, reaches the subscriber.
 //   - Each successful write sends exactly one event, and a write that fails sends none.
 //   - An empty field name is refused (store.CheckField), as a reserved one is.
+//   - Incr reads integers as Redis's HINCRBY does: an optional '-', then digits
+//     without a leading zero, within int64 ("+5", "007", "-0" and " 5" are
+//     store.ErrNotInteger), and an increment past int64 is store.ErrNotInteger.
+//   - Incr of a new field counts the field's name and the digits of its value against
+//     the limit, as Save would.
 //   - DeleteOwner counts only the sessions it removed, not expired ones.
 //   - Tickets and sessions are kept apart: a ticket and a session may share an id.
 //   - Deadline round-trips to the millisecond; values are arbitrary bytes, and field
