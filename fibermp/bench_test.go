@@ -9,7 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/internal/testredis"
+	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/store/redisstore"
 )
@@ -18,10 +18,10 @@ import (
 // round trips the store made.
 func redisStore(tb testing.TB) (store.Store, *commandCounter) {
 	tb.Helper()
-	rdb := testredis.Client(tb)
+	rdb := testenv.Redis(tb)
 	cc := &commandCounter{}
 	rdb.AddHook(cc)
-	s := redisstore.New(rdb, redisstore.Config{Prefix: testredis.Prefix(tb, rdb)})
+	s := redisstore.New(rdb, redisstore.Config{Prefix: testenv.RedisPrefix(tb, rdb)})
 	tb.Cleanup(func() { _ = s.Close() })
 	return s, cc
 }

@@ -15,17 +15,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wx/wxtest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// fasthttp's process-wide Date header ticker, started once and never stopped.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
-		// A stopped server's worker-pool cleaner finishes its idle sleep (10 s) and exits.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-	)
+	goleak.VerifyTestMain(m, testenv.IgnoreFasthttp...)
 }
 
 // routes are the application routes the tests use.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wx"
 	"github.com/mpsession/mpsession/wx/wxtest"
@@ -61,27 +61,8 @@ func newHarness(t testing.TB, cfg fibermp.Config, routes func(app *fiber.App)) *
 	if routes != nil {
 		routes(app)
 	}
-	h.url = serve(t, app)
+	h.url = testenv.Serve(t, app)
 	return h
-}
-
-// serve runs app on a loopback listener until the test ends.
-func serve(t testing.TB, app *fiber.App) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = app.Listener(ln)
-	}()
-	t.Cleanup(func() {
-		_ = app.ShutdownWithTimeout(5 * time.Second)
-		<-done
-	})
-	return "http://" + ln.Addr().String()
 }
 
 // code returns a fresh wx.login code for openID, and remembers the user's session_key.

@@ -11,7 +11,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/internal/testredis"
+	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store/redisstore"
 	"github.com/mpsession/mpsession/wsauth"
 	"github.com/mpsession/mpsession/wx/wxtest"
@@ -21,8 +21,8 @@ import (
 // with its own client and store): a logout through A closes a socket held by B. It
 // reports the delay from the logout reply to the close frame over 100 trials.
 func TestTwoInstances(t *testing.T) {
-	rdbA, rdbB := testredis.Client(t), testredis.Client(t)
-	prefix := testredis.Prefix(t, rdbA)
+	rdbA, rdbB := testenv.Redis(t), testenv.Redis(t)
+	prefix := testenv.RedisPrefix(t, rdbA)
 	stA := redisstore.New(rdbA, redisstore.Config{Prefix: prefix})
 	stB := redisstore.New(rdbB, redisstore.Config{Prefix: prefix})
 	t.Cleanup(func() { _ = stA.Close(); _ = stB.Close() })

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,7 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/internal/testredis"
+	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/store/redisstore"
 	"github.com/mpsession/mpsession/wsauth"
@@ -47,8 +46,8 @@ func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
 			return m
 		},
 		"redis": func(t *testing.T) store.Store {
-			rdb := testredis.Client(t)
-			s := redisstore.New(rdb, redisstore.Config{Prefix: testredis.Prefix(t, rdb)})
+			rdb := testenv.Redis(t)
+			s := redisstore.New(rdb, redisstore.Config{Prefix: testenv.RedisPrefix(t, rdb)})
 			t.Cleanup(func() { _ = s.Close() })
 			return s
 		},
@@ -103,20 +102,7 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 		return err
 	})
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = app.Listener(ln)
-	}()
-	t.Cleanup(func() {
-		_ = app.ShutdownWithTimeout(5 * time.Second)
-		<-done
-	})
-	return &server{url: "http://" + ln.Addr().String(), wx: wechat, st: st}
+	return &server{url: testenv.Serve(t, app), wx: wechat, st: st}
 }
 
 // echo is the socket handler: it answers text commands with the live session.

@@ -1,20 +1,18 @@
 package wx_test
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/mpsession/mpsession/wx"
-	"github.com/mpsession/mpsession/wx/wxtest"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/mpsession/mpsession/internal/testenv"
+	"github.com/mpsession/mpsession/wx"
+	"github.com/mpsession/mpsession/wx/wxtest"
 )
 
 func TestMain(m *testing.M) {
@@ -105,38 +103,11 @@ func loadVectors(t testing.TB) vectors {
 	return v
 }
 
-// redisForTest connects to the test Redis (MPSESSION_REDIS_ADDR, default
-// 127.0.0.1:6379) and returns it with a key prefix unique to the test; every key under
-// the prefix is deleted when the test ends. Without Redis the test fails if CI is set and
-// is skipped otherwise.
+// redisForTest connects to the test Redis and returns it with a key prefix of the
+// test's own; the keys are deleted when the test ends. Without Redis the test fails in
+// CI and skips elsewhere.
 func redisForTest(t testing.TB) (*redis.Client, string) {
 	t.Helper()
-	addr := os.Getenv("MPSESSION_REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Redis at %s is unreachable and CI is set: %v", addr, err)
-		}
-		t.Skipf("Redis at %s is unreachable (start one or set MPSESSION_REDIS_ADDR; this fails when CI is set): %v", addr, err)
-	}
-	prefix := fmt.Sprintf("mpsession-test:wx:%s:%s:", strings.ReplaceAll(t.Name(), "/", "."), rand.Text())
-	t.Cleanup(func() {
-		defer rdb.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			t.Errorf("cleaning Redis keys %s*: %v", prefix, err)
-		}
-	})
-	return rdb, prefix
+	rdb := testenv.Redis(t)
+	return rdb, testenv.RedisPrefix(t, rdb)
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/gofiber/storage/mysql/v2"
 	"github.com/gofiber/storage/postgres/v3"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mpsession/mpsession/internal/testenv"
 )
 
 // A backend under test: a fresh Storage, and a way to read back every key and value it
@@ -56,16 +58,6 @@ func uniqueTable() string {
 	return fmt.Sprintf("mpsession_fiberstore_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9, tableSeq.Add(1))
 }
 
-// unreachable fails the test in CI, where the SQL servers are required, and skips it
-// elsewhere.
-func unreachable(t testing.TB, what, env, dsn string, err error) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s at %s is required when CI is set: %v", what, dsn, err)
-	}
-	t.Skipf("%s at %s is not reachable (%v); start it or set %s. With CI set, this fails.", what, dsn, err, env)
-}
-
 // mustNew turns a driver's panic in New (they panic on any database error) into a test
 // failure.
 func mustNew[S any](t testing.TB, what string, newFn func() S) (s S) {
@@ -94,7 +86,7 @@ func openMySQL(t testing.TB) (Storage, func() map[string][]byte) {
 		if db != nil {
 			db.Close()
 		}
-		unreachable(t, "MySQL", env, dsn, err)
+		testenv.Unavailable(t, "%s at %s is not reachable (%v); start it or set %s", "MySQL", dsn, err, env)
 	}
 	db.SetMaxOpenConns(64)
 	db.SetMaxIdleConns(64)
@@ -147,7 +139,7 @@ func openPostgres(t testing.TB) (Storage, func() map[string][]byte) {
 		}
 	}
 	if err != nil {
-		unreachable(t, "Postgres", env, dsns[len(dsns)-1], err)
+		testenv.Unavailable(t, "%s at %s is not reachable (%v); start it or set %s", "Postgres", dsns[len(dsns)-1], err, env)
 	}
 	table := uniqueTable()
 	st := mustNew(t, "postgres", func() *postgres.Storage { return postgres.New(postgres.Config{DB: pool, Table: table}) })

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/store/storetest"
 	"github.com/redis/go-redis/v9"
@@ -52,28 +53,10 @@ func (quietLogger) Printf(_ context.Context, format string, v ...any) {
 	}
 }
 
-// unavailable skips the test for want of Redis, or fails it when CI is set, as CI must
-// run every test.
-func unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-		t.Fatalf("%s (Redis is required when CI is set)", msg)
-	}
-	t.Skipf("%s: skipping (with CI set this fails)", msg)
-}
-
-func redisAddr() string {
-	if addr := os.Getenv("MPSESSION_REDIS_ADDR"); addr != "" {
-		return addr
-	}
-	return "127.0.0.1:6379"
-}
-
 // newClient returns a client of the shared single-node Redis, closed when t ends.
 func newClient(t testing.TB, opts ...func(*redis.Options)) *redis.Client {
 	t.Helper()
-	o := &redis.Options{Addr: redisAddr()}
+	o := &redis.Options{Addr: testenv.RedisAddr()}
 	for _, f := range opts {
 		f(o)
 	}
@@ -82,7 +65,7 @@ func newClient(t testing.TB, opts ...func(*redis.Options)) *redis.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
-		unavailable(t, "Redis at %s: %v", o.Addr, err)
+		testenv.Unavailable(t, "Redis at %s: %v", o.Addr, err)
 	}
 	return c
 }
@@ -665,14 +648,14 @@ type server struct {
 func startServer(t testing.TB, addr string) *server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		unavailable(t, "redis-server: %v", err)
+		testenv.Unavailable(t, "redis-server: %v", err)
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", t.TempDir())
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
-		unavailable(t, "redis-server: %v", err)
+		testenv.Unavailable(t, "redis-server: %v", err)
 	}
 	srv := &server{cmd: cmd, addr: addr}
 	t.Cleanup(srv.stop)
@@ -1063,7 +1046,7 @@ func clusterAddrs(t testing.TB) []string {
 	t.Helper()
 	cluster.once.Do(func() { cluster.addrs, cluster.err = startCluster() })
 	if cluster.err != nil {
-		unavailable(t, "Redis Cluster: %v", cluster.err)
+		testenv.Unavailable(t, "Redis Cluster: %v", cluster.err)
 	}
 	return cluster.addrs
 }

@@ -1,0 +1,110 @@
+// Package testenv is what the module's tests share: the servers they need (Redis, and
+// in CI the rule that a missing one fails the test), a Fiber app on a real listener,
+// and the goroutines goleak must ignore.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+// InCI reports whether the tests run in CI (CI set to anything but "", "0" or
+// "false"), where every server the tests need must be up.
+func InCI() bool {
+	ci := os.Getenv("CI")
+	return ci != "" && ci != "0" && ci != "false"
+}
+
+// Unavailable is for a server the test needs and cannot reach: it fails the test in
+// CI, and skips it elsewhere, saying why.
+func Unavailable(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if InCI() {
+		tb.Fatalf("%s (required when CI is set)", msg)
+	}
+	tb.Skipf("%s: skipping (with CI set this fails)", msg)
+}
+
+// RedisAddr returns the address of the test Redis: MPSESSION_REDIS_ADDR, or
+// 127.0.0.1:6379.
+func RedisAddr() string {
+	if a := os.Getenv("MPSESSION_REDIS_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// Redis returns a client of the test Redis, closed when the test ends. Without Redis
+// the test fails in CI and skips elsewhere.
+func Redis(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: RedisAddr()})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		_ = c.Close()
+		Unavailable(tb, "Redis at %s: %v; start it or set MPSESSION_REDIS_ADDR", RedisAddr(), err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// RedisPrefix returns a key prefix of the test's own, and deletes every key under it
+// (with SCAN, never KEYS or FLUSHDB) when the test ends.
+func RedisPrefix(tb testing.TB, c redis.UniversalClient) string {
+	tb.Helper()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "mpsession-test:" + hex.EncodeToString(b) + ":"
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			tb.Errorf("deleting the test's Redis keys %s*: %v", prefix, err)
+		}
+	})
+	return prefix
+}
+
+// Serve runs app on a loopback listener until the test ends, and returns its base URL
+// (http://127.0.0.1:port).
+func Serve(tb testing.TB, app *fiber.App) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = app.Listener(ln)
+	}()
+	tb.Cleanup(func() {
+		_ = app.ShutdownWithTimeout(5 * time.Second)
+		<-done
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// IgnoreFasthttp are the goleak options for the goroutines fasthttp leaves by design.
+var IgnoreFasthttp = []goleak.Option{
+	// The process-wide Date header ticker, started once and never stopped.
+	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	// A stopped server's worker-pool cleaner finishes its idle sleep (10 s) and exits.
+	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+}
