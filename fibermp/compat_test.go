@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,25 +13,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/testenv"
 )
-
-// requireNodeSDKs returns the folder holding the npm client SDKs. CI installs them
-// (npm ci); elsewhere a missing install skips the test and says how to install it.
-func requireNodeSDKs(t *testing.T) string {
-	t.Helper()
-	dir, _ := filepath.Abs(filepath.Join("testdata", "node"))
-	_, errNode := exec.LookPath("node")
-	_, errMods := os.Stat(filepath.Join(dir, "node_modules", "wafer2-client-sdk"))
-	if errNode == nil && errMods == nil {
-		return dir
-	}
-	msg := "node and the client SDKs are needed: (cd fibermp/testdata/node && npm ci)"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 type step struct {
 	Step     string
@@ -51,7 +32,7 @@ type step struct {
 // request and read by the next, a session ended behind the client's back (the SDK logs
 // in again and retries once), and logout.
 func TestClientSDKs(t *testing.T) {
-	dir := requireNodeSDKs(t)
+	dir := testenv.NodeSDKs(t)
 	for _, tc := range []struct {
 		sdk string
 		p   fibermp.Protocol

@@ -54,8 +54,9 @@ func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
 	}
 }
 
-// newServer starts a server on st, with wechat as its WeChat (a new one when nil).
-func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.Config) *server {
+// newServer starts a server on st, with wechat as its WeChat (a new one when nil), and
+// more routes when given.
+func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.Config, routes ...func(app *fiber.App)) *server {
 	t.Helper()
 	if wechat == nil {
 		wechat = wxtest.NewServer(appID, appSecret)
@@ -101,6 +102,9 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 		_, err := fibermp.Get(c).DestroyAll()
 		return err
 	})
+	for _, r := range routes {
+		r(app)
+	}
 
 	return &server{url: testenv.Serve(t, app), wx: wechat, st: st}
 }

@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -107,4 +110,21 @@ var IgnoreFasthttp = []goleak.Option{
 	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 	// A stopped server's worker-pool cleaner finishes its idle sleep (10 s) and exits.
 	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+}
+
+// NodeSDKs returns the folder where the npm client SDKs (wafer-client-sdk,
+// wafer2-client-sdk) and the node drivers of the compatibility tests live. CI installs
+// the SDKs with npm ci; without node or the install the test fails in CI and skips
+// elsewhere.
+func NodeSDKs(tb testing.TB) string {
+	tb.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "fibermp", "testdata", "node")
+	if _, err := exec.LookPath("node"); err != nil {
+		Unavailable(tb, "node is not installed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "wafer2-client-sdk")); err != nil {
+		Unavailable(tb, "the client SDKs are not installed: (cd fibermp/testdata/node && npm ci)")
+	}
+	return dir
 }

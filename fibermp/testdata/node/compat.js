@@ -7,8 +7,6 @@
 // the same way, and wx.request makes real HTTP requests. Each step prints one JSON line;
 // the Go test (fibermp/compat_test.go) reads them and checks the server side too.
 'use strict';
-const http = require('http');
-const { URL } = require('url');
 
 const [sdkName, base] = process.argv.slice(2);
 if (!sdkName || !base) {
@@ -16,60 +14,7 @@ if (!sdkName || !base) {
   process.exit(2);
 }
 
-function httpRequest({ url, method = 'GET', header = {}, data }) {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    let body;
-    if (data !== undefined && method !== 'GET') {
-      body = JSON.stringify(data);
-      header = Object.assign({ 'content-type': 'application/json' }, header);
-    }
-    const req = http.request(u, { method, headers: header, timeout: 10000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => {
-        let parsed = text;
-        try { parsed = JSON.parse(text); } catch (_) { /* wx.request keeps the string */ }
-        resolve({ data: parsed, statusCode: res.statusCode, header: res.headers });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    if (body) req.write(body);
-    req.end();
-  });
-}
-
-const storage = new Map();
-const counters = { login: 0, request: 0 };
-global.wx = {
-  login({ success, fail }) {
-    counters.login++;
-    httpRequest({ url: base + '/_wx/code' })
-      .then((r) => success({ code: r.data.code, errMsg: 'login:ok' }))
-      .catch((e) => fail && fail({ errMsg: String(e) }));
-  },
-  getUserInfo({ success, fail }) {
-    httpRequest({ url: base + '/_wx/userinfo' })
-      .then((r) => success(r.data))
-      .catch((e) => fail && fail({ errMsg: String(e) }));
-  },
-  checkSession({ success }) { success({ errMsg: 'checkSession:ok' }); },
-  request(opts) {
-    counters.request++;
-    httpRequest({ url: opts.url, method: opts.method || 'GET', header: opts.header, data: opts.data })
-      .then((r) => opts.success && opts.success(r))
-      .catch((e) => opts.fail && opts.fail({ errMsg: 'request:fail ' + e.message }))
-      .finally(() => opts.complete && opts.complete());
-  },
-  // Sockets are not used here; the SDKs' tunnel modules bind these when loaded.
-  onSocketOpen() {}, onSocketClose() {}, onSocketMessage() {}, onSocketError() {},
-  connectSocket() {}, sendSocketMessage() {}, closeSocket() {},
-  getStorageSync(k) { return storage.has(k) ? storage.get(k) : ''; },
-  setStorageSync(k, v) { storage.set(k, v); },
-  removeStorageSync(k) { storage.delete(k); },
-};
+const { storage, counters, httpRequest } = require('./wxstub')(base);
 
 const sdk = require(sdkName === 'wafer' ? 'wafer-client-sdk' : 'wafer2-client-sdk');
 const storageKey = 'weapp_session_F2C224D4-2BCE-4C64-AF9F-A6D872000D1A';
