@@ -132,3 +132,22 @@ func TestIdleSocketMemory(t *testing.T) {
 	t.Logf("%d idle sockets, both ends, KiB per socket: through wsauth %.1f heap + %.1f stack; bare contrib/websocket %.1f heap + %.1f stack",
 		n, wsHeap, wsStack, bareHeap, bareStack)
 }
+
+// TestEndWhileClosing ends sessions while their sockets close, many times over: the
+// close frame must never touch a connection fasthttp has already recycled.
+func TestEndWhileClosing(t *testing.T) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
+	for i := 0; i < 100; i++ {
+		token := s.login(t, "o-race")
+		conn := mustDial(t, s.wsURL(""), bearer(token))
+		call(t, conn, "who")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = conn.Close()
+		}()
+		s.post(t, "/logout", token)
+		<-done
+	}
+	waitHandles(t, 0)
+}

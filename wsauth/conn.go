@@ -49,14 +49,19 @@ var ConnConfigDefault = ConnConfig{
 // write.
 type Conn struct {
 	c        *fws.Conn
+	h        *Handle // the live session, or nil
 	cfg      ConnConfig
 	wmu      sync.Mutex
 	once     sync.Once
-	nextPing time.Time // guarded by pingers.mu
+	pmu      sync.Mutex // held by a ping in flight; Close waits for it
+	closed   bool       // guarded by pmu
+	nextPing time.Time  // guarded by pingers.mu
 }
 
-// Wrap sets up conn as the config says and starts its pings. Call Close when the
-// handler is done with it (defer c.Close()): that stops the pings.
+// Wrap sets up conn as the config says, starts its pings, and arranges for the socket
+// to be closed (with CloseLoggedOut, CloseRevoked or CloseExpired) when its session
+// ends. The handler must call Close before it returns (defer c.Close()): fasthttp
+// recycles the connection afterwards. Handler does both for you.
 func Wrap(conn *fws.Conn, config ...ConnConfig) *Conn {
 	cfg := ConnConfigDefault
 	if len(config) > 0 {
@@ -74,7 +79,11 @@ func Wrap(conn *fws.Conn, config ...ConnConfig) *Conn {
 			cfg.WriteTimeout = ConnConfigDefault.WriteTimeout
 		}
 	}
-	c := &Conn{c: conn, cfg: cfg}
+	c := &Conn{c: conn, cfg: cfg, h: Session(conn)}
+	if c.h != nil {
+		// The inner connection, not contrib's Conn, which goes back to a pool.
+		c.h.bind(conn.Conn)
+	}
 	conn.SetReadLimit(cfg.ReadLimit)
 	_ = conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
 	conn.SetPongHandler(func(string) error {
@@ -137,16 +146,53 @@ func (p *pingSet) run(stop <-chan struct{}) {
 			}
 			p.mu.Unlock()
 			for _, c := range due {
-				// WriteControl may run alongside the handler's writes. A peer that
-				// stopped reading fails here or misses its read deadline.
-				_ = c.c.WriteControl(fws.PingMessage, nil, now.Add(c.cfg.WriteTimeout))
+				c.sendPing(now)
 			}
 		}
 	}
 }
 
+// sendPing pings the peer unless the handler has closed the socket: fasthttp recycles
+// the connection once the handler returns. WriteControl may run alongside the
+// handler's writes; a peer that stopped reading fails here or misses its read deadline.
+func (c *Conn) sendPing(now time.Time) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if !c.closed {
+		_ = c.c.WriteControl(fws.PingMessage, nil, now.Add(c.cfg.WriteTimeout))
+	}
+}
+
 // Session returns the socket's live session (see Session), or nil.
-func (c *Conn) Session() *Handle { return Session(c.c) }
+func (c *Conn) Session() *Handle { return c.h }
+
+// Handler returns a contrib/websocket handler that runs fn with the socket wrapped (see
+// Wrap) and closes it when fn returns:
+//
+//	app.Get("/ws", wsauth.New(), websocket.New(wsauth.Handler(func(c *wsauth.Conn) { ... })))
+func Handler(fn func(c *Conn), config ...ConnConfig) func(*fws.Conn) {
+	return func(conn *fws.Conn) {
+		c := Wrap(conn, config...)
+		defer c.Close()
+		fn(c)
+	}
+}
+
+// Locals returns a value the upgrade request stored with c.Locals under a string key.
+func (c *Conn) Locals(key string) any { return c.c.Locals(key) }
+
+// Params returns a route parameter of the upgrade request.
+func (c *Conn) Params(key string, defaultValue ...string) string {
+	return c.c.Params(key, defaultValue...)
+}
+
+// Query returns a query parameter of the upgrade request.
+func (c *Conn) Query(key string, defaultValue ...string) string {
+	return c.c.Query(key, defaultValue...)
+}
+
+// IP returns the client's address.
+func (c *Conn) IP() string { return c.c.IP() }
 
 // ReadMessage reads the next message. Each message, like each pong, extends the read
 // deadline.
@@ -196,6 +242,12 @@ func (c *Conn) Close() error {
 	var err error
 	c.once.Do(func() {
 		pingers.remove(c)
+		c.pmu.Lock()
+		c.closed = true
+		c.pmu.Unlock()
+		if c.h != nil {
+			c.h.bind(nil) // waits for a close frame in flight
+		}
 		err = c.c.Close()
 	})
 	return err

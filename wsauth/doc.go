@@ -8,10 +8,9 @@
 //	app.Use(fibermp.New(fibermp.Config{AppID: appID, AppSecret: secret, Store: sessions}))
 //	app.Get("/tunnel", wsauth.Tickets(wsauth.TicketConfig{Path: "/ws"}))
 //	app.Get("/ws", wsauth.New(wsauth.Config{Origins: []string{"https://game.example"}}),
-//		websocket.New(func(conn *websocket.Conn) {
-//			c := wsauth.Wrap(conn) // one writer at a time, read limit, pings
-//			defer c.Close()
-//			s := c.Session()       // the live session
+//		websocket.New(wsauth.Handler(func(c *wsauth.Conn) {
+//			// c: one writer at a time, a read limit, pings
+//			s := c.Session() // the live session
 //			for {
 //				var move Move
 //				if err := c.ReadJSON(&move); err != nil {
@@ -20,7 +19,7 @@
 //				score, _ := s.Incr("score", move.Points) // exact, alongside HTTP requests
 //				_ = c.WriteJSON(fiber.Map{"score": score})
 //			}
-//		}))
+//		})))
 //
 // # Credentials
 //
@@ -38,11 +37,12 @@
 //
 // # The live handle
 //
-// Session(conn) (or Conn.Session) returns the socket's *Handle. Its reads reflect the
+// Conn.Session (or Session(conn)) returns the socket's *Handle. Its reads reflect the
 // session as it is now, changes made by HTTP requests and other processes included; its
 // writes go to the store at once; it keeps the session alive while the socket is open.
-// When the session is logged out, revoked or expires, in any process, Done closes and
-// the socket is closed with CloseLoggedOut, CloseRevoked or CloseExpired.
+// When the session is logged out, revoked or expires, in any process, Done closes and,
+// for a socket served through Handler or Wrap, the socket is closed with
+// CloseLoggedOut, CloseRevoked or CloseExpired.
 //
 // All the handles of a process share one store subscription and one keep-alive
 // goroutine; the pings of every Conn share another.

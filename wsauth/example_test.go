@@ -33,9 +33,7 @@ func Example() {
 		return c.SendString(fmt.Sprint(fibermp.Get(c).GetInt("score")))
 	})
 	app.Get("/ws", wsauth.New(wsauth.Config{Origins: []string{"https://game.example"}}),
-		fws.New(func(conn *fws.Conn) {
-			c := wsauth.Wrap(conn)
-			defer c.Close()
+		fws.New(wsauth.Handler(func(c *wsauth.Conn) {
 			for {
 				if _, _, err := c.ReadMessage(); err != nil {
 					return
@@ -43,7 +41,7 @@ func Example() {
 				n, _ := c.Session().Incr("score", 10)
 				_ = c.WriteMessage(fws.TextMessage, []byte(fmt.Sprint(n)))
 			}
-		}))
+		})))
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go func() { _ = app.Listener(ln) }()
 	defer func() { _ = app.ShutdownWithTimeout(time.Second) }()

@@ -61,23 +61,20 @@ type Handle struct {
 	fields    map[string]string
 	stale     bool
 	nextTouch time.Time
-	conn      *websocket.Conn
 	err       error
+
+	// conn is the socket to close when the session ends, set by a Conn while its
+	// handler runs. fasthttp recycles the connection once the handler returns, so it
+	// is touched only under connMu, and Conn.Close clears it before returning.
+	connMu sync.Mutex
+	conn   *websocket.Conn
 }
 
 // Session returns the live session of a socket that wsauth authenticated, or nil.
+// When the session ends, Done closes; the socket itself is closed for you only when the
+// handler uses a Conn (Handler or Wrap), which knows when the handler returns.
 func Session(conn *fws.Conn) *Handle {
 	h, _ := conn.Locals(localsKey).(*Handle)
-	if h == nil {
-		return nil
-	}
-	h.mu.Lock()
-	if h.conn == nil {
-		// The inner connection, not the contrib wrapper, which goes back to a pool
-		// when the handler returns.
-		h.conn = conn.Conn
-	}
-	h.mu.Unlock()
 	return h
 }
 
@@ -225,12 +222,11 @@ func (h *Handle) end(why error) {
 		return
 	}
 	h.err = why
-	conn := h.conn
 	h.mu.Unlock()
 	close(h.done)
 	h.cancel()
 	h.reg.remove(h)
-	if conn == nil || why == ErrClosed {
+	if why == ErrClosed {
 		return
 	}
 	code, reason := CloseExpired, "session expired"
@@ -241,15 +237,44 @@ func (h *Handle) end(why error) {
 		code, reason = CloseRevoked, "session revoked"
 	}
 	// Off the caller's goroutine (the store's event loop): a slow client must not
-	// hold up events for the others. WriteControl and SetReadDeadline are safe
-	// alongside the handler's own reads and writes.
-	go func() {
-		deadline := time.Now().Add(time.Second)
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
-		// The client answers the close frame and the handler's read returns; if it
-		// does not, the read deadline ends the wait.
-		_ = conn.SetReadDeadline(deadline.Add(time.Second))
-	}()
+	// hold up events for the others.
+	go h.closeConn(code, reason)
+}
+
+// closeConn sends the close frame to the socket, if a handler still runs it.
+// WriteControl and SetReadDeadline are safe alongside the handler's own reads and
+// writes.
+func (h *Handle) closeConn(code int, reason string) {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	if h.conn == nil {
+		return
+	}
+	deadline := time.Now().Add(time.Second)
+	_ = h.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+	// The client answers the close frame and the handler's read returns; if it does
+	// not, the read deadline ends the wait.
+	_ = h.conn.SetReadDeadline(deadline.Add(time.Second))
+}
+
+// bind makes conn the socket closed when the session ends; nil unbinds it. A session
+// that already ended closes the socket at once.
+func (h *Handle) bind(conn *websocket.Conn) {
+	h.connMu.Lock()
+	h.conn = conn
+	h.connMu.Unlock()
+	if conn == nil {
+		return
+	}
+	switch h.Err() {
+	case nil, ErrClosed:
+	case ErrLoggedOut:
+		h.closeConn(CloseLoggedOut, "logged out")
+	case ErrRevoked:
+		h.closeConn(CloseRevoked, "session revoked")
+	default:
+		h.closeConn(CloseExpired, "session expired")
+	}
 }
 
 // Close releases the handle when its socket closes; fasthttp calls it when the
