@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
@@ -119,5 +120,56 @@ func TestRedisRoundTrips(t *testing.T) {
 			t.Errorf("%s: want %d round trips; got %d", tc.name, tc.want, got)
 		}
 		t.Logf("%s: %d Redis round trips", tc.name, cc.n.Load()-before)
+	}
+}
+
+// TestRedisOutage kills the Redis behind the middleware and starts it again: while it
+// is down requests get 503 without the wafer magic key (clients keep their sessions),
+// promptly and without a panic; within 2 s of its return the same session works again.
+func TestRedisOutage(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	st := redisstore.New(rdb)
+	t.Cleanup(func() { _ = st.Close() })
+	h := newHarness(t, fibermp.Config{Store: st}, routes)
+	hdr := loginWafer(t, h, "o-outage")
+
+	srv.Stop()
+	for _, path := range []string{"/whoami", "/color", "/login"} {
+		hd := hdr
+		if path == "/login" {
+			hd = map[string]string{"X-WX-Code": h.code("o-outage")}
+		}
+		start := time.Now()
+		r := h.do(t, "GET", path, hd, "")
+		t.Logf("%s with Redis down: %d in %v", path, r.status, time.Since(start).Round(time.Millisecond))
+		if r.status != 503 || r.json(t)["error"] != fibermp.ErrCodeUnavailable {
+			t.Errorf("%s: want 503 %s; got %d %s", path, fibermp.ErrCodeUnavailable, r.status, r.body)
+		}
+		if _, ok := r.json(t)[fibermp.MagicID]; ok {
+			t.Errorf("%s: a 503 carries the magic key, which makes clients drop their sessions", path)
+		}
+	}
+
+	srv.Start(t)
+	back := time.Now()
+	for {
+		r := h.do(t, "GET", "/whoami", hdr, "")
+		if r.status == 200 {
+			if got := r.json(t)["openid"]; got != "o-outage" {
+				t.Fatalf("after the outage: want the same session; got %s", r.body)
+			}
+			break
+		}
+		if time.Since(back) > 10*time.Second {
+			t.Fatalf("10 s after Redis came back: %d %s", r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(back)
+	t.Logf("requests succeed %v after Redis came back", took.Round(time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("requests succeed %v after Redis came back; want within 2 s", took)
 	}
 }

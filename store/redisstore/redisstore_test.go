@@ -541,18 +541,6 @@ func TestSaveSetAndDelete(t *testing.T) {
 	}
 }
 
-// closedPort returns the address of a loopback port nothing listens on.
-func closedPort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // outageCalls returns a call of every method that reaches Redis.
 func outageCalls(s *Store) []struct {
 	name string
@@ -611,7 +599,7 @@ func TestOutage(t *testing.T) {
 		}},
 	} {
 		t.Run(b.name, func(t *testing.T) {
-			c := b.client(closedPort(t))
+			c := b.client(testenv.FreeAddr(t))
 			t.Cleanup(func() { c.Close() })
 			s := New(c, Config{Prefix: newPrefix()})
 			t.Cleanup(func() { s.Close() })
@@ -638,65 +626,12 @@ func TestOutage(t *testing.T) {
 	}
 }
 
-// server is a redis-server the test runs, for tests that stop Redis.
-type server struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-// startServer starts a throwaway redis-server on addr and waits until it answers.
-func startServer(t testing.TB, addr string) *server {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		testenv.Unavailable(t, "redis-server: %v", err)
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", t.TempDir())
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		testenv.Unavailable(t, "redis-server: %v", err)
-	}
-	srv := &server{cmd: cmd, addr: addr}
-	t.Cleanup(srv.stop)
-	if err := waitPing(addr, 10*time.Second); err != nil {
-		t.Fatalf("redis-server on %s: %v", addr, err)
-	}
-	return srv
-}
-
-func (srv *server) stop() {
-	if srv.cmd.ProcessState == nil {
-		_ = srv.cmd.Process.Kill()
-		_ = srv.cmd.Wait()
-	}
-}
-
-// waitPing waits until the Redis at addr answers PING.
-func waitPing(addr string, limit time.Duration) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1})
-	defer c.Close()
-	deadline := time.Now().Add(limit)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestRecovery stops Redis under load and starts it again: while it is down every
 // operation fails promptly, and within 2 s of its return operations succeed and events
 // flow again.
 func TestRecovery(t *testing.T) {
-	addr := closedPort(t)
-	srv := startServer(t, addr)
+	srv := testenv.StartRedis(t)
+	addr := srv.Addr
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { c.Close() })
 	s := New(c, Config{Prefix: newPrefix()})
@@ -721,7 +656,7 @@ func TestRecovery(t *testing.T) {
 		t.Fatalf("Create: %v", err)
 	}
 
-	srv.stop()
+	srv.Stop()
 	// Traffic during the outage, enough to trip go-redis's dial circuit breaker.
 	var wg sync.WaitGroup
 	for range 4 {
@@ -739,7 +674,7 @@ func TestRecovery(t *testing.T) {
 	wg.Wait()
 	time.Sleep(500 * time.Millisecond) // down for a while, as in a real outage
 
-	startServer(t, addr)
+	srv.Start(t)
 	back := time.Now()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
@@ -1084,11 +1019,9 @@ func startCluster() ([]string, error) {
 	var addrs []string
 	for i := range 3 {
 		port, bus := ports[2*i], ports[2*i+1]
-		cmd := exec.Command("redis-server", "--port", port, "--cluster-port", bus, "--bind", "127.0.0.1",
+		cmd := testenv.RedisCommand(port, dir, "--cluster-port", bus, "--appendonly", "no",
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes-"+port+".conf"),
-			"--save", "", "--appendonly", "no", "--daemonize", "no",
-			"--dir", dir, "--logfile", filepath.Join(dir, "redis-"+port+".log"))
-		dieWithParent(cmd)
+			"--logfile", filepath.Join(dir, "redis-"+port+".log"))
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
@@ -1096,7 +1029,7 @@ func startCluster() ([]string, error) {
 		addrs = append(addrs, "127.0.0.1:"+port)
 	}
 	for _, addr := range addrs {
-		if err := waitPing(addr, 10*time.Second); err != nil {
+		if err := testenv.WaitRedis(addr, 10*time.Second); err != nil {
 			return nil, fmt.Errorf("node %s: %w", addr, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package redisstore
+package testenv
 
 import (
 	"os/exec"

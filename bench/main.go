@@ -1,0 +1,75 @@
+// Command bench measures mpsession against what its users would run instead, side by
+// side in one run, and prints the ratios DESIGN.md sets as targets:
+//
+//   - an authenticated read with the memory store: fibermp against bare Fiber serving
+//     the same route with no session (target: at least 0.8x);
+//   - a read with Redis: fibermp with store/redisstore against Fiber's session
+//     middleware with gofiber/storage/redis (target: at least 1.5x);
+//   - an increment with Redis, the same two (target: at least 2x).
+//
+// Every contender serves on its own loopback listener and is driven by a
+// fasthttp.HostClient in this process, so the servers, the load and Redis share the
+// machine. The contenders run in rounds, the two sides of a comparison one after the
+// other, and the table gives the median of the rounds. On a shared machine many short
+// rounds (the default: 21 of 1 s) pair the two sides of a comparison more closely in
+// time than a few long ones:
+//
+//	go run ./bench                        # 21 rounds of 1 s, about 2.5 minutes
+//	go run ./bench -duration 5s -rounds 5 # 5 rounds of 5 s
+//
+// Redis is at $MPSESSION_REDIS_ADDR, or 127.0.0.1:6379; without it only the memory
+// comparison runs. The run writes its keys under a prefix of its own and deletes them
+// when done. See README.md in this folder for what each contender does.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", time.Second, "how long each contender runs in each round")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "how long each contender runs before the first round")
+	flag.IntVar(&o.rounds, "rounds", 21, "number of rounds")
+	flag.IntVar(&o.conns, "conns", 32, "concurrent requests (and connections) per contender")
+	addr := flag.String("redis", redisAddr(), "Redis address")
+	flag.Parse()
+
+	e, err := newEnv(*addr, o.conns)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	// An interrupted run still deletes its Redis keys.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "bench: interrupted, cleaning up")
+		_ = e.Close()
+		os.Exit(130)
+	}()
+	err = compare(os.Stdout, os.Stderr, e, o)
+	signal.Stop(sig)
+	if cerr := e.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// redisAddr is the Redis address the tests of this module use (internal/testenv, which
+// the command does not import: it is for tests).
+func redisAddr() string {
+	if a := os.Getenv("MPSESSION_REDIS_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
