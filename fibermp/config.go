@@ -31,7 +31,8 @@ type Config struct {
 	Client *wx.Client
 
 	// Store keeps the sessions. Use a shared store (store/redisstore) when several
-	// processes serve the same clients.
+	// processes serve the same clients. The default in-memory store lives as long as
+	// the process; to stop its cleanup goroutine earlier, pass your own and Close it.
 	//
 	// Optional. Default: store.NewMemory()
 	Store store.Store

@@ -57,7 +57,7 @@ func Required() fiber.Handler {
 		if !ok {
 			return fiber.NewError(fiber.StatusInternalServerError, "fibermp.Required runs without fibermp.New before it")
 		}
-		return invalidSession(c, m.cfg.Protocol, fiber.StatusUnauthorized, "login required")
+		return invalidSession(c, m.cfg.Protocol, invalidStatus(c), "login required")
 	}
 }
 
@@ -84,13 +84,7 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 	s, err := m.open(c.UserContext(), cr)
 	switch {
 	case errors.Is(err, errInvalid):
-		status := fiber.StatusOK // what the Wafer SDK expects
-		if strings.EqualFold(c.Get(fiber.HeaderUpgrade), "websocket") {
-			// A refused WebSocket upgrade says so with its status: clients see
-			// no body.
-			status = fiber.StatusUnauthorized
-		}
-		return invalidSession(c, p, status, "session expired or unknown, log in again")
+		return invalidSession(c, p, invalidStatus(c), "session expired or unknown, log in again")
 	case err != nil:
 		return unavailable(c, "session store unavailable")
 	}
@@ -101,12 +95,26 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 	}
 	if err := s.save(c.UserContext()); err != nil {
 		c.Response().ResetBody()
-		if errors.Is(err, store.ErrNotFound) {
-			return invalidSession(c, p, fiber.StatusOK, "session ended during the request, log in again")
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return invalidSession(c, p, invalidStatus(c), "session ended during the request, log in again")
+		case errors.Is(err, store.ErrTooLarge):
+			// Not an outage: retrying would fail the same way.
+			return c.Status(fiber.StatusRequestEntityTooLarge).JSON(plainError{Error: ErrCodeTooLarge, Message: "session too large, changes not saved"})
 		}
 		return unavailable(c, "session store unavailable, changes not saved")
 	}
 	return nil
+}
+
+// invalidStatus is the HTTP status of an invalid-session reply: 200, which the Wafer SDK
+// expects (Wafer2 and Token replies set their own), except on a WebSocket upgrade, whose
+// refusal must say so by its status because clients see no body.
+func invalidStatus(c *fiber.Ctx) int {
+	if strings.EqualFold(c.Get(fiber.HeaderUpgrade), "websocket") {
+		return fiber.StatusUnauthorized
+	}
+	return fiber.StatusOK
 }
 
 var (

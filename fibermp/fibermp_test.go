@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,8 +144,8 @@ func TestWaferLogin(t *testing.T) {
 			t.Errorf("want 200 {\"session\":false}; got %d %s", r.status, r.body)
 		}
 		r = h.do(t, "GET", "/whoami", nil, "")
-		if r.status != 401 || r.json(t)["error"] != "ERR_INVALID_SESSION" {
-			t.Errorf("Required: want 401 ERR_INVALID_SESSION; got %d %s", r.status, r.body)
+		if r.status != 200 || r.json(t)["error"] != "ERR_INVALID_SESSION" {
+			t.Errorf("Required: want 200 ERR_INVALID_SESSION, as the wafer SDK expects; got %d %s", r.status, r.body)
 		}
 	})
 	t.Run("normal replies carry no magic key", func(t *testing.T) {
@@ -202,6 +203,12 @@ func TestLoginFailures(t *testing.T) {
 			check("http 5xx", login(h.code("o-bob")), 502, "502")
 			h.wx.Fail("jscode2session", wxtest.Fault{Body: "<html>oops"})
 			check("malformed body", login(h.code("o-bob")), 502, ".")
+			// A reply that cannot be read may still hold a session_key: it must not
+			// reach the client (h.do checks every reply for it).
+			leaked := "tiihtNczf5v6AKRyjwEUhQ=="
+			h.sessionKs = append(h.sessionKs, leaked)
+			h.wx.Fail("jscode2session", wxtest.Fault{Body: `{"session_key":"` + leaked + `","openid":"o1","unionid":5}`})
+			check("unreadable body with a session_key", login(h.code("o-bob")), 502, ".")
 
 			var missing reply
 			if p == fibermp.Token {
@@ -435,15 +442,56 @@ func TestFieldsPersist(t *testing.T) {
 // Two requests changing different fields of one session at the same time must both
 // persist, and concurrent increments must be exact.
 func TestConcurrentWrites(t *testing.T) {
-	h := newHarness(t, fibermp.Config{}, routes)
+	for name, st := range map[string]func(t *testing.T) store.Store{
+		"memory": func(t *testing.T) store.Store {
+			m := store.NewMemory()
+			t.Cleanup(func() { _ = m.Close() })
+			return m
+		},
+		"redis": func(t *testing.T) store.Store { s, _ := redisStore(t); return s },
+	} {
+		t.Run(name, func(t *testing.T) { testConcurrentWrites(t, st(t)) })
+	}
+}
+
+func testConcurrentWrites(t *testing.T, st store.Store) {
+	// Both requests have loaded the session before either saves: a store or a
+	// middleware that wrote whole records would lose one field every round.
+	var mu sync.Mutex
+	var arrived int
+	release := make(chan struct{})
+	h := newHarness(t, fibermp.Config{Store: st}, func(app *fiber.App) {
+		routes(app)
+		app.Post("/both/:k/:v", fibermp.Required(), func(c *fiber.Ctx) error {
+			mu.Lock()
+			arrived++
+			if arrived == 2 {
+				arrived = 0
+				close(release)
+			}
+			wait := release
+			mu.Unlock()
+			select {
+			case <-wait:
+			case <-time.After(5 * time.Second):
+				return fiber.NewError(fiber.StatusGatewayTimeout, "the other request never came")
+			}
+			return fibermp.Get(c).Set(c.Params("k"), c.Params("v"))
+		})
+	})
 	hdr := loginWafer(t, h, "o-kim")
 	for round := 0; round < 20; round++ {
+		mu.Lock()
+		release = make(chan struct{})
+		mu.Unlock()
 		var wg sync.WaitGroup
 		for _, k := range []string{"a", "b"} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				h.do(t, "POST", fmt.Sprintf("/set/%s/%d", k, round), hdr, "")
+				if r := h.do(t, "POST", fmt.Sprintf("/both/%s/%d", k, round), hdr, ""); r.status != 200 {
+					t.Errorf("round %d: set %s: %d %s", round, k, r.status, r.body)
+				}
 			}()
 		}
 		wg.Wait()
@@ -607,5 +655,50 @@ func TestNext(t *testing.T) {
 	r := h.do(t, "GET", "/public", map[string]string{"X-WX-Id": "bad", "X-WX-Skey": "bad"}, "")
 	if r.status != 200 || string(r.body) != `{"session":false}` {
 		t.Errorf("skipped route: want 200 {\"session\":false}; got %d %s", r.status, r.body)
+	}
+}
+
+func TestRegenerate(t *testing.T) {
+	h := newHarness(t, fibermp.Config{}, func(app *fiber.App) {
+		routes(app)
+		app.Post("/regenerate", fibermp.Required(), func(c *fiber.Ctx) error {
+			s := fibermp.Get(c)
+			if err := s.Set("pending", "kept"); err != nil {
+				return err
+			}
+			return s.Regenerate(c)
+		})
+	})
+	old := loginWafer(t, h, "o-rita")
+	h.do(t, "POST", "/set/color/teal", old, "")
+	r := h.do(t, "POST", "/regenerate", old, "")
+	fresh := map[string]string{"X-WX-Id": r.header.Get("X-WX-Id"), "X-WX-Skey": r.header.Get("X-WX-Skey")}
+	if r.status != 200 || !hex64.MatchString(fresh["X-WX-Id"]) || !hex40.MatchString(fresh["X-WX-Skey"]) || fresh["X-WX-Id"] == old["X-WX-Id"] {
+		t.Fatalf("want new credentials in the headers; got %d %v", r.status, r.header)
+	}
+	if r := h.do(t, "GET", "/whoami", old, ""); r.json(t)["error"] != "ERR_INVALID_SESSION" {
+		t.Errorf("the old credentials: want ERR_INVALID_SESSION; got %s", r.body)
+	}
+	for k, want := range map[string]string{"color": "teal", "pending": "kept"} {
+		if got := h.do(t, "GET", "/get/"+k, fresh, "").json2(t); got != want {
+			t.Errorf("field %s after Regenerate: want %q; got %v", k, want, got)
+		}
+	}
+	if got := h.do(t, "GET", "/whoami", fresh, "").json(t)["openid"]; got != "o-rita" {
+		t.Errorf("want the openid kept; got %v", got)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	mem := store.NewMemory(store.MemoryConfig{MaxRecordBytes: 1024})
+	defer mem.Close()
+	h := newHarness(t, fibermp.Config{Store: mem}, routes)
+	hdr := loginWafer(t, h, "o-sam")
+	r := h.do(t, "POST", "/set/big/"+strings.Repeat("x", 1500), hdr, "")
+	if r.status != 413 || r.json(t)["error"] != fibermp.ErrCodeTooLarge || r.header.Get("Retry-After") != "" {
+		t.Errorf("want 413 %s without Retry-After; got %d %v %s", fibermp.ErrCodeTooLarge, r.status, r.header, r.body)
+	}
+	if got := h.do(t, "GET", "/get/big", hdr, "").json2(t); got != nil {
+		t.Errorf("the field was written: %v", got)
 	}
 }

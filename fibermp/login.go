@@ -184,6 +184,13 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 			_ = m.cfg.Store.Delete(ctx, cred.id)
 			return nil, err
 		}
+		// Two logins of one user at the same moment revoke each other's sessions:
+		// answer only with a session that survived.
+		if _, err := m.cfg.Store.Load(ctx, cred.id, 0); errors.Is(err, store.ErrNotFound) {
+			return nil, &loginError{fiber.StatusConflict, "another login of this user replaced this one"}
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	rec.ExpiresAt = store.ExpiresAt(now, m.cfg.IdleTimeout, rec.Deadline)
 	s := m.newSession(ctx, cred, &rec)
@@ -191,13 +198,23 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 }
 
 // code2SessionError turns a jscode2session failure into a refused login that says why.
+// Only WeChat's own error codes reach the client: other failures are described in fixed
+// words, since their details (a reply WeChat sent that could not be read) may hold what
+// no client may see.
 func code2SessionError(err error) error {
 	var ae *wx.APIError
 	if !errors.As(err, &ae) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return &loginError{fiber.StatusGatewayTimeout, "WeChat did not answer in time"}
 		}
-		return &loginError{fiber.StatusBadGateway, "WeChat unreachable: " + err.Error()}
+		var he *wx.HTTPError
+		if errors.As(err, &he) {
+			return &loginError{fiber.StatusBadGateway, "WeChat answered HTTP " + strconv.Itoa(he.StatusCode)}
+		}
+		if errors.Is(err, wx.ErrMalformed) {
+			return &loginError{fiber.StatusBadGateway, "WeChat's answer could not be read"}
+		}
+		return &loginError{fiber.StatusBadGateway, "WeChat could not be reached"}
 	}
 	status := fiber.StatusBadGateway
 	switch {

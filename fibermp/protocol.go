@@ -50,6 +50,7 @@ const (
 	ErrCodeLoginFailed    = "ERR_LOGIN_FAILED"        // the login was refused
 	ErrCodeBadRequest     = "ERR_BAD_REQUEST"         // malformed request
 	ErrCodeUnavailable    = "ERR_SERVICE_UNAVAILABLE" // store or WeChat down; keep the session
+	ErrCodeTooLarge       = "ERR_SESSION_TOO_LARGE"   // a change would pass the store's size limit
 )
 
 // Header names. Fiber matches header names case-insensitively.

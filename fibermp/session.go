@@ -157,6 +157,7 @@ func (s *Session) Delete(key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
+	key = utils.CopyString(key) // kept past the request, in the store's events
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.destroyed {
@@ -235,8 +236,12 @@ func (s *Session) DestroyAll() (int, error) {
 }
 
 // Regenerate gives the session new credentials and deletes the old ones, keeping every
-// field: use it when the privilege of a session changes. The new credentials reach the
-// client in response headers (Wafer: X-WX-Id and X-WX-Skey; Wafer2: X-WX-Skey; Token:
+// field: use it when the privilege of a session changes. It copies the session as the
+// store holds it now, with this request's pending changes, so that writes made by other
+// requests and sockets since this request began are kept; a write that lands between
+// the copy and the deletion of the old credentials (a few milliseconds) is lost, and
+// sockets bound to the old credentials are closed. The new credentials reach the client
+// in response headers (Wafer: X-WX-Id and X-WX-Skey; Wafer2: X-WX-Skey; Token:
 // X-Session-Id); clients that do not read them have to log in again.
 func (s *Session) Regenerate(c *fiber.Ctx) error {
 	s.mu.Lock()
@@ -246,17 +251,23 @@ func (s *Session) Regenerate(c *fiber.Ctx) error {
 	}
 	ctx := c.UserContext()
 	st := s.mw.cfg.Store
-	cred := newCredentials(s.mw.cfg.Protocol)
-	fields := make(map[string]string, len(s.fields)+1)
-	for k, v := range s.fields {
+	rec, err := st.Load(ctx, s.cred.id, 0)
+	if err != nil {
+		return fmt.Errorf("fibermp: regenerate: %w", err)
+	}
+	fields := rec.Fields
+	for k, v := range s.set {
 		fields[k] = v
 	}
+	for k := range s.del {
+		delete(fields, k)
+	}
+	cred := newCredentials(s.mw.cfg.Protocol)
 	if cred.skey != "" {
 		fields[fieldSkey] = cred.skey
 	}
-	deadline := s.created.Add(s.mw.cfg.AbsoluteTimeout)
-	err := st.Create(ctx, cred.id, store.Record{Fields: fields, Owner: s.owner, Deadline: deadline}, s.mw.cfg.IdleTimeout)
-	if err != nil {
+	rec.Fields = fields
+	if err := st.Create(ctx, cred.id, *rec, s.mw.cfg.IdleTimeout); err != nil {
 		return fmt.Errorf("fibermp: regenerate: %w", err)
 	}
 	if err := st.Delete(ctx, s.cred.id); err != nil {

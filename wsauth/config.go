@@ -28,17 +28,14 @@ type Config struct {
 	//
 	// Optional. Default: "mpsession"
 	Protocol string
-
-	// TicketParam is the query parameter that carries a ticket (see Tickets).
-	//
-	// Optional. Default: "ticket"
-	TicketParam string
 }
+
+// TicketParam is the query parameter that carries a ticket (see Tickets).
+const TicketParam = "ticket"
 
 // ConfigDefault is the default config.
 var ConfigDefault = Config{
-	Protocol:    "mpsession",
-	TicketParam: "ticket",
+	Protocol: "mpsession",
 }
 
 func configDefault(config ...Config) Config {
@@ -48,9 +45,6 @@ func configDefault(config ...Config) Config {
 	cfg := config[0]
 	if cfg.Protocol == "" {
 		cfg.Protocol = ConfigDefault.Protocol
-	}
-	if cfg.TicketParam == "" {
-		cfg.TicketParam = ConfigDefault.TicketParam
 	}
 	return cfg
 }
@@ -66,12 +60,6 @@ type TicketConfig struct {
 	//
 	// Optional. Default: 30 * time.Second
 	TTL time.Duration
-
-	// TicketParam is the query parameter the ticket travels in; it must match the
-	// middleware's Config.TicketParam.
-	//
-	// Optional. Default: "ticket"
-	TicketParam string
 }
 
 func ticketConfigDefault(cfg TicketConfig) TicketConfig {
@@ -80,9 +68,6 @@ func ticketConfigDefault(cfg TicketConfig) TicketConfig {
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 30 * time.Second
-	}
-	if cfg.TicketParam == "" {
-		cfg.TicketParam = ConfigDefault.TicketParam
 	}
 	return cfg
 }

@@ -3,6 +3,7 @@ package wsauth
 import (
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	fws "github.com/gofiber/contrib/websocket"
@@ -53,9 +54,10 @@ type Conn struct {
 	cfg      ConnConfig
 	wmu      sync.Mutex
 	once     sync.Once
-	pmu      sync.Mutex // held by a ping in flight; Close waits for it
-	closed   bool       // guarded by pmu
-	nextPing time.Time  // guarded by pingers.mu
+	pmu      sync.Mutex  // held by a ping in flight; Close waits for it
+	closed   bool        // guarded by pmu
+	pinging  atomic.Bool // a ping is in flight: the next one waits
+	nextPing time.Time   // guarded by pingers.mu
 }
 
 // Wrap sets up conn as the config says, starts its pings, and arranges for the socket
@@ -146,7 +148,11 @@ func (p *pingSet) run(stop <-chan struct{}) {
 			}
 			p.mu.Unlock()
 			for _, c := range due {
-				c.sendPing(now)
+				// Each ping on its own goroutine: a peer that stopped reading
+				// blocks its ping, not everyone else's.
+				if c.pinging.CompareAndSwap(false, true) {
+					go c.sendPing(now)
+				}
 			}
 		}
 	}
@@ -156,6 +162,7 @@ func (p *pingSet) run(stop <-chan struct{}) {
 // the connection once the handler returns. WriteControl may run alongside the
 // handler's writes; a peer that stopped reading fails here or misses its read deadline.
 func (c *Conn) sendPing(now time.Time) {
+	defer c.pinging.Store(false)
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
 	if !c.closed {
@@ -242,13 +249,16 @@ func (c *Conn) Close() error {
 	var err error
 	c.once.Do(func() {
 		pingers.remove(c)
+		// Closing first makes a ping or close frame stuck on a peer that stopped
+		// reading fail at once; then wait for them, as fasthttp recycles the
+		// connection when the handler returns.
+		err = c.c.Close()
 		c.pmu.Lock()
 		c.closed = true
 		c.pmu.Unlock()
 		if c.h != nil {
-			c.h.bind(nil) // waits for a close frame in flight
+			c.h.bind(nil)
 		}
-		err = c.c.Close()
 	})
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 	"time"
 
@@ -180,7 +181,10 @@ func (h *Handle) save(ch store.Change) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.fields = maps.Clone(h.fields)
+	if h.fields == nil {
+		return nil // not loaded yet: the first read loads what was just written
+	}
+	h.fields = maps.Clone(h.fields) // readers may hold the old map
 	for k, v := range ch.Set {
 		h.fields[k] = v
 	}
@@ -200,6 +204,12 @@ func (h *Handle) Incr(key string, delta int64) (int64, error) {
 	if err != nil {
 		return 0, h.storeError("incr", err)
 	}
+	h.mu.Lock()
+	if h.fields != nil {
+		h.fields = maps.Clone(h.fields)
+		h.fields[key] = strconv.FormatInt(n, 10)
+	}
+	h.mu.Unlock()
 	return n, nil
 }
 

@@ -115,12 +115,15 @@ func (r *registry) remove(h *Handle) {
 func (r *registry) each(hash string, fn func(h *Handle)) {
 	r.mu.Lock()
 	var hs []*Handle
-	for k, m := range r.handles {
-		if hash != "" && k != hash {
-			continue
-		}
-		for h := range m {
+	if hash != "" {
+		for h := range r.handles[hash] {
 			hs = append(hs, h)
+		}
+	} else {
+		for _, m := range r.handles {
+			for h := range m {
+				hs = append(hs, h)
+			}
 		}
 	}
 	r.mu.Unlock()

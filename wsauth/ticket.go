@@ -1,8 +1,13 @@
 package wsauth
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/url"
 
 	"github.com/gofiber/fiber/v2"
@@ -30,17 +35,49 @@ func Tickets(config TicketConfig) fiber.Handler {
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
 		ticket := base64.RawURLEncoding.EncodeToString(b)
-		if err := mp.Store.PutTicket(c.UserContext(), ticket, s.Credential(), cfg.TTL); err != nil {
+		if err := mp.Store.PutTicket(c.UserContext(), ticket, sealTicket(ticket, s.Credential()), cfg.TTL); err != nil {
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": fibermp.ErrCodeUnavailable, "message": "session store unavailable"})
 		}
 		scheme := "ws"
 		if c.Protocol() == "https" {
 			scheme = "wss"
 		}
-		u := url.URL{Scheme: scheme, Host: c.Hostname(), Path: cfg.Path, RawQuery: url.Values{cfg.TicketParam: {ticket}}.Encode()}
+		u := url.URL{Scheme: scheme, Host: c.Hostname(), Path: cfg.Path, RawQuery: url.Values{TicketParam: {ticket}}.Encode()}
 		if mp.Protocol == fibermp.Wafer2 {
 			return c.JSON(fiber.Map{"code": 0, "data": fiber.Map{"connectUrl": u.String()}})
 		}
 		return c.JSON(fiber.Map{"url": u.String()})
 	}
+}
+
+// A ticket's value is the session credential, sealed with AES-256-GCM under a key
+// derived from the ticket itself. The store keys tickets by SHA-256 of the ticket, which
+// does not give the key, so a dump of any store holds no usable credential, even during
+// the ticket's 30 seconds.
+func ticketAEAD(ticket string) cipher.AEAD {
+	mac := hmac.New(sha256.New, []byte(ticket))
+	mac.Write([]byte("mpsession/wsauth ticket key"))
+	block, _ := aes.NewCipher(mac.Sum(nil)) // a 32-byte key never fails
+	aead, _ := cipher.NewGCM(block)
+	return aead
+}
+
+func sealTicket(ticket, credential string) string {
+	aead := ticketAEAD(ticket)
+	// The key is used for this one message: a fixed nonce is safe.
+	nonce := make([]byte, aead.NonceSize())
+	return base64.RawStdEncoding.EncodeToString(aead.Seal(nil, nonce, []byte(credential), nil))
+}
+
+func openTicket(ticket, sealed string) (string, error) {
+	b, err := base64.RawStdEncoding.DecodeString(sealed)
+	if err != nil {
+		return "", errors.New("wsauth: malformed ticket value")
+	}
+	aead := ticketAEAD(ticket)
+	plain, err := aead.Open(nil, make([]byte, aead.NonceSize()), b, nil)
+	if err != nil {
+		return "", errors.New("wsauth: ticket value does not open")
+	}
+	return string(plain), nil
 }

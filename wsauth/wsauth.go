@@ -20,7 +20,7 @@ const localsKey = "mpsession/wsauth.handle"
 // socket's route, after fibermp.New and before websocket.New:
 //
 //	app.Get("/ws", wsauth.New(wsauth.Config{Origins: []string{"https://game.example"}}),
-//		websocket.New(func(conn *websocket.Conn) { s := wsauth.Session(conn); ... }))
+//		websocket.New(wsauth.Handler(func(c *wsauth.Conn) { s := c.Session(); ... })))
 //
 // It accepts the credentials of the fibermp protocol in the request headers
 // (wx.connectSocket can send headers), a credential offered as a subprotocol next to
@@ -83,13 +83,17 @@ func authenticate(c *fiber.Ctx, cfg Config, st store.Store) (*fibermp.Session, e
 			return fibermp.Authenticate(c, cred)
 		}
 	}
-	if ticket := c.Query(cfg.TicketParam); ticket != "" {
-		cred, err := st.TakeTicket(c.UserContext(), ticket)
+	if ticket := c.Query(TicketParam); ticket != "" {
+		sealed, err := st.TakeTicket(c.UserContext(), ticket)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, fibermp.ErrInvalidSession
 		}
 		if err != nil {
 			return nil, err
+		}
+		cred, err := openTicket(ticket, sealed)
+		if err != nil {
+			return nil, fibermp.ErrInvalidSession
 		}
 		return fibermp.Authenticate(c, cred)
 	}

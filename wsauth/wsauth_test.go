@@ -51,6 +51,13 @@ func TestCredentials(t *testing.T) {
 					t.Errorf("the handler sees the credential: %q", got)
 				}
 			})
+			t.Run("ticket sealed in the store", func(t *testing.T) {
+				u, _ := url.Parse(ticketURL(t, s, token))
+				v, err := s.st.TakeTicket(t.Context(), u.Query().Get("ticket"))
+				if err != nil || v == "" || strings.Contains(v, token) {
+					t.Errorf("want a sealed ticket value; got %q, %v", v, err)
+				}
+			})
 			t.Run("ticket", func(t *testing.T) {
 				u := ticketURL(t, s, token)
 				conn := mustDial(t, u, nil)
@@ -165,6 +172,17 @@ func TestLiveSession(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := newServer(t, newStore(t), nil, fibermp.Config{Protocol: fibermp.Token})
 			token := s.login(t, "o-carol")
+			// A write before any read, on a handle that has loaded nothing yet.
+			first := mustDial(t, s.wsURL(""), bearer(token))
+			if got := call(t, first, "set opening move"); got != "ok" {
+				t.Fatalf("a first write: %q", got)
+			}
+			if got := call(t, first, "incr opening-count"); got != "1" {
+				t.Fatalf("a first incr: %q", got)
+			}
+			if got := call(t, first, "get opening-count"); got != "1" {
+				t.Errorf("the handle does not see its own increment: %q", got)
+			}
 			conn := mustDial(t, s.wsURL(""), bearer(token))
 
 			if got := call(t, conn, "get color"); got != "null" {
