@@ -66,7 +66,10 @@ const memoryEventQueue = 4096
 //
 // Events are delivered in-process. Memory queues up to 4096 events for its subscribers;
 // if a subscriber blocks long enough for the queue to fill, Memory drops further events
-// rather than stall writers, and counts them (see DroppedEvents).
+// rather than stall writers, and counts them (see DroppedEvents). Once the subscribers
+// have caught up with the queue, they receive one EventResync, before any later event,
+// so that they check again what they cache: a dropped EventDeleted must not leave a
+// socket open after logout.
 //
 // A Memory must be closed to stop its background goroutines.
 type Memory struct {
@@ -84,9 +87,11 @@ type Memory struct {
 	// without locking. subsMu serialises the replacements.
 	subsMu  sync.Mutex
 	subs    atomic.Pointer[[]*memorySub]
-	events  chan Event // created by the first Subscribe
+	events  chan Event    // created by the first Subscribe
+	wake    chan struct{} // tells the dispatcher of a drop; created with events
 	dropped atomic.Uint64
-	closed  bool // guarded by subsMu
+	lost    atomic.Bool // events were dropped since the last EventResync
+	closed  bool        // guarded by subsMu
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -564,8 +569,9 @@ func (m *Memory) Subscribe(fn func(Event)) (unsubscribe func(), err error) {
 	}
 	if m.events == nil {
 		m.events = make(chan Event, memoryEventQueue)
+		m.wake = make(chan struct{}, 1)
 		m.wg.Add(1)
-		go m.dispatch(m.events)
+		go m.dispatch(m.events, m.wake)
 	}
 	subs := append(slices.Clone(*m.subs.Load()), sub)
 	m.subs.Store(&subs)
@@ -595,28 +601,53 @@ func (m *Memory) publish(e Event) {
 	select {
 	case m.events <- e:
 	default:
-		m.dropped.Add(1)
+		m.drop()
+	}
+}
+
+// drop counts an event that found the queue full, and has the dispatcher send an
+// EventResync for it.
+func (m *Memory) drop() {
+	m.dropped.Add(1)
+	m.lost.Store(true)
+	// The dispatcher may have emptied the queue since the send failed and be waiting for
+	// events that may never come: wake it to send the EventResync.
+	select {
+	case m.wake <- struct{}{}:
+	default: // a wake-up is pending already, and will see lost
 	}
 }
 
 // DroppedEvents returns how many events Memory has dropped because a subscriber blocked
-// for so long that its queue filled. It stays 0 while subscribers keep up.
+// for so long that its queue filled; each run of drops is followed by an EventResync
+// once the subscribers caught up. It stays 0 while subscribers keep up.
 func (m *Memory) DroppedEvents() uint64 {
 	return m.dropped.Load()
 }
 
-func (m *Memory) dispatch(events <-chan Event) {
+// dispatch delivers the queued events. After a drop it sends one EventResync once the
+// queue is empty, so that subscribers get the events queued before the drop first, and
+// one resync for a whole run of drops rather than one per event.
+func (m *Memory) dispatch(events <-chan Event, wake <-chan struct{}) {
 	defer m.wg.Done()
 	for {
 		select {
 		case <-m.done:
 			return
 		case e := <-events:
-			for _, sub := range *m.subs.Load() {
-				if !sub.gone.Load() {
-					sub.fn(e)
-				}
-			}
+			m.deliver(e)
+		case <-wake:
+		}
+		if len(events) == 0 && m.lost.Swap(false) {
+			m.deliver(Event{Kind: EventResync})
+		}
+	}
+}
+
+func (m *Memory) deliver(e Event) {
+	for _, sub := range *m.subs.Load() {
+		if !sub.gone.Load() {
+			sub.fn(e)
 		}
 	}
 }

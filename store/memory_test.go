@@ -12,6 +12,9 @@ import (
 	"github.com/mpsession/mpsession/store/storetest"
 )
 
+// memoryEventQueue is how many events Memory queues for its subscribers (see Memory).
+const memoryEventQueue = 4096
+
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
@@ -143,6 +146,79 @@ func TestMemoryBlockedSubscriber(t *testing.T) {
 	close(release)
 	if err := m.Close(); err != nil {
 		t.Errorf("Close: want nil error; got %v", err)
+	}
+}
+
+// TestMemoryResyncAfterDrop checks that a subscriber that blocked long enough to lose
+// events, among them the EventDeleted of a logout, gets every queued event, then one
+// EventResync, then the events of later writes.
+func TestMemoryResyncAfterDrop(t *testing.T) {
+	m := store.NewMemory()
+	defer m.Close()
+	ctx := context.Background()
+	release := make(chan struct{})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release) // so that Close does not wait on the subscriber
+		}
+	}()
+	events := make(chan store.Event, 2*memoryEventQueue)
+	if _, err := m.Subscribe(func(e store.Event) {
+		<-release
+		events <- e
+	}); err != nil {
+		t.Fatalf("Subscribe: want nil error; got %v", err)
+	}
+	for _, id := range []string{"game", "logout"} {
+		if err := m.Create(ctx, id, store.Record{}, time.Hour); err != nil {
+			t.Fatalf("Create: want nil error; got %v", err)
+		}
+	}
+	// One event in the subscriber's hands, memoryEventQueue in the queue, then drops.
+	const writes = memoryEventQueue + 10
+	for range writes {
+		if _, err := m.Incr(ctx, "game", "n", 1); err != nil {
+			t.Fatalf("Incr: want nil error; got %v", err)
+		}
+	}
+	if err := m.Delete(ctx, "logout"); err != nil {
+		t.Fatalf("Delete: want nil error; got %v", err)
+	}
+	if got, want := m.DroppedEvents(), uint64(writes+1-(memoryEventQueue+1)); got != want {
+		t.Fatalf("DroppedEvents: want %d; got %d", want, got)
+	}
+	close(release)
+
+	next := func() store.Event {
+		t.Helper()
+		select {
+		case e := <-events:
+			return e
+		case <-time.After(5 * time.Second):
+			t.Fatal("want an event; got none within 5s")
+			return store.Event{}
+		}
+	}
+	for i := range memoryEventQueue + 1 {
+		if e := next(); e.Kind != store.EventChanged || e.Hash != store.Hash("game") {
+			t.Fatalf("event %d: want the queued %v of game; got %v %s", i, store.EventChanged, e.Kind, e.Hash)
+		}
+	}
+	if e := next(); e.Kind != store.EventResync || e.Hash != "" || e.Fields != nil {
+		t.Fatalf("after the queue: want %v with no hash; got %+v", store.EventResync, e)
+	}
+	if err := m.Save(ctx, "game", store.Change{Set: map[string]string{"round": "2"}}, 0); err != nil {
+		t.Fatalf("Save: want nil error; got %v", err)
+	}
+	if e := next(); e.Kind != store.EventChanged || e.Hash != store.Hash("game") {
+		t.Errorf("after the resync: want the next write's %v; got %v %s", store.EventChanged, e.Kind, e.Hash)
+	}
+	select {
+	case e := <-events:
+		t.Errorf("want one %v per run of drops; got another event: %v", store.EventResync, e.Kind)
+	case <-time.After(50 * time.Millisecond):
 	}
 }
 

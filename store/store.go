@@ -175,8 +175,9 @@ const (
 	// EventExpired: the store found the session expired. Stores that cannot observe
 	// expiry do not send it; live handles also keep their own timer.
 	EventExpired
-	// EventResync: events may have been lost (the store's subscription reconnected),
-	// so subscribers should check again whatever they cache. Its Hash is empty.
+	// EventResync: events may have been lost (the subscription reconnected, or the
+	// store's queue overflowed), so subscribers should check again whatever they cache.
+	// Its Hash is empty.
 	EventResync
 )
 

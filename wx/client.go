@@ -172,10 +172,11 @@ func parseResponse(op, secret string, status int, body []byte, out any) error {
 	return nil
 }
 
-// malformed builds an ErrMalformed error that quotes the start of the body, scrubbed.
+// malformed builds an ErrMalformed error. It quotes the start of body, scrubbed, only if
+// quotable allows; pass nil to quote nothing.
 func malformed(op, secret string, cause error, body []byte) error {
 	msg := fmt.Sprintf("wx: %s: %v: %v", op, ErrMalformed, cause)
-	if body != nil {
+	if body != nil && quotable(op, body) {
 		const show = 64
 		b := body
 		if len(b) > show {
@@ -190,9 +191,23 @@ func malformed(op, secret string, cause error, body []byte) error {
 	return &opError{msg: scrub(msg, secret), err: ErrMalformed}
 }
 
+// quotable reports whether an unreadable reply may be quoted in its error, which tells a
+// proxy's error page apart from a change in WeChat's API. A jscode2session reply is never
+// quoted: whatever its shape, it may hold the user's session_key. Nor is a reply that
+// looks like JSON, from any API: it may hold a credential in a form scrub cannot see
+// ("session\u005fkey"), and the decoding error already names the field at fault.
+func quotable(op string, body []byte) bool {
+	if op == code2SessionOp {
+		return false
+	}
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) == 0 || (b[0] != '{' && b[0] != '[')
+}
+
 // shared runs fn once for all concurrent callers passing the same key. fn runs on a
 // context of its own (bounded by flightTimeout), and each caller returns as soon as its
-// own ctx is done.
+// own ctx is done. Since fn may outlive its caller, key and whatever fn captures must be
+// owned by the Client or copied (strings.Clone), never borrowed from the caller.
 func shared[T any](ctx context.Context, g *singleflight.Group, key, op string, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if ctx.Err() != nil {

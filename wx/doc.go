@@ -29,7 +29,9 @@
 // WeChat's refusals are *APIError, with methods for the codes callers branch on. A reply
 // that is not JSON wraps ErrMalformed, an HTTP status other than 200 is *HTTPError, and
 // transport failures keep their cause (context.DeadlineExceeded, ...). Every message
-// names the API; none holds the AppSecret, an access token or a URL carrying them.
+// names the API; none holds the AppSecret, an access token, a session_key or a URL
+// carrying them. An unreadable reply is quoted only if it is neither JSON nor a
+// jscode2session reply, so that a proxy's error page shows.
 //
 // # Testing
 //

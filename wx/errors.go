@@ -99,10 +99,10 @@ func (e *opError) Error() string { return e.msg }
 func (e *opError) Unwrap() error { return e.err }
 
 // secretParam matches credentials in a query string or a JSON body, quoted by %q or not.
-var secretParam = regexp.MustCompile(`(?i)(secret|access_token|js_code)(=|\\?"\s*:\s*\\?")[^&\s"\\]*`)
+var secretParam = regexp.MustCompile(`(?i)(secret|access_token|js_code|session_key)(=|\\?"\s*:\s*\\?")[^&\s"\\]*`)
 
-// scrub removes credentials from s: query or JSON values of secret, access_token and
-// js_code, and the literal AppSecret wherever it appears.
+// scrub removes credentials from s: query or JSON values of secret, access_token,
+// js_code and session_key, and the literal AppSecret wherever it appears.
 func scrub(s, secret string) string {
 	s = secretParam.ReplaceAllString(s, "${1}${2}REDACTED")
 	if len(secret) >= 6 {

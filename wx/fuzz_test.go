@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 // fuzzVector reads the official decrypt vector for seeds; fuzzing without it would miss
 // the one real ciphertext.
 func fuzzVector(f *testing.F) (appID, key, data, iv string) {
-	b, err := os.ReadFile("../../shared/testdata/wechat-vectors.json")
+	b, err := os.ReadFile("testdata/wechat-vectors.json")
 	if err != nil {
 		f.Fatalf("official WeChat vectors missing: %v", err)
 	}
@@ -106,10 +107,12 @@ func checkWatermark(t *testing.T, appID string, pt []byte) {
 	}
 }
 
-// FuzzParseResponse feeds arbitrary replies to the parser for every reply type: it must
-// never panic, must fail on any status but 200, and must never quote the secret.
+// FuzzParseResponse feeds arbitrary replies to the parser for every reply type and every
+// API: it must never panic, must fail on any status but 200, and must never quote the
+// secret or a session_key the reply holds.
 func FuzzParseResponse(f *testing.F) {
 	const secret = "9f3c1ab27d4e8f60b5c2a1d0e9f87a6b"
+	const key = "tiihtNczf5v6AKRyjwEUhQ=="
 	seeds := []string{
 		`{"openid":"o","session_key":"k","unionid":"u"}`,
 		`{"errcode":40029,"errmsg":"invalid code"}`,
@@ -124,39 +127,111 @@ func FuzzParseResponse(f *testing.F) {
 		`{"secret":"` + secret + `"`,
 		``,
 		`null`,
+		`{"session_key":"` + key + `","openid":"o1","unionid":5}`,
+		`{"session_key":"` + key + `","openid":"o1"`,
+		`{"session\u005fkey":"` + key + `","expires_in":"x"}`,
+		`{"session_key":"\u0074iihtNczf5v6AKRyjwEUhQ==","errcode":"x"}`,
+		` [{"session_key":"` + key + `"},1e400]`,
+		`{"phone_info":{"countryCode":{"session_key":"` + key + `"}}}`,
+		`<p>{"session_key" : "` + key + `"</p>`,
+		`<p>session_key=` + key + `&openid=o1</p>`,
+		`<p>SESSION_KEY=` + key + `</p>`,
 	}
 	for _, s := range seeds {
 		f.Add(200, []byte(s))
 	}
 	f.Add(502, []byte(`{"errcode":0}`))
 
+	ops := []string{"jscode2session", "stable_token", "token", "checksession", "getuserphonenumber", "op"}
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		keys := sessionKeys(body)
 		outs := []any{new(Session), new(tokenReply), new(phoneReply), nil}
-		for _, out := range outs {
-			err := parseResponse("op", secret, status, body, out)
-			if err == nil {
-				if status != 200 {
-					t.Fatalf("status %d accepted", status)
+		for _, op := range ops {
+			for _, out := range outs {
+				err := parseResponse(op, secret, status, body, out)
+				if err == nil {
+					if status != 200 {
+						t.Fatalf("status %d accepted", status)
+					}
+					if p, ok := out.(*phoneReply); ok {
+						if info, err := p.info(); err == nil && info.PhoneNumber == "" {
+							t.Errorf("empty phone number accepted")
+						}
+					}
+					continue
 				}
-				if p, ok := out.(*phoneReply); ok {
-					if info, err := p.info(); err == nil && info.PhoneNumber == "" {
-						t.Errorf("empty phone number accepted")
+				msg := err.Error()
+				if strings.Contains(msg, secret) {
+					t.Errorf("error quotes the secret: %s", msg)
+				}
+				for _, k := range keys {
+					if strings.Contains(msg, k) {
+						t.Errorf("%s: error quotes session_key %q: %s", op, k, msg)
 					}
 				}
-				continue
-			}
-			msg := err.Error()
-			if strings.Contains(msg, secret) {
-				t.Errorf("error quotes the secret: %s", msg)
-			}
-			if !strings.HasPrefix(msg, "wx: op: ") {
-				t.Errorf("want the op first; got %q", msg)
-			}
-			_, isAPI := errors.AsType[*APIError](err)
-			_, isHTTP := errors.AsType[*HTTPError](err)
-			if !isAPI && !isHTTP && !errors.Is(err, ErrMalformed) {
-				t.Errorf("unexpected error kind %T: %v", err, err)
+				if !strings.HasPrefix(msg, "wx: "+op+": ") {
+					t.Errorf("want the op first; got %q", msg)
+				}
+				_, isAPI := errors.AsType[*APIError](err)
+				_, isHTTP := errors.AsType[*HTTPError](err)
+				if !isAPI && !isHTTP && !errors.Is(err, ErrMalformed) {
+					t.Errorf("unexpected error kind %T: %v", err, err)
+				}
 			}
 		}
 	})
+}
+
+// keyLike matches what a session_key looks like: padded base64 (WeChat's are 24
+// characters). Shorter or unpadded values could occur in an error's own words, so
+// only these are looked for.
+var keyLike = regexp.MustCompile(`^[A-Za-z0-9+/]{8,}={1,2}$`)
+
+// keyInText finds session_key values in text that is not JSON, in the query and JSON
+// forms a proxy might echo.
+var keyInText = regexp.MustCompile(`(?i)session_key(?:=|"\s*:\s*")([A-Za-z0-9+/]{8,}={1,2})`)
+
+// sessionKeys returns the session_key values in body that look like keys: every JSON
+// value under a session_key member, at any depth, as far as the body decodes, and the
+// values keyInText finds.
+func sessionKeys(body []byte) []string {
+	var keys []string
+	for _, m := range keyInText.FindAllSubmatch(body, -1) {
+		keys = append(keys, string(m[1]))
+	}
+	type level struct {
+		object, wantKey bool
+		key             string
+	}
+	var stack []level
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return keys
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, level{object: tok == json.Delim('{'), wantKey: true})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			if top != nil && top.object && top.wantKey {
+				top.key, top.wantKey = tok.(string), false
+				continue
+			}
+			if s, ok := tok.(string); ok && top != nil && top.object && top.key == "session_key" && keyLike.MatchString(s) {
+				keys = append(keys, s)
+			}
+		}
+		// A value ended: its object, if any, wants the next key.
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].wantKey = true
+		}
+	}
 }

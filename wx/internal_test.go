@@ -72,8 +72,9 @@ func TestParseResponse(t *testing.T) {
 		{"errcode float", 200, `{"errcode":1.5}`, "malformed response", ErrMalformed, 0},
 		{"too large", 200, `{"a":"` + strings.Repeat("x", maxBody) + `"}`, "larger than", ErrMalformed, 0},
 		{"HTTP 500", 500, `{"a":"x"}`, "wx: op: HTTP 500 Internal Server Error", nil, 0},
-		{"secret echoed", 200, `{"secret":"abcdefgh12345678", "a":`, `\"secret\":\"REDACTED\"`, ErrMalformed, 0},
-		{"token echoed", 200, `{"access_token":"T0K3N", "a":`, `\"access_token\":\"REDACTED\"`, ErrMalformed, 0},
+		{"secret echoed", 200, `<p>{"secret":"abcdefgh12345678", "a":`, `\"secret\":\"REDACTED\"`, ErrMalformed, 0},
+		{"token echoed", 200, `<p>access_token=T0K3N&a=`, `access_token=REDACTED&a=`, ErrMalformed, 0},
+		{"session key echoed", 200, `<p>{"session_key":"tiihtNczf5v6AKRyjwEUhQ==", "a":`, `\"session_key\":\"REDACTED\"`, ErrMalformed, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,12 +102,55 @@ func TestParseResponse(t *testing.T) {
 	}
 }
 
+func TestParseResponseQuotesOnlyHarmlessBodies(t *testing.T) {
+	const key = "tiihtNczf5v6AKRyjwEUhQ=="
+	tests := []struct {
+		name, op, body string
+		quoted         bool
+	}{
+		{"HTML page", "stable_token", `<html>502 Bad Gateway</html>`, true},
+		{"empty", "op", ``, true},
+		{"JSON object", "op", `{"a":1,"b":"visible"}`, false},
+		{"JSON object after spaces", "op", " \r\n\t{\"b\":\"visible\"", false},
+		{"JSON array", "op", `["visible"]`, false},
+		{"escaped key", "op", `{"session\u005fkey":"` + key + `","a":1}`, false},
+		{"jscode2session HTML page", "jscode2session", `<html>visible</html>`, false},
+		{"jscode2session wrong type", "jscode2session", `{"session_key":"` + key + `","openid":"o1","unionid":5}`, false},
+		{"jscode2session text", "jscode2session", `visible session_key=` + key, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out struct {
+				A       string `json:"a"`
+				UnionID string `json:"unionid"`
+			}
+			err := parseResponse(tt.op, "abcdefgh12345678", 200, []byte(tt.body), &out)
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("want ErrMalformed; got %v", err)
+			}
+			msg := err.Error()
+			if got := strings.Contains(msg, "(body "); got != tt.quoted {
+				t.Errorf("want body quoted %v; got %q", tt.quoted, msg)
+			}
+			if !tt.quoted && strings.Contains(msg, "visible") {
+				t.Errorf("want no part of the body; got %q", msg)
+			}
+			if strings.Contains(msg, key) {
+				t.Errorf("error holds the session_key: %q", msg)
+			}
+		})
+	}
+}
+
 func TestScrub(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"GET /x?appid=wx1&secret=abc&js_code=c1", "GET /x?appid=wx1&secret=REDACTED&js_code=REDACTED"},
 		{"/y?access_token=T0k3n&openid=o", "/y?access_token=REDACTED&openid=o"},
 		{`{"secret": "s3cr3t", "appid":"wx"}`, `{"secret": "REDACTED", "appid":"wx"}`},
 		{"plain mention of s3cr3tvalue here", "plain mention of REDACTED here"},
+		{`{"openid":"o1","session_key":"tiihtNczf5v6AKRyjwEUhQ=="}`, `{"openid":"o1","session_key":"REDACTED"}`},
+		{`{\"Session_Key\": \"tiihtNczf5v6AKRyjwEUhQ==\"}`, `{\"Session_Key\": \"REDACTED\"}`},
+		{"?openid=o1&session_key=tiihtNczf5v6AKRyjwEUhQ==&x=1", "?openid=o1&session_key=REDACTED&x=1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

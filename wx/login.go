@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Session is what WeChat answers for a login code.
@@ -20,6 +21,9 @@ type Session struct {
 	UnionID string `json:"unionid"`
 }
 
+// code2SessionOp names jscode2session in errors; its replies are never quoted (see quotable).
+const code2SessionOp = "jscode2session"
+
 // Code2Session exchanges a login code from wx.login for the user's openid and session_key
 // (GET sns/jscode2session; no access token needed).
 //
@@ -28,10 +32,13 @@ type Session struct {
 // second. WeChat's refusals are *APIError: InvalidCode, CodeUsed, Blocked, RateLimited and
 // Busy tell the usual ones apart.
 func (c *Client) Code2Session(ctx context.Context, code string) (*Session, error) {
-	const op = "jscode2session"
+	const op = code2SessionOp
 	if code == "" {
 		return nil, errors.New("wx: jscode2session: empty code")
 	}
+	// The exchange may outlive this call (see shared), and code may live in a buffer the
+	// caller reuses once it returns (fasthttp's zero-copy strings, c.Query in Fiber).
+	code = strings.Clone(code)
 	return shared(ctx, &c.codes, code, op, func(ctx context.Context) (*Session, error) {
 		q := url.Values{
 			"appid":      {c.appID},

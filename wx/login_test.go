@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mpsession/mpsession/wx"
 	"github.com/mpsession/mpsession/wx/wxtest"
@@ -93,12 +94,12 @@ func TestCode2SessionErrors(t *testing.T) {
 	c := newClient(t, fake, wx.Config{})
 	fake.AddUser(wxtest.User{OpenID: "o-blocked", Blocked: true})
 
+	expiredCode := fake.NewCode("o-alice")
+	fake.Advance(wxtest.CodeLifetime)
 	usedCode := fake.NewCode("o-alice")
 	if _, err := c.Code2Session(ctx, usedCode); err != nil {
 		t.Fatalf("first exchange: %v", err)
 	}
-	expiredCode := fake.NewCode("o-alice")
-	fake.Advance(wxtest.CodeLifetime)
 
 	tests := []struct {
 		name  string
@@ -199,6 +200,58 @@ func TestCode2SessionReplies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCode2SessionErrorsHoldNoSessionKey(t *testing.T) {
+	const key = "tiihtNczf5v6AKRyjwEUhQ=="
+	bodies := map[string]string{
+		"unionid of the wrong type": `{"session_key":"` + key + `","openid":"o1","unionid":5}`,
+		"truncated":                 `{"session_key":"` + key + `","openid":"o1"`,
+		"escaped key":               `{"session\u005fkey":"` + key + `","openid":1}`,
+		"prefixed by a proxy":       `<!-- cached -->{"session_key":"` + key + `","openid":"o1"}`,
+		"query form":                `session_key=` + key + `&openid=o1`,
+	}
+	for name, body := range bodies {
+		t.Run(name, func(t *testing.T) {
+			fake := newFake(t)
+			c := newClient(t, fake, wx.Config{})
+			fake.Fail(wxtest.Code2Session, wxtest.Fault{Body: body})
+			_, err := c.Code2Session(context.Background(), fake.NewCode("o1"))
+			if !errors.Is(err, wx.ErrMalformed) {
+				t.Fatalf("want ErrMalformed; got %v", err)
+			}
+			if strings.Contains(err.Error(), key) {
+				t.Errorf("error holds the session_key: %s", err)
+			}
+		})
+	}
+}
+
+// TestCode2SessionCopiesCode passes the code as a string over a buffer that the caller
+// reuses once it has returned, as fasthttp's zero-copy strings are: the exchange that
+// goes on must keep using the code, and later callers must still share it.
+func TestCode2SessionCopiesCode(t *testing.T) {
+	fake := newFake(t)
+	c := newClient(t, fake, wx.Config{})
+	code := fake.NewCode("o-alice")
+	fake.Fail(wxtest.Code2Session, wxtest.Fault{Latency: 300 * time.Millisecond})
+
+	buf := []byte(code)
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := c.Code2Session(short, unsafe.String(&buf[0], len(buf))); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("short caller: want context.DeadlineExceeded; got %v", err)
+	}
+	for i := range buf {
+		buf[i] = 'x' // the next request reuses the buffer
+	}
+	s, err := c.Code2Session(context.Background(), code)
+	if err != nil || s.OpenID != "o-alice" {
+		t.Errorf("want o-alice; got %v, %v", s, err)
+	}
+	if got := fake.Calls(wxtest.Code2Session); got != 1 {
+		t.Errorf("want the second caller to share the running exchange (1 call); got %d", got)
 	}
 }
 

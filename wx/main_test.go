@@ -64,7 +64,7 @@ func newClient(t testing.TB, fake *wxtest.Server, cfg wx.Config) *wx.Client {
 	return c
 }
 
-// vectors are the official WeChat crypto examples shared by the project.
+// vectors are the official WeChat crypto examples (testdata/wechat-vectors.json).
 type vectors struct {
 	Decrypt struct {
 		AppID         string          `json:"appId"`
@@ -85,8 +85,8 @@ type vectors struct {
 	} `json:"hmacSha256"`
 }
 
-// vectorsPath is where the repository's CI and developers keep shared/ beside the repo.
-const vectorsPath = "../../shared/testdata/wechat-vectors.json"
+// vectorsPath holds the official vectors; testdata/README.md says where they come from.
+const vectorsPath = "testdata/wechat-vectors.json"
 
 // loadVectors reads the official vectors; a missing file fails the test, since the crypto
 // would then go unchecked.
@@ -94,7 +94,7 @@ func loadVectors(t testing.TB) vectors {
 	t.Helper()
 	b, err := os.ReadFile(vectorsPath)
 	if err != nil {
-		t.Fatalf("official WeChat vectors missing (shared/ must sit beside the repo): %v", err)
+		t.Fatalf("official WeChat vectors missing: %v", err)
 	}
 	var v vectors
 	if err := json.Unmarshal(b, &v); err != nil {

@@ -86,7 +86,8 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	}
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("countryCode %s is neither a string nor a number", b)
+		// b is not quoted: it is WeChat's reply, which errors never quote (see quotable).
+		return errors.New("countryCode is neither a string nor a number")
 	}
 	*s = flexString(n.String())
 	return nil

@@ -14,12 +14,13 @@
 //	<prefix>s:{<Hash(id)>}     hash: one session; user fields, and the reserved
 //	                           fields "\x00o" (owner) and "\x00d" (deadline, unix ms)
 //	<prefix>o:{<Hash(owner)>}  set: hashes of the owner's sessions
-//	<prefix>t:{<Hash(ticket)>} string: a ticket's value, sealed with a key derived
-//	                           from the ticket
+//	<prefix>t:{<Hash(ticket)>} string: a ticket's value, as given
 //	<prefix>events             pub/sub channel of session events
 //
 // Keys hold hashes of session ids and tickets, never the ids themselves, so a dump of
-// Redis holds no usable credential. The store never runs FLUSHDB or KEYS.
+// Redis holds no usable credential. Values are stored as given: a ticket's value is
+// opaque to the store, and a caller that puts a credential in it seals it first, as
+// wsauth does for every store. The store never runs FLUSHDB or KEYS.
 //
 // A session key expires at min(last touch + idle, deadline). An owner index expires
 // with the latest deadline of the sessions added to it, or never if one of them has no

@@ -401,8 +401,9 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (
 	return n, nil
 }
 
-// PutTicket implements store.Store in one round trip. The value is sealed with a key
-// derived from the ticket, which Redis never sees.
+// PutTicket implements store.Store in one round trip (SET PX). The key is the ticket's
+// hash; the value is stored as given, so a caller whose value is a credential seals it
+// first (wsauth does).
 func (s *Store) PutTicket(ctx context.Context, ticket string, value string, ttl time.Duration) error {
 	if err := store.CheckID(ticket); err != nil {
 		return err
@@ -413,13 +414,9 @@ func (s *Store) PutTicket(ctx context.Context, ticket string, value string, ttl 
 	if ttl <= 0 {
 		return errors.New("redisstore: put ticket: ttl must be positive")
 	}
-	sealed, err := sealTicket(ticket, value)
-	if err != nil {
-		return fmt.Errorf("redisstore: put ticket: %w", err)
-	}
 	// SET PX takes whole milliseconds; never round a short ttl down to none.
 	ttl = max(ttl, time.Millisecond)
-	if err := s.client.Set(ctx, s.ticketKey(store.Hash(ticket)), sealed, ttl).Err(); err != nil {
+	if err := s.client.Set(ctx, s.ticketKey(store.Hash(ticket)), value, ttl).Err(); err != nil {
 		return s.fail(ctx, "put ticket", err)
 	}
 	return nil
@@ -433,16 +430,12 @@ func (s *Store) TakeTicket(ctx context.Context, ticket string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", s.fail(ctx, "take ticket", err)
 	}
-	sealed, err := s.client.GetDel(ctx, s.ticketKey(store.Hash(ticket))).Result()
+	value, err := s.client.GetDel(ctx, s.ticketKey(store.Hash(ticket))).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", store.ErrNotFound
 	}
 	if err != nil {
 		return "", s.fail(ctx, "take ticket", err)
-	}
-	value, err := openTicket(ticket, sealed)
-	if err != nil {
-		return "", fmt.Errorf("redisstore: take ticket: %w", err)
 	}
 	return value, nil
 }

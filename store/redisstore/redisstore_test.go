@@ -224,6 +224,10 @@ func TestKeyLayout(t *testing.T) {
 	if !slices.Equal(members, []string{store.Hash(id)}) {
 		t.Errorf("owner index: want [%s]; got %q", store.Hash(id), members)
 	}
+	// A ticket's value is opaque: stored as given, for the caller to seal.
+	if got := c.Get(ctx, tk).Val(); got != "v" {
+		t.Errorf("ticket value: want %q as given; got %q", "v", got)
+	}
 
 	// A later session with an earlier deadline never shortens the index's life; a
 	// later one extends it.
@@ -246,8 +250,9 @@ func TestKeyLayout(t *testing.T) {
 }
 
 // TestNoCredentialInDump checks that nothing Redis holds (key names, field names,
-// values, set members) contains a session id or a ticket, even a ticket whose value is a
-// session id.
+// values, set members) contains a session id or a ticket. A ticket's value is stored as
+// given, so it holds what the caller sealed (wsauth seals the session id), never the
+// ticket itself.
 func TestNoCredentialInDump(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -270,7 +275,8 @@ func TestNoCredentialInDump(t *testing.T) {
 			if _, err := s.Incr(ctx, id, "n", 1); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.PutTicket(ctx, ticket, id, time.Minute); err != nil {
+			sealed := "sealed-by-the-caller-" + rand.Text()
+			if err := s.PutTicket(ctx, ticket, sealed, time.Minute); err != nil {
 				t.Fatal(err)
 			}
 
@@ -301,9 +307,9 @@ func TestNoCredentialInDump(t *testing.T) {
 					}
 				}
 			}
-			// And the ticket still opens with the ticket.
-			if got, err := s.TakeTicket(ctx, ticket); err != nil || got != id {
-				t.Errorf("TakeTicket: want %q and nil error; got %q and %v", id, got, err)
+			// And the ticket gives its value back as it was put.
+			if got, err := s.TakeTicket(ctx, ticket); err != nil || got != sealed {
+				t.Errorf("TakeTicket: want %q and nil error; got %q and %v", sealed, got, err)
 			}
 		})
 	}

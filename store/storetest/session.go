@@ -22,6 +22,7 @@ func (s *suite) sessionTests() []test {
 		{"Save", s.testSave},
 		{"SaveDeleted", s.testSaveDeleted},
 		{"SaveConcurrent", s.testSaveConcurrent},
+		{"SaveAtomic", s.testSaveAtomic},
 		{"Incr", s.testIncr},
 		{"IncrNotInteger", s.testIncrNotInteger},
 		{"IncrOverflow", s.testIncrOverflow},
@@ -228,6 +229,84 @@ func (s *suite) testSaveConcurrent(t *testing.T) {
 		t.Errorf("concurrent Save: want nil error; got %v", err)
 	}
 	wantFields(t, "Load after concurrent Saves", want, load(t, st, id).Fields)
+}
+
+// testSaveAtomic checks that readers see a multi-field Save whole or not at all: a
+// writer keeps x and y equal, setting both and now and then deleting both, while readers
+// Load in a loop, with and without touch, on this instance and on a second one if the
+// store has one. A reader must never see x and y differ.
+func (s *suite) testSaveAtomic(t *testing.T) {
+	st := s.newStore(t)
+	readersOn := []store.Store{st}
+	if s.cfg.CrossProcess != nil {
+		readersOn = append(readersOn, s.second(t, st))
+	}
+	id := newID("id")
+	create(t, st, id, store.Record{Fields: map[string]string{"x": "0", "y": "0"}}, hour)
+
+	const rounds, readersPer = 200, 2
+	done := make(chan struct{})
+	var wg, started sync.WaitGroup
+	var mu sync.Mutex
+	loads, torn := 0, 0
+	started.Add(len(readersOn) * readersPer)
+	for r, rs := range readersOn {
+		for i := range readersPer {
+			touch := time.Duration(0)
+			if i%2 == 1 {
+				touch = hour // the path that extends the expiry in the same round trip
+			}
+			wg.Go(func() {
+				n := 0
+				for {
+					select {
+					case <-done:
+						mu.Lock()
+						loads += n
+						mu.Unlock()
+						return
+					default:
+					}
+					rec, err := rs.Load(t.Context(), id, touch)
+					if n == 0 {
+						started.Done()
+					}
+					n++
+					if err != nil {
+						t.Errorf("Load on instance %d: want nil error; got %v", r+1, err)
+						<-done
+						return
+					}
+					x, xok := rec.Fields["x"]
+					y, yok := rec.Fields["y"]
+					if x != y || xok != yok {
+						mu.Lock()
+						torn++
+						if torn <= 3 {
+							t.Errorf("Load on instance %d during Saves of {x, y}: want x = y; got fields %q", r+1, rec.Fields)
+						}
+						mu.Unlock()
+					}
+				}
+			})
+		}
+	}
+	started.Wait()
+	for i := 1; i <= rounds && !t.Failed(); i++ {
+		ch := store.Change{Set: map[string]string{"x": strconv.Itoa(i), "y": strconv.Itoa(i)}}
+		if i%10 == 0 {
+			ch = store.Change{Delete: []string{"x", "y"}}
+		}
+		if err := st.Save(t.Context(), id, ch, hour); err != nil {
+			t.Errorf("Save %d: want nil error; got %v", i, err)
+			break
+		}
+	}
+	close(done)
+	wg.Wait()
+	if torn > 3 {
+		t.Errorf("%d of %d Loads saw x and y differ", torn, loads)
+	}
 }
 
 func (s *suite) testIncr(t *testing.T) {

@@ -23,4 +23,9 @@
 //
 // In a development server, mount Handler (with http.StripPrefix if under a path) and
 // point wx.Config.BaseURL at it; GET /wxtest/code?openid=X hands out login codes.
+//
+// Never let it be reachable in production: /wxtest/code logs anyone in as any openid
+// they name, with no credential. Codes are dropped once they expire, so a long-running
+// development server holds only those of the last CodeLifetime; users and tokens stay in
+// memory for the life of the Server.
 package wxtest

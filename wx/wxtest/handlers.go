@@ -86,14 +86,14 @@ func (s *Server) code2Session(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	c, ok := s.codes[jsCode]
+	c, ok := s.codes.get(jsCode)
 	var errcode int
 	var reply map[string]string
 	switch {
-	case ok && c.used:
-		errcode = 40163
-	case !ok || s.now().Sub(time.Unix(0, c.issued)) >= CodeLifetime:
+	case !ok || c.expired(s.now()):
 		errcode = 40029
+	case c.used:
+		errcode = 40163
 	default:
 		c.used = true
 		u := s.users[c.openID]
@@ -324,8 +324,8 @@ func (s *Server) phoneNumber(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	now := s.now()
-	c, ok := s.phoneCodes[in.Code]
-	if !ok || c.used || now.Sub(time.Unix(0, c.issued)) >= CodeLifetime {
+	c, ok := s.phoneCodes.get(in.Code)
+	if !ok || c.used || c.expired(now) {
 		s.mu.Unlock()
 		writeError(w, 40029, "")
 		return

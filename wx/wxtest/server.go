@@ -47,8 +47,8 @@ type Server struct {
 	mu         sync.Mutex
 	offset     time.Duration // added to the real time
 	users      map[string]*User
-	codes      map[string]*issuedCode // login codes
-	phoneCodes map[string]*issuedCode
+	codes      codeBook // login codes
+	phoneCodes codeBook
 	tokens     map[string]*issuedToken // every token ever issued
 	stable     *issuedToken            // stable_token's current token
 	classic    *issuedToken            // cgi-bin/token's latest token
@@ -65,8 +65,8 @@ func New(appID, appSecret string) *Server {
 		appID:      appID,
 		secret:     appSecret,
 		users:      make(map[string]*User),
-		codes:      make(map[string]*issuedCode),
-		phoneCodes: make(map[string]*issuedCode),
+		codes:      codeBook{byCode: make(map[string]*issuedCode)},
+		phoneCodes: codeBook{byCode: make(map[string]*issuedCode)},
 		tokens:     make(map[string]*issuedToken),
 		faults:     make(map[string][]*fault),
 		calls:      make(map[string]int),
@@ -94,6 +94,10 @@ func NewServer(appID, appSecret string) *Server {
 // to mount it under a path). Besides WeChat's endpoints it serves a development helper:
 // GET /wxtest/code?openid=X answers {"code":"...","openid":"X"} with a new login code for
 // X (a new user if openid is empty), so a client without WeChat can log in.
+//
+// The handler must never be reachable in production, nor from any network you do not
+// trust: /wxtest/code lets anyone log in as any openid, with no credential at all. Mount
+// it only in development builds, and point wx.Config.BaseURL at it only there.
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Close shuts down a Server made by NewServer, closing client connections. It does

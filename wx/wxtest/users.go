@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"time"
 )
 
 // User is a WeChat user of the mini program.
@@ -36,6 +37,39 @@ type issuedCode struct {
 	openID string
 	issued int64 // server time, Unix nanoseconds
 	used   bool
+}
+
+// expired reports whether the code can no longer be exchanged at now.
+func (c *issuedCode) expired(now time.Time) bool {
+	return now.Sub(time.Unix(0, c.issued)) >= CodeLifetime
+}
+
+// codeBook holds the login or phone codes handed out. Codes are dropped once expired, so
+// that a long-running development server does not grow without bound: an expired code
+// answers 40029 whether it was dropped or not, as an unknown one does. A used code is
+// kept until it expires, to answer 40163.
+type codeBook struct {
+	byCode map[string]*issuedCode
+	order  []string // oldest first; the server's clock never goes back
+}
+
+// get returns the code, if it is still held.
+func (b *codeBook) get(code string) (*issuedCode, bool) {
+	c, ok := b.byCode[code]
+	return c, ok
+}
+
+// add makes a new code for openID at now, first dropping the codes expired by then, and
+// returns it.
+func (b *codeBook) add(openID string, now time.Time) string {
+	for len(b.order) > 0 && b.byCode[b.order[0]].expired(now) {
+		delete(b.byCode, b.order[0])
+		b.order = b.order[1:]
+	}
+	code := randomString(32)
+	b.byCode[code] = &issuedCode{openID: openID, issued: now.UnixNano()}
+	b.order = append(b.order, code)
+	return code
 }
 
 // AddUser adds u, or replaces the user with the same OpenID, filling SessionKey,
@@ -101,15 +135,13 @@ func (s *Server) mustUser(op, openID string) *User {
 }
 
 // NewCode returns a new login code for openID, as wx.login would give the user's client,
-// adding the user if unknown. The code can be exchanged once, within CodeLifetime;
-// after that jscode2session answers 40163 (used) or 40029 (expired or unknown).
+// adding the user if unknown. The code can be exchanged once, within CodeLifetime:
+// jscode2session answers 40163 for it once used, and 40029 once expired, used or not.
 func (s *Server) NewCode(openID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.user(openID)
-	code := randomString(32)
-	s.codes[code] = &issuedCode{openID: openID, issued: s.now().UnixNano()}
-	return code
+	return s.codes.add(openID, s.now())
 }
 
 // NewPhoneCode returns a new code for getuserphonenumber, as a getPhoneNumber button
@@ -119,9 +151,7 @@ func (s *Server) NewPhoneCode(openID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.user(openID)
-	code := randomString(32)
-	s.phoneCodes[code] = &issuedCode{openID: openID, issued: s.now().UnixNano()}
-	return code
+	return s.phoneCodes.add(openID, s.now())
 }
 
 // RotateSessionKey gives the user a new session_key, as WeChat does from time to time
