@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/mpsession/mpsession/internal/testenv"
+	"github.com/mpsession/mpsession/wsauth"
+)
+
+func TestMain(m *testing.M) {
+	// The run starts this test binary again as its client process.
+	if isClient() {
+		os.Exit(clientMain(os.Args[2:], os.Stdin, os.Stdout))
+	}
+	goleak.VerifyTestMain(m, testenv.IgnoreFasthttp...)
+}
+
+// TestRun runs the whole measurement on 200 sockets, so that CI runs its code. Timings
+// this small, under the race detector, mean nothing, and none is checked: only that
+// every socket opened, every logout closed its socket with 4001, every other socket
+// stayed open and answered, and nothing was left behind.
+func TestRun(t *testing.T) {
+	rdb := testenv.Redis(t) // fails in CI, skips elsewhere, without Redis
+	o := defaultOptions()
+	o.n, o.sample, o.loginConc, o.dialConc, o.settle = 200, 20, 8, 16, 10*time.Millisecond
+	o.hold, o.spacing, o.writes = 0, 10*time.Millisecond, 200
+	o.redisAddr = testenv.RedisAddr()
+	var out, progress bytes.Buffer
+	r, err := run(&out, &progress, o)
+	t.Logf("progress:\n%s", progress.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", out.Bytes())
+	if err := r.check(); err != nil {
+		t.Error(err)
+	}
+	if r.opened != o.n || r.failed != 0 || r.liveHandles != int64(o.n) {
+		t.Errorf("want %d sockets open with live handles; got %d open, %d failed, %d handles", o.n, r.opened, r.failed, r.liveHandles)
+	}
+	if len(r.logouts) != o.sample {
+		t.Errorf("want %d logouts; got %d", o.sample, len(r.logouts))
+	}
+	for _, l := range r.logouts {
+		if l.err != nil || l.code != wsauth.CloseLoggedOut {
+			t.Errorf("socket %d: want close %d; got %d %q (%v)", l.socket, wsauth.CloseLoggedOut, l.code, l.reason, l.err)
+		}
+	}
+	if toEvent, _ := r.events(); len(toEvent) != o.sample {
+		t.Errorf("want B's store to deliver %d logout events; it delivered %d", o.sample, len(toEvent))
+	}
+	if r.writesDone == 0 || r.writeErrors != 0 {
+		t.Errorf("want increments during the logouts, none failed; got %d done, %d failed: %s", r.writesDone, r.writeErrors, r.firstWriteError)
+	}
+	if want := o.n - o.sample; r.open != want || r.answered != want {
+		t.Errorf(`want %d sockets open and answering "who"; got %d open, %d answering`, want, r.open, r.answered)
+	}
+	if r.closedClean+r.closedForced != o.n-o.sample {
+		t.Errorf("want the client to close %d sockets; it closed %d", o.n-o.sample, r.closedClean+r.closedForced)
+	}
+	for _, s := range []string{"per open socket", "p99", "target"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("the table has no %q", s)
+		}
+	}
+	// The run deleted its keys.
+	ctx := context.Background()
+	left := 0
+	for iter := rdb.Scan(ctx, 0, r.prefix+"*", 1000).Iterator(); iter.Next(ctx); {
+		left++
+	}
+	if left != 0 || r.deletedKeys == 0 {
+		t.Errorf("want the run's keys deleted; %d deleted, %d left", r.deletedKeys, left)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	d := make([]time.Duration, 200)
+	for i := range d {
+		d[i] = time.Duration(i + 1)
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{0.5, 100}, {0.99, 198}, {1, 200}} {
+		if got := percentile(d, c.p); got != c.want {
+			t.Errorf("percentile(1..200, %v): want %d; got %d", c.p, c.want, got)
+		}
+	}
+	if got := percentile(nil, 0.99); got != 0 {
+		t.Errorf("percentile of nothing: want 0; got %v", got)
+	}
+}
