@@ -1,7 +1,6 @@
 package fibermp_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -28,7 +27,6 @@ const (
 // harness is a Fiber app with the middleware, served on a real loopback listener, with
 // a fake WeChat server behind it.
 type harness struct {
-	t     *testing.T
 	wx    *wxtest.Server
 	store store.Store
 	url   string
@@ -129,23 +127,5 @@ func flatten(h http.Header) []string {
 	}
 	return out
 }
-
-// brokenStore fails every call with err, as a store whose backend is down does.
-type brokenStore struct {
-	store.Store
-	err error
-}
-
-func (b brokenStore) Create(context.Context, string, store.Record, time.Duration) error {
-	return b.err
-}
-func (b brokenStore) Load(context.Context, string, time.Duration) (*store.Record, error) {
-	return nil, b.err
-}
-func (b brokenStore) Save(context.Context, string, store.Change, time.Duration) error {
-	return b.err
-}
-func (b brokenStore) Incr(context.Context, string, string, int64) (int64, error) { return 0, b.err }
-func (b brokenStore) Delete(context.Context, string) error                       { return b.err }
 
 var errDown = errors.New("connection refused")

@@ -48,7 +48,6 @@ const (
 	ErrCodeInvalidSession = "ERR_INVALID_SESSION"     // Wafer, Token: log in again
 	ErrCodeSkeyInvalid    = "ERR_SKEY_INVALID"        // Wafer2: log in again
 	ErrCodeLoginFailed    = "ERR_LOGIN_FAILED"        // the login was refused
-	ErrCodeBadRequest     = "ERR_BAD_REQUEST"         // malformed request
 	ErrCodeUnavailable    = "ERR_SERVICE_UNAVAILABLE" // store or WeChat down; keep the session
 	ErrCodeTooLarge       = "ERR_SESSION_TOO_LARGE"   // a change would pass the store's size limit
 )
@@ -269,11 +268,6 @@ func loginFailed(c *fiber.Ctx, p Protocol, status int, msg string) error {
 func unavailable(c *fiber.Ctx, msg string) error {
 	c.Set(fiber.HeaderRetryAfter, "1")
 	return c.Status(fiber.StatusServiceUnavailable).JSON(plainError{Error: ErrCodeUnavailable, Message: msg})
-}
-
-// badRequest answers a malformed request that is not about the session.
-func badRequest(c *fiber.Ctx, msg string) error {
-	return c.Status(fiber.StatusBadRequest).JSON(plainError{Error: ErrCodeBadRequest, Message: msg})
 }
 
 // loggedOut answers the logout endpoint.

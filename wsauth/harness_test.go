@@ -236,8 +236,6 @@ func mustDial(t testing.TB, url string, header http.Header) *websocket.Conn {
 	return conn
 }
 
-var callMu sync.Mutex
-
 // call sends a command and returns the reply.
 func call(t testing.TB, conn *websocket.Conn, cmd string) string {
 	t.Helper()

@@ -105,12 +105,6 @@ func (f *fakeStorage) setErr(err error) {
 	f.err = err
 }
 
-func (f *fakeStorage) put(key string, val []byte) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.m[key] = val
-}
-
 func (f *fakeStorage) raw(key string) ([]byte, time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
