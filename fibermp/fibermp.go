@@ -79,7 +79,11 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	if err != nil {
-		return invalidSession(c, p, fiber.StatusBadRequest, "malformed session credentials")
+		status := fiber.StatusBadRequest
+		if invalidStatus(c) == fiber.StatusUnauthorized {
+			status = fiber.StatusUnauthorized // a refused upgrade says so by its status
+		}
+		return invalidSession(c, p, status, "malformed session credentials")
 	}
 	s, err := m.open(c.UserContext(), cr)
 	switch {

@@ -124,7 +124,7 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"no credentials", "", nil, 401, "login required"},
 		{"wrong skey", "", http.Header{"X-WX-Id": {login.Session.ID}, "X-WX-Skey": {strings.Repeat("0", 40)}}, 401, "ERR_INVALID_SESSION"},
-		{"malformed", "", http.Header{"X-WX-Id": {"x"}, "X-WX-Skey": {"y"}}, 400, "ERR_INVALID_SESSION"},
+		{"malformed", "", http.Header{"X-WX-Id": {"x"}, "X-WX-Skey": {"y"}}, 401, "ERR_INVALID_SESSION"},
 		{"unknown ticket", "ticket=" + strings.Repeat("A", 43), nil, 401, "ERR_INVALID_SESSION"},
 		{"subprotocol without credential", "", http.Header{"Sec-WebSocket-Protocol": {"mpsession"}}, 401, "login required"},
 		{"bad subprotocol credential", "", http.Header{"Sec-WebSocket-Protocol": {"mpsession, abc"}}, 401, "ERR_INVALID_SESSION"},

@@ -18,13 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/wx"
 	"github.com/mpsession/mpsession/wx/wxtest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, testenv.IgnoreFasthttp...) // a test mounts the fake in Fiber
 }
 
 const (

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"strings"
 	"time"
 )
 
@@ -79,6 +80,7 @@ func (s *Server) AddUser(u User) *User {
 	if u.OpenID == "" {
 		panic("wxtest: AddUser: empty OpenID")
 	}
+	u.OpenID = strings.Clone(u.OpenID)
 	v := filled(u)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -119,6 +121,7 @@ func (s *Server) User(openID string) *User {
 func (s *Server) user(openID string) *User {
 	u, ok := s.users[openID]
 	if !ok {
+		openID = strings.Clone(openID)
 		u = filled(User{OpenID: openID})
 		s.users[openID] = u
 	}
@@ -138,6 +141,9 @@ func (s *Server) mustUser(op, openID string) *User {
 // adding the user if unknown. The code can be exchanged once, within CodeLifetime:
 // jscode2session answers 40163 for it once used, and 40029 once expired, used or not.
 func (s *Server) NewCode(openID string) string {
+	// Kept as a map key and in the code: it must not share memory with a request
+	// buffer (Fiber's adaptor hands handlers such strings).
+	openID = strings.Clone(openID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.user(openID)
@@ -148,6 +154,7 @@ func (s *Server) NewCode(openID string) string {
 // would give the user's client, adding the user if unknown. It is single use and lives
 // CodeLifetime.
 func (s *Server) NewPhoneCode(openID string) string {
+	openID = strings.Clone(openID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.user(openID)

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+)
+
+// bots are real clients of the server they run in: each logs in through the fake
+// WeChat (GET /wxtest/code, POST /login), names itself (POST /api/nickname), opens the
+// socket over the network with an Authorization header, as a mini program's
+// wx.connectSocket would, and plays random moves. Persistent bots (-bots N) play
+// around the clock; a guest bot is called when a player asks for a bot and none is
+// waiting, plays one match and logs out.
+type bots struct {
+	base   string        // the server: http://127.0.0.1:port
+	think  time.Duration // the longest a bot thinks before a move
+	log    *slog.Logger
+	http   *http.Client
+	ctx    context.Context // cancelled by stop
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	openIDs map[string]struct{}
+	results map[string][]Result // every match each bot finished, in order
+	stopped bool
+	wg      sync.WaitGroup
+	guests  chan string // free guest openids
+}
+
+// Guest bots: how many may play at once, and how long one waits for its player.
+const (
+	maxGuests = 8
+	guestWait = 30 * time.Second
+)
+
+func newBots(base string, think time.Duration, log *slog.Logger) *bots {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &bots{
+		base: base, think: think, log: log, ctx: ctx, cancel: cancel,
+		http:    &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}},
+		openIDs: map[string]struct{}{},
+		results: map[string][]Result{},
+		guests:  make(chan string, maxGuests),
+	}
+	for i := 1; i <= maxGuests; i++ {
+		b.guests <- fmt.Sprintf("bot-guest-%d", i)
+	}
+	return b
+}
+
+// is reports whether openID is one of the bots: the lobby matches players who ask for
+// a bot with these only.
+func (b *bots) is(openID string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.openIDs[openID]
+	return ok
+}
+
+// played returns the results of the matches a bot has finished, in order.
+func (b *bots) played(openID string) []Result {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.results[openID])
+}
+
+// goBot runs fn on a new goroutine that stop waits for, unless the bots are stopping.
+func (b *bots) goBot(openID string, fn func()) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return false
+	}
+	b.openIDs[openID] = struct{}{}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// start starts n persistent bots, which reconnect when they lose their socket.
+func (b *bots) start(n int) {
+	for i := 1; i <= n; i++ {
+		openID, nickname := fmt.Sprintf("bot-%d", i), fmt.Sprintf("Bot %d", i)
+		b.goBot(openID, func() {
+			for {
+				err := b.play(openID, nickname, 0)
+				if b.ctx.Err() != nil {
+					return
+				}
+				b.log.Warn("rps: bot lost its socket; again in 2 s", "bot", openID, "err", err)
+				if !b.sleep(2 * time.Second) {
+					return
+				}
+			}
+		})
+	}
+}
+
+// summon starts a guest bot for one match.
+func (b *bots) summon() error {
+	var openID string
+	select {
+	case openID = <-b.guests:
+	default:
+		return errors.New("all guest bots are playing")
+	}
+	ok := b.goBot(openID, func() {
+		defer func() { b.guests <- openID }()
+		if err := b.play(openID, "Guest bot "+strings.TrimPrefix(openID, "bot-guest-"), 1); err != nil && b.ctx.Err() == nil {
+			b.log.Warn("rps: guest bot", "bot", openID, "err", err)
+		}
+	})
+	if !ok {
+		b.guests <- openID
+		return errors.New("the server is shutting down")
+	}
+	return nil
+}
+
+// stop disconnects every bot, logs them out and waits for them.
+func (b *bots) stop() {
+	b.mu.Lock()
+	b.stopped = true
+	b.mu.Unlock()
+	b.cancel()
+	b.wg.Wait()
+	b.http.CloseIdleConnections()
+}
+
+// sleep waits for d, or returns false when the bots are stopping.
+func (b *bots) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-b.ctx.Done():
+		return false
+	}
+}
+
+// play logs in, connects and plays matches (0: until stopped), then logs out.
+func (b *bots) play(openID, nickname string, matches int) error {
+	token, err := b.login(openID)
+	if err != nil {
+		return err
+	}
+	defer b.logout(token)
+	if err := b.call("POST", "/api/nickname", token, map[string]string{"nickname": nickname}, nil); err != nil {
+		return err
+	}
+
+	ws := "ws" + strings.TrimPrefix(b.base, "http") + "/ws"
+	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	conn, _, err := dialer.DialContext(b.ctx, ws, http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", ws, err)
+	}
+	defer conn.Close()
+	defer context.AfterFunc(b.ctx, func() { _ = conn.Close() })() // stop unblocks the read
+
+	queue := func() error {
+		if matches > 0 { // a guest waits for its player only so long
+			_ = conn.SetReadDeadline(time.Now().Add(guestWait))
+		}
+		return conn.WriteJSON(clientMsg{Type: "queue"})
+	}
+	move := func() error {
+		if !b.sleep(b.think/4 + rand.N(b.think*3/4+1)) {
+			return b.ctx.Err()
+		}
+		return conn.WriteJSON(clientMsg{Type: "move", Choice: string(Choices[rand.N(len(Choices))])})
+	}
+	played := 0
+	for {
+		var m struct {
+			Type    string
+			Round   int
+			Score   Score
+			Result  Result
+			Message string
+		}
+		if err := conn.ReadJSON(&m); err != nil {
+			return err
+		}
+		switch m.Type {
+		case "welcome":
+			err = queue()
+		case "matched":
+			_ = conn.SetReadDeadline(time.Time{})
+			err = move()
+		case "round":
+			// The bot knows the rules: no move after the deciding round.
+			if state := (Match{Round: m.Round, Wins: [2]int{m.Score.You, m.Score.Them}}); !state.Over() {
+				err = move()
+			}
+		case "match_over", "opponent_left":
+			if m.Type == "match_over" {
+				b.mu.Lock()
+				b.results[openID] = append(b.results[openID], m.Result)
+				b.mu.Unlock()
+			}
+			if played++; matches > 0 && played >= matches {
+				_ = conn.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.CloseNormalClosure, "done"), time.Now().Add(time.Second))
+				return nil
+			}
+			if !b.sleep(b.think) {
+				return b.ctx.Err()
+			}
+			err = queue()
+		case "error":
+			b.log.Warn("rps: bot told", "bot", openID, "message", m.Message)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// login gets a code from the fake WeChat, as wx.login would, and logs in with it.
+func (b *bots) login(openID string) (string, error) {
+	var code struct{ Code string }
+	if err := b.call("GET", "/wxtest/code?openid="+url.QueryEscape(openID), "", nil, &code); err != nil {
+		return "", err
+	}
+	var login struct{ Token string }
+	if err := b.call("POST", "/login", "", map[string]string{"code": code.Code}, &login); err != nil {
+		return "", err
+	}
+	return login.Token, nil
+}
+
+// logout ends the bot's session. It runs when the bot stops, too, so it does not use
+// the bots' context.
+func (b *bots) logout(token string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := b.callContext(ctx, "POST", "/logout", token, nil, nil); err != nil {
+		b.log.Warn("rps: bot logout", "err", err)
+	}
+}
+
+func (b *bots) call(method, path, token string, in, out any) error {
+	return b.callContext(b.ctx, method, path, token, in, out)
+}
+
+// callContext sends a JSON request to the server and decodes its JSON reply.
+func (b *bots) callContext(ctx context.Context, method, path, token string, in, out any) error {
+	var body bytes.Buffer
+	if in != nil {
+		if err := json.NewEncoder(&body).Encode(in); err != nil {
+			return err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.base+path, &body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e struct{ Error, Message string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("%s %s: %s: %s %s", method, path, resp.Status, e.Error, e.Message)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/mpsession/mpsession/wsauth"
+)
+
+// pair logs alice and bob in, connects them (alice the browser way, bob the mini-program
+// way) and has them matched.
+func pair(t *testing.T, s *server) (alice, bob *user, a, b *client) {
+	t.Helper()
+	alice, bob = login(t, s, "o-alice"), login(t, s, "o-bob")
+	alice.do("POST", "/api/nickname", map[string]string{"nickname": "Alice"}, http.StatusOK, nil)
+	a, b = alice.dial(true), bob.dial(false)
+	a.send(clientMsg{Type: "queue"})
+	a.expect("queued")
+	b.send(clientMsg{Type: "queue"})
+	if m := b.expect("matched"); !strings.Contains(string(m.Opponent), `"nickname":"Alice"`) || m.Rounds != Rounds {
+		t.Errorf("bob's matched: want Alice, %d rounds; got %s, %d", Rounds, m.Opponent, m.Rounds)
+	}
+	a.expect("matched")
+	return alice, bob, a, b
+}
+
+// playRound has both clients move and checks the round's results on both sides.
+func playRound(t *testing.T, n int, a, b *client, ca, cb Choice) (ma, mb msg) {
+	t.Helper()
+	a.send(clientMsg{Type: "move", Choice: string(ca)})
+	b.send(clientMsg{Type: "move", Choice: string(cb)})
+	ma, mb = a.expect("round"), b.expect("round")
+	want := Judge(ca, cb)
+	if ma.Round != n || *ma.You != ca || *ma.Them != cb || ma.Result != want {
+		t.Errorf("alice's round %d: want %s vs %s: %s; got %+v", n, ca, cb, want, ma)
+	}
+	if mb.Round != n || *mb.You != cb || *mb.Them != ca || mb.Result != want.Flip() {
+		t.Errorf("bob's round %d: want %s vs %s: %s; got %+v", n, cb, ca, want.Flip(), mb)
+	}
+	return ma, mb
+}
+
+func TestMatchEndToEnd(t *testing.T) {
+	s := startServer(t, config{})
+	alice, bob, a, b := pair(t, s)
+
+	// Match 1: alice wins 2-0.
+	playRound(t, 1, a, b, Rock, Scissors)
+	ma, _ := playRound(t, 2, a, b, Paper, Rock)
+	if *ma.Score != (Score{2, 0}) {
+		t.Errorf("alice's score: want 2-0; got %+v", *ma.Score)
+	}
+	oa, ob := a.expect("match_over"), b.expect("match_over")
+	if oa.Result != Win || *oa.Record != (record{Wins: 1}) {
+		t.Errorf("alice: want a win, record 1-0-0; got %s, %+v", oa.Result, oa.Record)
+	}
+	if ob.Result != Lose || *ob.Record != (record{Losses: 1}) {
+		t.Errorf("bob: want a loss, record 0-1-0; got %s, %+v", ob.Result, ob.Record)
+	}
+
+	// Match 2: one round each and a draw, so a drawn match; bob queues first this time.
+	b.send(clientMsg{Type: "queue"})
+	b.expect("queued")
+	a.send(clientMsg{Type: "queue"})
+	a.expect("matched")
+	b.expect("matched")
+	playRound(t, 1, a, b, Rock, Rock)
+	playRound(t, 2, a, b, Scissors, Paper)
+	playRound(t, 3, a, b, Scissors, Rock)
+	if oa, ob := a.expect("match_over"), b.expect("match_over"); oa.Result != Draw || ob.Result != Draw {
+		t.Errorf("want a draw for both; got %s and %s", oa.Result, ob.Result)
+	}
+
+	// The sockets wrote the results into the sessions; HTTP reads them at once.
+	if got, want := alice.me(), (meReply{"o-alice", "Alice", record{Wins: 1, Draws: 1}}); got != want {
+		t.Errorf("alice's /api/me: want %+v; got %+v", want, got)
+	}
+	if got, want := bob.me(), (meReply{"o-bob", "Player o-bob", record{Losses: 1, Draws: 1}}); got != want {
+		t.Errorf("bob's /api/me: want %+v; got %+v", want, got)
+	}
+}
+
+// The move timer forfeits the round of a player who does not move.
+func TestMoveTimeout(t *testing.T) {
+	s := startServer(t, config{MoveTimeout: 300 * time.Millisecond})
+	_, bob, a, b := pair(t, s)
+	for n := 1; n <= 2; n++ {
+		a.send(clientMsg{Type: "move", Choice: "rock"})
+		if m := a.expect("round"); m.Round != n || m.Result != Win || *m.Them != "" {
+			t.Errorf("round %d: want a win against no move; got %+v", n, m)
+		}
+		if m := b.expect("round"); m.Result != Lose || *m.You != "" {
+			t.Errorf("round %d: want a loss without a move; got %+v", n, m)
+		}
+	}
+	a.expect("match_over")
+	if m := b.expect("match_over"); m.Result != Lose {
+		t.Errorf("want a lost match; got %+v", m)
+	}
+	if got := bob.me().record; got != (record{Losses: 1}) {
+		t.Errorf("bob's record: want 0-1-0; got %+v", got)
+	}
+}
+
+// A logout (over HTTP, as from another tab) during a match closes that player's socket
+// with wsauth.CloseLoggedOut; the opponent is told and the match counts for nobody.
+func TestLogoutDuringMatch(t *testing.T) {
+	s := startServer(t, config{})
+	alice, bob, a, b := pair(t, s)
+	playRound(t, 1, a, b, Rock, Scissors)
+
+	alice.do("POST", "/logout", nil, http.StatusNoContent, nil)
+	if code := a.expectClose(); code != wsauth.CloseLoggedOut {
+		t.Errorf("alice's socket: want close code %d; got %d", wsauth.CloseLoggedOut, code)
+	}
+	if m := b.expect("opponent_left"); m.Reason != "logged_out" {
+		t.Errorf("bob: want opponent_left for logged_out; got %+v", m)
+	}
+	alice.do("GET", "/api/me", nil, http.StatusUnauthorized, nil)
+	if got := bob.me().record; got != (record{}) {
+		t.Errorf("bob's record: want nothing counted; got %+v", got)
+	}
+	// Bob is out of the room and may play again.
+	b.send(clientMsg{Type: "move", Choice: "rock"})
+	if m := b.expect("error"); !strings.Contains(m.Message, "not in a match") {
+		t.Errorf("want not in a match; got %q", m.Message)
+	}
+	b.send(clientMsg{Type: "queue"})
+	b.expect("queued")
+}
+
+// One user, two tabs (one session, two sockets), two matches at once, and HTTP writes
+// to the same session meanwhile: every result is counted, exactly once.
+func TestTwoTabsOneSession(t *testing.T) {
+	s := startServer(t, config{})
+	alice, bob, carol := login(t, s, "o-alice"), login(t, s, "o-bob"), login(t, s, "o-carol")
+	a1, a2 := alice.dial(true), alice.dial(true)
+	a1.send(clientMsg{Type: "queue"})
+	a1.expect("queued")
+	a2.send(clientMsg{Type: "queue"}) // never matched with a1: the same user
+	a2.expect("queued")
+	b, c := bob.dial(false), carol.dial(false)
+	b.send(clientMsg{Type: "queue"})
+	b.expect("matched")
+	a1.expect("matched")
+	c.send(clientMsg{Type: "queue"})
+	c.expect("matched")
+	a2.expect("matched")
+
+	var renames, matches sync.WaitGroup
+	stop := make(chan struct{})
+	renames.Add(1)
+	go func() { // renames, all the while
+		defer renames.Done()
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		hc := &http.Client{Transport: tr}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, _ := http.NewRequest("POST", s.url+"/api/nickname", strings.NewReader(fmt.Sprintf(`{"nickname":"Alice %d"}`, i)))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+alice.token)
+			if resp, err := hc.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	results := make(chan Result, 2)
+	for _, p := range [][2]*client{{a1, b}, {a2, c}} {
+		matches.Add(1)
+		go func(a, o *client) {
+			defer matches.Done()
+			for _, r := range [][2]Choice{{Rock, Scissors}, {Rock, Rock}, {Paper, Scissors}} {
+				_ = a.conn.WriteJSON(clientMsg{Type: "move", Choice: string(r[0])})
+				_ = o.conn.WriteJSON(clientMsg{Type: "move", Choice: string(r[1])})
+				ma, err1 := a.read()
+				mo, err2 := o.read()
+				if err1 != nil || err2 != nil || ma.Type != "round" || mo.Type != "round" {
+					t.Errorf("want rounds; got %+v %v, %+v %v", ma, err1, mo, err2)
+					return
+				}
+			}
+			m, err := a.read()
+			if err != nil || m.Type != "match_over" {
+				t.Errorf("want match_over; got %+v, %v", m, err)
+				return
+			}
+			results <- m.Result
+			_, _ = o.read()
+		}(p[0], p[1])
+	}
+	matches.Wait()
+	close(stop)
+	renames.Wait()
+	close(results)
+	var want record
+	for r := range results {
+		switch r {
+		case Win:
+			want.Wins++
+		case Lose:
+			want.Losses++
+		case Draw:
+			want.Draws++
+		}
+	}
+	if want.Wins+want.Losses+want.Draws != 2 {
+		t.Fatalf("want two matches played; got %+v", want)
+	}
+	if got := alice.me().record; got != want {
+		t.Errorf("alice's record: want %+v; got %+v", want, got)
+	}
+}
+
+// Bots are real clients: two of them log in, connect and play each other, match after
+// match, and each match lands in both bots' sessions.
+func TestBots(t *testing.T) {
+	s := startServer(t, config{Bots: 2})
+	eventually(t, 30*time.Second, "two matches between the bots", func() bool {
+		return len(s.bots.played("bot-1")) >= 2 && len(s.bots.played("bot-2")) >= 2
+	})
+	r1, r2 := s.bots.played("bot-1"), s.bots.played("bot-2")
+	for i := range min(len(r1), len(r2)) { // they only ever play each other
+		if r1[i] != r2[i].Flip() {
+			t.Errorf("match %d: bot-1 %s, bot-2 %s", i+1, r1[i], r2[i])
+		}
+	}
+}
+
+// "Play a bot" with no bot running calls a guest bot, which plays one match.
+func TestPlayBot(t *testing.T) {
+	s := startServer(t, config{})
+	alice := login(t, s, "o-alice")
+	a := alice.dial(true)
+	a.send(clientMsg{Type: "queue", Opponent: "bot"})
+	if m := a.expect("queued"); string(m.Opponent) != `"bot"` {
+		t.Errorf("want queued for a bot; got %s", m.Opponent)
+	}
+	var opp peer
+	if m := a.expect("matched"); json.Unmarshal(m.Opponent, &opp) != nil || !opp.Bot {
+		t.Errorf("want a bot; got %s", m.Opponent)
+	}
+	for {
+		a.send(clientMsg{Type: "move", Choice: "paper"})
+		m := a.expect("round")
+		if state := (Match{Round: m.Round, Wins: [2]int{m.Score.You, m.Score.Them}}); state.Over() {
+			break
+		}
+	}
+	m := a.expect("match_over")
+	if got := alice.me().record; got != *m.Record || got.Wins+got.Losses+got.Draws != 1 {
+		t.Errorf("want one match in alice's record, as match_over said (%+v); got %+v", m.Record, got)
+	}
+}
+
+// The socket refuses what wsauth refuses: no session, a foreign origin.
+func TestSocketRefused(t *testing.T) {
+	s := startServer(t, config{})
+	alice := login(t, s, "o-alice")
+	ws := "ws" + strings.TrimPrefix(s.url, "http") + "/ws"
+	tests := []struct {
+		name   string
+		header http.Header
+		want   int
+	}{
+		{"no credentials", nil, http.StatusUnauthorized},
+		{"unknown token", http.Header{"Authorization": {"Bearer " + strings.Repeat("A", len(alice.token))}}, http.StatusUnauthorized},
+		{"foreign origin", http.Header{"Origin": {"https://evil.example"}, "Sec-WebSocket-Protocol": {"mpsession, " + alice.token}}, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, resp, err := websocket.DefaultDialer.Dial(ws, tt.header)
+			if err == nil {
+				conn.Close()
+				t.Fatal("want the upgrade refused")
+			}
+			if resp == nil || resp.StatusCode != tt.want {
+				t.Errorf("want status %d; got %v (%v)", tt.want, resp, err)
+			}
+		})
+	}
+}
+
+// Codes from /wxtest/code log in the user they were asked for, however many the same
+// connection asks for before using them (the fake is mounted through Fiber's adaptor,
+// whose request strings point into buffers the next request reuses).
+func TestDevCodes(t *testing.T) {
+	s := startServer(t, config{})
+	u := &user{t: t, base: s.url, http: &http.Client{Transport: &http.Transport{}}}
+	defer u.http.CloseIdleConnections()
+	codes := map[string]string{}
+	for _, id := range []string{"o-alice", "o-bob", "o-carol"} {
+		var c struct{ Code string }
+		u.do("GET", "/wxtest/code?openid="+id, nil, http.StatusOK, &c)
+		codes[id] = c.Code
+	}
+	for id, code := range codes {
+		var l struct{ OpenID string }
+		u.do("POST", "/login", map[string]string{"code": code}, http.StatusOK, &l)
+		if l.OpenID != id {
+			t.Errorf("%s's code logged in %s", id, l.OpenID)
+		}
+	}
+}

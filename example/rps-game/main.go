@@ -1,0 +1,144 @@
+// Command rps-game is the sample of mpsession: a rock-paper-scissors server for a
+// WeChat Mini Program, with a web page and bots. Run it with no setup at all:
+//
+//	go run ./example/rps-game
+//
+// and open http://127.0.0.1:8080. See README.md for the flags, the socket protocol and
+// how to run several instances on Redis.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	fws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/redisstore"
+	"github.com/mpsession/mpsession/wsauth"
+	"github.com/mpsession/mpsession/wx"
+	"github.com/mpsession/mpsession/wx/wxtest"
+)
+
+type config struct {
+	Addr          string        // where to listen
+	Redis         string        // Redis address; "" keeps sessions in memory
+	RedisPrefix   string        // key prefix in Redis; "" is redisstore's default
+	AppID, Secret string        // real WeChat; "" runs the fake one in-process
+	Origins       []string      // browser origins allowed on the socket, besides the server's own
+	Bots          int           // persistent bots
+	BotThink      time.Duration // the longest a bot thinks before a move
+	MoveTimeout   time.Duration
+	Log           *slog.Logger
+}
+
+func main() {
+	cfg := config{BotThink: 1500 * time.Millisecond, MoveTimeout: MoveTimeout, Log: slog.Default()}
+	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen `address`")
+	flag.StringVar(&cfg.Redis, "redis", "", "keep sessions in the Redis at `address`, shared by every instance (matchmaking stays per process)")
+	flag.StringVar(&cfg.AppID, "appid", os.Getenv("WX_APPID"), "mini program AppID (env WX_APPID); with -secret, log in with real WeChat instead of the fake")
+	flag.StringVar(&cfg.Secret, "secret", os.Getenv("WX_SECRET"), "mini program AppSecret (env WX_SECRET)")
+	flag.IntVar(&cfg.Bots, "bots", 0, "run `n` bots that play around the clock (development mode only)")
+	origins := flag.String("origins", "", "comma-separated browser `origins` allowed to open the socket besides the server's own, e.g. https://game.example")
+	flag.Parse()
+	for o := range strings.SplitSeq(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.Origins = append(cfg.Origins, o)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := start(cfg)
+	if err != nil {
+		cfg.Log.Error("rps: " + err.Error())
+		os.Exit(1)
+	}
+	cfg.Log.Info("rps: open "+s.url, "store", s.storeName, "wechat", s.wechatName, "bots", cfg.Bots)
+	<-ctx.Done()
+	cfg.Log.Info("rps: shutting down")
+	s.close()
+}
+
+// start wires fibermp, wsauth, the store, the lobby and the bots, and serves.
+func start(cfg config) (*server, error) {
+	if cfg.AppID != "" && cfg.Bots > 0 {
+		return nil, errors.New("bots log in through the fake WeChat: -bots needs development mode (no -appid)")
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{url: "http://" + loopback(ln.Addr()), served: make(chan struct{}), lobby: newLobby(cfg.Log, cfg.MoveTimeout)}
+	fail := func(err error) (*server, error) { _ = ln.Close(); s.closeAll(); return nil, err }
+
+	// WeChat: the real one, or the fake mounted in this very server.
+	transport := &http.Transport{}
+	s.idle = transport.CloseIdleConnections
+	wxcfg := wx.Config{AppID: cfg.AppID, AppSecret: cfg.Secret, HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: transport}}
+	var fake *wxtest.Server
+	s.wechatName = "real"
+	if cfg.AppID == "" {
+		fake = wxtest.New("wx0000000000000000", "dev-secret")
+		wxcfg.AppID, wxcfg.AppSecret, wxcfg.BaseURL = fake.AppID(), "dev-secret", s.url+"/wxtest"
+		s.wechatName = "fake, at " + s.url + "/wxtest"
+	}
+	client, err := wx.New(wxcfg)
+	if err != nil {
+		return fail(err)
+	}
+
+	var sessions store.Store
+	if cfg.Redis == "" {
+		sessions, s.storeName = store.NewMemory(), "memory"
+	} else {
+		rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis})
+		s.closers = append(s.closers, rdb.Close)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return fail(errors.New("redis at " + cfg.Redis + ": " + err.Error()))
+		}
+		sessions, s.storeName = redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix}), "redis at "+cfg.Redis
+	}
+	s.closers = append([]func() error{sessions.Close}, s.closers...) // before its Redis client
+
+	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: jsonError})
+	s.app = app
+	app.Use(fibermp.New(fibermp.Config{Client: client, Store: sessions, Protocol: fibermp.Token, OnLogin: onLogin}))
+	if fake != nil {
+		mountWeChat(app, fake)
+	}
+	app.Get("/api/me", fibermp.Required(), me)
+	app.Post("/api/nickname", fibermp.Required(), setNickname)
+	app.Get("/ws", wsauth.New(wsauth.Config{Origins: append(ownOrigins(cfg.Addr, ln.Addr()), cfg.Origins...)}),
+		fws.New(wsauth.Handler(s.lobby.serve, wsauth.ConnConfig{ReadLimit: 4 << 10})))
+	serveWeb(app)
+	if fake != nil {
+		s.bots = newBots(s.url, cfg.BotThink, cfg.Log)
+		s.lobby.isBot, s.lobby.summon = s.bots.is, s.bots.summon
+		if !ln.Addr().(*net.TCPAddr).IP.IsLoopback() {
+			cfg.Log.Warn("rps: the fake WeChat at /wxtest logs anyone in as anyone: keep this server off networks you do not trust")
+		}
+	}
+	go func() {
+		defer close(s.served)
+		_ = app.Listener(ln)
+	}()
+	if s.bots != nil {
+		s.bots.start(cfg.Bots)
+	}
+	return s, nil
+}

@@ -1,0 +1,66 @@
+package main
+
+import "github.com/mpsession/mpsession/fibermp"
+
+// The messages of the socket protocol, one JSON object per WebSocket text message, told
+// apart by "type". README.md lists them with examples.
+
+// clientMsg is anything a client sends: {"type":"queue","opponent":"bot"},
+// {"type":"move","choice":"rock"}, {"type":"leave"}.
+type clientMsg struct {
+	Type     string `json:"type"`
+	Opponent string `json:"opponent,omitempty"` // queue: "any" (default) or "bot"
+	Choice   string `json:"choice,omitempty"`   // move
+}
+
+// serverMsg is anything the server sends; each type fills the members it needs.
+type serverMsg struct {
+	Type        string  `json:"type"`
+	OpenID      string  `json:"openid,omitempty"`      // welcome
+	Nickname    string  `json:"nickname,omitempty"`    // welcome
+	Opponent    any     `json:"opponent,omitempty"`    // queued: "any" or "bot"; matched: peer
+	Rounds      int     `json:"rounds,omitempty"`      // matched
+	MoveTimeout int     `json:"moveTimeout,omitempty"` // matched: seconds per move
+	Round       int     `json:"round,omitempty"`       // round
+	You         *Choice `json:"you,omitempty"`         // round: "" when the timer ran out
+	Them        *Choice `json:"them,omitempty"`        // round
+	Result      Result  `json:"result,omitempty"`      // round, match_over
+	Score       *Score  `json:"score,omitempty"`       // round, match_over
+	Record      *record `json:"record,omitempty"`      // welcome, match_over
+	Reason      string  `json:"reason,omitempty"`      // opponent_left
+	Message     string  `json:"message,omitempty"`     // error
+}
+
+// peer is the opponent as matched shows it.
+type peer struct {
+	Nickname string `json:"nickname"`
+	Bot      bool   `json:"bot"`
+}
+
+func errorMsg(msg string) serverMsg { return serverMsg{Type: "error", Message: msg} }
+
+// The session fields of the game. The record is kept in the player's session (this
+// sample has no database), written by sockets with the live handle's Incr and read by
+// GET /api/me.
+const (
+	fieldNickname = "nickname"
+	fieldWins     = "wins"
+	fieldLosses   = "losses"
+	fieldDraws    = "draws"
+)
+
+// record is a player's tally of matches.
+type record struct {
+	Wins   int64 `json:"wins"`
+	Losses int64 `json:"losses"`
+	Draws  int64 `json:"draws"`
+}
+
+// readRecord reads the record from a session: an HTTP request's fibermp.Session and a
+// socket's wsauth.Handle read fields the same way.
+func readRecord(f fibermp.Fields) record {
+	return record{Wins: f.GetInt(fieldWins), Losses: f.GetInt(fieldLosses), Draws: f.GetInt(fieldDraws)}
+}
+
+// resultField is the record field a match result counts in.
+var resultField = map[Result]string{Win: fieldWins, Lose: fieldLosses, Draw: fieldDraws}

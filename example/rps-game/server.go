@@ -1,0 +1,63 @@
+package main
+
+import (
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// server is the running game: main starts one, and so do the tests.
+type server struct {
+	url                   string // http://127.0.0.1:port, also for the server's own clients
+	storeName, wechatName string
+	app                   *fiber.App
+	served                chan struct{}
+	lobby                 *lobby
+	bots                  *bots  // nil with real WeChat
+	idle                  func() // closes the idle connections of the server's wx.Client
+	closers               []func() error
+}
+
+// close stops the bots (they log out), stops listening, closes the sockets (1001) and
+// waits for their handlers and rooms, then closes the store.
+func (s *server) close() {
+	if s.bots != nil {
+		s.bots.stop()
+	}
+	// A connection the server's own clients opened and never used counts as busy
+	// for 5 s (fasthttp's StateNew), holding up the shutdown: close those first.
+	s.idle()
+	_ = s.app.ShutdownWithTimeout(5 * time.Second)
+	<-s.served
+	s.lobby.close()
+	s.closeAll()
+}
+
+func (s *server) closeAll() {
+	for _, c := range s.closers {
+		_ = c()
+	}
+}
+
+// loopback is the address the server's own clients (its wx.Client, its bots) reach it
+// at: the listener's, with 127.0.0.1 for an unspecified host.
+func loopback(a net.Addr) string {
+	t := a.(*net.TCPAddr)
+	if t.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", itoa(t.Port))
+	}
+	return t.String()
+}
+
+// ownOrigins are the origins of the page this server serves: the -addr host on the
+// listening port, and the loopback names when it listens on loopback or everywhere.
+func ownOrigins(addr string, ln net.Addr) []string {
+	host, _, _ := net.SplitHostPort(addr)
+	port := itoa(ln.(*net.TCPAddr).Port)
+	ip := net.ParseIP(host)
+	if host == "" || host == "localhost" || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		return []string{"http://127.0.0.1:" + port, "http://localhost:" + port, "http://[::1]:" + port}
+	}
+	return []string{"http://" + net.JoinHostPort(host, port)}
+}
