@@ -403,38 +403,27 @@ func (e *env) login(openid string) (string, error) {
 
 // logout logs token out through A.
 func (e *env) logout(token string) error {
-	req, err := http.NewRequest(http.MethodPost, e.urlA+"/logout", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := e.httpA.Do(req)
-	if err != nil {
-		return fmt.Errorf("logout: %w", err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("logout: want HTTP 204; got %d", resp.StatusCode)
-	}
-	return nil
+	return e.post("/logout", token, http.StatusNoContent)
 }
 
 // incr increments field n of token's session through A.
-func (e *env) incr(token string) error {
-	req, err := http.NewRequest(http.MethodPost, e.urlA+"/incr", nil)
+func (e *env) incr(token string) error { return e.post("/incr", token, http.StatusOK) }
+
+// post sends an authenticated POST to A and checks the status.
+func (e *env) post(path, token string, want int) error {
+	req, err := http.NewRequest(http.MethodPost, e.urlA+path, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := e.httpA.Do(req)
 	if err != nil {
-		return fmt.Errorf("incr: %w", err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("incr: want HTTP 200; got %d", resp.StatusCode)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s: want HTTP %d; got %d", path, want, resp.StatusCode)
 	}
 	return nil
 }
