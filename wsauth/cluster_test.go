@@ -1,6 +1,7 @@
 package wsauth_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"sort"
@@ -148,6 +149,36 @@ func TestEndWhileClosing(t *testing.T) {
 		}()
 		s.post(t, "/logout", token)
 		<-done
+	}
+	waitHandles(t, 0)
+}
+
+// TestCloseAll closes every open socket with 1001 and waits for the handlers.
+func TestCloseAll(t *testing.T) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
+	token := s.login(t, "o-leaving")
+	var conns []*websocket.Conn
+	for i := 0; i < 5; i++ {
+		c := mustDial(t, s.wsURL(""), bearer(token))
+		call(t, c, "who")
+		conns = append(conns, c)
+	}
+	codes := make(chan int, len(conns))
+	for _, c := range conns {
+		go func() {
+			code, _ := closeCode(c, 5*time.Second)
+			codes <- code
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := wsauth.CloseAll(ctx, "server shutting down"); err != nil {
+		t.Fatal(err)
+	}
+	for range conns {
+		if code := <-codes; code != websocket.CloseGoingAway {
+			t.Errorf("want close %d; got %d", websocket.CloseGoingAway, code)
+		}
 	}
 	waitHandles(t, 0)
 }

@@ -1,7 +1,9 @@
 package wsauth
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +59,7 @@ type Conn struct {
 	pmu      sync.Mutex  // held by a ping in flight; Close waits for it
 	closed   bool        // guarded by pmu
 	pinging  atomic.Bool // a ping is in flight: the next one waits
-	nextPing time.Time   // guarded by pingers.mu
+	nextPing time.Time   // guarded by liveConns.mu
 }
 
 // Wrap sets up conn as the config says, starts its pings, and arranges for the socket
@@ -91,21 +93,22 @@ func Wrap(conn *fws.Conn, config ...ConnConfig) *Conn {
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
 	})
-	pingers.add(c)
+	liveConns.add(c)
 	return c
 }
 
-// pingers sends the pings of every Conn from one goroutine, which runs while there
-// are Conns: a goroutine per socket for a timer would cost more than the socket.
-var pingers = pingSet{conns: map[*Conn]struct{}{}}
+// liveConns is every open Conn of the process. One goroutine, which runs while there are
+// Conns, sends their pings (a goroutine per socket for a timer would cost more than the
+// socket); CloseAll closes them.
+var liveConns = connSet{conns: map[*Conn]struct{}{}}
 
-type pingSet struct {
+type connSet struct {
 	mu    sync.Mutex
 	conns map[*Conn]struct{}
 	stop  chan struct{}
 }
 
-func (p *pingSet) add(c *Conn) {
+func (p *connSet) add(c *Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c.nextPing = time.Now().Add(c.cfg.PingInterval)
@@ -116,7 +119,7 @@ func (p *pingSet) add(c *Conn) {
 	}
 }
 
-func (p *pingSet) remove(c *Conn) {
+func (p *connSet) remove(c *Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.conns, c)
@@ -126,10 +129,58 @@ func (p *pingSet) remove(c *Conn) {
 	}
 }
 
+func (p *connSet) snapshot() []*Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cs := make([]*Conn, 0, len(p.conns))
+	for c := range p.conns {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// CloseAll closes every socket of the process that a Conn serves (see Handler and Wrap)
+// with 1001 (going away) and reason, and waits until their handlers have closed them or
+// ctx is done. Call it when the server shuts down, after app.Shutdown, which does not
+// wait for upgraded connections.
+func CloseAll(ctx context.Context, reason string) error {
+	for _, c := range liveConns.snapshot() {
+		go c.goAway(reason)
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		liveConns.mu.Lock()
+		n := len(liveConns.conns)
+		liveConns.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wsauth: %d sockets still open: %w", n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// goAway sends the close frame and ends the handler's read soon after, unless the
+// handler has closed the socket already.
+func (c *Conn) goAway(reason string) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if c.closed {
+		return
+	}
+	deadline := time.Now().Add(time.Second)
+	_ = c.c.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseGoingAway, reason), deadline)
+	_ = c.c.SetReadDeadline(deadline.Add(time.Second))
+}
+
 // pingTick bounds how late a ping may be.
 const pingTick = 500 * time.Millisecond
 
-func (p *pingSet) run(stop <-chan struct{}) {
+func (p *connSet) run(stop <-chan struct{}) {
 	t := time.NewTicker(pingTick)
 	defer t.Stop()
 	var due []*Conn
@@ -248,7 +299,7 @@ func (c *Conn) CloseWith(code int, reason string) error {
 func (c *Conn) Close() error {
 	var err error
 	c.once.Do(func() {
-		pingers.remove(c)
+		liveConns.remove(c)
 		// Closing first makes a ping or close frame stuck on a peer that stopped
 		// reading fail at once; then wait for them, as fasthttp recycles the
 		// connection when the handler returns.

@@ -45,5 +45,7 @@
 // CloseLoggedOut, CloseRevoked or CloseExpired.
 //
 // All the handles of a process share one store subscription and one keep-alive
-// goroutine; the pings of every Conn share another.
+// goroutine; the pings of every Conn share another. At shutdown, CloseAll closes every
+// socket a Conn serves and waits for their handlers: Fiber's Shutdown does not wait for
+// upgraded connections.
 package wsauth
