@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
+	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wx"
 )
@@ -29,7 +30,7 @@ type Login struct {
 
 // Set adds field key, encoded as JSON, to the session about to be created.
 func (l *Login) Set(key string, v any) error {
-	name, val, err := EncodeField(key, v)
+	name, val, err := session.EncodeField(key, v)
 	if err != nil {
 		return err
 	}
@@ -61,10 +62,10 @@ type loginError struct {
 func (e *loginError) Error() string { return e.msg }
 
 func (m *middleware) login(c *fiber.Ctx) error {
-	p := m.cfg.Protocol
+	p := m.proto
 	req, err := readLogin(c, p)
 	if err != nil {
-		return loginFailed(c, p, fiber.StatusBadRequest, err.Error())
+		return session.LoginFailed(c, p, fiber.StatusBadRequest, err.Error())
 	}
 	// Concurrent logins with the same code (a client that retried, two requests
 	// racing) share one exchange: WeChat would answer the second with 40163.
@@ -74,22 +75,22 @@ func (m *middleware) login(c *fiber.Ctx) error {
 	if err != nil {
 		var le *loginError
 		if errors.As(err, &le) {
-			return loginFailed(c, p, le.status, le.msg)
+			return session.LoginFailed(c, p, le.status, le.msg)
 		}
-		return unavailable(c, "session store unavailable")
+		return session.Unavailable(c, "session store unavailable")
 	}
 	r := v.(*loginResult)
-	return loginReply(c, p, r.session, r.userInfo)
+	return session.LoginReply(c, p, r.session, int64(m.cfg.IdleTimeout.Seconds()), r.userInfo)
 }
 
 type loginResult struct {
-	session  *Session
+	session  *session.State
 	userInfo json.RawMessage
 }
 
-func readLogin(c *fiber.Ctx, p Protocol) (loginRequest, error) {
+func readLogin(c *fiber.Ctx, p session.Protocol) (loginRequest, error) {
 	var req loginRequest
-	if p == Token {
+	if p == session.Token {
 		if c.Method() != fiber.MethodPost {
 			return req, errors.New("log in with POST")
 		}
@@ -102,15 +103,15 @@ func readLogin(c *fiber.Ctx, p Protocol) (loginRequest, error) {
 		}
 	} else {
 		// Copies: these outlive the handler inside the shared login.
-		req.Code = utils.CopyString(param(c, HeaderCode))
-		req.EncryptedData = utils.CopyString(param(c, HeaderEncryptedData))
-		req.IV = utils.CopyString(param(c, HeaderIV))
-		req.RawData = utils.CopyString(param(c, HeaderRawData))
-		req.Signature = utils.CopyString(param(c, HeaderSignature))
+		req.Code = utils.CopyString(session.Param(c, HeaderCode, true))
+		req.EncryptedData = utils.CopyString(session.Param(c, HeaderEncryptedData, true))
+		req.IV = utils.CopyString(session.Param(c, HeaderIV, true))
+		req.RawData = utils.CopyString(session.Param(c, HeaderRawData, true))
+		req.Signature = utils.CopyString(session.Param(c, HeaderSignature, true))
 	}
 	switch {
 	case req.Code == "":
-		if p == Token {
+		if p == session.Token {
 			return req, errors.New(`missing "code"`)
 		}
 		return req, errors.New("missing " + HeaderCode + " header")
@@ -157,43 +158,42 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 		}
 	}
 
-	p := m.cfg.Protocol
 	now := time.Now()
-	cred := newCredentials(p)
+	cred := session.NewCredentials(m.proto)
 	fields := l.fields
-	fields[fieldSessionKey] = wxs.SessionKey
-	fields[fieldCreated] = strconv.FormatInt(now.UnixMilli(), 10)
+	fields[session.FieldSessionKey] = wxs.SessionKey
+	fields[session.FieldCreated] = strconv.FormatInt(now.UnixMilli(), 10)
 	if wxs.UnionID != "" {
-		fields[fieldUnionID] = wxs.UnionID
+		fields[session.FieldUnionID] = wxs.UnionID
 	}
-	if cred.skey != "" {
-		fields[fieldSkey] = cred.skey
+	if cred.Skey != "" {
+		fields[session.FieldSkey] = cred.Skey
 	}
 	if l.UserInfo != nil {
-		fields[fieldUserInfo] = string(l.UserInfo)
+		fields[session.FieldUserInfo] = string(l.UserInfo)
 	}
 	rec := store.Record{Fields: fields, Owner: wxs.OpenID, Deadline: now.Add(m.cfg.AbsoluteTimeout)}
-	if err := m.cfg.Store.Create(ctx, cred.id, rec, m.cfg.IdleTimeout); err != nil {
+	if err := m.cfg.Store.Create(ctx, cred.ID, rec, m.cfg.IdleTimeout); err != nil {
 		if errors.Is(err, store.ErrTooLarge) {
 			return nil, &loginError{fiber.StatusRequestEntityTooLarge, "session too large: " + err.Error()}
 		}
 		return nil, err
 	}
 	if m.cfg.SingleSession {
-		if _, err := m.cfg.Store.DeleteOwner(ctx, wxs.OpenID, cred.id); err != nil {
-			_ = m.cfg.Store.Delete(ctx, cred.id)
+		if _, err := m.cfg.Store.DeleteOwner(ctx, wxs.OpenID, cred.ID); err != nil {
+			_ = m.cfg.Store.Delete(ctx, cred.ID)
 			return nil, err
 		}
 		// Two logins of one user at the same moment revoke each other's sessions:
 		// answer only with a session that survived.
-		if _, err := m.cfg.Store.Load(ctx, cred.id, 0); errors.Is(err, store.ErrNotFound) {
+		if _, err := m.cfg.Store.Load(ctx, cred.ID, 0); errors.Is(err, store.ErrNotFound) {
 			return nil, &loginError{fiber.StatusConflict, "another login of this user replaced this one"}
 		} else if err != nil {
 			return nil, err
 		}
 	}
 	rec.ExpiresAt = store.ExpiresAt(now, m.cfg.IdleTimeout, rec.Deadline)
-	s := m.newSession(ctx, cred, &rec)
+	s := m.eng.NewState(ctx, cred, &rec)
 	return &loginResult{session: s, userInfo: l.UserInfo}, nil
 }
 

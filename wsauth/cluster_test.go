@@ -153,9 +153,13 @@ func TestEndWhileClosing(t *testing.T) {
 	waitHandles(t, 0)
 }
 
-// TestCloseAll closes every open socket with 1001 and waits for the handlers.
+// TestCloseAll closes every open socket of one app with 1001 and waits for the
+// handlers; the sockets of another app in the same process stay open.
 func TestCloseAll(t *testing.T) {
-	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
+	st := stores(t)["memory"](t)
+	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token})
+	other := newServer(t, st, s.wx, fibermp.Config{Protocol: fibermp.Token})
+	staying := mustDial(t, other.wsURL(""), bearer(other.login(t, "o-staying")))
 	token := s.login(t, "o-leaving")
 	var conns []*websocket.Conn
 	for i := 0; i < 5; i++ {
@@ -172,7 +176,7 @@ func TestCloseAll(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := wsauth.CloseAll(ctx, "server shutting down"); err != nil {
+	if err := wsauth.CloseAll(ctx, s.app, "server shutting down"); err != nil {
 		t.Fatal(err)
 	}
 	for range conns {
@@ -180,5 +184,10 @@ func TestCloseAll(t *testing.T) {
 			t.Errorf("want close %d; got %d", websocket.CloseGoingAway, code)
 		}
 	}
+	if got := call(t, staying, "who"); got != "o-staying" {
+		t.Errorf("the other app's socket: want o-staying; got %q", got)
+	}
+	waitHandles(t, 1)
+	_ = staying.Close()
 	waitHandles(t, 0)
 }

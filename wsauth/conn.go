@@ -9,9 +9,10 @@ import (
 	"time"
 
 	fws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
 )
 
-// ConnConfig defines the config of Wrap.
+// ConnConfig defines the config of the sockets Handler serves.
 type ConnConfig struct {
 	// ReadLimit is the largest message the peer may send; a larger one closes the
 	// socket with 1009 (message too big).
@@ -37,7 +38,7 @@ type ConnConfig struct {
 	WriteTimeout time.Duration
 }
 
-// ConnConfigDefault is the default config of Wrap.
+// ConnConfigDefault is the default config of the sockets Handler serves.
 var ConnConfigDefault = ConnConfig{
 	ReadLimit:    64 << 10,
 	PingInterval: 25 * time.Second,
@@ -52,7 +53,7 @@ var ConnConfigDefault = ConnConfig{
 // write.
 type Conn struct {
 	c        *fws.Conn
-	h        *Handle // the live session, or nil
+	h        *Handle // the live session
 	cfg      ConnConfig
 	wmu      sync.Mutex
 	once     sync.Once
@@ -62,11 +63,30 @@ type Conn struct {
 	nextPing time.Time   // guarded by liveConns.mu
 }
 
-// Wrap sets up conn as the config says, starts its pings, and arranges for the socket
-// to be closed (with CloseLoggedOut, CloseRevoked or CloseExpired) when its session
-// ends. The handler must call Close before it returns (defer c.Close()): fasthttp
-// recycles the connection afterwards. Handler does both for you.
-func Wrap(conn *fws.Conn, config ...ConnConfig) *Conn {
+// Handler returns a contrib/websocket handler that runs fn with the socket of a session
+// wsauth.New authenticated:
+//
+//	app.Get("/ws", wsauth.New(), websocket.New(wsauth.Handler(func(c *wsauth.Conn) { ... })))
+//
+// The socket is set up as config says (read limit, pings, read deadline), closed with
+// CloseLoggedOut, CloseRevoked or CloseExpired when its session ends, and closed when
+// fn returns. A socket that wsauth.New did not authenticate (the middleware is missing
+// from the route) is closed with 1011 without running fn.
+func Handler(fn func(c *Conn), config ...ConnConfig) func(*fws.Conn) {
+	cfg := connConfigDefault(config...)
+	return func(conn *fws.Conn) {
+		r, _ := conn.Locals(localsKey).(*release)
+		if r == nil {
+			_ = conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseInternalServerErr, "socket not authenticated by wsauth.New"), time.Now().Add(time.Second))
+			return
+		}
+		c := wrap(conn, r.h, cfg)
+		defer c.Close()
+		fn(c)
+	}
+}
+
+func connConfigDefault(config ...ConnConfig) ConnConfig {
 	cfg := ConnConfigDefault
 	if len(config) > 0 {
 		cfg = config[0]
@@ -83,11 +103,14 @@ func Wrap(conn *fws.Conn, config ...ConnConfig) *Conn {
 			cfg.WriteTimeout = ConnConfigDefault.WriteTimeout
 		}
 	}
-	c := &Conn{c: conn, cfg: cfg, h: Session(conn)}
-	if c.h != nil {
-		// The inner connection, not contrib's Conn, which goes back to a pool.
-		c.h.bind(conn.Conn)
-	}
+	return cfg
+}
+
+// wrap sets up conn and starts its pings.
+func wrap(conn *fws.Conn, h *Handle, cfg ConnConfig) *Conn {
+	c := &Conn{c: conn, cfg: cfg, h: h}
+	// The inner connection, not contrib's Conn, which goes back to a pool.
+	h.bind(conn.Conn)
 	conn.SetReadLimit(cfg.ReadLimit)
 	_ = conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
 	conn.SetPongHandler(func(string) error {
@@ -99,7 +122,7 @@ func Wrap(conn *fws.Conn, config ...ConnConfig) *Conn {
 
 // liveConns is every open Conn of the process. One goroutine, which runs while there are
 // Conns, sends their pings (a goroutine per socket for a timer would cost more than the
-// socket); CloseAll closes them.
+// socket); CloseAll closes those of one app.
 var liveConns = connSet{conns: map[*Conn]struct{}{}}
 
 type connSet struct {
@@ -129,30 +152,31 @@ func (p *connSet) remove(c *Conn) {
 	}
 }
 
-func (p *connSet) snapshot() []*Conn {
+// of returns the open Conns of app.
+func (p *connSet) of(app *fiber.App) []*Conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cs := make([]*Conn, 0, len(p.conns))
+	var cs []*Conn
 	for c := range p.conns {
-		cs = append(cs, c)
+		if c.h.app == app {
+			cs = append(cs, c)
+		}
 	}
 	return cs
 }
 
-// CloseAll closes every socket of the process that a Conn serves (see Handler and Wrap)
-// with 1001 (going away) and reason, and waits until their handlers have closed them or
-// ctx is done. Call it when the server shuts down, after app.Shutdown, which does not
-// wait for upgraded connections.
-func CloseAll(ctx context.Context, reason string) error {
-	for _, c := range liveConns.snapshot() {
+// CloseAll closes every socket of app that Handler serves with 1001 (going away) and
+// reason, and waits until their handlers have returned or ctx is done. Call it when the
+// server shuts down, after app.Shutdown, which does not wait for upgraded connections.
+// Sockets of other apps in the process are left alone.
+func CloseAll(ctx context.Context, app *fiber.App, reason string) error {
+	for _, c := range liveConns.of(app) {
 		go c.goAway(reason)
 	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
-		liveConns.mu.Lock()
-		n := len(liveConns.conns)
-		liveConns.mu.Unlock()
+		n := len(liveConns.of(app))
 		if n == 0 {
 			return nil
 		}
@@ -221,19 +245,19 @@ func (c *Conn) sendPing(now time.Time) {
 	}
 }
 
-// Session returns the socket's live session (see Session), or nil.
+// Session returns the socket's live session.
 func (c *Conn) Session() *Handle { return c.h }
 
-// Handler returns a contrib/websocket handler that runs fn with the socket wrapped (see
-// Wrap) and closes it when fn returns:
-//
-//	app.Get("/ws", wsauth.New(), websocket.New(wsauth.Handler(func(c *wsauth.Conn) { ... })))
-func Handler(fn func(c *Conn), config ...ConnConfig) func(*fws.Conn) {
-	return func(conn *fws.Conn) {
-		c := Wrap(conn, config...)
-		defer c.Close()
-		fn(c)
-	}
+// WebSocket returns contrib's connection, for what Conn does not cover (Cookies,
+// NextReader, NextWriter, LocalAddr, RemoteAddr, ...). Writes through it bypass Conn's
+// one-writer-at-a-time lock: write through Conn instead, and do not keep it after the
+// handler returns.
+func (c *Conn) WebSocket() *fws.Conn { return c.c }
+
+// Headers returns a header of the upgrade request. Use fasthttp's spelling of the name
+// ("X-Wx-Id", "User-Agent").
+func (c *Conn) Headers(key string, defaultValue ...string) string {
+	return c.c.Headers(key, defaultValue...)
 }
 
 // Locals returns a value the upgrade request stored with c.Locals under a string key.
@@ -307,9 +331,7 @@ func (c *Conn) Close() error {
 		c.pmu.Lock()
 		c.closed = true
 		c.pmu.Unlock()
-		if c.h != nil {
-			c.h.bind(nil)
-		}
+		c.h.bind(nil)
 	})
 	return err
 }

@@ -2,18 +2,15 @@ package wsauth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"maps"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
-	fws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
 )
 
@@ -34,33 +31,34 @@ const (
 	CloseExpired   = 4003
 )
 
-// Handle is the live session of one WebSocket, from Session. Unlike a fibermp.Session
-// it lives as long as the socket:
+// Handle is the live session of one WebSocket, from Conn.Session. It is a
+// *fibermp.Session, with the same methods and errors as on a request, that lives as
+// long as the socket:
+//   - it starts from the session the upgrade was authenticated with;
 //   - reads reflect the session as it is now, including changes made by HTTP requests
-//     and by other processes sharing the store;
+//     and by other processes sharing the store; when reloading fails (a store outage)
+//     they answer from the last values known, and Reload says why;
 //   - Set, Delete and Incr write through to the store at once, atomically per field;
 //   - the session is kept alive while the socket is open;
 //   - when the session is logged out, revoked (a newer login with
-//     fibermp.Config.SingleSession, or Session.DestroyAll) or expires, Done is closed,
-//     Err says why, and the socket is closed with a 4xxx code and a reason.
+//     fibermp.Config.SingleSession, or DestroyAll) or expires, Done is closed, Err says
+//     why, and the socket is closed with a 4xxx code and a reason; a write then
+//     returns Err's error.
 //
 // A Handle is safe for use by several goroutines.
 type Handle struct {
-	fibermp.Fields // Raw, Get, Decode, GetString, GetInt, GetFloat, GetBool
+	*fibermp.Session
 
+	st       *session.State
 	reg      *registry
-	id       string
 	hash     string
-	openID   string
-	userInfo json.RawMessage
+	app      *fiber.App
 	deadline time.Time
 	ctx      context.Context // cancelled when the handle ends
 	cancel   context.CancelFunc
 	done     chan struct{}
 
 	mu        sync.Mutex
-	fields    map[string]string
-	stale     bool
 	nextTouch time.Time
 	err       error
 
@@ -71,44 +69,26 @@ type Handle struct {
 	conn   *websocket.Conn
 }
 
-// Session returns the live session of a socket that wsauth authenticated, or nil.
-// When the session ends, Done closes; the socket itself is closed for you only when the
-// handler uses a Conn (Handler or Wrap), which knows when the handler returns.
-func Session(conn *fws.Conn) *Handle {
-	h, _ := conn.Locals(localsKey).(*Handle)
-	return h
-}
-
-func open(mp fibermp.Config, s *fibermp.Session) (*Handle, error) {
+func open(eng *session.Engine, st *session.State, app *fiber.App) (*Handle, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handle{
-		id:        s.ID(),
-		hash:      store.Hash(s.ID()),
-		openID:    s.OpenID(),
-		deadline:  s.Deadline(),
+		Session:   st.Outer.(*fibermp.Session),
+		st:        st,
+		hash:      store.Hash(st.ID()),
+		app:       app,
+		deadline:  st.Deadline(),
 		ctx:       ctx,
 		cancel:    cancel,
 		done:      make(chan struct{}),
-		userInfo:  s.UserInfo(),
-		stale:     true, // the first read loads the fields
-		nextTouch: time.Now().Add(mp.IdleTimeout / 3),
+		nextTouch: time.Now().Add(eng.Idle / 3),
 	}
-	h.Fields = fibermp.NewFields(h.lookup)
-	if err := attach(mp.Store, mp.IdleTimeout, h); err != nil {
+	st.GoLive(ctx, h.gone)
+	if err := attach(eng, h); err != nil {
 		cancel()
 		return nil, err
 	}
 	return h, nil
 }
-
-// ID returns the session id.
-func (h *Handle) ID() string { return h.id }
-
-// OpenID returns the user's openid.
-func (h *Handle) OpenID() string { return h.openID }
-
-// UserInfo returns the user data decrypted at login, or nil.
-func (h *Handle) UserInfo() json.RawMessage { return h.userInfo }
 
 // Done is closed when the session ends or the socket closes.
 func (h *Handle) Done() <-chan struct{} { return h.done }
@@ -121,106 +101,17 @@ func (h *Handle) Err() error {
 	return h.err
 }
 
-// lookup returns a field, loading the session again first when a change was announced
-// since the last load.
-func (h *Handle) lookup(key string) (string, bool) {
-	h.mu.Lock()
-	stale := h.stale
-	h.mu.Unlock()
-	if stale {
-		_ = h.reload()
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	v, ok := h.fields[key]
-	return v, ok
-}
+// Reload loads the session's fields from the store now. Reads reload by themselves
+// after a change was announced, keeping the last values known when that fails; Reload
+// is for a handler that must know the values are current, and returns the store's
+// error (or Err's, when the session is gone).
+func (h *Handle) Reload(ctx context.Context) error { return h.st.Reload(ctx) }
 
-// reload loads the session from the store. A session that is gone ends the handle.
-func (h *Handle) reload() error {
-	h.mu.Lock()
-	h.stale = false // changes announced from now on make it stale again
-	h.mu.Unlock()
-	rec, err := h.reg.st.Load(h.ctx, h.id, 0)
-	if errors.Is(err, store.ErrNotFound) {
-		h.end(ErrExpired)
-		return err
-	}
-	if err != nil {
-		h.mu.Lock()
-		h.stale = true
-		h.mu.Unlock()
-		return err
-	}
-	h.mu.Lock()
-	h.fields = rec.Fields
-	h.mu.Unlock()
-	return nil
-}
-
-// Set sets field key to v (JSON) in the store at once.
-func (h *Handle) Set(key string, v any) error {
-	name, val, err := fibermp.EncodeField(key, v)
-	if err != nil {
-		return err
-	}
-	return h.save(store.Change{Set: map[string]string{name: val}})
-}
-
-// Delete removes field key from the store at once.
-func (h *Handle) Delete(key string) error {
-	if err := fibermp.CheckKey(key); err != nil {
-		return err
-	}
-	return h.save(store.Change{Delete: []string{key}})
-}
-
-func (h *Handle) save(ch store.Change) error {
-	if err := h.reg.st.Save(h.ctx, h.id, ch, h.reg.idle); err != nil {
-		return h.storeError("save", err)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.fields == nil {
-		return nil // not loaded yet: the first read loads what was just written
-	}
-	h.fields = maps.Clone(h.fields) // readers may hold the old map
-	for k, v := range ch.Set {
-		h.fields[k] = v
-	}
-	for _, k := range ch.Delete {
-		delete(h.fields, k)
-	}
-	return nil
-}
-
-// Incr adds delta to the integer in field key, atomically in the store, and returns
-// the new value. It is exact however many sockets and requests increment the field.
-func (h *Handle) Incr(key string, delta int64) (int64, error) {
-	if err := fibermp.CheckKey(key); err != nil {
-		return 0, err
-	}
-	n, err := h.reg.st.Incr(h.ctx, h.id, key, delta)
-	if err != nil {
-		return 0, h.storeError("incr", err)
-	}
-	h.mu.Lock()
-	if h.fields != nil {
-		h.fields = maps.Clone(h.fields)
-		h.fields[key] = strconv.FormatInt(n, 10)
-	}
-	h.mu.Unlock()
-	return n, nil
-}
-
-func (h *Handle) storeError(op string, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		h.end(ErrExpired)
-	}
-	if ended := h.Err(); ended != nil {
-		return ended
-	}
-	return fmt.Errorf("wsauth: %s: %w", op, err)
+// gone is called when the store no longer has the session: it ends the handle and
+// returns why.
+func (h *Handle) gone(error) error {
+	h.end(ErrExpired)
+	return h.Err()
 }
 
 // end ends the handle once: Done closes, the socket gets a close frame with the
@@ -239,16 +130,20 @@ func (h *Handle) end(why error) {
 	if why == ErrClosed {
 		return
 	}
-	code, reason := CloseExpired, "session expired"
-	switch why {
-	case ErrLoggedOut:
-		code, reason = CloseLoggedOut, "logged out"
-	case ErrRevoked:
-		code, reason = CloseRevoked, "session revoked"
-	}
+	code, reason := closeFrame(why)
 	// Off the caller's goroutine (the store's event loop): a slow client must not
 	// hold up events for the others.
 	go h.closeConn(code, reason)
+}
+
+func closeFrame(why error) (int, string) {
+	switch why {
+	case ErrLoggedOut:
+		return CloseLoggedOut, "logged out"
+	case ErrRevoked:
+		return CloseRevoked, "session revoked"
+	}
+	return CloseExpired, "session expired"
 }
 
 // closeConn sends the close frame to the socket, if a handler still runs it.
@@ -276,20 +171,7 @@ func (h *Handle) bind(conn *websocket.Conn) {
 	if conn == nil {
 		return
 	}
-	switch h.Err() {
-	case nil, ErrClosed:
-	case ErrLoggedOut:
-		h.closeConn(CloseLoggedOut, "logged out")
-	case ErrRevoked:
-		h.closeConn(CloseRevoked, "session revoked")
-	default:
-		h.closeConn(CloseExpired, "session expired")
+	if why := h.Err(); why != nil && why != ErrClosed {
+		h.closeConn(closeFrame(why))
 	}
-}
-
-// Close releases the handle when its socket closes; fasthttp calls it when the
-// upgraded request ends. It does not end the session.
-func (h *Handle) Close() error {
-	h.end(ErrClosed)
-	return nil
 }

@@ -35,6 +35,7 @@ type server struct {
 	url string // http://127.0.0.1:port
 	wx  *wxtest.Server
 	st  store.Store
+	app *fiber.App
 }
 
 // stores returns the stores every test runs on: memory, and Redis.
@@ -69,11 +70,9 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 	cfg.Client, cfg.Store = client, st
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Use(fibermp.New(cfg))
-	app.Get("/ws", wsauth.New(wsauth.Config{Origins: []string{origin}}), fws.New(echo))
+	app.Get("/ws", wsauth.New(wsauth.Config{Origins: []string{origin}}), fws.New(wsauth.Handler(echo)))
 	// The same minimal handler with and without wsauth, to measure what it costs.
-	app.Get("/idle", wsauth.New(), fws.New(func(conn *fws.Conn) {
-		c := wsauth.Wrap(conn)
-		defer c.Close()
+	app.Get("/idle", wsauth.New(), fws.New(wsauth.Handler(func(c *wsauth.Conn) {
 		_ = c.Session()
 		for {
 			mt, msg, err := c.ReadMessage()
@@ -81,7 +80,7 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 				return
 			}
 		}
-	}))
+	})))
 	app.Get("/bare", fws.New(func(conn *fws.Conn) {
 		for {
 			mt, msg, err := conn.ReadMessage()
@@ -106,7 +105,7 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 		r(app)
 	}
 
-	return &server{url: testenv.Serve(t, app), wx: wechat, st: st}
+	return &server{url: testenv.Serve(t, app), wx: wechat, st: st, app: app}
 }
 
 // echo is the socket handler: it answers text commands with the live session.
@@ -117,9 +116,7 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 //	incr K       -> the new value
 //	proto        -> the Sec-WebSocket-Protocol header the handler sees
 //	spam N       -> N "tick" messages written by 4 goroutines at once, and ok
-func echo(conn *fws.Conn) {
-	c := wsauth.Wrap(conn)
-	defer c.Close()
+func echo(c *wsauth.Conn) {
 	s := c.Session()
 	for {
 		_, msg, err := c.ReadMessage()
@@ -132,7 +129,7 @@ func echo(conn *fws.Conn) {
 		case len(cmd) == 1 && cmd[0] == "who":
 			reply = s.OpenID()
 		case len(cmd) == 1 && cmd[0] == "proto":
-			reply = conn.Headers("Sec-Websocket-Protocol") + "|" + conn.Query("ticket")
+			reply = c.Headers("Sec-Websocket-Protocol") + "|" + c.Query("ticket")
 		case len(cmd) == 2 && cmd[0] == "get":
 			raw, ok := s.Raw(cmd[1])
 			reply = "null"

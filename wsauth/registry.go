@@ -6,19 +6,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
 )
 
 // sweepInterval is how often a registry looks for handles to keep alive or expire.
 const sweepInterval = time.Second
 
-// A registry holds the live handles of one store: one event subscription and one
-// keep-alive goroutine for all of them, not one per socket. It exists while it has
-// handles.
+// A registry holds the live handles of one fibermp middleware (and so of one store):
+// one event subscription and one keep-alive goroutine for all of them, not one per
+// socket. It exists while it has handles.
 type registry struct {
 	st   store.Store
 	idle time.Duration
-	key  registryKey
+	key  *session.Engine
 
 	mu          sync.Mutex
 	handles     map[string]map[*Handle]struct{} // by session hash
@@ -27,19 +28,15 @@ type registry struct {
 	stop        chan struct{}
 }
 
-type registryKey struct {
-	st   store.Store
-	idle time.Duration
-}
-
+// registries are keyed by the middleware that authenticated the sockets, so two apps
+// (or two fibermp configurations) in one process never share one.
 var (
 	registriesMu sync.Mutex
-	registries   = map[registryKey]*registry{}
+	registries   = map[*session.Engine]*registry{}
 )
 
-// attach adds h to the registry of its store, making the registry if needed.
-func attach(st store.Store, idle time.Duration, h *Handle) error {
-	k := registryKey{st, idle}
+// attach adds h to the registry of its middleware, making the registry if needed.
+func attach(k *session.Engine, h *Handle) error {
 	registriesMu.Lock()
 	defer registriesMu.Unlock()
 	r := registries[k]
@@ -55,8 +52,8 @@ func attach(st store.Store, idle time.Duration, h *Handle) error {
 	return nil
 }
 
-func newRegistry(k registryKey) (*registry, error) {
-	st, idle := k.st, k.idle
+func newRegistry(k *session.Engine) (*registry, error) {
+	st, idle := k.Store, k.Idle
 	r := &registry{st: st, idle: idle, key: k, handles: map[string]map[*Handle]struct{}{}, stop: make(chan struct{})}
 	unsubscribe, err := st.Subscribe(r.onEvent)
 	if err != nil {
@@ -137,7 +134,7 @@ func (r *registry) each(hash string, fn func(h *Handle)) {
 func (r *registry) onEvent(e store.Event) {
 	switch e.Kind {
 	case store.EventChanged:
-		r.each(e.Hash, (*Handle).markStale)
+		r.each(e.Hash, func(h *Handle) { h.st.MarkStale() })
 	case store.EventDeleted:
 		r.each(e.Hash, func(h *Handle) { h.end(ErrLoggedOut) })
 	case store.EventRevoked:
@@ -148,18 +145,12 @@ func (r *registry) onEvent(e store.Event) {
 		// Events were lost: reload on the next read, and check that every session
 		// still exists on the next sweep.
 		r.each("", func(h *Handle) {
-			h.markStale()
+			h.st.MarkStale()
 			h.mu.Lock()
 			h.nextTouch = time.Time{}
 			h.mu.Unlock()
 		})
 	}
-}
-
-func (h *Handle) markStale() {
-	h.mu.Lock()
-	h.stale = true
-	h.mu.Unlock()
 }
 
 // run keeps the registry's sessions alive while their sockets are open, and ends
@@ -192,7 +183,7 @@ func (r *registry) sweep(now time.Time) {
 	})
 	for _, h := range due {
 		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
-		err := r.st.Touch(ctx, h.id, r.idle)
+		err := r.st.Touch(ctx, h.st.ID(), r.idle)
 		cancel()
 		h.mu.Lock()
 		switch {

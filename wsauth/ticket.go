@@ -12,7 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/session"
 )
 
 // Tickets returns the handler of an HTTP endpoint that lets a logged-in client open a
@@ -27,23 +27,26 @@ import (
 func Tickets(config TicketConfig) fiber.Handler {
 	cfg := ticketConfigDefault(config)
 	return func(c *fiber.Ctx) error {
-		s := fibermp.Get(c)
-		if s == nil {
-			return fibermp.Reject(c, fiber.StatusUnauthorized, "login required")
+		eng := session.EngineOf(c)
+		if eng == nil {
+			return fiber.NewError(fiber.StatusInternalServerError, "wsauth.Tickets runs without fibermp.New before it")
 		}
-		mp, _ := fibermp.ConfigOf(c)
+		st := session.StateOf(c)
+		if st == nil {
+			return session.InvalidSession(c, eng.Protocol, fiber.StatusUnauthorized, "login required")
+		}
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
 		ticket := base64.RawURLEncoding.EncodeToString(b)
-		if err := mp.Store.PutTicket(c.UserContext(), ticket, sealTicket(ticket, s.Credential()), cfg.TTL); err != nil {
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": fibermp.ErrCodeUnavailable, "message": "session store unavailable"})
+		if err := eng.Store.PutTicket(c.UserContext(), ticket, sealTicket(ticket, st.Credentials().String()), cfg.TTL); err != nil {
+			return session.Unavailable(c, "session store unavailable")
 		}
 		scheme := "ws"
 		if c.Protocol() == "https" {
 			scheme = "wss"
 		}
 		u := url.URL{Scheme: scheme, Host: c.Hostname(), Path: cfg.Path, RawQuery: url.Values{TicketParam: {ticket}}.Encode()}
-		if mp.Protocol == fibermp.Wafer2 {
+		if eng.Protocol == session.Wafer2 {
 			return c.JSON(fiber.Map{"code": 0, "data": fiber.Map{"connectUrl": u.String()}})
 		}
 		return c.JSON(fiber.Map{"url": u.String()})

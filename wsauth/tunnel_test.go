@@ -21,9 +21,7 @@ import (
 // tunnel speaks the wafer tunnel's packets: "ping" -> "pong", and a
 // message:{"type":T,"content":C} is answered with an "echo" message that carries the
 // socket's openid, read from its live session.
-func tunnel(conn *fws.Conn) {
-	c := wsauth.Wrap(conn)
-	defer c.Close()
+func tunnel(c *wsauth.Conn) {
 	s := c.Session()
 	for {
 		_, msg, err := c.ReadMessage()
@@ -68,7 +66,7 @@ func TestSDKTunnel(t *testing.T) {
 				app.Get("/_wx/userinfo", func(c *fiber.Ctx) error {
 					return c.JSON(fiber.Map{}) // no encrypted data: a code-only login
 				})
-				app.Get("/wafer-ws", wsauth.New(), fws.New(tunnel))
+				app.Get("/wafer-ws", wsauth.New(), fws.New(wsauth.Handler(tunnel)))
 				app.Get("/wafer-tunnel", wsauth.Tickets(wsauth.TicketConfig{Path: "/wafer-ws"}))
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

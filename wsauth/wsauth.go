@@ -8,7 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
-	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
 )
 
@@ -27,8 +27,8 @@ const localsKey = "mpsession/wsauth.handle"
 // Config.Protocol (browsers), or a single-use ticket in the query (wafer-client-sdk's
 // Tunnel, and any client that can only set a URL). An upgrade without valid credentials
 // is refused with 401 and the protocol's invalid-session body, a browser from an origin
-// not allowed with 403, before anything is upgraded. Requests that are not upgrades pass
-// through untouched.
+// not allowed with 403, a store outage with 503, before anything is upgraded. Requests
+// that are not upgrades pass through untouched.
 func New(config ...Config) fiber.Handler {
 	cfg := configDefault(config...)
 	return func(c *fiber.Ctx) error {
@@ -38,39 +38,48 @@ func New(config ...Config) fiber.Handler {
 		if !websocket.IsWebSocketUpgrade(c) {
 			return c.Next()
 		}
-		mp, ok := fibermp.ConfigOf(c)
-		if !ok {
+		eng := session.EngineOf(c)
+		if eng == nil {
 			return fiber.NewError(fiber.StatusInternalServerError, "wsauth runs without fibermp.New before it")
 		}
 		if origin := c.Get(fiber.HeaderOrigin); origin != "" && !allowed(cfg.Origins, origin) {
-			return c.Status(fiber.StatusForbidden).JSON(fiber.Map{"error": "ERR_FORBIDDEN_ORIGIN", "message": "origin not allowed"})
+			return session.ForbiddenOrigin(c)
 		}
-		s, err := authenticate(c, cfg, mp.Store)
+		st, err := authenticate(c, cfg, eng)
 		switch {
-		case errors.Is(err, fibermp.ErrInvalidSession):
-			return fibermp.Reject(c, fiber.StatusUnauthorized, "invalid or expired session")
+		case errors.Is(err, session.ErrInvalid):
+			return session.InvalidSession(c, eng.Protocol, fiber.StatusUnauthorized, "invalid or expired session")
 		case err != nil:
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": fibermp.ErrCodeUnavailable, "message": "session store unavailable"})
-		case s == nil:
-			return fibermp.Reject(c, fiber.StatusUnauthorized, "login required")
+			return session.Unavailable(c, "session store unavailable")
+		case st == nil:
+			return session.InvalidSession(c, eng.Protocol, fiber.StatusUnauthorized, "login required")
 		}
-		h, err := open(mp, s)
+		h, err := open(eng, st, c.App())
 		if err != nil {
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": fibermp.ErrCodeUnavailable, "message": "session store unavailable"})
+			return session.Unavailable(c, "session store unavailable")
 		}
 		// fasthttp closes io.Closer values in Locals when the request ends: for an
-		// upgraded request, when the socket's handler returns. That releases the handle.
-		c.Locals(localsKey, h)
+		// upgraded request, when the socket's handler returns; for an upgrade that
+		// failed, at once. That releases the handle.
+		c.Locals(localsKey, &release{h})
 		return c.Next()
 	}
+}
+
+// release ends its handle when fasthttp resets the request that carried it.
+type release struct{ h *Handle }
+
+func (r *release) Close() error {
+	r.h.end(ErrClosed)
+	return nil
 }
 
 // authenticate finds the request's session: from the protocol headers (fibermp has
 // already checked them), a subprotocol credential, or a ticket. It returns nil, nil
 // when the request offers no credentials at all.
-func authenticate(c *fiber.Ctx, cfg Config, st store.Store) (*fibermp.Session, error) {
-	if s := fibermp.Get(c); s != nil {
-		return s, nil
+func authenticate(c *fiber.Ctx, cfg Config, eng *session.Engine) (*session.State, error) {
+	if st := session.StateOf(c); st != nil {
+		return st, nil
 	}
 	if offered := c.Get(fiber.HeaderSecWebSocketProtocol); offered != "" {
 		if cred, ok := subprotocolCredential(offered, cfg.Protocol); ok {
@@ -80,22 +89,22 @@ func authenticate(c *fiber.Ctx, cfg Config, st store.Store) (*fibermp.Session, e
 			cred = utils.CopyString(cred)
 			c.Request().Header.Set(fiber.HeaderSecWebSocketProtocol, cfg.Protocol)
 			c.Set(fiber.HeaderSecWebSocketProtocol, cfg.Protocol)
-			return fibermp.Authenticate(c, cred)
+			return eng.Authenticate(c, cred)
 		}
 	}
 	if ticket := c.Query(TicketParam); ticket != "" {
-		sealed, err := st.TakeTicket(c.UserContext(), ticket)
+		sealed, err := eng.Store.TakeTicket(c.UserContext(), ticket)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, fibermp.ErrInvalidSession
+			return nil, session.ErrInvalid
 		}
 		if err != nil {
 			return nil, err
 		}
 		cred, err := openTicket(ticket, sealed)
 		if err != nil {
-			return nil, fibermp.ErrInvalidSession
+			return nil, session.ErrInvalid
 		}
-		return fibermp.Authenticate(c, cred)
+		return eng.Authenticate(c, cred)
 	}
 	return nil, nil
 }

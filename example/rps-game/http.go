@@ -30,7 +30,7 @@ func me(c *fiber.Ctx) error {
 		OpenID   string `json:"openid"`
 		Nickname string `json:"nickname"`
 		record
-	}{s.OpenID(), s.GetString(fieldNickname), readRecord(s.Fields)})
+	}{s.OpenID(), s.GetString(fieldNickname), readRecord(s)})
 }
 
 // setNickname is POST /api/nickname {"nickname":"..."}. It changes one field, so it

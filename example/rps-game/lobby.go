@@ -118,7 +118,7 @@ func (l *lobby) serve(c *wsauth.Conn) {
 		l.part(p)
 	}()
 
-	rec := readRecord(s.Fields)
+	rec := readRecord(s.Session)
 	p.send(serverMsg{Type: "welcome", OpenID: p.openID, Nickname: s.GetString(fieldNickname), Record: &rec})
 	for {
 		_, data, err := c.ReadMessage()
@@ -388,7 +388,7 @@ func (r *room) run(moveTimeout time.Duration) {
 			r.l.log.Warn("rps: result not recorded", "openid", p.openID, "err", err)
 			continue
 		}
-		rec := readRecord(p.s.Fields)
+		rec := readRecord(p.s.Session)
 		switch field { // the live handle read may lag an Incr of another socket; n is exact
 		case fieldWins:
 			rec.Wins = n

@@ -56,9 +56,9 @@ type record struct {
 	Draws  int64 `json:"draws"`
 }
 
-// readRecord reads the record from a session: an HTTP request's fibermp.Session and a
-// socket's wsauth.Handle read fields the same way.
-func readRecord(f fibermp.Fields) record {
+// readRecord reads the record from a session: an HTTP request's, or a socket's live
+// one (a wsauth.Handle is a *fibermp.Session).
+func readRecord(f *fibermp.Session) record {
 	return record{Wins: f.GetInt(fieldWins), Losses: f.GetInt(fieldLosses), Draws: f.GetInt(fieldDraws)}
 }
 

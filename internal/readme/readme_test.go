@@ -1,0 +1,171 @@
+// Package readme keeps the README's program true: it builds the program as a reader
+// would, in a module of its own, runs it, and replays the quick start against it.
+package readme
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+)
+
+// program returns the Go program of the README's "Use" section.
+func program(t *testing.T, root string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, use, ok := strings.Cut(string(b), "\n## Use\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Use" section`)
+	}
+	m := regexp.MustCompile("(?s)```go\n(.*?)```").FindStringSubmatch(use)
+	if m == nil {
+		t.Fatal(`README.md's "## Use" section has no go block`)
+	}
+	return m[1]
+}
+
+func TestProgram(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	gomod := "module scores\n\ngo 1.26\n\nrequire github.com/mpsession/mpsession v0.0.0\n\nreplace github.com/mpsession/mpsession => " + root + "\n"
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"go.mod": []byte(gomod), "go.sum": sum, "main.go": []byte(program(t, root))} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The module's own dependencies are in the module cache: no network needed.
+	build := exec.Command("go", "build", "-mod=mod", "-o", "scores", ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("the README's program does not build: %v\n%s", err, out)
+	}
+
+	addr := freeAddr(t)
+	run := exec.Command(filepath.Join(dir, "scores"))
+	run.Env = append(os.Environ(), "ADDR="+addr, "WX_APPID=", "WX_SECRET=")
+	var logs bytes.Buffer
+	run.Stdout, run.Stderr = &logs, &logs
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = run.Process.Kill()
+		_ = run.Wait()
+		if t.Failed() {
+			t.Logf("the program's output:\n%s", logs.String())
+		}
+	})
+	base := "http://" + addr
+	waitUp(t, addr)
+
+	// 1. a code, as wx.login would give one
+	code := do(t, "GET", base+"/dev/code?openid=alice", "", "", 200)
+	// 2. log in
+	var login struct {
+		Token     string `json:"token"`
+		ExpiresIn int    `json:"expiresIn"`
+		OpenID    string `json:"openid"`
+	}
+	if err := json.Unmarshal([]byte(do(t, "POST", base+"/login", `{"code":"`+code+`"}`, "", 200)), &login); err != nil {
+		t.Fatal(err)
+	}
+	if login.Token == "" || login.OpenID != "alice" || login.ExpiresIn != 7200 {
+		t.Fatalf("login: got %+v", login)
+	}
+	// 3. an authenticated call
+	if got := do(t, "POST", base+"/score", "", login.Token, 200); got != `{"score":1}` {
+		t.Errorf("POST /score: want {\"score\":1}; got %s", got)
+	}
+	if got := do(t, "POST", base+"/score", "", "", 401); !strings.Contains(got, "ERR_INVALID_SESSION") {
+		t.Errorf("POST /score without a token: want ERR_INVALID_SESSION; got %s", got)
+	}
+	// 4. the socket, with the same credentials
+	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", http.Header{"Authorization": {"Bearer " + login.Token}})
+	if err != nil {
+		t.Fatalf("socket: %v (%v)", err, resp)
+	}
+	defer ws.Close()
+	for want := 2; want <= 3; want++ {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, wantMsg := string(msg), `{"score":`+strconv.Itoa(want)+`}`; got != wantMsg {
+			t.Errorf("socket: want %s; got %s", wantMsg, got)
+		}
+	}
+	// Without a valid token the upgrade is refused: no socket.
+	_, resp, err = websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
+	if err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Errorf("socket without a token: want 401; got %v, %v", resp, err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitUp(t *testing.T, addr string) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			_ = c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the program did not listen on %s within 20 s", addr)
+}
+
+// do sends a request as the quick start's curl commands do and returns the body.
+func do(t *testing.T, method, url, body, token string, want int) string {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: want HTTP %d; got %d %s", method, url, want, resp.StatusCode, b)
+	}
+	return string(b)
+}

@@ -1,0 +1,411 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/mpsession/mpsession/store"
+)
+
+// ErrRegenerateLive is returned by Regenerate on a socket's live session: new
+// credentials reach a client in an HTTP reply.
+var ErrRegenerateLive = errors.New("fibermp: Regenerate needs an HTTP request, not a socket's live session")
+
+// State is one session as a request or a socket holds it: the fields as last loaded,
+// plus, on a request, the changes to save when the handler returns. A live state (a
+// socket's, see GoLive) writes every change through at once and reloads its fields
+// after another writer announced a change.
+type State struct {
+	eng      *Engine
+	cred     Credentials
+	owner    string
+	created  time.Time
+	deadline time.Time
+
+	// Outer is the application's view of this state (fibermp's *Session).
+	Outer any
+
+	mu        sync.Mutex
+	ctx       context.Context // the request's user context; a live state's own
+	fields    map[string]string
+	expires   time.Time
+	set       map[string]string
+	del       map[string]struct{}
+	destroyed bool
+
+	live  bool
+	stale bool              // live: a change was announced since the last load
+	gone  func(error) error // live: the store no longer has the session
+}
+
+// GoLive makes s write through from now on, with ctx for its store calls. gone is
+// called when the store reports the session missing; what it returns is the error
+// the failed call returns.
+func (s *State) GoLive(ctx context.Context, gone func(err error) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ctx, s.live, s.gone = ctx, true, gone
+}
+
+// MarkStale records that the session changed elsewhere: a live state reloads on its
+// next read.
+func (s *State) MarkStale() {
+	s.mu.Lock()
+	s.stale = true
+	s.mu.Unlock()
+}
+
+// Engine returns the engine s belongs to.
+func (s *State) Engine() *Engine { return s.eng }
+
+// Credentials returns the session's credentials.
+func (s *State) Credentials() Credentials { return s.cred }
+
+// ID returns the session id.
+func (s *State) ID() string { return s.cred.ID }
+
+// OpenID returns the owner.
+func (s *State) OpenID() string { return s.owner }
+
+// CreatedAt returns the login time.
+func (s *State) CreatedAt() time.Time { return s.created }
+
+// Deadline returns the absolute expiry.
+func (s *State) Deadline() time.Time { return s.deadline }
+
+// ExpiresAt returns the expiry as last loaded.
+func (s *State) ExpiresAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expires
+}
+
+// Reserved returns a reserved field.
+func (s *State) Reserved(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fields[name]
+}
+
+// Raw returns the JSON value of an application field and whether it exists. A live
+// state whose session changed elsewhere reloads first; if that fails it answers from
+// the values it knew last (Reload says why).
+func (s *State) Raw(key string) (string, bool) {
+	if CheckKey(key) != nil {
+		return "", false
+	}
+	s.mu.Lock()
+	stale := s.stale
+	s.mu.Unlock()
+	if stale {
+		_ = s.Reload(nil)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.fields[key]
+	return v, ok
+}
+
+// Keys returns the names of the application's fields, sorted.
+func (s *State) Keys() []string {
+	s.mu.Lock()
+	stale := s.stale
+	s.mu.Unlock()
+	if stale {
+		_ = s.Reload(nil)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]string, 0, len(s.fields))
+	for k := range s.fields {
+		if CheckKey(k) == nil {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Reload loads the session from the store again, with ctx (nil: the state's own). On
+// failure the state keeps the values it had and stays due for a reload; a session the
+// store no longer has ends a live state.
+func (s *State) Reload(ctx context.Context) error {
+	s.mu.Lock()
+	if ctx == nil {
+		ctx = s.ctx
+	}
+	s.stale = false // changes announced from now on make it stale again
+	s.mu.Unlock()
+	rec, err := s.eng.Store.Load(ctx, s.cred.ID, 0)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.MarkStale()
+		}
+		return s.storeError("reload", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A request's own pending changes stay on top of what the store holds.
+	for k, v := range s.set {
+		rec.Fields[k] = v
+	}
+	for k := range s.del {
+		delete(rec.Fields, k)
+	}
+	s.fields, s.expires = rec.Fields, rec.ExpiresAt
+	return nil
+}
+
+// Set sets field key to v encoded as JSON: on a request when the handler returns, on a
+// live state at once.
+func (s *State) Set(key string, v any) error {
+	key, val, err := EncodeField(key, v)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.destroyed {
+		s.mu.Unlock()
+		return ErrDestroyed
+	}
+	if s.live {
+		ctx := s.ctx
+		s.mu.Unlock()
+		return s.write(ctx, "set", store.Change{Set: map[string]string{key: val}})
+	}
+	defer s.mu.Unlock()
+	if s.set == nil {
+		s.set = make(map[string]string)
+	}
+	s.set[key] = val
+	delete(s.del, key)
+	s.fields[key] = val
+	return nil
+}
+
+// Delete removes field key: on a request when the handler returns, on a live state at
+// once.
+func (s *State) Delete(key string) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	key = utils.CopyString(key) // kept past the request, in the store's events
+	s.mu.Lock()
+	if s.destroyed {
+		s.mu.Unlock()
+		return ErrDestroyed
+	}
+	if s.live {
+		ctx := s.ctx
+		s.mu.Unlock()
+		return s.write(ctx, "delete", store.Change{Delete: []string{key}})
+	}
+	defer s.mu.Unlock()
+	if s.del == nil {
+		s.del = make(map[string]struct{})
+	}
+	s.del[key] = struct{}{}
+	delete(s.set, key)
+	delete(s.fields, key)
+	return nil
+}
+
+// write saves ch at once and applies it to the fields.
+func (s *State) write(ctx context.Context, op string, ch store.Change) error {
+	if err := s.eng.Store.Save(ctx, s.cred.ID, ch, s.eng.Idle); err != nil {
+		return s.storeError(op, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fields = cloneFields(s.fields)
+	for k, v := range ch.Set { // TODO(apply)
+		s.fields[k] = v
+	}
+	for _, k := range ch.Delete {
+		delete(s.fields, k)
+	}
+	return nil
+}
+
+// Incr adds delta to the integer in field key, in the store and at once, and returns
+// the new value.
+func (s *State) Incr(key string, delta int64) (int64, error) {
+	if err := CheckKey(key); err != nil {
+		return 0, err
+	}
+	key = utils.CopyString(key) // the store may keep the name
+	s.mu.Lock()
+	if s.destroyed {
+		s.mu.Unlock()
+		return 0, ErrDestroyed
+	}
+	ctx := s.ctx
+	// A change to the same field made earlier in this request goes first, so that the
+	// increment applies to it.
+	_, pendingSet := s.set[key]
+	_, pendingDel := s.del[key]
+	if pendingSet || pendingDel {
+		if err := s.saveLocked(ctx); err != nil {
+			s.mu.Unlock()
+			return 0, s.storeError("incr "+strconv.Quote(key), err)
+		}
+	}
+	s.mu.Unlock()
+	n, err := s.eng.Store.Incr(ctx, s.cred.ID, key, delta)
+	if err != nil {
+		return 0, s.storeError("incr "+strconv.Quote(key), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fields = cloneFields(s.fields)
+	s.fields[key] = strconv.FormatInt(n, 10)
+	return n, nil
+}
+
+// cloneFields copies fields before a live write changes them: the map may be the one a
+// store handed out.
+func cloneFields(fields map[string]string) map[string]string {
+	c := make(map[string]string, len(fields)+1)
+	for k, v := range fields {
+		c[k] = v
+	}
+	return c
+}
+
+// Destroy deletes the session from the store at once.
+func (s *State) Destroy() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.destroyed {
+		return nil
+	}
+	if err := s.eng.Store.Delete(s.ctx, s.cred.ID); err != nil {
+		return s.storeError("destroy", err)
+	}
+	s.destroyed = true
+	s.set, s.del = nil, nil
+	return nil
+}
+
+// DestroyAll deletes every session of the owner and returns how many it deleted.
+func (s *State) DestroyAll() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.eng.Store.DeleteOwner(s.ctx, s.owner)
+	if err != nil {
+		return n, s.storeError("destroy all", err)
+	}
+	s.destroyed = true
+	s.set, s.del = nil, nil
+	return n, nil
+}
+
+// Regenerate gives the session new credentials, keeping every field, and sends them to
+// the client in response headers.
+func (s *State) Regenerate(c *fiber.Ctx) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live {
+		return ErrRegenerateLive
+	}
+	if s.destroyed {
+		return ErrDestroyed
+	}
+	ctx := c.UserContext()
+	st := s.eng.Store
+	rec, err := st.Load(ctx, s.cred.ID, 0)
+	if err != nil {
+		return s.storeError("regenerate", err)
+	}
+	fields := rec.Fields
+	for k, v := range s.set {
+		fields[k] = v
+	}
+	for k := range s.del {
+		delete(fields, k)
+	}
+	cred := NewCredentials(s.eng.Protocol)
+	if cred.Skey != "" {
+		fields[FieldSkey] = cred.Skey
+	}
+	rec.Fields = fields
+	if err := st.Create(ctx, cred.ID, *rec, s.eng.Idle); err != nil {
+		return s.storeError("regenerate", err)
+	}
+	if err := st.Delete(ctx, s.cred.ID); err != nil {
+		_ = st.Delete(ctx, cred.ID)
+		return s.storeError("regenerate", err)
+	}
+	s.cred, s.fields, s.set, s.del = cred, fields, nil, nil
+	switch s.eng.Protocol {
+	case Wafer:
+		c.Set(HeaderID, cred.ID)
+		c.Set(HeaderSkey, cred.Skey)
+	case Wafer2:
+		c.Set(HeaderSkey, cred.ID)
+	default:
+		c.Set(HeaderSessionID, cred.ID)
+	}
+	return nil
+}
+
+// Save writes a request's pending changes, if any.
+func (s *State) Save(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saveLocked(ctx)
+}
+
+func (s *State) saveLocked(ctx context.Context) error {
+	if s.destroyed || (len(s.set) == 0 && len(s.del) == 0) {
+		return nil
+	}
+	ch := store.Change{Set: s.set}
+	if len(s.del) > 0 {
+		ch.Delete = make([]string, 0, len(s.del))
+		for k := range s.del {
+			ch.Delete = append(ch.Delete, k)
+		}
+	}
+	if err := s.eng.Store.Save(ctx, s.cred.ID, ch, s.eng.Idle); err != nil {
+		return err
+	}
+	s.set, s.del = nil, nil
+	return nil
+}
+
+// Discard drops a request's pending changes.
+func (s *State) Discard() {
+	s.mu.Lock()
+	s.set, s.del = nil, nil
+	s.mu.Unlock()
+}
+
+// storeError names the failed operation; on a live state, a session the store no
+// longer has ends it and the error says why.
+func (s *State) storeError(op string, err error) error {
+	s.mu.Lock()
+	gone := s.gone
+	s.mu.Unlock()
+	if gone != nil && errors.Is(err, store.ErrNotFound) {
+		return gone(err)
+	}
+	return fmt.Errorf("fibermp: %s: %w", op, err)
+}
+
+// UserInfo returns the user data decrypted at login, or nil.
+func (s *State) UserInfo() json.RawMessage {
+	if v := s.Reserved(FieldUserInfo); v != "" {
+		return json.RawMessage(v)
+	}
+	return nil
+}
