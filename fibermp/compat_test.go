@@ -30,18 +30,23 @@ type step struct {
 // TestClientSDKs runs the real wafer-client-sdk and wafer2-client-sdk from npm, under
 // node, against the middleware: login, an authenticated request, a field set by one
 // request and read by the next, a session ended behind the client's back (the SDK logs
-// in again and retries once), and logout.
+// in again and retries once), and logout. The wafer SDK runs a second time against the
+// middleware mounted under app.Group("/api"), where it logs in at /api/login.
 func TestClientSDKs(t *testing.T) {
 	dir := testenv.NodeSDKs(t)
 	for _, tc := range []struct {
-		sdk string
-		p   fibermp.Protocol
-	}{{"wafer", fibermp.Wafer}, {"wafer2", fibermp.Wafer2}} {
-		t.Run(tc.sdk, func(t *testing.T) {
+		name, sdk, prefix string
+		p                 fibermp.Protocol
+	}{
+		{"wafer", "wafer", "", fibermp.Wafer},
+		{"wafer2", "wafer2", "", fibermp.Wafer2},
+		{"wafer under a group", "wafer", "/api", fibermp.Wafer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			const openID = "o-node"
 			// The routes run in the server's goroutines, set up before h is known.
 			var hp atomic.Pointer[harness]
-			h := newHarness(t, fibermp.Config{Protocol: tc.p}, func(app *fiber.App) {
+			h := newHarnessAt(t, tc.prefix, fibermp.Config{Protocol: tc.p}, func(app fiber.Router) {
 				// What the stub wx object asks the test for.
 				app.Get("/_wx/code", func(c *fiber.Ctx) error {
 					h := hp.Load()

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 }
 
 // routes are the application routes the tests use.
-func routes(app *fiber.App) {
+func routes(app fiber.Router) {
 	app.Get("/whoami", fibermp.Required(), func(c *fiber.Ctx) error {
 		s := fibermp.Get(c)
 		return c.JSON(fiber.Map{"openid": s.OpenID(), "unionid": s.UnionID(), "userInfo": s.UserInfo(), "uid": s.Get("uid")})
@@ -460,7 +460,7 @@ func testConcurrentWrites(t *testing.T, st store.Store) {
 	var mu sync.Mutex
 	var arrived int
 	release := make(chan struct{})
-	h := newHarness(t, fibermp.Config{Store: st}, func(app *fiber.App) {
+	h := newHarness(t, fibermp.Config{Store: st}, func(app fiber.Router) {
 		routes(app)
 		app.Post("/both/:k/:v", fibermp.Required(), func(c *fiber.Ctx) error {
 			mu.Lock()
@@ -659,7 +659,7 @@ func TestNext(t *testing.T) {
 }
 
 func TestRegenerate(t *testing.T) {
-	h := newHarness(t, fibermp.Config{}, func(app *fiber.App) {
+	h := newHarness(t, fibermp.Config{}, func(app fiber.Router) {
 		routes(app)
 		app.Post("/regenerate", fibermp.Required(), func(c *fiber.Ctx) error {
 			s := fibermp.Get(c)
@@ -700,5 +700,36 @@ func TestTooLarge(t *testing.T) {
 	}
 	if got := h.do(t, "GET", "/get/big", hdr, "").json2(t); got != nil {
 		t.Errorf("the field was written: %v", got)
+	}
+}
+
+// TestMounted logs in and out with the middleware under a Group and in a mounted
+// sub-app: LoginPath and LogoutPath are matched below the prefix, and a path that only
+// looks like them is the application's.
+func TestMounted(t *testing.T) {
+	for _, prefix := range []string{"/api", "/api/v1", "mount:/api"} {
+		t.Run(prefix, func(t *testing.T) {
+			h := newHarnessAt(t, prefix, fibermp.Config{Protocol: fibermp.Token}, routes)
+			r := h.do(t, "POST", "/login", nil, `{"code":"`+h.code("o-mounted")+`"}`)
+			token, _ := r.json(t)["token"].(string)
+			if r.status != 200 || token == "" {
+				t.Fatalf("login at %s/login: want 200 and a token; got %d %s", prefix, r.status, r.body)
+			}
+			auth := map[string]string{"Authorization": "Bearer " + token}
+			if got := h.do(t, "GET", "/whoami", auth, "").json(t)["openid"]; got != "o-mounted" {
+				t.Errorf("whoami: want o-mounted; got %v", got)
+			}
+			if r := h.do(t, "POST", "/logout", auth, ""); r.status != 204 {
+				t.Errorf("logout: want 204; got %d %s", r.status, r.body)
+			}
+			if r := h.do(t, "GET", "/whoami", auth, ""); r.status != 401 {
+				t.Errorf("after logout: want 401; got %d %s", r.status, r.body)
+			}
+		})
+	}
+	// At the root, /api/login is not the login path.
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Token}, routes)
+	if r := h.do(t, "POST", "/api/login", nil, `{"code":"`+h.code("o-root")+`"}`); r.status != 404 {
+		t.Errorf("POST /api/login at the root: want 404; got %d %s", r.status, r.body)
 	}
 }

@@ -37,7 +37,16 @@ type harness struct {
 
 // newHarness starts a server. cfg.Client and cfg.Store are filled in when nil; routes
 // adds the application's routes after the middleware.
-func newHarness(t testing.TB, cfg fibermp.Config, routes func(app *fiber.App)) *harness {
+func newHarness(t testing.TB, cfg fibermp.Config, routes func(app fiber.Router)) *harness {
+	t.Helper()
+	return newHarnessAt(t, "", cfg, routes)
+}
+
+// newHarnessAt starts a server whose middleware and routes are mounted at prefix: at
+// the root when it is "", under app.Group(prefix) when it starts with "/", and in a
+// sub-app mounted at the rest of it when it starts with "mount:". h.url includes the
+// prefix.
+func newHarnessAt(t testing.TB, prefix string, cfg fibermp.Config, routes func(app fiber.Router)) *harness {
 	t.Helper()
 	h := &harness{wx: wxtest.NewServer(appID, appSecret)}
 	t.Cleanup(h.wx.Close)
@@ -55,11 +64,21 @@ func newHarness(t testing.TB, cfg fibermp.Config, routes func(app *fiber.App)) *
 	}
 	h.store = cfg.Store
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Use(fibermp.New(cfg))
-	if routes != nil {
-		routes(app)
+	var r fiber.Router = app
+	path, mount := strings.CutPrefix(prefix, "mount:")
+	switch {
+	case mount:
+		sub := fiber.New()
+		r = sub
+		app.Mount(path, sub)
+	case path != "":
+		r = app.Group(path)
 	}
-	h.url = testenv.Serve(t, app)
+	r.Use(fibermp.New(cfg))
+	if routes != nil {
+		routes(r)
+	}
+	h.url = testenv.Serve(t, app) + path
 	return h
 }
 

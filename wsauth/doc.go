@@ -26,9 +26,9 @@
 // A client authenticates the upgrade in one of three ways:
 //   - the fibermp protocol's headers, which wx.connectSocket({header}) can send;
 //   - a subprotocol, the browser way: new WebSocket(url, ["mpsession", credential]),
-//     where the credential is the Token protocol's token (or what
-//     fibermp.Session.Credential returns). The server echoes "mpsession", never the
-//     credential, and hides the credential from the handler;
+//     where the credential is the Token protocol's token, the Wafer2 skey, or the Wafer
+//     id and skey joined by a dot. The server echoes "mpsession", never the credential,
+//     and hides the credential from the handler;
 //   - a ticket in the URL, from the Tickets endpoint: single use, valid 30 seconds, in
 //     every process sharing the store. wafer-client-sdk's Tunnel works this way.
 //
@@ -37,15 +37,16 @@
 //
 // # The live handle
 //
-// Conn.Session (or Session(conn)) returns the socket's *Handle. Its reads reflect the
-// session as it is now, changes made by HTTP requests and other processes included; its
-// writes go to the store at once; it keeps the session alive while the socket is open.
-// When the session is logged out, revoked or expires, in any process, Done closes and,
-// for a socket served through Handler or Wrap, the socket is closed with
-// CloseLoggedOut, CloseRevoked or CloseExpired.
+// Handler is the one way to serve an authenticated socket. Conn.Session returns the
+// socket's *Handle, which is a *fibermp.Session (the same getters, writers and errors
+// as on a request) that stays live: it starts from the session the upgrade loaded, its
+// reads reflect changes made since by HTTP requests and other processes, its writes go
+// to the store at once, and it keeps the session alive while the socket is open. When
+// the session is logged out, revoked or expires, in any process, Done closes and the
+// socket is closed with CloseLoggedOut, CloseRevoked or CloseExpired.
 //
-// All the handles of a process share one store subscription and one keep-alive
-// goroutine; the pings of every Conn share another. At shutdown, CloseAll closes every
-// socket a Conn serves and waits for their handlers: Fiber's Shutdown does not wait for
-// upgraded connections.
+// The handles of one fibermp middleware share one store subscription and one
+// keep-alive goroutine; the pings of every Conn share another. At shutdown,
+// CloseAll(ctx, app, reason) closes the sockets of app and waits for their handlers:
+// Fiber's Shutdown does not wait for upgraded connections.
 package wsauth

@@ -1,7 +1,9 @@
 package wsauth_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -116,6 +118,9 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 //	incr K       -> the new value
 //	proto        -> the Sec-WebSocket-Protocol header the handler sees
 //	spam N       -> N "tick" messages written by 4 goroutines at once, and ok
+//	reload       -> ok, or Reload's error
+//	keys         -> the field names, comma-separated
+//	errs         -> whether the field-name errors are fibermp's, as on a request
 func echo(c *wsauth.Conn) {
 	s := c.Session()
 	for {
@@ -155,6 +160,18 @@ func echo(c *wsauth.Conn) {
 			}
 			reply = "ok"
 			defer wg.Wait()
+		case len(cmd) == 1 && cmd[0] == "reload":
+			reply = "ok"
+			if err := s.Reload(context.Background()); err != nil {
+				reply = err.Error()
+			}
+		case len(cmd) == 1 && cmd[0] == "keys":
+			reply = strings.Join(s.Keys(), ",")
+		case len(cmd) == 1 && cmd[0] == "errs":
+			// The field-name errors, as fibermp.Session gives them on a request.
+			_, incrErr := s.Incr("\x00x", 1)
+			reply = fmt.Sprint(errors.Is(s.Set("", 1), fibermp.ErrEmptyKey), errors.Is(s.Delete(".openid"), fibermp.ErrReservedKey),
+				errors.Is(incrErr, fibermp.ErrReservedKey), errors.Is(s.Decode("nothing", new(any)), fibermp.ErrNoField))
 		case len(cmd) == 2 && cmd[0] == "incr":
 			n, err := s.Incr(cmd[1], 1)
 			reply = strconv.FormatInt(n, 10)

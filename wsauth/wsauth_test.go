@@ -1,12 +1,15 @@
 package wsauth_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/internal/testenv"
+	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wsauth"
 )
 
@@ -343,5 +347,95 @@ func TestConcurrentWriters(t *testing.T) {
 		default:
 			t.Fatalf("unexpected %q", msg)
 		}
+	}
+}
+
+// flakyStore counts loads and fails them on demand.
+type flakyStore struct {
+	store.Store
+	loads atomic.Int64
+	down  atomic.Bool
+}
+
+func (f *flakyStore) Load(ctx context.Context, id string, touch time.Duration) (*store.Record, error) {
+	f.loads.Add(1)
+	if f.down.Load() {
+		return nil, errors.New("flaky: store down")
+	}
+	return f.Store.Load(ctx, id, touch)
+}
+
+// TestHandleReads checks the live handle's reads: it starts from the session the
+// upgrade loaded (no second load), reloads after a change elsewhere, answers from the
+// last values known while the store fails (Reload says why), and catches up after.
+// Its field-name errors are fibermp's.
+func TestHandleReads(t *testing.T) {
+	mem := store.NewMemory()
+	t.Cleanup(func() { _ = mem.Close() })
+	st := &flakyStore{Store: mem}
+	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token})
+	token := s.login(t, "o-reader")
+	if code := s.post(t, "/set/color/red", token); code != 200 {
+		t.Fatalf("set: want 200; got %d", code)
+	}
+	conn := mustDial(t, s.wsURL(""), bearer(token))
+	loads := st.loads.Load()
+	if got := call(t, conn, "get color"); got != `"red"` {
+		t.Errorf("first read: want \"red\"; got %s", got)
+	}
+	if got := call(t, conn, "keys"); got != "color" {
+		t.Errorf("keys: want color; got %q", got)
+	}
+	if n := st.loads.Load() - loads; n != 0 {
+		t.Errorf("the first reads loaded the session %d times; want 0 (the upgrade's load)", n)
+	}
+	if got := call(t, conn, "errs"); got != "true true true true" {
+		t.Errorf("field-name errors: want fibermp's; got %s", got)
+	}
+
+	write := func(color string) {
+		t.Helper()
+		ch := store.Change{Set: map[string]string{"color": `"` + color + `"`}}
+		if err := mem.Save(t.Context(), token, ch, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for got := call(t, conn, "get color"); got != want; got = call(t, conn, "get color") {
+			if time.Now().After(deadline) {
+				t.Fatalf("want %s; got %s", want, got)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	write("blue")
+	waitFor(`"blue"`)
+
+	st.down.Store(true)
+	loads = st.loads.Load()
+	write("green")
+	// The change event makes the handle reload, which fails: it keeps "blue".
+	deadline := time.Now().Add(5 * time.Second)
+	for st.loads.Load() == loads {
+		if got := call(t, conn, "get color"); got != `"blue"` {
+			t.Fatalf("while the store is down: want the last value \"blue\"; got %s", got)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the handle never tried to reload")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := call(t, conn, "get color"); got != `"blue"` {
+		t.Errorf("while the store is down: want the last value \"blue\"; got %s", got)
+	}
+	if got := call(t, conn, "reload"); !strings.Contains(got, "flaky: store down") {
+		t.Errorf("Reload while the store is down: want its error; got %q", got)
+	}
+	st.down.Store(false)
+	waitFor(`"green"`)
+	if got := call(t, conn, "reload"); got != "ok" {
+		t.Errorf("Reload: want ok; got %q", got)
 	}
 }
