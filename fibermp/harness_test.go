@@ -1,6 +1,7 @@
 package fibermp_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -74,6 +75,12 @@ func newHarnessAt(t testing.TB, prefix string, cfg fibermp.Config, routes func(a
 	case path != "":
 		r = app.Group(path)
 	}
+	// Store calls made for a request carry its user context: mark it, so that counts
+	// of Redis round trips can tell them from background traffic.
+	r.Use(func(c *fiber.Ctx) error {
+		c.SetUserContext(context.WithValue(c.UserContext(), requestMark{}, true))
+		return c.Next()
+	})
 	r.Use(fibermp.New(cfg))
 	if routes != nil {
 		routes(r)
@@ -148,3 +155,6 @@ func flatten(h http.Header) []string {
 }
 
 var errDown = errors.New("connection refused")
+
+// requestMark marks the user context of the harness's requests.
+type requestMark struct{}
