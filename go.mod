@@ -9,7 +9,6 @@ require (
 	github.com/gofiber/storage/memory/v2 v2.1.2
 	github.com/gofiber/storage/mysql/v2 v2.2.0
 	github.com/gofiber/storage/postgres/v3 v3.1.0
-	github.com/gofiber/storage/redis/v3 v3.1.0
 	github.com/jackc/pgx/v5 v5.6.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/valyala/fasthttp v1.58.0

@@ -49,7 +49,7 @@ func requireRedis(tb testing.TB, e *env) {
 
 // BenchmarkSideBySide measures each contender through a real listener, driven by
 // 32 concurrent requests. The servers and the client share the process, so allocs/op
-// counts both. go run ./bench gives the ratios, from interleaved rounds.
+// counts both. go run . (in bench/) gives the ratios, from interleaved rounds.
 func BenchmarkSideBySide(b *testing.B) {
 	const conns = 32
 	e := testEnv(b, conns)

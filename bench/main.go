@@ -14,8 +14,9 @@
 // rounds (the default: 21 of 1 s) pair the two sides of a comparison more closely in
 // time than a few long ones:
 //
-//	go run ./bench                        # 21 rounds of 1 s, about 2.5 minutes
-//	go run ./bench -duration 5s -rounds 5 # 5 rounds of 5 s
+//	cd bench                         # a module of its own
+//	go run .                         # 21 rounds of 1 s, about 2.5 minutes
+//	go run . -duration 5s -rounds 5  # 5 rounds of 5 s
 //
 // Redis is at $MPSESSION_REDIS_ADDR, or 127.0.0.1:6379; without it only the memory
 // comparison runs. The run writes its keys under a prefix of its own and deletes them

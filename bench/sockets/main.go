@@ -2,7 +2,7 @@
 // sockets with live handles on one process, and a logout in one process closing the
 // socket in another within 100 ms (p99).
 //
-//	go run ./bench/sockets -n 10000
+//	cd bench && go run ./sockets -n 10000
 //
 // It runs two server instances in this process, A and B, as two processes sharing Redis
 // would be: each a Fiber app on its own loopback listener with fibermp.New (Token
@@ -24,7 +24,7 @@
 // and exits with status 1 if anything went wrong (a socket that did not open, a wrong
 // close code, a socket closed without a logout); timings never fail it.
 //
-//	go run ./bench/sockets -n 10000 -hold 0 -writes 5000   # a quick run, under load
+//	go run ./sockets -n 10000 -hold 0 -writes 5000   # a quick run, under load
 //
 // Redis is at $MPSESSION_REDIS_ADDR, or 127.0.0.1:6379. The run writes its keys under a
 // prefix of its own and deletes them (SCAN and DEL) when it ends, also on Ctrl-C.
