@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	fws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
 	"go.uber.org/goleak"
 
 	"github.com/mpsession/mpsession/fibermp"
@@ -437,5 +439,17 @@ func TestHandleReads(t *testing.T) {
 	waitFor(`"green"`)
 	if got := call(t, conn, "reload"); got != "ok" {
 		t.Errorf("Reload: want ok; got %q", got)
+	}
+}
+
+// TestHandlerWithoutNew: a socket route that forgot wsauth.New does not run the handler
+// on an unauthenticated socket; it closes it with 1011.
+func TestHandlerWithoutNew(t *testing.T) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token}, func(app *fiber.App) {
+		app.Get("/unguarded", fws.New(wsauth.Handler(echo)))
+	})
+	conn := mustDial(t, strings.Replace(s.url, "http", "ws", 1)+"/unguarded", nil)
+	if code, reason := closeCode(conn, 5*time.Second); code != websocket.CloseInternalServerErr {
+		t.Errorf("want close 1011; got %d %q", code, reason)
 	}
 }
