@@ -22,6 +22,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testenv.QuietRedisLog()
 	goleak.VerifyTestMain(m, testenv.IgnoreFasthttp...)
 }
 

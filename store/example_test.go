@@ -67,6 +67,17 @@ func ExampleMemory_Save() {
 	// store: not found
 }
 
+func ExampleChange_Apply() {
+	fields := map[string]string{"cart": "[]", "coupon": `"X1"`}
+	store.Change{
+		Set:    map[string]string{"cart": `["A-17"]`, "coupon": `"X2"`},
+		Delete: []string{"coupon"}, // deleted, though also set
+	}.Apply(fields)
+	fmt.Println(fields)
+	// Output:
+	// map[cart:["A-17"]]
+}
+
 func ExampleMemory_Incr() {
 	sessions := store.NewMemory()
 	defer sessions.Close()

@@ -300,7 +300,7 @@ func (m *Memory) remove(sh *memoryShard, k [sha256.Size]byte, e *memoryEntry, wh
 	}
 }
 
-// Save implements Store. When a field is both set and deleted in ch, it is deleted.
+// Save implements Store.
 func (m *Memory) Save(ctx context.Context, id string, ch Change, idle time.Duration) error {
 	if err := memoryCheck(ctx, id); err != nil {
 		return err
@@ -321,12 +321,7 @@ func (m *Memory) Save(ctx context.Context, id string, ch Change, idle time.Durat
 	if size > m.limit {
 		return TooLarge(size, m.limit)
 	}
-	for name, v := range ch.Set {
-		e.fields[name] = v
-	}
-	for _, name := range ch.Delete {
-		delete(e.fields, name)
-	}
+	ch.Apply(e.fields)
 	e.size = size
 	if idle > 0 {
 		e.expires = ExpiresAt(now, idle, e.deadline)

@@ -68,6 +68,20 @@ type Change struct {
 // Empty reports whether the change writes nothing.
 func (c Change) Empty() bool { return len(c.Set) == 0 && len(c.Delete) == 0 }
 
+// Apply writes c to fields: it sets the fields of c.Set, then deletes those of
+// c.Delete, so that a field both set and deleted is deleted. It is for stores that hold
+// a record as a map, so that they all apply a Change the same way; a store that applies
+// it elsewhere (redisstore, in a Lua script) keeps the same order. fields must not be
+// nil when c sets a field.
+func (c Change) Apply(fields map[string]string) {
+	for name, v := range c.Set {
+		fields[name] = v
+	}
+	for _, name := range c.Delete {
+		delete(fields, name)
+	}
+}
+
 // Store keeps sessions as records of named fields.
 //
 // Sessions are identified by the id the client holds; implementations key their storage by

@@ -1,7 +1,6 @@
 package wx_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testenv.QuietRedisLog()
 	goleak.VerifyTestMain(m)
 }
 
@@ -111,20 +111,4 @@ func redisForTest(t testing.TB) (*redis.Client, string) {
 	t.Helper()
 	rdb := testenv.Redis(t)
 	return rdb, testenv.RedisPrefix(t, rdb)
-}
-
-// TestVectorsMatchShared keeps the copy of the vectors equal to the project's shared
-// reference data, which lies beside the repository (../shared) in CI.
-func TestVectorsMatchShared(t *testing.T) {
-	shared, err := os.ReadFile("../../shared/testdata/wechat-vectors.json")
-	if err != nil {
-		testenv.Unavailable(t, "the shared reference data (../shared beside the repository): %v", err)
-	}
-	local, err := os.ReadFile(vectorsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(bytes.TrimSpace(shared), bytes.TrimSpace(local)) {
-		t.Errorf("%s differs from ../shared/testdata/wechat-vectors.json: copy it again", vectorsPath)
-	}
 }

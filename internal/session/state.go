@@ -227,12 +227,7 @@ func (s *State) write(ctx context.Context, op string, ch store.Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fields = cloneFields(s.fields)
-	for k, v := range ch.Set { // TODO(apply)
-		s.fields[k] = v
-	}
-	for _, k := range ch.Delete {
-		delete(s.fields, k)
-	}
+	ch.Apply(s.fields)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,23 @@ func RedisPrefix(tb testing.TB, c redis.UniversalClient) string {
 		}
 	})
 	return prefix
+}
+
+// QuietRedisLog makes go-redis drop the line it logs for every failed dial, which tests
+// that stop Redis or point a client at a port where nothing listens cause by the
+// hundred; its other lines still go to stderr. Call it from TestMain, before m.Run:
+// go-redis has one logger per process, and no way to read it back, so a test could not
+// put it back while parallel tests still log.
+func QuietRedisLog() {
+	redis.SetLogger(quietRedisLogger{})
+}
+
+type quietRedisLogger struct{}
+
+func (quietRedisLogger) Printf(_ context.Context, format string, v ...any) {
+	if msg := fmt.Sprintf(format, v...); !strings.Contains(msg, "failed to dial") {
+		fmt.Fprintln(os.Stderr, "go-redis:", msg)
+	}
 }
 
 // Serve runs app on a loopback listener until the test ends, and returns its base URL

@@ -199,12 +199,7 @@ func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 	if ch.Empty() && idle <= 0 {
 		return nil
 	}
-	for _, k := range ch.Delete {
-		delete(r.fields, k)
-	}
-	for k, v := range ch.Set {
-		r.fields[k] = v
-	}
+	ch.Apply(r.fields)
 	if n := store.Size(r.fields); n > s.max {
 		return store.TooLarge(n, s.max)
 	}

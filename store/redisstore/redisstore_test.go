@@ -31,7 +31,7 @@ import (
 // start. Without them the tests skip, unless CI is set: then they fail.
 
 func TestMain(m *testing.M) {
-	redis.SetLogger(quietLogger{})
+	testenv.QuietRedisLog()
 	code := m.Run()
 	stopCluster()
 	if code == 0 {
@@ -41,16 +41,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
-}
-
-// quietLogger drops go-redis's line for every failed dial, which the outage tests cause
-// by the hundred, and prints the rest.
-type quietLogger struct{}
-
-func (quietLogger) Printf(_ context.Context, format string, v ...any) {
-	if msg := fmt.Sprintf(format, v...); !strings.Contains(msg, "failed to dial") {
-		fmt.Fprintln(os.Stderr, "redis:", msg)
-	}
 }
 
 // newClient returns a client of the shared single-node Redis, closed when t ends.
@@ -79,11 +69,14 @@ func newClusterClient(t testing.TB) *redis.ClusterClient {
 	return c
 }
 
-// backends are the deployments every Redis-specific test runs against.
-var backends = []struct {
+// backend is a Redis deployment and a way to get a client of it.
+type backend struct {
 	name   string
 	client func(t testing.TB) redis.UniversalClient
-}{
+}
+
+// backends are the deployments every Redis-specific test runs against.
+var backends = []backend{
 	{"Single", func(t testing.TB) redis.UniversalClient { return newClient(t) }},
 	{"Cluster", func(t testing.TB) redis.UniversalClient { return newClusterClient(t) }},
 }
@@ -315,28 +308,55 @@ func TestNoCredentialInDump(t *testing.T) {
 	}
 }
 
-// roundTrips counts commands and pipelines sent through a client: each is one round
-// trip (a Cluster pipeline sends one batch to each node at once).
+// roundTrips counts the round trips of one call: the commands and pipelines sent
+// through a client with a context that measure marked (a Cluster pipeline sends one
+// batch to each node at once). Whatever else the client sends meanwhile, with other
+// contexts (health checks, a subscription, other goroutines), is not counted. Nor are
+// the commands go-redis sends inside a counted one, such as the HELLO and setup
+// pipeline of a connection it dials for it: they carry the context without the mark.
 type roundTrips struct{ n atomic.Int64 }
+
+type roundTripsKey struct{}
+
+// measure returns ctx marked so that r counts what is sent with it.
+func (r *roundTrips) measure(ctx context.Context) context.Context {
+	return context.WithValue(ctx, roundTripsKey{}, r)
+}
+
+// count counts a command or pipeline sent with ctx if ctx carries r's mark. It returns
+// the context to go on with, without the mark, so that what go-redis sends inside this
+// command is not counted.
+func (r *roundTrips) count(ctx context.Context) context.Context {
+	if ctx.Value(roundTripsKey{}) != r {
+		return ctx
+	}
+	r.n.Add(1)
+	return context.WithValue(ctx, roundTripsKey{}, nil)
+}
 
 func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmd)
+		return next(r.count(ctx), cmd)
 	}
 }
 
 func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmds)
+		return next(r.count(ctx), cmds)
 	}
 }
 
+// TestRoundTrips checks how many round trips each method costs. It counts while
+// another goroutine sends PINGs through the same client, and, on SingleRedial, with a
+// client that dials a new connection for each call, so that the count is the call's
+// own whatever else the client does.
 func TestRoundTrips(t *testing.T) {
-	for _, b := range backends {
+	redial := backend{"SingleRedial", func(t testing.TB) redis.UniversalClient {
+		return newClient(t, func(o *redis.Options) { o.ConnMaxIdleTime = time.Nanosecond })
+	}}
+	for _, b := range append(slices.Clone(backends), redial) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
 			c := b.client(t)
@@ -356,35 +376,35 @@ func TestRoundTrips(t *testing.T) {
 				name  string
 				want  int64
 				setup func() error // not counted
-				fn    func() error
+				fn    func(ctx context.Context) error
 			}{
-				{"Create", 1, nil, func() error {
+				{"Create", 1, nil, func(ctx context.Context) error {
 					id = "id-" + rand.Text()
 					rec := store.Record{Fields: map[string]string{"a": "1"}, Owner: owner, Deadline: time.Now().Add(2 * time.Hour)}
 					return s.Create(ctx, id, rec, time.Hour)
 				}},
-				{"Load", 1, nil, func() error { _, err := s.Load(ctx, id, 0); return err }},
-				{"Load with touch", 1, nil, func() error { _, err := s.Load(ctx, id, time.Hour); return err }},
-				{"Load with touch past the deadline", 1, nil, func() error {
+				{"Load", 1, nil, func(ctx context.Context) error { _, err := s.Load(ctx, id, 0); return err }},
+				{"Load with touch", 1, nil, func(ctx context.Context) error { _, err := s.Load(ctx, id, time.Hour); return err }},
+				{"Load with touch past the deadline", 1, nil, func(ctx context.Context) error {
 					rec, err := s.Load(ctx, id, 3*time.Hour)
 					if err == nil && !rec.ExpiresAt.Equal(rec.Deadline) {
 						err = fmt.Errorf("ExpiresAt %v; want the deadline %v", rec.ExpiresAt, rec.Deadline)
 					}
 					return err
 				}},
-				{"Save", 1, nil, func() error {
+				{"Save", 1, nil, func(ctx context.Context) error {
 					return s.Save(ctx, id, store.Change{Set: map[string]string{"b": "2"}, Delete: []string{"a"}}, time.Hour)
 				}},
-				{"Incr", 1, nil, func() error { _, err := s.Incr(ctx, id, "n", 1); return err }},
-				{"Touch", 1, nil, func() error { return s.Touch(ctx, id, time.Hour) }},
-				{"PutTicket", 1, nil, func() error {
+				{"Incr", 1, nil, func(ctx context.Context) error { _, err := s.Incr(ctx, id, "n", 1); return err }},
+				{"Touch", 1, nil, func(ctx context.Context) error { return s.Touch(ctx, id, time.Hour) }},
+				{"PutTicket", 1, nil, func(ctx context.Context) error {
 					ticket = "ticket-" + rand.Text()
 					return s.PutTicket(ctx, ticket, "v", time.Minute)
 				}},
-				{"TakeTicket", 1, nil, func() error { _, err := s.TakeTicket(ctx, ticket); return err }},
-				{"Sessions", 2, nil, func() error { _, err := s.Sessions(ctx, owner); return err }},
-				{"Delete", 2, nil, func() error { return s.Delete(ctx, id) }},
-				{"DeleteOwner", 3, func() error { return createOwned(3) }, func() error {
+				{"TakeTicket", 1, nil, func(ctx context.Context) error { _, err := s.TakeTicket(ctx, ticket); return err }},
+				{"Sessions", 2, nil, func(ctx context.Context) error { _, err := s.Sessions(ctx, owner); return err }},
+				{"Delete", 2, nil, func(ctx context.Context) error { return s.Delete(ctx, id) }},
+				{"DeleteOwner", 3, func() error { return createOwned(3) }, func(ctx context.Context) error {
 					n, err := s.DeleteOwner(ctx, owner)
 					if err == nil && n != 3 {
 						err = fmt.Errorf("removed %d sessions; want 3", n)
@@ -411,7 +431,7 @@ func TestRoundTrips(t *testing.T) {
 						}
 					}
 					rt.n.Store(0)
-					if err := op.fn(); err != nil {
+					if err := op.fn(rt.measure(ctx)); err != nil {
 						t.Fatalf("%s: %v", op.name, err)
 					}
 					if !counted {
@@ -425,6 +445,19 @@ func TestRoundTrips(t *testing.T) {
 				}
 			}
 			run(false)
+
+			// Traffic of the client's own, which the count must leave out.
+			pingCtx, stopPings := context.WithCancel(ctx)
+			var pings sync.WaitGroup
+			pings.Go(func() {
+				for pingCtx.Err() == nil {
+					c.Ping(pingCtx)
+				}
+			})
+			defer func() {
+				stopPings()
+				pings.Wait()
+			}()
 			run(true)
 		})
 	}
@@ -496,54 +529,6 @@ func wantNotFound(t *testing.T, what string, err error) {
 	t.Helper()
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("%s past the deadline: want %v; got %v", what, store.ErrNotFound, err)
-	}
-}
-
-// TestSaveSetAndDelete checks that a field both set and deleted in one change is
-// deleted, and named once in the event.
-func TestSaveSetAndDelete(t *testing.T) {
-	ctx := t.Context()
-	s := newStore(t, newClient(t), Config{})
-	events := make(chan store.Event, 16)
-	unsubscribe, err := s.Subscribe(func(ev store.Event) { events <- ev })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsubscribe()
-	id := "id-" + rand.Text()
-	if err := s.Create(ctx, id, store.Record{Fields: map[string]string{"a": "1", "b": "2"}}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	ch := store.Change{Set: map[string]string{"a": "x", "c": "3"}, Delete: []string{"a", "b"}}
-	if err := s.Save(ctx, id, ch, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := s.Load(ctx, id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := map[string]string{"c": "3"}; fmt.Sprint(rec.Fields) != fmt.Sprint(want) {
-		t.Errorf("fields: want %q; got %q", want, rec.Fields)
-	}
-	select {
-	case ev := <-events:
-		slices.Sort(ev.Fields)
-		if want := []string{"a", "b", "c"}; !slices.Equal(ev.Fields, want) {
-			t.Errorf("event fields: want %q; got %q", want, ev.Fields)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no event")
-	}
-
-	// An increment that would overflow fails and changes nothing.
-	if err := s.Save(ctx, id, store.Change{Set: map[string]string{"n": "9223372036854775807"}}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Incr(ctx, id, "n", 1); !errors.Is(err, store.ErrNotInteger) {
-		t.Errorf("Incr past the int64 maximum: want %v; got %v", store.ErrNotInteger, err)
-	}
-	if n, err := s.Incr(ctx, id, "n", -7); err != nil || n != 9223372036854775800 {
-		t.Errorf("Incr by -7: want 9223372036854775800 and nil error; got %d and %v", n, err)
 	}
 }
 

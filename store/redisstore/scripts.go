@@ -98,6 +98,8 @@ return 1
 // scriptSave: KEYS session; ARGV now, idle (0: keep), limit, number of set arguments,
 // channel, event, hash, then field/value pairs to set, then fields to delete.
 // Returns 1, 0 if the session does not exist, or -size if it would grow too large.
+// It mirrors store.Change.Apply: the deletions come after the sets, in the size count
+// and in the writes, so that a field both set and deleted is deleted.
 var scriptSave = redis.NewScript(luaLib + `
 local k = KEYS[1]
 local now, idle, limit, nset = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])

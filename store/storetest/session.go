@@ -20,6 +20,7 @@ func (s *suite) sessionTests() []test {
 		{"NotFound", s.testNotFound},
 		{"Values", s.testValues},
 		{"Save", s.testSave},
+		{"SaveSetAndDelete", s.testSaveSetAndDelete},
 		{"SaveDeleted", s.testSaveDeleted},
 		{"SaveConcurrent", s.testSaveConcurrent},
 		{"SaveAtomic", s.testSaveAtomic},
@@ -172,6 +173,24 @@ func (s *suite) testSave(t *testing.T) {
 
 	save(t, st, id, store.Change{})
 	wantFields(t, "Load after an empty Save", want, load(t, st, id).Fields)
+}
+
+// testSaveSetAndDelete checks that a field both set and deleted by one Change is
+// deleted (see store.Change), whether the session held it before or not, and that the
+// event names every field the Change names.
+func (s *suite) testSaveSetAndDelete(t *testing.T) {
+	st := s.newStore(t)
+	id := newID("id")
+	create(t, st, id, store.Record{Fields: map[string]string{"a": "1", "b": "2"}}, hour)
+	r := subscribe(t, st)
+
+	save(t, st, id, store.Change{
+		Set:    map[string]string{"a": "10", "c": "3", "new": "4"},
+		Delete: []string{"a", "new"},
+	})
+	want := map[string]string{"b": "2", "c": "3"}
+	wantFields(t, "Load after a Save that sets and deletes a and new", want, load(t, st, id).Fields)
+	r.expect(t, "event of the Save", changed(id, "a", "c", "new"), id)
 }
 
 // testSaveDeleted checks that Save never recreates a deleted session.
