@@ -114,16 +114,28 @@ func TestMemoryBlockedSubscriber(t *testing.T) {
 	m := store.NewMemory()
 	ctx := context.Background()
 	release := make(chan struct{})
-	if _, err := m.Subscribe(func(store.Event) { <-release }); err != nil {
+	inside := make(chan struct{})
+	entered := false // read and written only by the dispatcher, which calls fn
+	if _, err := m.Subscribe(func(store.Event) {
+		if !entered {
+			entered = true
+			close(inside)
+		}
+		<-release
+	}); err != nil {
 		t.Fatalf("Subscribe: want nil error; got %v", err)
 	}
 	if err := m.Create(ctx, "id", store.Record{}, time.Hour); err != nil {
 		t.Fatalf("Create: want nil error; got %v", err)
 	}
 	const writes = 5000
+	if _, err := m.Incr(ctx, "id", "n", 1); err != nil {
+		t.Fatalf("Incr: want nil error; got %v", err)
+	}
+	waitInside(t, inside)
 	done := make(chan error, 1)
 	go func() {
-		for range writes {
+		for range writes - 1 {
 			if _, err := m.Incr(ctx, "id", "n", 1); err != nil {
 				done <- err
 				return
@@ -139,13 +151,25 @@ func TestMemoryBlockedSubscriber(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("writers stalled behind a blocked subscriber")
 	}
-	// One event is in the subscriber's hands and 4096 wait in the queue.
-	if got := m.DroppedEvents(); got < writes-4097 || got > writes-4096 {
-		t.Errorf("DroppedEvents: want %d or %d; got %d", writes-4097, writes-4096, got)
+	// One event is in the subscriber's hands and memoryEventQueue wait in the queue.
+	if got, want := m.DroppedEvents(), uint64(writes-(memoryEventQueue+1)); got != want {
+		t.Errorf("DroppedEvents: want %d; got %d", want, got)
 	}
 	close(release)
 	if err := m.Close(); err != nil {
 		t.Errorf("Close: want nil error; got %v", err)
+	}
+}
+
+// waitInside waits until a subscriber has entered its first call, closing inside, so that
+// the dispatcher holds that event rather than leave it in the queue: a test that then
+// fills the queue knows how many events Memory drops.
+func waitInside(t *testing.T, inside <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-inside:
+	case <-time.After(5 * time.Second):
+		t.Fatal("want the subscriber called with the first event; not called within 5s")
 	}
 }
 
@@ -165,7 +189,13 @@ func TestMemoryResyncAfterDrop(t *testing.T) {
 		}
 	}()
 	events := make(chan store.Event, 2*memoryEventQueue)
+	inside := make(chan struct{})
+	entered := false // read and written only by the dispatcher, which calls fn
 	if _, err := m.Subscribe(func(e store.Event) {
+		if !entered {
+			entered = true
+			close(inside)
+		}
 		<-release
 		events <- e
 	}); err != nil {
@@ -178,7 +208,11 @@ func TestMemoryResyncAfterDrop(t *testing.T) {
 	}
 	// One event in the subscriber's hands, memoryEventQueue in the queue, then drops.
 	const writes = memoryEventQueue + 10
-	for range writes {
+	if _, err := m.Incr(ctx, "game", "n", 1); err != nil {
+		t.Fatalf("Incr: want nil error; got %v", err)
+	}
+	waitInside(t, inside)
+	for range writes - 1 {
 		if _, err := m.Incr(ctx, "game", "n", 1); err != nil {
 			t.Fatalf("Incr: want nil error; got %v", err)
 		}
