@@ -37,6 +37,14 @@ type Config struct {
 	// Optional. Default: store.NewMemory()
 	Store store.Store
 
+	// StoreTimeout bounds every call to the store made for a request or a socket: a
+	// store that does not answer within it fails the request with 503 (the protocol's
+	// "try again later", which keeps the client's session). For Redis, make the client
+	// with ContextTimeoutEnabled: true, or go-redis ignores it (see redisstore).
+	//
+	// Optional. Default: 1 * time.Second
+	StoreTimeout time.Duration
+
 	// Protocol is the wire protocol spoken with clients: Wafer (wafer-client-sdk),
 	// Wafer2 (wafer2-client-sdk) or Token (plain JSON, bearer tokens).
 	//
@@ -97,6 +105,7 @@ var ConfigDefault = Config{
 	LogoutPath:      "/logout",
 	IdleTimeout:     2 * time.Hour,
 	AbsoluteTimeout: 7 * 24 * time.Hour,
+	StoreTimeout:    time.Second,
 }
 
 // configDefault fills the zero fields of the first config with the defaults. It panics
@@ -117,6 +126,9 @@ func configDefault(config ...Config) Config {
 	}
 	if cfg.AbsoluteTimeout <= 0 {
 		cfg.AbsoluteTimeout = ConfigDefault.AbsoluteTimeout
+	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = ConfigDefault.StoreTimeout
 	}
 	if cfg.AbsoluteTimeout < cfg.IdleTimeout {
 		panic("fibermp: Config.AbsoluteTimeout is shorter than Config.IdleTimeout")

@@ -31,7 +31,7 @@ func New(config ...Config) fiber.Handler {
 	cfg := configDefault(config...)
 	m := &middleware{cfg: cfg, proto: session.Protocol(cfg.Protocol)}
 	m.eng = &session.Engine{
-		Store:    cfg.Store,
+		Store:    session.Bounded(cfg.Store, cfg.StoreTimeout),
 		Protocol: m.proto,
 		Idle:     cfg.IdleTimeout,
 		Wrap:     func(st *session.State) any { return &Session{st: st} },
@@ -98,6 +98,12 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 	session.SetState(c, s)
 	if err := c.Next(); err != nil {
 		s.Discard()
+		if errors.Is(err, session.ErrUnavailable) {
+			// A Session method's store call failed: the same 503 as a failed load,
+			// without the error's text (it may name the store's address).
+			c.Response().ResetBody()
+			return session.Unavailable(c, "session store unavailable")
+		}
 		return err
 	}
 	if err := s.Save(c.UserContext()); err != nil {

@@ -593,6 +593,49 @@ func TestStoreOutage(t *testing.T) {
 	if r.status != 503 {
 		t.Errorf("failed save: want 503; got %d %s", r.status, r.body)
 	}
+	broken.failSave = false
+
+	// A handler that returns a Session method's store error gets the same 503, without
+	// the error's text.
+	broken.failIncr = true
+	r = h.do(t, "POST", "/incr", hdr, "")
+	want := `{"error":"ERR_SERVICE_UNAVAILABLE","message":"session store unavailable"}`
+	if r.status != 503 || string(r.body) != want || r.header.Get("Retry-After") != "1" {
+		t.Errorf("failed incr: want 503 %s with Retry-After; got %d %s %v", want, r.status, r.body, r.header)
+	}
+}
+
+// TestUnavailableError checks what a handler sees when the store fails under a
+// Session method: an error that wraps ErrUnavailable and the store's, and none for the
+// store's answers (a field that is no integer).
+func TestUnavailableError(t *testing.T) {
+	mem := store.NewMemory()
+	defer mem.Close()
+	broken := &switchStore{Store: mem}
+	errs := make(chan error, 2)
+	h := newHarness(t, fibermp.Config{Store: broken}, func(app fiber.Router) {
+		app.Post("/try", fibermp.Required(), func(c *fiber.Ctx) error {
+			_, err := fibermp.Get(c).Incr("n", 1)
+			errs <- err
+			return c.SendStatus(fiber.StatusNoContent)
+		})
+		app.Post("/text", fibermp.Required(), func(c *fiber.Ctx) error {
+			_ = fibermp.Get(c).Set("n", "text")
+			return nil
+		})
+	})
+	hdr := loginWafer(t, h, "o-errs")
+	broken.failIncr = true
+	h.do(t, "POST", "/try", hdr, "")
+	if err := <-errs; !errors.Is(err, fibermp.ErrUnavailable) || !errors.Is(err, errDown) {
+		t.Errorf("store down: want an error wrapping ErrUnavailable and the store's; got %v", err)
+	}
+	broken.failIncr = false
+	h.do(t, "POST", "/text", hdr, "")
+	h.do(t, "POST", "/try", hdr, "")
+	if err := <-errs; errors.Is(err, fibermp.ErrUnavailable) || !errors.Is(err, store.ErrNotInteger) {
+		t.Errorf("not an integer: want store.ErrNotInteger and no ErrUnavailable; got %v", err)
+	}
 }
 
 // switchStore fails when told to.
@@ -601,6 +644,7 @@ type switchStore struct {
 	mu       sync.Mutex
 	err      error
 	failSave bool
+	failIncr bool
 }
 
 func (s *switchStore) set(err error) { s.mu.Lock(); s.err = err; s.mu.Unlock() }
@@ -617,6 +661,12 @@ func (s *switchStore) Load(ctx context.Context, id string, touch time.Duration) 
 		return nil, err
 	}
 	return s.Store.Load(ctx, id, touch)
+}
+func (s *switchStore) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	if s.failIncr {
+		return 0, errDown
+	}
+	return s.Store.Incr(ctx, id, field, delta)
 }
 func (s *switchStore) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
 	if s.failSave {

@@ -173,20 +173,20 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 		fields[session.FieldUserInfo] = string(l.UserInfo)
 	}
 	rec := store.Record{Fields: fields, Owner: wxs.OpenID, Deadline: now.Add(m.cfg.AbsoluteTimeout)}
-	if err := m.cfg.Store.Create(ctx, cred.ID, rec, m.cfg.IdleTimeout); err != nil {
+	if err := m.eng.Store.Create(ctx, cred.ID, rec, m.cfg.IdleTimeout); err != nil {
 		if errors.Is(err, store.ErrTooLarge) {
 			return nil, &loginError{fiber.StatusRequestEntityTooLarge, "session too large: " + err.Error()}
 		}
 		return nil, err
 	}
 	if m.cfg.SingleSession {
-		if _, err := m.cfg.Store.DeleteOwner(ctx, wxs.OpenID, cred.ID); err != nil {
-			_ = m.cfg.Store.Delete(ctx, cred.ID)
+		if _, err := m.eng.Store.DeleteOwner(ctx, wxs.OpenID, cred.ID); err != nil {
+			_ = m.eng.Store.Delete(ctx, cred.ID)
 			return nil, err
 		}
 		// Two logins of one user at the same moment revoke each other's sessions:
 		// answer only with a session that survived.
-		if _, err := m.cfg.Store.Load(ctx, cred.ID, 0); errors.Is(err, store.ErrNotFound) {
+		if _, err := m.eng.Store.Load(ctx, cred.ID, 0); errors.Is(err, store.ErrNotFound) {
 			return nil, &loginError{fiber.StatusConflict, "another login of this user replaced this one"}
 		} else if err != nil {
 			return nil, err

@@ -21,6 +21,11 @@ var (
 	ErrNoField = session.ErrNoField
 	// ErrDestroyed is returned when a destroyed session is written to.
 	ErrDestroyed = session.ErrDestroyed
+	// ErrUnavailable is wrapped by the errors of Session methods whose store call
+	// failed (unreachable, or no answer within Config.StoreTimeout), next to the
+	// store's own error. A handler that returns such an error gets the middleware's
+	// 503 reply, with a generic message and Retry-After, never the error's text.
+	ErrUnavailable = session.ErrUnavailable
 )
 
 // Session is a user's session: on a request, from Get; on a WebSocket, embedded in
@@ -36,8 +41,10 @@ var (
 // other processes, and Set and Delete are written to the store at once.
 //
 // Everywhere, Incr, Destroy and DestroyAll take effect in the store at once, and a
-// Session is safe for concurrent use. A store failure is returned as an error that
-// wraps the store's; the field-name errors are ErrEmptyKey and ErrReservedKey.
+// Session is safe for concurrent use. A store outage is returned as an error that wraps
+// ErrUnavailable and the store's error: return it from the handler and the client gets
+// a 503 that keeps its session. The field-name errors are ErrEmptyKey and
+// ErrReservedKey.
 type Session struct {
 	st *session.State
 }

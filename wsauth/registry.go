@@ -1,7 +1,6 @@
 package wsauth
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"time"
@@ -182,9 +181,7 @@ func (r *registry) sweep(now time.Time) {
 		h.mu.Unlock()
 	})
 	for _, h := range due {
-		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
-		err := r.st.Touch(ctx, h.st.ID(), r.idle)
-		cancel()
+		err := r.st.Touch(h.ctx, h.st.ID(), r.idle) // bounded by the store timeout
 		h.mu.Lock()
 		switch {
 		case err == nil:

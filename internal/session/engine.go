@@ -19,7 +19,7 @@ var ErrInvalid = errors.New("fibermp: invalid session")
 // Engine is what one fibermp middleware knows about its sessions, handed to the
 // packages that build on it through the request's Locals.
 type Engine struct {
-	Store    store.Store
+	Store    store.Store // bounded by the store timeout (see Bounded)
 	Protocol Protocol
 	Idle     time.Duration
 

@@ -18,6 +18,7 @@ var (
 	ErrReservedKey = errors.New("fibermp: reserved field name")
 	ErrNoField     = errors.New("fibermp: no such field")
 	ErrDestroyed   = errors.New("fibermp: session destroyed")
+	ErrUnavailable = errors.New("fibermp: session store unavailable")
 )
 
 // ReservedPrefix starts the names of the fields this module keeps for itself. Names

@@ -394,7 +394,22 @@ func (s *State) storeError(op string, err error) error {
 	if gone != nil && errors.Is(err, store.ErrNotFound) {
 		return gone(err)
 	}
+	if Outage(err) {
+		return fmt.Errorf("fibermp: %s: %w: %w", op, ErrUnavailable, err)
+	}
 	return fmt.Errorf("fibermp: %s: %w", op, err)
+}
+
+// Outage reports whether a store error is a failure of the backend (unreachable,
+// timed out) rather than one of the store's answers about the session.
+func Outage(err error) bool {
+	for _, answer := range []error{store.ErrNotFound, store.ErrExists, store.ErrEmptyID, store.ErrTooLarge,
+		store.ErrReservedField, store.ErrNotInteger, ErrUnavailable} {
+		if errors.Is(err, answer) {
+			return false
+		}
+	}
+	return err != nil
 }
 
 // UserInfo returns the user data decrypted at login, or nil.

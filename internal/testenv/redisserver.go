@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,6 +50,24 @@ func (s *RedisServer) Stop() {
 	if s.cmd != nil && s.cmd.ProcessState == nil {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
+	}
+}
+
+// Pause stops the server without closing its connections (SIGSTOP), as a hung Redis
+// would; Resume lets it go on.
+func (s *RedisServer) Pause(tb testing.TB) {
+	tb.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }) // never leave it stopped
+}
+
+// Resume continues a paused server.
+func (s *RedisServer) Resume(tb testing.TB) {
+	tb.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		tb.Fatal(err)
 	}
 }
 

@@ -53,7 +53,7 @@ func RedisAddr() string {
 // the test fails in CI and skips elsewhere.
 func Redis(tb testing.TB) *redis.Client {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: RedisAddr()})
+	c := redis.NewClient(&redis.Options{Addr: RedisAddr(), ContextTimeoutEnabled: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {

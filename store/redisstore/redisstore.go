@@ -28,6 +28,12 @@ var _ store.Store = (*Store)(nil)
 
 // New returns a store that keeps sessions in the Redis that client reaches. The client
 // is required; Close does not close it.
+//
+// Make the client with ContextTimeoutEnabled: true (redis.Options,
+// redis.ClusterOptions, redis.FailoverOptions). Without it go-redis ignores the
+// deadlines of contexts on its reads and writes, so a Redis that hangs holds every call
+// for the client's ReadTimeout times its retries (tens of seconds) instead of the
+// deadline fibermp sets (fibermp.Config.StoreTimeout).
 func New(client redis.UniversalClient, config ...Config) *Store {
 	if client == nil {
 		panic("redisstore: nil client")
