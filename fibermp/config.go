@@ -51,6 +51,15 @@ type Config struct {
 	// Optional. Default: Wafer
 	Protocol Protocol
 
+	// QueryCredentials accepts Wafer credentials (X-WX-Id, X-WX-Skey, and the login's
+	// X-WX-Code) from the query string when the headers lack them, as
+	// wafer-node-session did for clients that cannot send headers. Credentials in
+	// URLs end up in proxy and access logs, so leave it off unless such clients exist;
+	// WebSocket upgrades never take them from the query (they use tickets).
+	//
+	// Optional. Default: false
+	QueryCredentials bool
+
 	// LoginPath is the path of the login endpoint. Any method is accepted for Wafer
 	// and Wafer2, as their SDKs send GET; Token logins are POSTed JSON.
 	//

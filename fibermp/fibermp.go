@@ -74,7 +74,7 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 		return m.login(c)
 	}
 	p := m.proto
-	cr, ok, err := session.ReadCredentials(c, p, true)
+	cr, ok, err := session.ReadCredentials(c, p, m.cfg.QueryCredentials && !session.IsUpgrade(c))
 	if path == m.cfg.LogoutPath {
 		return m.logout(c, cr, ok && err == nil)
 	}

@@ -107,10 +107,10 @@ func TestWaferLogin(t *testing.T) {
 		t.Errorf("want openid %q; got %v (%s)", "o-alice", got, r.body)
 	}
 
-	t.Run("query fallback", func(t *testing.T) {
+	t.Run("no query credentials by default", func(t *testing.T) {
 		r := h.do(t, "GET", "/whoami?x-wx-id="+hdr["X-WX-Id"]+"&X-WX-SKEY="+hdr["X-WX-Skey"], nil, "")
-		if got := r.json(t)["openid"]; got != "o-alice" {
-			t.Errorf("want openid %q; got %v (%s)", "o-alice", got, r.body)
+		if r.json(t)["openid"] != nil || r.json(t)["error"] != "ERR_INVALID_SESSION" {
+			t.Errorf("want the credentials in the query ignored; got %d %s", r.status, r.body)
 		}
 	})
 	t.Run("wrong skey", func(t *testing.T) {
@@ -782,5 +782,25 @@ func TestMounted(t *testing.T) {
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Token}, routes)
 	if r := h.do(t, "POST", "/api/login", nil, `{"code":"`+h.code("o-root")+`"}`); r.status != 404 {
 		t.Errorf("POST /api/login at the root: want 404; got %d %s", r.status, r.body)
+	}
+}
+
+// TestQueryCredentials: with Config.QueryCredentials, Wafer credentials and the login
+// code may come in the query string, matched case-insensitively, except on a WebSocket
+// upgrade, which never takes them from the URL.
+func TestQueryCredentials(t *testing.T) {
+	h := newHarness(t, fibermp.Config{QueryCredentials: true}, routes)
+	r := h.do(t, "GET", "/login?x-wx-code="+h.code("o-query"), nil, "")
+	session, _ := r.json(t)["session"].(map[string]any)
+	if r.status != 200 || session == nil {
+		t.Fatalf("login with the code in the query: got %d %s", r.status, r.body)
+	}
+	q := "?x-wx-id=" + session["id"].(string) + "&X-WX-SKEY=" + session["skey"].(string)
+	if got := h.do(t, "GET", "/whoami"+q, nil, "").json(t)["openid"]; got != "o-query" {
+		t.Errorf("query credentials: want openid o-query; got %v", got)
+	}
+	upgrade := map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+	if r := h.do(t, "GET", "/whoami"+q, upgrade, ""); r.status != 401 {
+		t.Errorf("query credentials on an upgrade: want 401; got %d %s", r.status, r.body)
 	}
 }

@@ -40,7 +40,7 @@ func FuzzLogin(f *testing.F) {
 				r.Header.Set(HeaderEncryptedData, enc)
 				r.Header.Set(HeaderIV, iv)
 			}, func(c *fiber.Ctx) {
-				req, err := readLogin(c, p)
+				req, err := readLogin(c, p, true)
 				if err != nil {
 					if err.Error() == "" {
 						t.Errorf("%s: an error without a message", p)

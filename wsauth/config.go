@@ -1,6 +1,7 @@
 package wsauth
 
 import (
+	"net/url"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -51,20 +52,37 @@ func configDefault(config ...Config) Config {
 
 // TicketConfig defines the config for the ticket endpoint (see Tickets).
 type TicketConfig struct {
+	// URL is the public URL of the WebSocket route the tickets open, as clients reach
+	// it (e.g. "wss://game.example/ws" behind nginx). Set it in production.
+	//
+	// Optional. Default: ws://<Host header><Path>, wss:// when the request came over
+	// TLS; X-Forwarded-Host and X-Forwarded-Proto are used only when the app sets
+	// fiber.Config.EnableTrustedProxyCheck and the request came from a trusted proxy,
+	// as any client can send them.
+	URL string
+
 	// Path is the WebSocket route the tickets open, e.g. "/ws".
 	//
-	// Required.
+	// Required unless URL is set.
 	Path string
 
 	// TTL is how long a ticket may wait before it is used.
 	//
 	// Optional. Default: 30 * time.Second
 	TTL time.Duration
+
+	url *url.URL // URL, parsed
 }
 
 func ticketConfigDefault(cfg TicketConfig) TicketConfig {
-	if cfg.Path == "" {
-		panic("wsauth: TicketConfig.Path is required")
+	if cfg.URL != "" {
+		u, err := url.Parse(cfg.URL)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.RawQuery != "" {
+			panic("wsauth: TicketConfig.URL must be a ws:// or wss:// URL without a query")
+		}
+		cfg.url = u
+	} else if cfg.Path == "" {
+		panic("wsauth: TicketConfig.Path or TicketConfig.URL is required")
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 30 * time.Second

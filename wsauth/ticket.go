@@ -23,7 +23,10 @@ import (
 //	Wafer2:       {"code":0,"data":{"connectUrl":"wss://host/ws?ticket=..."}}
 //
 // Requests without a session get the protocol's invalid-session reply, so the SDKs log
-// in and retry. The URL's scheme is wss when the request came over HTTPS (c.Protocol).
+// in and retry. The URL is TicketConfig.URL when set, which production servers behind a
+// proxy should do; otherwise it is built from the request's Host header (see
+// TicketConfig.URL), never from headers a client could set to send the ticket
+// elsewhere.
 func Tickets(config TicketConfig) fiber.Handler {
 	cfg := ticketConfigDefault(config)
 	return func(c *fiber.Ctx) error {
@@ -41,16 +44,34 @@ func Tickets(config TicketConfig) fiber.Handler {
 		if err := eng.Store.PutTicket(c.UserContext(), ticket, sealTicket(ticket, st.Credentials().String()), cfg.TTL); err != nil {
 			return session.Unavailable(c, "session store unavailable")
 		}
-		scheme := "ws"
-		if c.Protocol() == "https" {
-			scheme = "wss"
-		}
-		u := url.URL{Scheme: scheme, Host: c.Hostname(), Path: cfg.Path, RawQuery: url.Values{TicketParam: {ticket}}.Encode()}
+		u := cfg.socketURL(c)
+		u.RawQuery = url.Values{TicketParam: {ticket}}.Encode()
 		if eng.Protocol == session.Wafer2 {
 			return c.JSON(fiber.Map{"code": 0, "data": fiber.Map{"connectUrl": u.String()}})
 		}
 		return c.JSON(fiber.Map{"url": u.String()})
 	}
+}
+
+// socketURL is where a ticket is used: the configured URL, or this server as the
+// request reached it.
+func (cfg TicketConfig) socketURL(c *fiber.Ctx) url.URL {
+	if cfg.url != nil {
+		return *cfg.url
+	}
+	u := url.URL{Scheme: "ws", Host: string(c.Request().Host()), Path: cfg.Path}
+	if c.Context().IsTLS() {
+		u.Scheme = "wss"
+	}
+	// X-Forwarded-Host and -Proto count only from a proxy the app trusts: Fiber
+	// trusts every sender unless EnableTrustedProxyCheck is on.
+	if c.App().Config().EnableTrustedProxyCheck && c.IsProxyTrusted() {
+		u.Host = c.Hostname()
+		if c.Protocol() == "https" {
+			u.Scheme = "wss"
+		}
+	}
+	return u
 }
 
 // A ticket's value is the session credential, sealed with AES-256-GCM under a key

@@ -112,7 +112,9 @@ func status(resp *http.Response) int {
 func TestRefusals(t *testing.T) {
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Wafer})
 	// A wafer session, logged in with the wafer protocol's headers.
-	resp, err := http.Get(s.url + "/login?X-WX-Code=" + s.wx.NewCode("o-bob"))
+	req, _ := http.NewRequest("GET", s.url+"/login", nil)
+	req.Header.Set("X-WX-Code", s.wx.NewCode("o-bob"))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,5 +453,39 @@ func TestHandlerWithoutNew(t *testing.T) {
 	conn := mustDial(t, strings.Replace(s.url, "http", "ws", 1)+"/unguarded", nil)
 	if code, reason := closeCode(conn, 5*time.Second); code != websocket.CloseInternalServerErr {
 		t.Errorf("want close 1011; got %d %q", code, reason)
+	}
+}
+
+// TestTicketURL: a client cannot choose where its ticket is sent. X-Forwarded-Host
+// counts only from a proxy the app trusts; a configured URL wins over the request.
+func TestTicketURL(t *testing.T) {
+	st := stores(t)["memory"](t)
+	get := func(s *server, path string, header http.Header) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.url+path, nil)
+		req.Header = header
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ URL string }
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", path, resp.StatusCode, err)
+		}
+		return body.URL
+	}
+	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token}, func(app *fiber.App) {
+		app.Get("/public-tunnel", wsauth.Tickets(wsauth.TicketConfig{URL: "wss://game.example/ws"}))
+	})
+	h := bearer(s.login(t, "o-spoof"))
+	h.Set("X-Forwarded-Host", "evil.example")
+	h.Set("X-Forwarded-Proto", "https")
+	u, _ := url.Parse(get(s, "/tunnel", h))
+	if want := strings.TrimPrefix(s.url, "http://"); u.Host != want || u.Scheme != "ws" {
+		t.Errorf("spoofed X-Forwarded-Host: want ws://%s; got %s", want, u)
+	}
+	if u, _ := url.Parse(get(s, "/public-tunnel", h)); u.Scheme != "wss" || u.Host != "game.example" || u.Path != "/ws" || len(u.Query().Get("ticket")) != 43 {
+		t.Errorf("configured URL: want wss://game.example/ws?ticket=...; got %s", u)
 	}
 }
