@@ -33,6 +33,7 @@ const (
 	ErrCodeUnavailable     = session.ErrCodeUnavailable     // "ERR_SERVICE_UNAVAILABLE": store or WeChat down; keep the session
 	ErrCodeTooLarge        = session.ErrCodeTooLarge        // "ERR_SESSION_TOO_LARGE": a change would pass the store's size limit
 	ErrCodeForbiddenOrigin = session.ErrCodeForbiddenOrigin // "ERR_FORBIDDEN_ORIGIN": a browser socket from an origin not allowed (wsauth)
+	ErrCodeTooManySockets  = session.ErrCodeTooManySockets  // "ERR_TOO_MANY_SOCKETS": a socket past wsauth's caps
 )
 
 // Header names. Fiber matches header names case-insensitively; on a socket,

@@ -29,6 +29,17 @@ type Config struct {
 	//
 	// Optional. Default: "mpsession"
 	Protocol string
+
+	// MaxSocketsPerSession caps the sockets one session may hold open, and
+	// MaxSocketsPerUser those of one user (openid) across their sessions, so that one
+	// account cannot take a process's capacity. An upgrade past a cap is refused with
+	// 429 before anything is upgraded. The counts are per process (per fibermp
+	// middleware): a user whose sockets land on N instances may hold N times as many.
+	// Negative means no cap.
+	//
+	// Optional. Default: 4 and 16
+	MaxSocketsPerSession int
+	MaxSocketsPerUser    int
 }
 
 // TicketParam is the query parameter that carries a ticket (see Tickets).
@@ -36,7 +47,9 @@ const TicketParam = "ticket"
 
 // ConfigDefault is the default config.
 var ConfigDefault = Config{
-	Protocol: "mpsession",
+	Protocol:             "mpsession",
+	MaxSocketsPerSession: 4,
+	MaxSocketsPerUser:    16,
 }
 
 func configDefault(config ...Config) Config {
@@ -46,6 +59,12 @@ func configDefault(config ...Config) Config {
 	cfg := config[0]
 	if cfg.Protocol == "" {
 		cfg.Protocol = ConfigDefault.Protocol
+	}
+	if cfg.MaxSocketsPerSession == 0 {
+		cfg.MaxSocketsPerSession = ConfigDefault.MaxSocketsPerSession
+	}
+	if cfg.MaxSocketsPerUser == 0 {
+		cfg.MaxSocketsPerUser = ConfigDefault.MaxSocketsPerUser
 	}
 	return cfg
 }

@@ -69,7 +69,7 @@ type Handle struct {
 	conn   *websocket.Conn
 }
 
-func open(eng *session.Engine, st *session.State, app *fiber.App) (*Handle, error) {
+func open(eng *session.Engine, st *session.State, app *fiber.App, cfg Config) (*Handle, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handle{
 		Session:   st.Outer.(*fibermp.Session),
@@ -82,11 +82,11 @@ func open(eng *session.Engine, st *session.State, app *fiber.App) (*Handle, erro
 		done:      make(chan struct{}),
 		nextTouch: time.Now().Add(eng.Idle / 3),
 	}
-	st.GoLive(ctx, h.gone)
-	if err := attach(eng, h); err != nil {
+	if err := attach(eng, h, cfg.MaxSocketsPerSession, cfg.MaxSocketsPerUser); err != nil {
 		cancel()
 		return nil, err
 	}
+	st.GoLive(ctx, h.gone)
 	return h, nil
 }
 

@@ -22,6 +22,7 @@ type registry struct {
 
 	mu          sync.Mutex
 	handles     map[string]map[*Handle]struct{} // by session hash
+	owners      map[string]int                  // handles by openid
 	n           int
 	unsubscribe func()
 	stop        chan struct{}
@@ -34,12 +35,24 @@ var (
 	registries   = map[*session.Engine]*registry{}
 )
 
-// attach adds h to the registry of its middleware, making the registry if needed.
-func attach(k *session.Engine, h *Handle) error {
+// errTooMany refuses a socket past Config.MaxSocketsPerSession or MaxSocketsPerUser.
+var errTooMany = errors.New("wsauth: too many sockets")
+
+// attach adds h to the registry of its middleware, making the registry if needed, unless
+// its session or user already holds the most sockets allowed.
+func attach(k *session.Engine, h *Handle, perSession, perUser int) error {
 	registriesMu.Lock()
 	defer registriesMu.Unlock()
 	r := registries[k]
-	if r == nil {
+	if r != nil {
+		r.mu.Lock()
+		full := (perSession > 0 && len(r.handles[h.hash]) >= perSession) ||
+			(perUser > 0 && r.owners[h.OpenID()] >= perUser)
+		r.mu.Unlock()
+		if full {
+			return errTooMany
+		}
+	} else {
 		var err error
 		if r, err = newRegistry(k); err != nil {
 			return err
@@ -53,7 +66,8 @@ func attach(k *session.Engine, h *Handle) error {
 
 func newRegistry(k *session.Engine) (*registry, error) {
 	st, idle := k.Store, k.Idle
-	r := &registry{st: st, idle: idle, key: k, handles: map[string]map[*Handle]struct{}{}, stop: make(chan struct{})}
+	r := &registry{st: st, idle: idle, key: k, handles: map[string]map[*Handle]struct{}{}, owners: map[string]int{},
+		stop: make(chan struct{})}
 	unsubscribe, err := st.Subscribe(r.onEvent)
 	if err != nil {
 		return nil, err
@@ -72,6 +86,7 @@ func (r *registry) add(h *Handle) {
 		r.handles[h.hash] = hs
 	}
 	hs[h] = struct{}{}
+	r.owners[h.OpenID()]++
 	r.n++
 }
 
@@ -85,6 +100,9 @@ func (r *registry) remove(h *Handle) {
 	delete(hs, h)
 	if len(hs) == 0 {
 		delete(r.handles, h.hash)
+	}
+	if r.owners[h.OpenID()]--; r.owners[h.OpenID()] == 0 {
+		delete(r.owners, h.OpenID())
 	}
 	r.n--
 	last := r.n == 0

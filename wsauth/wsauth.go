@@ -27,7 +27,8 @@ const localsKey = "mpsession/wsauth.handle"
 // Config.Protocol (browsers), or a single-use ticket in the query (wafer-client-sdk's
 // Tunnel, and any client that can only set a URL). An upgrade without valid credentials
 // is refused with 401 and the protocol's invalid-session body, a browser from an origin
-// not allowed with 403, a store outage with 503, before anything is upgraded. Requests
+// not allowed with 403, a session or user past its socket cap with 429, a store outage
+// with 503, before anything is upgraded. Requests
 // that are not upgrades pass through untouched.
 func New(config ...Config) fiber.Handler {
 	cfg := configDefault(config...)
@@ -54,8 +55,11 @@ func New(config ...Config) fiber.Handler {
 		case st == nil:
 			return session.InvalidSession(c, eng.Protocol, fiber.StatusUnauthorized, "login required")
 		}
-		h, err := open(eng, st, c.App())
-		if err != nil {
+		h, err := open(eng, st, c.App(), cfg)
+		switch {
+		case errors.Is(err, errTooMany):
+			return session.TooManySockets(c)
+		case err != nil:
 			return session.Unavailable(c, "session store unavailable")
 		}
 		// fasthttp closes io.Closer values in Locals when the request ends: for an

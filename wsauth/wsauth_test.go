@@ -489,3 +489,37 @@ func TestTicketURL(t *testing.T) {
 		t.Errorf("configured URL: want wss://game.example/ws?ticket=...; got %s", u)
 	}
 }
+
+// TestSocketCaps: one session, and one user across sessions, hold at most the sockets
+// the config allows; one more is refused with 429 before any 101, and a closed socket
+// frees its place.
+func TestSocketCaps(t *testing.T) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
+	capped := strings.Replace(s.wsURL(""), "/ws", "/capped", 1)
+	first, second := s.login(t, "o-greedy"), s.login(t, "o-greedy")
+	refused := func(token, why string) {
+		t.Helper()
+		conn, resp, err := dial(capped, bearer(token))
+		if err == nil {
+			conn.Close()
+			t.Fatalf("%s: want 429; got a socket", why)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 429 || !strings.Contains(string(body), fibermp.ErrCodeTooManySockets) {
+			t.Errorf("%s: want 429 %s; got %d %s", why, fibermp.ErrCodeTooManySockets, resp.StatusCode, body)
+		}
+	}
+	a := mustDial(t, capped, bearer(first))
+	mustDial(t, capped, bearer(first))
+	refused(first, "a third socket of one session")
+	mustDial(t, capped, bearer(second))
+	refused(second, "a fourth socket of one user")
+	if got := call(t, a, "who"); got != "o-greedy" {
+		t.Fatalf("who: %q", got)
+	}
+	_ = a.Close()
+	waitHandles(t, 2)
+	if got := call(t, mustDial(t, capped, bearer(second)), "who"); got != "o-greedy" {
+		t.Errorf("after a socket closed: want a new one; got %q", got)
+	}
+}

@@ -43,6 +43,7 @@ const (
 	ErrCodeUnavailable     = "ERR_SERVICE_UNAVAILABLE"
 	ErrCodeTooLarge        = "ERR_SESSION_TOO_LARGE"
 	ErrCodeForbiddenOrigin = "ERR_FORBIDDEN_ORIGIN"
+	ErrCodeTooManySockets  = "ERR_TOO_MANY_SOCKETS"
 )
 
 // Header names.
@@ -327,6 +328,12 @@ func TooLarge(c *fiber.Ctx, msg string) error {
 // ForbiddenOrigin refuses a browser upgrade from an origin that is not allowed.
 func ForbiddenOrigin(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusForbidden).JSON(plainError{Error: ErrCodeForbiddenOrigin, Message: "origin not allowed"})
+}
+
+// TooManySockets refuses an upgrade past a socket cap.
+func TooManySockets(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderRetryAfter, "5")
+	return c.Status(fiber.StatusTooManyRequests).JSON(plainError{Error: ErrCodeTooManySockets, Message: "too many open sockets for this session or user"})
 }
 
 // LoggedOut answers the logout endpoint.
