@@ -63,7 +63,7 @@ func (e *loginError) Error() string { return e.msg }
 
 func (m *middleware) login(c *fiber.Ctx) error {
 	p := m.proto
-	req, err := readLogin(c, p)
+	req, err := readLogin(c, p, m.cfg.QueryCredentials)
 	if err != nil {
 		return session.LoginFailed(c, p, fiber.StatusBadRequest, err.Error())
 	}
@@ -88,7 +88,7 @@ type loginResult struct {
 	userInfo json.RawMessage
 }
 
-func readLogin(c *fiber.Ctx, p session.Protocol) (loginRequest, error) {
+func readLogin(c *fiber.Ctx, p session.Protocol, query bool) (loginRequest, error) {
 	var req loginRequest
 	if p == session.Token {
 		if c.Method() != fiber.MethodPost {
@@ -103,11 +103,12 @@ func readLogin(c *fiber.Ctx, p session.Protocol) (loginRequest, error) {
 		}
 	} else {
 		// Copies: these outlive the handler inside the shared login.
-		req.Code = utils.CopyString(session.Param(c, HeaderCode, true))
-		req.EncryptedData = utils.CopyString(session.Param(c, HeaderEncryptedData, true))
-		req.IV = utils.CopyString(session.Param(c, HeaderIV, true))
-		req.RawData = utils.CopyString(session.Param(c, HeaderRawData, true))
-		req.Signature = utils.CopyString(session.Param(c, HeaderSignature, true))
+		q := query
+		req.Code = utils.CopyString(session.Param(c, HeaderCode, q))
+		req.EncryptedData = utils.CopyString(session.Param(c, HeaderEncryptedData, q))
+		req.IV = utils.CopyString(session.Param(c, HeaderIV, q))
+		req.RawData = utils.CopyString(session.Param(c, HeaderRawData, q))
+		req.Signature = utils.CopyString(session.Param(c, HeaderSignature, q))
 	}
 	switch {
 	case req.Code == "":
@@ -161,16 +162,17 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 	now := time.Now()
 	cred := session.NewCredentials(m.proto)
 	fields := l.fields
-	fields[session.FieldSessionKey] = wxs.SessionKey
+	// Secrets are sealed at rest, under a key the store never sees (the session id).
+	fields[session.FieldSessionKey] = session.Seal(cred.ID, session.FieldSessionKey, wxs.SessionKey)
 	fields[session.FieldCreated] = strconv.FormatInt(now.UnixMilli(), 10)
 	if wxs.UnionID != "" {
-		fields[session.FieldUnionID] = wxs.UnionID
+		fields[session.FieldUnionID] = session.Seal(cred.ID, session.FieldUnionID, wxs.UnionID)
 	}
 	if cred.Skey != "" {
-		fields[session.FieldSkey] = cred.Skey
+		fields[session.FieldSkey] = session.HashSkey(cred.Skey)
 	}
 	if l.UserInfo != nil {
-		fields[session.FieldUserInfo] = string(l.UserInfo)
+		fields[session.FieldUserInfo] = session.Seal(cred.ID, session.FieldUserInfo, string(l.UserInfo))
 	}
 	rec := store.Record{Fields: fields, Owner: wxs.OpenID, Deadline: now.Add(m.cfg.AbsoluteTimeout)}
 	if err := m.eng.Store.Create(ctx, cred.ID, rec, m.cfg.IdleTimeout); err != nil {
@@ -198,9 +200,9 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 }
 
 // code2SessionError turns a jscode2session failure into a refused login that says why.
-// Only WeChat's own error codes reach the client: other failures are described in fixed
-// words, since their details (a reply WeChat sent that could not be read) may hold what
-// no client may see.
+// The client learns WeChat's errcode and fixed words for its class, never WeChat's errmsg
+// nor any other detail: an errmsg may echo what the server sent (AppID, code, request
+// ids), and a reply that could not be read may hold what no client may see.
 func code2SessionError(err error) error {
 	var ae *wx.APIError
 	if !errors.As(err, &ae) {
@@ -216,16 +218,18 @@ func code2SessionError(err error) error {
 		}
 		return &loginError{fiber.StatusBadGateway, "WeChat could not be reached"}
 	}
-	status := fiber.StatusBadGateway
+	status, msg := fiber.StatusBadGateway, "WeChat refused the login"
 	switch {
-	case ae.InvalidCode(), ae.CodeUsed():
-		status = fiber.StatusUnauthorized
+	case ae.InvalidCode():
+		status, msg = fiber.StatusUnauthorized, "invalid login code"
+	case ae.CodeUsed():
+		status, msg = fiber.StatusUnauthorized, "login code already used"
 	case ae.Blocked():
 		status = fiber.StatusForbidden
 	case ae.RateLimited():
-		status = fiber.StatusTooManyRequests
+		status, msg = fiber.StatusTooManyRequests, "too many logins, try again later"
 	case ae.Busy():
-		status = fiber.StatusServiceUnavailable
+		status, msg = fiber.StatusServiceUnavailable, "WeChat is busy"
 	}
-	return &loginError{status, ae.Error()}
+	return &loginError{status, "errcode " + strconv.Itoa(ae.Code) + ": " + msg}
 }

@@ -63,7 +63,7 @@ func (e *Engine) Open(ctx context.Context, cr Credentials) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.Protocol == Wafer && subtle.ConstantTimeCompare([]byte(rec.Fields[FieldSkey]), []byte(cr.Skey)) != 1 {
+	if e.Protocol == Wafer && subtle.ConstantTimeCompare([]byte(rec.Fields[FieldSkey]), []byte(HashSkey(cr.Skey))) != 1 {
 		return nil, ErrInvalid
 	}
 	// The credentials point into fasthttp's buffers; the session may outlive the

@@ -89,11 +89,19 @@ func (s *State) ExpiresAt() time.Time {
 	return s.expires
 }
 
-// Reserved returns a reserved field.
+// Reserved returns a reserved field, unsealed, or "" when the session has none.
 func (s *State) Reserved(name string) string {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.fields[name]
+	v, id := s.fields[name], s.cred.ID
+	s.mu.Unlock()
+	if v == "" || !Sealed(name) {
+		return v
+	}
+	plain, err := Unseal(id, name, v)
+	if err != nil {
+		return ""
+	}
+	return plain
 }
 
 // Raw returns the JSON value of an application field and whether it exists. A live
@@ -330,7 +338,17 @@ func (s *State) Regenerate(c *fiber.Ctx) error {
 	}
 	cred := NewCredentials(s.eng.Protocol)
 	if cred.Skey != "" {
-		fields[FieldSkey] = cred.Skey
+		fields[FieldSkey] = HashSkey(cred.Skey)
+	}
+	// The sealed fields were sealed under the old id: seal them again under the new.
+	for name, v := range fields {
+		if Sealed(name) {
+			plain, err := Unseal(s.cred.ID, name, v)
+			if err != nil {
+				return fmt.Errorf("fibermp: regenerate: %s: %w", name, err)
+			}
+			fields[name] = Seal(cred.ID, name, plain)
+		}
 	}
 	rec.Fields = fields
 	if err := st.Create(ctx, cred.ID, *rec, s.eng.Idle); err != nil {
