@@ -218,3 +218,24 @@ type Event struct {
 	Hash   string   // Hash(id) of the session
 	Fields []string // the fields changed, for EventChanged
 }
+
+// ManyToucher is implemented by stores that extend many sessions at once for less than
+// a Touch each (redisstore: one pipelined round trip per node).
+type ManyToucher interface {
+	// TouchMany does what Touch does for each id and returns one error per id, nil
+	// where the touch succeeded.
+	TouchMany(ctx context.Context, ids []string, idle time.Duration) []error
+}
+
+// TouchMany extends the sessions ids as Touch does, in one batch when st is a
+// ManyToucher and one Touch at a time otherwise, and returns one error per id.
+func TouchMany(ctx context.Context, st Store, ids []string, idle time.Duration) []error {
+	if mt, ok := st.(ManyToucher); ok {
+		return mt.TouchMany(ctx, ids, idle)
+	}
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		errs[i] = st.Touch(ctx, id, idle)
+	}
+	return errs
+}

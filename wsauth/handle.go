@@ -61,6 +61,7 @@ type Handle struct {
 	mu        sync.Mutex
 	nextTouch time.Time
 	err       error
+	expiry    *time.Timer // ends the handle at the session's absolute deadline
 
 	// conn is the socket to close when the session ends, set by a Conn while its
 	// handler runs. fasthttp recycles the connection once the handler returns, so it
@@ -87,6 +88,11 @@ func open(eng *session.Engine, st *session.State, app *fiber.App, cfg Config) (*
 		return nil, err
 	}
 	st.GoLive(ctx, h.gone)
+	if !h.deadline.IsZero() {
+		h.mu.Lock()
+		h.expiry = time.AfterFunc(time.Until(h.deadline), func() { h.end(ErrExpired) })
+		h.mu.Unlock()
+	}
 	return h, nil
 }
 
@@ -123,6 +129,9 @@ func (h *Handle) end(why error) {
 		return
 	}
 	h.err = why
+	if h.expiry != nil {
+		h.expiry.Stop()
+	}
 	h.mu.Unlock()
 	close(h.done)
 	h.cancel()

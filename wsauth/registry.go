@@ -1,6 +1,7 @@
 package wsauth
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -170,46 +171,80 @@ func (r *registry) onEvent(e store.Event) {
 	}
 }
 
-// run keeps the registry's sessions alive while their sockets are open, and ends
-// handles whose session reached its absolute deadline.
+// run keeps the registry's sessions alive while their sockets are open. Absolute
+// deadlines are not its job: each handle has a timer of its own, which no store call
+// can hold up.
 func (r *registry) run(stop <-chan struct{}) {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
+	var touching sync.WaitGroup
+	defer touching.Wait()
+	busy := false
+	done := make(chan struct{}, 1)
 	for {
 		select {
 		case <-stop:
 			return
+		case <-done:
+			busy = false
 		case now := <-t.C:
-			r.sweep(now)
+			// One batch of touches at a time, off this loop: while the store is slow
+			// the next batch waits, and the handles it holds stay due.
+			if busy {
+				continue
+			}
+			if due := r.due(now); len(due) > 0 {
+				busy = true
+				touching.Add(1)
+				go func() {
+					defer touching.Done()
+					r.touch(now, due)
+					done <- struct{}{}
+				}()
+			}
 		}
 	}
 }
 
-func (r *registry) sweep(now time.Time) {
+// touchBatch is the most sessions touched in one store call.
+const touchBatch = 512
+
+// due returns the handles whose session should be extended now.
+func (r *registry) due(now time.Time) []*Handle {
 	var due []*Handle
 	r.each("", func(h *Handle) {
-		if !h.deadline.IsZero() && !now.Before(h.deadline) {
-			h.end(ErrExpired)
-			return
-		}
 		h.mu.Lock()
 		if !now.Before(h.nextTouch) {
 			due = append(due, h)
 		}
 		h.mu.Unlock()
 	})
-	for _, h := range due {
-		err := r.st.Touch(h.ctx, h.st.ID(), r.idle) // bounded by the store timeout
-		h.mu.Lock()
-		switch {
-		case err == nil:
-			h.nextTouch = now.Add(r.idle / 3)
-		default:
-			h.nextTouch = now.Add(sweepInterval) // the store is down: try again soon
+	return due
+}
+
+// touch extends the sessions of handles, in batches (one pipelined round trip each
+// on Redis). A session the store no longer has ends its handles.
+func (r *registry) touch(now time.Time, handles []*Handle) {
+	for len(handles) > 0 {
+		batch := handles[:min(touchBatch, len(handles))]
+		handles = handles[len(batch):]
+		ids := make([]string, len(batch))
+		for i, h := range batch {
+			ids[i] = h.st.ID()
 		}
-		h.mu.Unlock()
-		if errors.Is(err, store.ErrNotFound) {
-			h.end(ErrExpired)
+		// Bounded by the store timeout; not cancelled by any one handle's end.
+		errs := store.TouchMany(context.Background(), r.st, ids, r.idle)
+		for i, h := range batch {
+			h.mu.Lock()
+			if errs[i] == nil {
+				h.nextTouch = now.Add(r.idle / 3)
+			} else {
+				h.nextTouch = now.Add(sweepInterval) // the store is down: try again soon
+			}
+			h.mu.Unlock()
+			if errors.Is(errs[i], store.ErrNotFound) {
+				h.end(ErrExpired)
+			}
 		}
 	}
 }

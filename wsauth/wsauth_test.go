@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -521,5 +522,80 @@ func TestSocketCaps(t *testing.T) {
 	waitHandles(t, 2)
 	if got := call(t, mustDial(t, capped, bearer(second)), "who"); got != "o-greedy" {
 		t.Errorf("after a socket closed: want a new one; got %q", got)
+	}
+}
+
+// touchStore counts keep-alive touches, can make them hang until their deadline (a
+// stopped Redis), and hides expiry events, as Redis (which cannot observe expiry) does.
+type touchStore struct {
+	store.Store
+	single, batches, maxBatch atomic.Int64
+	hang                      atomic.Bool
+}
+
+func (s *touchStore) Touch(ctx context.Context, id string, idle time.Duration) error {
+	s.single.Add(1)
+	return s.Store.Touch(ctx, id, idle)
+}
+
+func (s *touchStore) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
+	s.batches.Add(1)
+	if n := int64(len(ids)); n > s.maxBatch.Load() {
+		s.maxBatch.Store(n)
+	}
+	errs := store.TouchMany(ctx, s.Store, ids, idle)
+	if s.hang.Load() {
+		<-ctx.Done() // the sessions were extended, but the answer never comes
+		for i := range errs {
+			errs[i] = ctx.Err()
+		}
+	}
+	return errs
+}
+
+func (s *touchStore) Subscribe(fn func(store.Event)) (func(), error) {
+	return s.Store.Subscribe(func(e store.Event) {
+		if e.Kind != store.EventExpired {
+			fn(e)
+		}
+	})
+}
+
+// TestKeepAlive: the sessions of open sockets are extended in batches, not one store
+// call each, and a session's absolute deadline closes its socket on time even while
+// every touch hangs until the store timeout.
+func TestKeepAlive(t *testing.T) {
+	mem := store.NewMemory()
+	t.Cleanup(func() { _ = mem.Close() })
+	st := &touchStore{Store: mem}
+	const sockets = 20
+	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token, IdleTimeout: 1500 * time.Millisecond,
+		AbsoluteTimeout: 4 * time.Second, StoreTimeout: time.Second})
+	conns := make([]*websocket.Conn, sockets)
+	var deadline time.Time
+	for i := range conns {
+		if i == 0 {
+			deadline = time.Now().Add(4 * time.Second)
+		}
+		conns[i] = mustDial(t, s.wsURL(""), bearer(s.login(t, fmt.Sprintf("o-alive-%d", i))))
+	}
+	for wait := time.Now().Add(3 * time.Second); st.maxBatch.Load() < sockets; {
+		if time.Now().After(wait) {
+			t.Fatalf("want one batch of %d touches; the largest was %d", sockets, st.maxBatch.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := st.single.Load(); n != 0 {
+		t.Errorf("want no single touches; got %d", n)
+	}
+	st.hang.Store(true)
+	code, _ := closeCode(conns[0], 10*time.Second)
+	late := time.Since(deadline)
+	t.Logf("deadline close %v after the deadline, with touches hanging; %d batches, the largest %d", late.Round(time.Millisecond), st.batches.Load(), st.maxBatch.Load())
+	if code != wsauth.CloseExpired {
+		t.Errorf("want close %d at the deadline; got %d", wsauth.CloseExpired, code)
+	}
+	if late > 700*time.Millisecond {
+		t.Errorf("the deadline close came %v late", late)
 	}
 }

@@ -81,3 +81,9 @@ func (b *bounded) TakeTicket(ctx context.Context, ticket string) (string, error)
 	defer cancel()
 	return b.Store.TakeTicket(ctx, ticket)
 }
+
+func (b *bounded) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return store.TouchMany(ctx, b.Store, ids, idle)
+}

@@ -282,6 +282,47 @@ func (s *Store) Touch(ctx context.Context, id string, idle time.Duration) error 
 	return nil
 }
 
+// TouchMany implements store.ManyToucher: the touches go in one pipeline (one round
+// trip per node on a Cluster).
+func (s *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
+	errs := make([]error, len(ids))
+	if idle <= 0 {
+		for i := range errs {
+			errs[i] = errors.New("redisstore: touch: idle must be positive")
+		}
+		return errs
+	}
+	now, ms := time.Now().UnixMilli(), max(idle.Milliseconds(), 1)
+	cmds := make([]*redis.Cmd, len(ids))
+	pipe := s.client.Pipeline()
+	for i, id := range ids {
+		if errs[i] = store.CheckID(id); errs[i] != nil {
+			continue
+		}
+		hash := store.Hash(id)
+		cmds[i] = scriptTouch.EvalSha(ctx, pipe, []string{s.sessionKey(hash)}, now, ms, s.channel, hash)
+	}
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
+	for i, cmd := range cmds {
+		if cmd == nil {
+			continue
+		}
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			// The script cache was emptied (a restart): Touch loads it again.
+			errs[i] = s.Touch(ctx, ids[i], idle)
+			continue
+		}
+		exp, err := cmd.Int64()
+		switch {
+		case err != nil:
+			errs[i] = s.fail(ctx, "touch", err)
+		case exp == 0:
+			errs[i] = store.ErrNotFound
+		}
+	}
+	return errs
+}
+
 // Delete implements store.Store. It costs one round trip, and a second to remove an
 // owned session from its owner's index, which may live on another node. That second
 // step is tidying: Sessions and DeleteOwner skip and prune entries of sessions that are
