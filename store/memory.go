@@ -591,6 +591,7 @@ func (m *Memory) subscribed() bool {
 // call it while they hold the session's lock, so a session's events queue in the order
 // of its writes.
 func (m *Memory) publish(e Event) {
+	e.At = time.Now()
 	// m.events was created before the first subscriber was added, and subscribed saw
 	// one.
 	select {

@@ -217,6 +217,11 @@ type Event struct {
 	Kind   EventKind
 	Hash   string   // Hash(id) of the session
 	Fields []string // the fields changed, for EventChanged
+
+	// At is when the change was made, by the clock of the process that made it, or
+	// zero when the store does not say (expiries, resyncs). Subscribers use it to see
+	// how late events arrive.
+	At time.Time
 }
 
 // ManyToucher is implemented by stores that extend many sessions at once for less than

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +20,10 @@ import (
 const subscribeTimeout = 5 * time.Second
 
 // encodeEvent returns an event as it travels on the channel: the kind as one byte, the
-// 64-character hash, then each field as its length in decimal, a colon and the name.
-func encodeEvent(kind store.EventKind, hash string, fields ...string) string {
-	n := 1 + len(hash)
+// 64-character hash, then each field as its length in decimal, a colon and the name,
+// then, when at is not zero, "@" and at in Unix milliseconds.
+func encodeEvent(at time.Time, kind store.EventKind, hash string, fields ...string) string {
+	n := 1 + len(hash) + 15
 	for _, f := range fields {
 		n += len(f) + 4
 	}
@@ -32,6 +34,10 @@ func encodeEvent(kind store.EventKind, hash string, fields ...string) string {
 		b = strconv.AppendInt(b, int64(len(f)), 10)
 		b = append(b, ':')
 		b = append(b, f...)
+	}
+	if !at.IsZero() {
+		b = append(b, '@')
+		b = strconv.AppendInt(b, at.UnixMilli(), 10)
 	}
 	return string(b)
 }
@@ -44,6 +50,14 @@ func decodeEvent(p string) (store.Event, bool) {
 	}
 	ev := store.Event{Kind: store.EventKind(p[0]), Hash: p[1 : 1+hashLen]}
 	for rest := p[1+hashLen:]; rest != ""; {
+		if at, ok := strings.CutPrefix(rest, "@"); ok {
+			ms, err := strconv.ParseInt(at, 10, 64)
+			if err != nil || ms <= 0 || at[0] == '+' {
+				return store.Event{}, false
+			}
+			ev.At = time.UnixMilli(ms)
+			break
+		}
 		i := 0
 		for i < len(rest) && i < 8 && rest[i] >= '0' && rest[i] <= '9' {
 			i++

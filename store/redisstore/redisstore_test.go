@@ -878,8 +878,10 @@ func TestEventEncoding(t *testing.T) {
 		{Kind: store.EventDeleted, Hash: hash},
 		{Kind: store.EventRevoked, Hash: hash},
 		{Kind: store.EventExpired, Hash: hash},
+		{Kind: store.EventChanged, Hash: hash, Fields: []string{"a"}, At: time.UnixMilli(1764370000123)},
+		{Kind: store.EventDeleted, Hash: hash, At: time.UnixMilli(1764370000123)},
 	} {
-		got, ok := decodeEvent(encodeEvent(ev.Kind, ev.Hash, ev.Fields...))
+		got, ok := decodeEvent(encodeEvent(ev.At, ev.Kind, ev.Hash, ev.Fields...))
 		if !ok || fmt.Sprint(got) != fmt.Sprint(ev) {
 			t.Errorf("decode(encode(%v)): want it back; got %v, %v", ev, got, ok)
 		}
@@ -888,7 +890,8 @@ func TestEventEncoding(t *testing.T) {
 	if store.EventExpired != 4 {
 		t.Errorf("store.EventExpired is %d; the Lua scripts send 4", store.EventExpired)
 	}
-	for _, p := range []string{"", "\x01", "\x00" + hash, "\x05" + hash, "\x01" + hash + "3:ab", "\x01" + hash + "x", "\x01" + hash + "1"} {
+	for _, p := range []string{"", "\x01", "\x00" + hash, "\x05" + hash, "\x01" + hash + "3:ab", "\x01" + hash + "x", "\x01" + hash + "1",
+		"\x01" + hash + "@", "\x01" + hash + "@x", "\x01" + hash + "@-5", "\x01" + hash + "@+5", "\x01" + hash + "@99999999999999999999"} {
 		if ev, ok := decodeEvent(p); ok {
 			t.Errorf("decode(%q): want false; got %v", p, ev)
 		}
@@ -897,15 +900,16 @@ func TestEventEncoding(t *testing.T) {
 
 // FuzzDecodeEvent feeds payloads as any publisher on the channel could send them.
 func FuzzDecodeEvent(f *testing.F) {
-	f.Add(encodeEvent(store.EventChanged, store.Hash("id"), "a", "bc"))
-	f.Add(encodeEvent(store.EventRevoked, store.Hash("id")))
+	f.Add(encodeEvent(time.Time{}, store.EventChanged, store.Hash("id"), "a", "bc"))
+	f.Add(encodeEvent(time.UnixMilli(1764370000123), store.EventRevoked, store.Hash("id")))
+	f.Add(encodeEvent(time.UnixMilli(1764370000123), store.EventChanged, store.Hash("id"), "a"))
 	f.Add("\x01" + store.Hash("id") + "99999999999:")
 	f.Fuzz(func(t *testing.T, p string) {
 		ev, ok := decodeEvent(p)
 		if !ok {
 			return
 		}
-		again, ok := decodeEvent(encodeEvent(ev.Kind, ev.Hash, ev.Fields...))
+		again, ok := decodeEvent(encodeEvent(ev.At, ev.Kind, ev.Hash, ev.Fields...))
 		if !ok || fmt.Sprint(again) != fmt.Sprint(ev) {
 			t.Errorf("decode(encode(decode(%q))): want %v; got %v, %v", p, ev, again, ok)
 		}
