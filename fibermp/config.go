@@ -5,6 +5,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wx"
 )
@@ -99,6 +100,12 @@ type Config struct {
 	//
 	// Optional. Default: nil
 	OnLogin func(c *fiber.Ctx, l *Login) error
+
+	// Metrics counts logins, refusals, store calls and (through wsauth) sockets and
+	// events; see package metrics for how to export them.
+	//
+	// Optional. Default: nil (nothing counted)
+	Metrics *metrics.Metrics
 
 	// UserDataMaxAge rejects encrypted user data whose watermark is older than this.
 	// Zero accepts any age.

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mpsession/mpsession/internal/session"
+	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
 )
 
@@ -31,7 +32,8 @@ func New(config ...Config) fiber.Handler {
 	cfg := configDefault(config...)
 	m := &middleware{cfg: cfg, proto: session.Protocol(cfg.Protocol)}
 	m.eng = &session.Engine{
-		Store:    session.Bounded(cfg.Store, cfg.StoreTimeout),
+		Store:    session.Bounded(cfg.Store, cfg.StoreTimeout, cfg.Metrics),
+		Metrics:  cfg.Metrics,
 		Protocol: m.proto,
 		Idle:     cfg.IdleTimeout,
 		Wrap:     func(st *session.State) any { return &Session{st: st} },
@@ -82,6 +84,7 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	if err != nil {
+		m.cfg.Metrics.RequestRefused(metrics.RefusedInvalid)
 		status := fiber.StatusBadRequest
 		if session.IsUpgrade(c) {
 			status = fiber.StatusUnauthorized // a refused upgrade says so by its status
@@ -91,8 +94,10 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 	s, err := m.eng.Open(c.UserContext(), cr)
 	switch {
 	case errors.Is(err, session.ErrInvalid):
+		m.cfg.Metrics.RequestRefused(metrics.RefusedInvalid)
 		return session.InvalidSession(c, p, session.InvalidStatus(c), "session expired or unknown, log in again")
 	case err != nil:
+		m.cfg.Metrics.RequestRefused(metrics.RefusedUnavailable)
 		return session.Unavailable(c, "session store unavailable")
 	}
 	session.SetState(c, s)
@@ -101,6 +106,7 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 		if errors.Is(err, session.ErrUnavailable) {
 			// A Session method's store call failed: the same 503 as a failed load,
 			// without the error's text (it may name the store's address).
+			m.cfg.Metrics.RequestRefused(metrics.RefusedUnavailable)
 			c.Response().ResetBody()
 			return session.Unavailable(c, "session store unavailable")
 		}
@@ -110,10 +116,12 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 		c.Response().ResetBody()
 		switch {
 		case errors.Is(err, store.ErrNotFound):
+			m.cfg.Metrics.RequestRefused(metrics.RefusedInvalid)
 			return session.InvalidSession(c, p, session.InvalidStatus(c), "session ended during the request, log in again")
 		case errors.Is(err, store.ErrTooLarge):
 			return session.TooLarge(c, "session too large, changes not saved")
 		}
+		m.cfg.Metrics.RequestRefused(metrics.RefusedUnavailable)
 		return session.Unavailable(c, "session store unavailable, changes not saved")
 	}
 	return nil

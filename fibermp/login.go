@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/mpsession/mpsession/internal/session"
+	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wx"
 )
@@ -57,6 +58,7 @@ const (
 type loginError struct {
 	status int
 	msg    string
+	wechat bool // jscode2session failed
 }
 
 func (e *loginError) Error() string { return e.msg }
@@ -65,6 +67,7 @@ func (m *middleware) login(c *fiber.Ctx) error {
 	p := m.proto
 	req, err := readLogin(c, p, m.cfg.QueryCredentials)
 	if err != nil {
+		m.cfg.Metrics.Login(metrics.LoginRejected)
 		return session.LoginFailed(c, p, fiber.StatusBadRequest, err.Error())
 	}
 	// Concurrent logins with the same code (a client that retried, two requests
@@ -75,10 +78,17 @@ func (m *middleware) login(c *fiber.Ctx) error {
 	if err != nil {
 		var le *loginError
 		if errors.As(err, &le) {
+			if le.wechat {
+				m.cfg.Metrics.Login(metrics.LoginWeChatError)
+			} else {
+				m.cfg.Metrics.Login(metrics.LoginRejected)
+			}
 			return session.LoginFailed(c, p, le.status, le.msg)
 		}
+		m.cfg.Metrics.Login(metrics.LoginUnavailable)
 		return session.Unavailable(c, "session store unavailable")
 	}
+	m.cfg.Metrics.Login(metrics.LoginOK)
 	r := v.(*loginResult)
 	return session.LoginReply(c, p, r.session, int64(m.cfg.IdleTimeout.Seconds()), r.userInfo)
 }
@@ -132,16 +142,21 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 	ctx := c.UserContext()
 	wxs, err := m.cfg.Client.Code2Session(ctx, req.Code)
 	if err != nil {
-		return nil, code2SessionError(err)
+		err = code2SessionError(err)
+		var le *loginError
+		if errors.As(err, &le) {
+			le.wechat = true
+		}
+		return nil, err
 	}
 	l := &Login{OpenID: wxs.OpenID, UnionID: wxs.UnionID, fields: make(map[string]string, 8)}
 	if req.RawData != "" && !wx.VerifySignature(req.RawData, wxs.SessionKey, req.Signature) {
-		return nil, &loginError{fiber.StatusBadRequest, "raw data signature does not match"}
+		return nil, &loginError{status: fiber.StatusBadRequest, msg: "raw data signature does not match"}
 	}
 	if req.EncryptedData != "" {
 		plain, err := m.cfg.Client.Decrypt(wxs.SessionKey, req.EncryptedData, req.IV, m.cfg.UserDataMaxAge)
 		if err != nil {
-			return nil, &loginError{fiber.StatusBadRequest, "encrypted user data rejected: " + err.Error()}
+			return nil, &loginError{status: fiber.StatusBadRequest, msg: "encrypted user data rejected: " + err.Error()}
 		}
 		// The openid comes from jscode2session; user data that names another user
 		// was not made for this login.
@@ -149,13 +164,13 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 			OpenID string `json:"openId"`
 		}
 		if json.Unmarshal(plain, &ids) == nil && ids.OpenID != "" && ids.OpenID != wxs.OpenID {
-			return nil, &loginError{fiber.StatusBadRequest, "encrypted user data belongs to another user"}
+			return nil, &loginError{status: fiber.StatusBadRequest, msg: "encrypted user data belongs to another user"}
 		}
 		l.UserInfo = plain
 	}
 	if m.cfg.OnLogin != nil {
 		if err := m.cfg.OnLogin(c, l); err != nil {
-			return nil, &loginError{fiber.StatusForbidden, err.Error()}
+			return nil, &loginError{status: fiber.StatusForbidden, msg: err.Error()}
 		}
 	}
 
@@ -177,7 +192,7 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 	rec := store.Record{Fields: fields, Owner: wxs.OpenID, Deadline: now.Add(m.cfg.AbsoluteTimeout)}
 	if err := m.eng.Store.Create(ctx, cred.ID, rec, m.cfg.IdleTimeout); err != nil {
 		if errors.Is(err, store.ErrTooLarge) {
-			return nil, &loginError{fiber.StatusRequestEntityTooLarge, "session too large: " + err.Error()}
+			return nil, &loginError{status: fiber.StatusRequestEntityTooLarge, msg: "session too large: " + err.Error()}
 		}
 		return nil, err
 	}
@@ -189,7 +204,7 @@ func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult
 		// Two logins of one user at the same moment revoke each other's sessions:
 		// answer only with a session that survived.
 		if _, err := m.eng.Store.Load(ctx, cred.ID, 0); errors.Is(err, store.ErrNotFound) {
-			return nil, &loginError{fiber.StatusConflict, "another login of this user replaced this one"}
+			return nil, &loginError{status: fiber.StatusConflict, msg: "another login of this user replaced this one"}
 		} else if err != nil {
 			return nil, err
 		}
@@ -207,16 +222,16 @@ func code2SessionError(err error) error {
 	var ae *wx.APIError
 	if !errors.As(err, &ae) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return &loginError{fiber.StatusGatewayTimeout, "WeChat did not answer in time"}
+			return &loginError{status: fiber.StatusGatewayTimeout, msg: "WeChat did not answer in time"}
 		}
 		var he *wx.HTTPError
 		if errors.As(err, &he) {
-			return &loginError{fiber.StatusBadGateway, "WeChat answered HTTP " + strconv.Itoa(he.StatusCode)}
+			return &loginError{status: fiber.StatusBadGateway, msg: "WeChat answered HTTP " + strconv.Itoa(he.StatusCode)}
 		}
 		if errors.Is(err, wx.ErrMalformed) {
-			return &loginError{fiber.StatusBadGateway, "WeChat's answer could not be read"}
+			return &loginError{status: fiber.StatusBadGateway, msg: "WeChat's answer could not be read"}
 		}
-		return &loginError{fiber.StatusBadGateway, "WeChat could not be reached"}
+		return &loginError{status: fiber.StatusBadGateway, msg: "WeChat could not be reached"}
 	}
 	status, msg := fiber.StatusBadGateway, "WeChat refused the login"
 	switch {
@@ -231,5 +246,5 @@ func code2SessionError(err error) error {
 	case ae.Busy():
 		status, msg = fiber.StatusServiceUnavailable, "WeChat is busy"
 	}
-	return &loginError{status, "errcode " + strconv.Itoa(ae.Code) + ": " + msg}
+	return &loginError{status: status, msg: "errcode " + strconv.Itoa(ae.Code) + ": " + msg}
 }

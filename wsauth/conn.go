@@ -117,6 +117,7 @@ func wrap(conn *fws.Conn, h *Handle, cfg ConnConfig) *Conn {
 		return conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
 	})
 	liveConns.add(c)
+	h.reg.key.Metrics.Sockets(1)
 	return c
 }
 
@@ -324,6 +325,7 @@ func (c *Conn) Close() error {
 	var err error
 	c.once.Do(func() {
 		liveConns.remove(c)
+		c.h.reg.key.Metrics.Sockets(-1)
 		// Closing first makes a ping or close frame stuck on a peer that stopped
 		// reading fail at once; then wait for them, as fasthttp recycles the
 		// connection when the handler returns.

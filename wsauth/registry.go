@@ -89,6 +89,7 @@ func (r *registry) add(h *Handle) {
 	hs[h] = struct{}{}
 	r.owners[h.OpenID()]++
 	r.n++
+	r.key.Metrics.Handles(1)
 }
 
 func (r *registry) remove(h *Handle) {
@@ -105,6 +106,7 @@ func (r *registry) remove(h *Handle) {
 	if r.owners[h.OpenID()]--; r.owners[h.OpenID()] == 0 {
 		delete(r.owners, h.OpenID())
 	}
+	r.key.Metrics.Handles(-1)
 	r.n--
 	last := r.n == 0
 	r.mu.Unlock()
@@ -150,6 +152,7 @@ func (r *registry) each(hash string, fn func(h *Handle)) {
 // onEvent runs on the store's event goroutine, so it only marks and signals: reloads
 // happen on the next read, close frames on their own goroutine.
 func (r *registry) onEvent(e store.Event) {
+	r.key.Metrics.Event(e.Kind.String(), e.At)
 	switch e.Kind {
 	case store.EventChanged:
 		r.each(e.Hash, func(h *Handle) { h.st.MarkStale() })

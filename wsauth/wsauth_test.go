@@ -530,6 +530,7 @@ func TestSocketCaps(t *testing.T) {
 type touchStore struct {
 	store.Store
 	single, batches, maxBatch atomic.Int64
+	inflight                  atomic.Int64
 	hang                      atomic.Bool
 }
 
@@ -540,6 +541,8 @@ func (s *touchStore) Touch(ctx context.Context, id string, idle time.Duration) e
 
 func (s *touchStore) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
 	s.batches.Add(1)
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
 	if n := int64(len(ids)); n > s.maxBatch.Load() {
 		s.maxBatch.Store(n)
 	}
@@ -568,6 +571,13 @@ func TestKeepAlive(t *testing.T) {
 	mem := store.NewMemory()
 	t.Cleanup(func() { _ = mem.Close() })
 	st := &touchStore{Store: mem}
+	t.Cleanup(func() {
+		// Last: a touch that hangs until the store timeout outlives the server.
+		st.hang.Store(false)
+		for st.inflight.Load() > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	const sockets = 20
 	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token, IdleTimeout: 1500 * time.Millisecond,
 		AbsoluteTimeout: 4 * time.Second, StoreTimeout: time.Second})

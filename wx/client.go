@@ -131,13 +131,15 @@ func (c *Client) do(ctx context.Context, op, method, path string, query url.Valu
 
 // transportError describes a request that got no usable reply. net/http's *url.Error
 // quotes the whole URL, query and all, so it is unwrapped and the URL shown without its
-// query; the message is scrubbed as well in case the cause quotes a URL of its own.
+// query; the rest is scrubbed as well in case the cause quotes a URL of its own. The op
+// stays outside the scrub, so that the message names its call even when scrub must drop
+// all the rest.
 func (c *Client) transportError(op, method, path string, err error) error {
 	if ue, ok := errors.AsType[*url.Error](err); ok {
 		err = ue.Err
 	}
-	msg := fmt.Sprintf("wx: %s: %s %s%s: %v", op, method, c.shown, path, err)
-	return &opError{msg: scrub(msg, c.secret), err: err}
+	msg := fmt.Sprintf("%s %s%s: %v", method, c.shown, path, err)
+	return &opError{msg: "wx: " + op + ": " + scrub(msg, c.secret), err: err}
 }
 
 // envelope is the part of every WeChat reply that reports errors.
@@ -161,7 +163,7 @@ func parseResponse(op, secret string, status int, body []byte, out any) error {
 		return malformed(op, secret, err, body)
 	}
 	if env.ErrCode != 0 {
-		return &APIError{Op: op, Code: env.ErrCode, Msg: env.ErrMsg}
+		return &APIError{Op: op, Code: env.ErrCode, Msg: scrub(env.ErrMsg, secret)}
 	}
 	if out == nil {
 		return nil

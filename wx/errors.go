@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -16,7 +17,9 @@ type APIError struct {
 	Op string
 	// Code is WeChat's errcode.
 	Code int
-	// Msg is WeChat's errmsg, as sent.
+	// Msg is WeChat's errmsg, scrubbed of credentials as every error message of this
+	// package is: WeChat has echoed the parameters it was sent. It is still WeChat's
+	// words, for logs; do not forward it to clients.
 	Msg string
 }
 
@@ -98,15 +101,54 @@ type opError struct {
 func (e *opError) Error() string { return e.msg }
 func (e *opError) Unwrap() error { return e.err }
 
-// secretParam matches credentials in a query string or a JSON body, quoted by %q or not.
-var secretParam = regexp.MustCompile(`(?i)(secret|access_token|js_code|session_key)(=|\\?"\s*:\s*\\?")[^&\s"\\]*`)
+// secretParam matches credentials in a query string or a JSON body, quoted by %q or not:
+// secret (AppSecret, appsecret), access_token, session_key, code and js_code, with the
+// name and value a URL, a form ("+" for a space) or JSON puts between them.
+var secretParam = regexp.MustCompile(`(?i)(secret|access_token|session_key|(?:\b|_)code)(=|\\?"[\s+]*:[\s+]*\\?")[^&\s"\\]*`)
 
-// scrub removes credentials from s: query or JSON values of secret, access_token,
-// js_code and session_key, and the literal AppSecret wherever it appears.
+// maxDecodes is how many layers of percent-encoding scrub peels off. A URL quoted in
+// another URL's query is encoded twice; more than this is no accident.
+const maxDecodes = 8
+
+// scrub removes credentials from s: the values secretParam finds, and the literal AppSecret
+// wherever it appears. Percent-encoding hides neither (access_token%3D..., %253d...): s is
+// scrubbed, decoded and scrubbed again until decoding changes nothing, so the result is
+// the decoded text. Scrubbing before each decoding catches a value that decoding would cut
+// short (an encoded "&" in it). Text still encoded after maxDecodes layers is dropped whole.
 func scrub(s, secret string) string {
-	s = secretParam.ReplaceAllString(s, "${1}${2}REDACTED")
-	if len(secret) >= 6 {
-		s = strings.ReplaceAll(s, secret, "REDACTED")
+	for range maxDecodes + 1 {
+		s = secretParam.ReplaceAllString(s, "${1}${2}REDACTED")
+		if len(secret) >= 6 {
+			s = strings.ReplaceAll(s, secret, "REDACTED")
+		}
+		d := unescape(s)
+		if d == s {
+			return s
+		}
+		s = d
 	}
-	return s
+	return "REDACTED (percent-encoded too many times)"
+}
+
+// unescape decodes the %XX escapes of printable ASCII, which is all a credential's name,
+// value and separators are made of, and leaves the rest as it is: escapes of control
+// characters, which must not reach a log line, of other bytes, and a % that starts no
+// escape.
+func unescape(s string) string {
+	i := strings.IndexByte(s, '%')
+	if i < 0 {
+		return s
+	}
+	b := []byte(s[:i])
+	for ; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if c, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil && c >= ' ' && c <= '~' {
+				b = append(b, byte(c))
+				i += 2
+				continue
+			}
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
 }

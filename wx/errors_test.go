@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,41 @@ func TestTransportErrorsHoldNoSecrets(t *testing.T) {
 		assertNoSecrets(t, err.Error(), tok)
 	})
 
+	t.Run("transport that quotes the URL percent-encoded", func(t *testing.T) {
+		// A proxy that redirects to its login page, quoting the request URL in its query,
+		// once or twice encoded.
+		for _, times := range []int{1, 2} {
+			fake := newFake(t)
+			inner := newHTTPClient(t, 5*time.Second)
+			var tok string
+			hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if !strings.Contains(r.URL.Path, "getuserphonenumber") && !strings.Contains(r.URL.Path, "jscode2session") {
+					return inner.Transport.RoundTrip(r)
+				}
+				tok = r.URL.Query().Get("access_token")
+				next := r.URL.String()
+				for range times {
+					next = url.QueryEscape(next)
+				}
+				return nil, fmt.Errorf("redirected to https://proxy.example/login?next=%s", next)
+			})}
+			c := newClient(t, fake, wx.Config{HTTPClient: hc})
+			_, err := c.PhoneNumber(ctx, fake.NewPhoneCode("o-alice"))
+			if err == nil || tok == "" {
+				t.Fatalf("want a transport error after a token fetch; got %v", err)
+			}
+			assertNoSecrets(t, err.Error(), tok)
+			_, err = c.Code2Session(ctx, "login-code-0123456789")
+			if err == nil {
+				t.Fatal("want an error; got nil")
+			}
+			assertNoSecrets(t, err.Error())
+			if strings.Contains(err.Error(), "login-code-0123456789") {
+				t.Errorf("message holds the login code: %s", err)
+			}
+		}
+	})
+
 	t.Run("malformed body that echoes credentials", func(t *testing.T) {
 		fake := newFake(t)
 		c := newClient(t, fake, wx.Config{})
@@ -165,6 +201,32 @@ func TestTransportErrorsHoldNoSecrets(t *testing.T) {
 			t.Errorf("want the start of the body quoted; got %q", err)
 		}
 	})
+}
+
+// WeChat's errmsg has echoed what it was sent: it is scrubbed like any other text.
+func TestAPIErrorHoldsNoSecrets(t *testing.T) {
+	fake := newFake(t)
+	c := newClient(t, fake, wx.Config{})
+	code := fake.NewCode("o-alice")
+	encoded := strings.ReplaceAll(url.QueryEscape(url.QueryEscape("secret="+testSecret)), "2", "%32")
+	fake.Fail(wxtest.Code2Session, wxtest.Fault{
+		ErrCode: 40029,
+		ErrMsg:  "invalid code, rid: 6523f0e1, hints: [ js_code%3D" + code + " " + encoded + " ]",
+	})
+	_, err := c.Code2Session(context.Background(), code)
+	apiErr, ok := errors.AsType[*wx.APIError](err)
+	if !ok || !apiErr.InvalidCode() {
+		t.Fatalf("want errcode 40029; got %v", err)
+	}
+	for _, msg := range []string{err.Error(), apiErr.Msg} {
+		assertNoSecrets(t, msg)
+		if strings.Contains(msg, code) {
+			t.Errorf("message holds the login code: %s", msg)
+		}
+	}
+	if want := "wx: jscode2session: errcode 40029: invalid code, rid: 6523f0e1, hints: [ js_code=REDACTED secret=REDACTED ]"; err.Error() != want {
+		t.Errorf("want %q; got %q", want, err)
+	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -109,7 +112,10 @@ func checkWatermark(t *testing.T, appID string, pt []byte) {
 
 // FuzzParseResponse feeds arbitrary replies to the parser for every reply type and every
 // API: it must never panic, must fail on any status but 200, and must never quote the
-// secret or a session_key the reply holds.
+// secret or a session_key the reply holds. Around each reply it also plants a credential,
+// in one of the encodings plants lists (the fuzzer picks), where an error may quote it: in
+// a page a proxy sent and in WeChat's errmsg. It must not survive into the error, encoded
+// or not.
 func FuzzParseResponse(f *testing.F) {
 	const secret = "9f3c1ab27d4e8f60b5c2a1d0e9f87a6b"
 	const key = "tiihtNczf5v6AKRyjwEUhQ=="
@@ -136,14 +142,25 @@ func FuzzParseResponse(f *testing.F) {
 		`<p>{"session_key" : "` + key + `"</p>`,
 		`<p>session_key=` + key + `&openid=o1</p>`,
 		`<p>SESSION_KEY=` + key + `</p>`,
+		`<p>access_token%3D` + planted + `</p>`,
+		`{"errcode":40001,"errmsg":"invalid credential, access_token%253d` + planted + `"}`,
+		`{"errcode":40029,"errmsg":"invalid code, hints: [ req_id: 1 ] js_code%3D` + planted + `"}`,
+		`%25`,
+		`%2`,
+		`secret":`,
+		`%%32%35%32%35%33%44`,
 	}
-	for _, s := range seeds {
-		f.Add(200, []byte(s))
+	all := plants()
+	for i, s := range seeds {
+		f.Add(200, []byte(s), uint8(i))
 	}
-	f.Add(502, []byte(`{"errcode":0}`))
+	for i := range all {
+		f.Add(200, []byte(`<p>x</p>`), uint8(i))
+	}
+	f.Add(502, []byte(`{"errcode":0}`), uint8(0))
 
 	ops := []string{"jscode2session", "stable_token", "token", "checksession", "getuserphonenumber", "op"}
-	f.Fuzz(func(t *testing.T, status int, body []byte) {
+	f.Fuzz(func(t *testing.T, status int, body []byte, plant uint8) {
 		keys := sessionKeys(body)
 		outs := []any{new(Session), new(tokenReply), new(phoneReply), nil}
 		for _, op := range ops {
@@ -179,7 +196,90 @@ func FuzzParseResponse(f *testing.F) {
 				}
 			}
 		}
+
+		// The value planted must come from the plant alone.
+		if strings.Contains(decodeAll(string(body)), planted) {
+			return
+		}
+		// " & " ends whatever the reply left open (a key waiting for its value, an
+		// escape waiting for its digits), so that the plant stands on its own.
+		p, text := all[int(plant)%len(all)], string(body)
+		replies := map[string][]byte{
+			"stable_token":   []byte(p + " & " + text),
+			"jscode2session": errmsgReply(text + " & " + p + " & " + text),
+		}
+		for op, reply := range replies {
+			err := parseResponse(op, secret, 200, reply, nil)
+			if err == nil {
+				t.Fatalf("%s: reply %q accepted", op, reply)
+			}
+			if msg := err.Error(); strings.Contains(decodeAll(msg), planted) {
+				t.Errorf("%s: error quotes the value planted as %q: %s", op, p, msg)
+			}
+		}
 	})
+}
+
+// planted is the credential value plants carry; nothing else in an error may hold it.
+const planted = "Pl4nt3dV4lu3"
+
+// plants returns planted under every name scrub knows, in the forms a URL, a form or a
+// JSON body gives it: plain, percent-encoded once or more, with upper or lower case hex,
+// with the name or the value encoded too.
+func plants() []string {
+	var out []string
+	for _, name := range []string{"secret", "access_token", "js_code", "code", "session_key", "Access_Token"} {
+		member := `"` + name + `": "` + planted + `"`
+		out = append(out,
+			name+"="+planted,
+			name+"%3D"+planted,
+			name+"%3d"+planted,
+			name+"%253D"+planted,
+			name+"%25253d"+planted,
+			encodeAll(name, "%%%02X")+"%3D"+planted,
+			encodeAll(name, "%%25%02x")+"%253d"+encodeAll(planted, "%%25%02X"),
+			name+"="+encodeAll(planted, "%%%02x"),
+			member,
+			strings.ReplaceAll(member, `"`, `\"`),
+			url.QueryEscape(member),
+			url.PathEscape(url.QueryEscape(member)),
+		)
+	}
+	return out
+}
+
+// encodeAll percent-encodes every byte of s with format ("%%%02X": once, upper case).
+func encodeAll(s, format string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, format, s[i])
+	}
+	return b.String()
+}
+
+// errmsgReply is WeChat's answer with errcode 40029 and errmsg msg.
+func errmsgReply(msg string) []byte {
+	b, err := json.Marshal(map[string]any{"errcode": 40029, "errmsg": msg})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+var escape = regexp.MustCompile(`%[0-9A-Fa-f]{2}`)
+
+// decodeAll decodes every percent escape in s, again and again until none is left.
+func decodeAll(s string) string {
+	for {
+		d := escape.ReplaceAllStringFunc(s, func(e string) string {
+			b, _ := strconv.ParseUint(e[1:], 16, 8)
+			return string([]byte{byte(b)})
+		})
+		if d == s {
+			return s
+		}
+		s = d
+	}
 }
 
 // keyLike matches what a session_key looks like: padded base64 (WeChat's are 24

@@ -75,6 +75,9 @@ func TestParseResponse(t *testing.T) {
 		{"secret echoed", 200, `<p>{"secret":"abcdefgh12345678", "a":`, `\"secret\":\"REDACTED\"`, ErrMalformed, 0},
 		{"token echoed", 200, `<p>access_token=T0K3N&a=`, `access_token=REDACTED&a=`, ErrMalformed, 0},
 		{"session key echoed", 200, `<p>{"session_key":"tiihtNczf5v6AKRyjwEUhQ==", "a":`, `\"session_key\":\"REDACTED\"`, ErrMalformed, 0},
+		{"errmsg echoes a token", 200, `{"errcode":40001,"errmsg":"invalid credential, access_token%3DT0K3N, rid: 1"}`, "wx: op: errcode 40001: invalid credential, access_token=REDACTED rid: 1", nil, 40001},
+		{"errmsg echoes a code", 200, `{"errcode":40029,"errmsg":"invalid code, hints: [ js_code%253dC0D3 ]"}`, "errcode 40029: invalid code, hints: [ js_code=REDACTED ]", nil, 40029},
+		{"errmsg echoes the secret", 200, `{"errcode":40125,"errmsg":"invalid appsecret abcdefgh%312345678"}`, "errcode 40125: invalid appsecret REDACTED", nil, 40125},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,6 +154,23 @@ func TestScrub(t *testing.T) {
 		{`{"openid":"o1","session_key":"tiihtNczf5v6AKRyjwEUhQ=="}`, `{"openid":"o1","session_key":"REDACTED"}`},
 		{`{\"Session_Key\": \"tiihtNczf5v6AKRyjwEUhQ==\"}`, `{\"Session_Key\": \"REDACTED\"}`},
 		{"?openid=o1&session_key=tiihtNczf5v6AKRyjwEUhQ==&x=1", "?openid=o1&session_key=REDACTED&x=1"},
+		{"/sns/x?code=c1&errcode=1", "/sns/x?code=REDACTED&errcode=1"},
+		{`{"code": "c1", "errcode":"1"}`, `{"code": "REDACTED", "errcode":"1"}`},
+
+		// Percent-encoded, as a URL quoted inside another URL or a form is.
+		{"/y?access_token%3DT0k3n%26openid%3Do", "/y?access_token=REDACTED&openid=o"},
+		{"/y?ACCESS_TOKEN%3dT0k3n", "/y?ACCESS_TOKEN=REDACTED"},
+		{"next=%2Fy%253Faccess_token%253DT0k3n%2526openid%253Do", "next=/y?access_token=REDACTED&openid=o"},
+		{"next=js_code%25253dc0d3", "next=js_code=REDACTED"},
+		{"%61ccess%5Ftoken=T0k3n&x=1", "access_token=REDACTED&x=1"},
+		{"access_token=T0k%26en&x=1", "access_token=REDACTED&x=1"},
+		{"access_token%3D%54%30k%33n", "access_token=REDACTED"},
+		{"body=%7B%22secret%22%3A+%22abc%22%7D", `body={"secret":+"REDACTED"}`},
+		{"%22session_key%22%3A%20%22tiihtNczf5v6AKRyjwEUhQ%3D%3D%22", `"session_key": "REDACTED"`},
+		{"key s3cr%33tvalue and s3cr%25%33%33tvalue", "key REDACTED and REDACTED"},
+		{"100% sure: %zz, %0A and %E4%BD%A0 stay", "100% sure: %zz, %0A and %E4%BD%A0 stay"},
+		{encodeTimes("access_token=T0k3n", 8), "access_token=REDACTED"},
+		{encodeTimes("access_token=T0k3n", 9), "REDACTED (percent-encoded too many times)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -159,6 +179,14 @@ func TestScrub(t *testing.T) {
 			}
 		})
 	}
+}
+
+// encodeTimes percent-encodes s's "=" n times over.
+func encodeTimes(s string, n int) string {
+	for range n {
+		s = strings.ReplaceAll(strings.ReplaceAll(s, "%", "%25"), "=", "%3D")
+	}
+	return s
 }
 
 func TestUnpad(t *testing.T) {
