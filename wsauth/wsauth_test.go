@@ -26,6 +26,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testenv.QuietRedisLog()
 	goleak.VerifyTestMain(m, testenv.IgnoreFasthttp...)
 }
 

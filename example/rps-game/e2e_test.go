@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -311,5 +312,28 @@ func TestDevCodes(t *testing.T) {
 		if l.OpenID != id {
 			t.Errorf("%s's code logged in %s", id, l.OpenID)
 		}
+	}
+}
+
+// TestLoginLimitAndMetrics: logins past the per-IP limit get 429 before any WeChat
+// call, and /metrics counts the logins for Prometheus.
+func TestLoginLimitAndMetrics(t *testing.T) {
+	s := startServer(t, config{LoginLimit: 2})
+	login(t, s, "o-limit-1")
+	login(t, s, "o-limit-2")
+	u := &user{t: t, base: s.url, http: &http.Client{Timeout: 10 * time.Second}}
+	var refused struct{ Error string }
+	u.do("POST", "/login", map[string]string{"code": "any"}, http.StatusTooManyRequests, &refused)
+	if refused.Error != "ERR_TOO_MANY_LOGINS" {
+		t.Errorf("want ERR_TOO_MANY_LOGINS; got %q", refused.Error)
+	}
+	resp, err := u.http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if want := `mpsession_logins_total{outcome="ok"} 2`; !strings.Contains(string(body), want) {
+		t.Errorf("/metrics: want %q in\n%s", want, body)
 	}
 }

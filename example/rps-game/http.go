@@ -93,3 +93,9 @@ func jsonError(c *fiber.Ctx, err error) error {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// tooManyLogins answers a login past the per-IP limit.
+func tooManyLogins(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderRetryAfter, "60")
+	return c.Status(fiber.StatusTooManyRequests).JSON(fiber.Map{"error": "ERR_TOO_MANY_LOGINS", "message": "too many logins from this address, try again in a minute"})
+}

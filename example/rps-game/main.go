@@ -22,9 +22,16 @@ import (
 
 	fws "github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
+	memorystorage "github.com/gofiber/storage/memory/v2"
+	redisstorage "github.com/gofiber/storage/redis/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/store/redisstore"
 	"github.com/mpsession/mpsession/wsauth"
@@ -41,6 +48,7 @@ type config struct {
 	Bots          int           // persistent bots
 	BotThink      time.Duration // the longest a bot thinks before a move
 	MoveTimeout   time.Duration
+	LoginLimit    int // logins per minute from one IP; 0: no limit
 	Log           *slog.Logger
 }
 
@@ -51,6 +59,7 @@ func main() {
 	flag.StringVar(&cfg.AppID, "appid", os.Getenv("WX_APPID"), "mini program AppID (env WX_APPID); with -secret, log in with real WeChat instead of the fake")
 	flag.StringVar(&cfg.Secret, "secret", os.Getenv("WX_SECRET"), "mini program AppSecret (env WX_SECRET)")
 	flag.IntVar(&cfg.Bots, "bots", 0, "run `n` bots that play around the clock (development mode only)")
+	flag.IntVar(&cfg.LoginLimit, "login-limit", 30, "logins a minute from one IP, as each costs a jscode2session call on the app's WeChat quota; 0: no limit")
 	origins := flag.String("origins", "", "comma-separated browser `origins` allowed to open the socket besides the server's own, e.g. https://game.example")
 	flag.Parse()
 	for o := range strings.SplitSeq(*origins, ",") {
@@ -104,7 +113,9 @@ func start(cfg config) (*server, error) {
 	if cfg.Redis == "" {
 		sessions, s.storeName = store.NewMemory(), "memory"
 	} else {
-		rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis})
+		// ContextTimeoutEnabled: a hung Redis fails requests within fibermp's store
+		// timeout rather than go-redis's retries.
+		rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis, ContextTimeoutEnabled: true})
 		s.closers = append(s.closers, rdb.Close)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
@@ -115,9 +126,26 @@ func start(cfg config) (*server, error) {
 	}
 	s.closers = append([]func() error{sessions.Close}, s.closers...) // before its Redis client
 
-	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: jsonError})
+	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: jsonError,
+		// Slow or stalled clients cannot hold connections and memory.
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, BodyLimit: 16 << 10})
 	s.app = app
-	app.Use(fibermp.New(fibermp.Config{Client: client, Store: sessions, Protocol: fibermp.Token, OnLogin: onLogin}))
+	if cfg.LoginLimit > 0 {
+		// Each login costs a jscode2session call on the app's WeChat quota. On Redis,
+		// the count is shared by every instance.
+		var counts fiber.Storage = memorystorage.New() // the limiter's default never stops its cleanup
+		if cfg.Redis != "" {
+			counts = redisstorage.New(redisstorage.Config{Addrs: []string{cfg.Redis}})
+		}
+		s.closers = append(s.closers, counts.Close)
+		lc := limiter.Config{Max: cfg.LoginLimit, Expiration: time.Minute, LimitReached: tooManyLogins, Storage: counts}
+		app.Post("/login", limiter.New(lc))
+	}
+	m := metrics.New()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{m}, prometheus.NewGoCollector())
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	app.Use(fibermp.New(fibermp.Config{Client: client, Store: sessions, Protocol: fibermp.Token, OnLogin: onLogin, Metrics: m}))
 	if fake != nil {
 		mountWeChat(app, fake)
 	}

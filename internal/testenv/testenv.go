@@ -128,6 +128,10 @@ var IgnoreFasthttp = []goleak.Option{
 	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 	// A stopped server's worker-pool cleaner finishes its idle sleep (10 s) and exits.
 	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+	// Fiber's process-wide clock (utils.StartTimeStampUpdater), started once by the
+	// limiter middleware and by gofiber/storage/memory, and never stopped.
+	goleak.IgnoreTopFunction("github.com/gofiber/fiber/v2/middleware/limiter.FixedWindow.New.StartTimeStampUpdater.func2.1"),
+	goleak.IgnoreTopFunction("github.com/gofiber/storage/memory/v2.New.StartTimeStampUpdater.func1.1"),
 }
 
 // NodeSDKs returns the folder where the npm client SDKs (wafer-client-sdk,
