@@ -125,6 +125,11 @@ func TestProgram(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != 401 {
 		t.Errorf("socket without a token: want 401; got %v, %v", resp, err)
 	}
+	// Logins are limited per IP: 10 a minute, this test's one included.
+	for i := 2; i <= 10; i++ {
+		do(t, "POST", base+"/login", `{"code":"made-up"}`, "", 401)
+	}
+	do(t, "POST", base+"/login", `{"code":"made-up"}`, "", 429)
 }
 
 func freeAddr(t *testing.T) string {
