@@ -21,6 +21,7 @@ import (
 
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/internal/testenv"
+	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wsauth"
 )
@@ -608,5 +609,46 @@ func TestKeepAlive(t *testing.T) {
 	}
 	if late > 700*time.Millisecond {
 		t.Errorf("the deadline close came %v late", late)
+	}
+}
+
+// TestMetrics counts what sockets do: open sockets and handles, events and refusals.
+func TestMetrics(t *testing.T) {
+	m := metrics.New()
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token, Metrics: m})
+	value := func(name string, labels map[string]string) float64 {
+		var v float64
+		m.Each(func(s metrics.Sample) {
+			if s.Name == name && fmt.Sprint(s.Labels) == fmt.Sprint(labels) {
+				v = s.Value
+			}
+		})
+		return v
+	}
+	token := s.login(t, "o-counted")
+	conn := mustDial(t, s.wsURL(""), bearer(token))
+	call(t, conn, "who")
+	if n, h := value("mpsession_sockets", nil), value("mpsession_handles", nil); n != 1 || h != 1 {
+		t.Errorf("one socket open: want 1 socket and 1 handle; got %v and %v", n, h)
+	}
+	s.post(t, "/set/color/red", token)
+	if _, _, err := dial(s.wsURL(""), nil); err == nil {
+		t.Error("want a refusal")
+	}
+	_ = conn.Close()
+	waitHandles(t, 0)
+	for deadline := time.Now().Add(5 * time.Second); value("mpsession_sockets", nil) != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after close: want 0 sockets; got %v", value("mpsession_sockets", nil))
+		}
+	}
+	if v := value("mpsession_events_total", map[string]string{"kind": "changed"}); v < 1 {
+		t.Errorf("want the change event counted; got %v", v)
+	}
+	if v := value("mpsession_upgrades_refused_total", map[string]string{"reason": "invalid"}); v != 1 {
+		t.Errorf("want 1 upgrade refused as invalid; got %v", v)
+	}
+	if v := value("mpsession_logins_total", map[string]string{"outcome": "ok"}); v != 1 {
+		t.Errorf("want 1 login; got %v", v)
 	}
 }
