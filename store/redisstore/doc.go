@@ -64,6 +64,25 @@
 // 503. go-redis reconnects by itself; with its default options operations succeed again
 // within about a second of Redis coming back.
 //
+// # Sentinel
+//
+// With Sentinel, give New a failover client, which sends every command to the master
+// the Sentinels name (redis.NewUniversalClient with MasterName set makes the same):
+//
+//	client := redis.NewFailoverClient(&redis.FailoverOptions{
+//		MasterName:    "mymaster",
+//		SentinelAddrs: []string{"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"},
+//	})
+//
+// When the master fails, operations fail as in an outage until the Sentinels have
+// promoted a replica: down-after-milliseconds, then a second or so (2.2 to 2.5 s after
+// a SIGKILL in wsauth's TestSentinelFailover, at 1000 ms). The subscription then comes
+// back on the new master, and every subscriber, such as wsauth's live handles,
+// receives a store.EventResync. Replication is asynchronous, so a failover loses the
+// writes the old master acknowledged but had not yet sent to the promoted replica: a
+// session created in that window disappears (its user logs in again), an Incr goes
+// back, and a session deleted in it, at logout, comes back.
+//
 // # Cluster
 //
 // On a sharded client (Cluster, or a Ring) every script touches one key, so every
