@@ -41,4 +41,18 @@
 // and a WebSocket, see package wsauth) that change different fields never overwrite each
 // other. Incr is atomic in the store, so counters stay exact under any concurrency. A
 // request that changes nothing writes nothing; its load also extends the idle timeout.
+// On a socket, wsauth's live handle is the same *Session, written through at once.
+//
+// # Outages
+//
+// Every store call made for a request is bounded by Config.StoreTimeout (1 s). A store
+// that fails or does not answer gets the client a 503 with Retry-After, never the
+// invalid-session reply, so clients keep their sessions. A Session method whose store
+// call failed returns an error wrapping ErrUnavailable: a handler that returns it gets
+// the same 503, without the error's text.
+//
+// # Mounting
+//
+// LoginPath and LogoutPath are matched below the prefix the middleware is mounted at:
+// app.Group("/api").Use(fibermp.New(cfg)) answers /api/login.
 package fibermp

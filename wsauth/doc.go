@@ -33,7 +33,9 @@
 //     every process sharing the store. wafer-client-sdk's Tunnel works this way.
 //
 // A browser's Origin must be on Config.Origins; requests without an Origin (mini
-// programs, native apps) pass on their credentials alone.
+// programs, native apps) pass on their credentials alone. One session holds at most
+// Config.MaxSocketsPerSession sockets, one user Config.MaxSocketsPerUser (per process);
+// an upgrade past a cap is refused with 429.
 //
 // # The live handle
 //
