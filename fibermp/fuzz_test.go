@@ -9,17 +9,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/mpsession/mpsession/internal/session"
+	"github.com/mpsession/mpsession/internal/testenv"
 )
-
-// withCtx runs fn with a Fiber context for a request built by build.
-func withCtx(build func(r *fasthttp.Request), fn func(c *fiber.Ctx)) {
-	app := fiber.New()
-	fctx := &fasthttp.RequestCtx{}
-	build(&fctx.Request)
-	c := app.AcquireCtx(fctx)
-	defer app.ReleaseCtx(c)
-	fn(c)
-}
 
 // FuzzLogin feeds arbitrary login requests to the login reader: it must never panic,
 // and what it accepts must be a well-formed login.
@@ -32,7 +23,7 @@ func FuzzLogin(f *testing.F) {
 	f.Add(`null`, "x", "\xff", "\xfe")
 	f.Fuzz(func(t *testing.T, body, code, enc, iv string) {
 		for _, p := range []session.Protocol{session.Wafer, session.Wafer2, session.Token} {
-			withCtx(func(r *fasthttp.Request) {
+			testenv.WithCtx(func(r *fasthttp.Request) {
 				r.Header.SetMethod(fiber.MethodPost)
 				r.SetRequestURI("/login")
 				r.SetBodyString(body)

@@ -1,13 +1,8 @@
 package wsauth
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"net/url"
 
 	"github.com/gofiber/fiber/v2"
@@ -41,7 +36,7 @@ func Tickets(config TicketConfig) fiber.Handler {
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
 		ticket := base64.RawURLEncoding.EncodeToString(b)
-		if err := eng.Store.PutTicket(c.UserContext(), ticket, sealTicket(ticket, st.Credentials().String()), cfg.TTL); err != nil {
+		if err := eng.Store.PutTicket(c.UserContext(), ticket, session.Seal(ticket, ticketName, st.Credentials().String()), cfg.TTL); err != nil {
 			return session.Unavailable(c, "session store unavailable")
 		}
 		u := cfg.socketURL(c)
@@ -74,34 +69,8 @@ func (cfg TicketConfig) socketURL(c *fiber.Ctx) url.URL {
 	return u
 }
 
-// A ticket's value is the session credential, sealed with AES-256-GCM under a key
-// derived from the ticket itself. The store keys tickets by SHA-256 of the ticket, which
-// does not give the key, so a dump of any store holds no usable credential, even during
-// the ticket's 30 seconds.
-func ticketAEAD(ticket string) cipher.AEAD {
-	mac := hmac.New(sha256.New, []byte(ticket))
-	mac.Write([]byte("mpsession/wsauth ticket key"))
-	block, _ := aes.NewCipher(mac.Sum(nil)) // a 32-byte key never fails
-	aead, _ := cipher.NewGCM(block)
-	return aead
-}
-
-func sealTicket(ticket, credential string) string {
-	aead := ticketAEAD(ticket)
-	// The key is used for this one message: a fixed nonce is safe.
-	nonce := make([]byte, aead.NonceSize())
-	return base64.RawStdEncoding.EncodeToString(aead.Seal(nil, nonce, []byte(credential), nil))
-}
-
-func openTicket(ticket, sealed string) (string, error) {
-	b, err := base64.RawStdEncoding.DecodeString(sealed)
-	if err != nil {
-		return "", errors.New("wsauth: malformed ticket value")
-	}
-	aead := ticketAEAD(ticket)
-	plain, err := aead.Open(nil, make([]byte, aead.NonceSize()), b, nil)
-	if err != nil {
-		return "", errors.New("wsauth: ticket value does not open")
-	}
-	return string(plain), nil
-}
+// ticketName is what a ticket's value is sealed as: the session credential, under a
+// key derived from the ticket itself. The store keys tickets by SHA-256 of the ticket,
+// which does not give the key, so a dump of any store holds no usable credential, even
+// during the ticket's 30 seconds.
+const ticketName = "wsauth ticket"

@@ -112,7 +112,7 @@ func authenticate(c *fiber.Ctx, cfg Config, eng *session.Engine) (*session.State
 		if err != nil {
 			return nil, err
 		}
-		cred, err := openTicket(ticket, sealed)
+		cred, err := session.Unseal(ticket, ticketName, sealed)
 		if err != nil {
 			return nil, session.ErrInvalid
 		}

@@ -6,17 +6,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
-)
 
-// withCtx runs fn with a Fiber context for a request built by build.
-func withCtx(build func(r *fasthttp.Request), fn func(c *fiber.Ctx)) {
-	app := fiber.New()
-	fctx := &fasthttp.RequestCtx{}
-	build(&fctx.Request)
-	c := app.AcquireCtx(fctx)
-	defer app.ReleaseCtx(c)
-	fn(c)
-}
+	"github.com/mpsession/mpsession/internal/testenv"
+)
 
 // FuzzCredentials feeds arbitrary session headers and query strings to the credential
 // readers of every protocol: they must never panic, and whatever they accept must be a
@@ -31,7 +23,7 @@ func FuzzCredentials(f *testing.F) {
 	f.Add("\x00", "é", "Bearer", "", "&&=&")
 	f.Fuzz(func(t *testing.T, id, skey, auth, sessionID, query string) {
 		for _, p := range []Protocol{Wafer, Wafer2, Token} {
-			withCtx(func(r *fasthttp.Request) {
+			testenv.WithCtx(func(r *fasthttp.Request) {
 				r.SetRequestURI("/x?" + query)
 				r.Header.Set(HeaderID, id)
 				r.Header.Set(HeaderSkey, skey)

@@ -26,33 +26,35 @@ func Sealed(name string) bool {
 	return name == FieldSessionKey || name == FieldUserInfo || name == FieldUnionID
 }
 
-func fieldAEAD(id string) cipher.AEAD {
-	mac := hmac.New(sha256.New, []byte(id))
-	mac.Write([]byte("mpsession/session field key"))
+func sealAEAD(secret string) cipher.AEAD {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("mpsession seal key"))
 	block, _ := aes.NewCipher(mac.Sum(nil)) // a 32-byte key never fails
 	aead, _ := cipher.NewGCM(block)
 	return aead
 }
 
-// Seal seals a field value of session id. The field's name is bound to the value, so
-// one sealed field cannot stand in for another.
-func Seal(id, name, plain string) string {
-	aead := fieldAEAD(id)
+// Seal seals plain under a key derived from secret, a random value the store never
+// sees: a session id (for the session's fields), a ticket (for the credential it
+// holds). name says what the value is and is bound to it, so one sealed value cannot
+// stand in for another.
+func Seal(secret, name, plain string) string {
+	aead := sealAEAD(secret)
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
 	_, _ = rand.Read(nonce)
 	return sealedPrefix + base64.RawStdEncoding.EncodeToString(aead.Seal(nonce, nonce, []byte(plain), []byte(name)))
 }
 
-var errSealed = errors.New("fibermp: a sealed field does not open with this session's key")
+var errSealed = errors.New("mpsession: a sealed value does not open with this key")
 
 // Unseal opens what Seal sealed.
-func Unseal(id, name, sealed string) (string, error) {
+func Unseal(secret, name, sealed string) (string, error) {
 	b64, ok := strings.CutPrefix(sealed, sealedPrefix)
 	if !ok {
 		return "", errSealed
 	}
 	b, err := base64.RawStdEncoding.Strict().DecodeString(b64)
-	aead := fieldAEAD(id)
+	aead := sealAEAD(secret)
 	if err != nil || len(b) < aead.NonceSize() {
 		return "", errSealed
 	}

@@ -111,26 +111,27 @@ func (s *State) Raw(key string) (string, bool) {
 	if CheckKey(key) != nil {
 		return "", false
 	}
-	s.mu.Lock()
-	stale := s.stale
-	s.mu.Unlock()
-	if stale {
-		_ = s.Reload(nil)
-	}
+	s.refresh()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.fields[key]
 	return v, ok
 }
 
-// Keys returns the names of the application's fields, sorted.
-func (s *State) Keys() []string {
+// refresh reloads a live state whose session changed elsewhere; on failure the state
+// keeps what it knew.
+func (s *State) refresh() {
 	s.mu.Lock()
 	stale := s.stale
 	s.mu.Unlock()
 	if stale {
 		_ = s.Reload(nil)
 	}
+}
+
+// Keys returns the names of the application's fields, sorted.
+func (s *State) Keys() []string {
+	s.refresh()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	keys := make([]string, 0, len(s.fields))

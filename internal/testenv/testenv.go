@@ -19,6 +19,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 )
 
@@ -149,4 +150,15 @@ func NodeSDKs(tb testing.TB) string {
 		Unavailable(tb, "the client SDKs are not installed: (cd fibermp/testdata/node && npm ci)")
 	}
 	return dir
+}
+
+// WithCtx runs fn with a Fiber context for a request that build fills in, with no
+// server: for fuzz targets of code that reads requests.
+func WithCtx(build func(r *fasthttp.Request), fn func(c *fiber.Ctx)) {
+	app := fiber.New()
+	fctx := &fasthttp.RequestCtx{}
+	build(&fctx.Request)
+	c := app.AcquireCtx(fctx)
+	defer app.ReleaseCtx(c)
+	fn(c)
 }
