@@ -49,8 +49,9 @@ type Session struct {
 	st *session.State
 }
 
-// ID returns the session id. For the Wafer2 and Token protocols it is the credential
-// the client sends, so never log it.
+// ID returns the session id. It is a secret: for the Wafer2 and Token protocols it is
+// the credential the client sends, and for every protocol the key that seals the
+// session's secrets at rest. Never log it.
 func (s *Session) ID() string { return s.st.ID() }
 
 // OpenID returns the user's openid, as jscode2session gave it.

@@ -90,19 +90,23 @@ func (r *release) Close() error {
 // already checked them), a subprotocol credential, or a ticket. It returns nil, nil
 // when the request offers no credentials at all.
 func authenticate(c *fiber.Ctx, cfg Config, eng *session.Engine) (*session.State, error) {
-	if st := session.StateOf(c); st != nil {
-		return st, nil
-	}
+	var cred string
 	if offered := c.Get(fiber.HeaderSecWebSocketProtocol); offered != "" {
-		if cred, ok := subprotocolCredential(offered, cfg.Protocol); ok {
+		if offeredCred, ok := subprotocolCredential(offered, cfg.Protocol); ok {
+			cred = offeredCred
 			// The credential must reach neither the socket's handler (contrib copies
-			// the request headers into the Conn) nor the reply: the upgrader echoes
-			// the fixed name set here.
+			// the request headers into the Conn) nor the reply, even when the headers
+			// carry a session too: the upgrader echoes the fixed name set here.
 			cred = utils.CopyString(cred)
 			c.Request().Header.Set(fiber.HeaderSecWebSocketProtocol, cfg.Protocol)
 			c.Set(fiber.HeaderSecWebSocketProtocol, cfg.Protocol)
-			return eng.Authenticate(c, cred)
 		}
+	}
+	if st := session.StateOf(c); st != nil {
+		return st, nil
+	}
+	if cred != "" {
+		return eng.Authenticate(c, cred)
 	}
 	if ticket := c.Query(TicketParam); ticket != "" {
 		sealed, err := eng.Store.TakeTicket(c.UserContext(), ticket)

@@ -652,3 +652,46 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("want 1 login; got %v", v)
 	}
 }
+
+// TestCredentialHidden: a subprotocol credential never reaches the handler, even when
+// the headers carry a session as well.
+func TestCredentialHidden(t *testing.T) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
+	token := s.login(t, "o-both")
+	h := bearer(token)
+	h.Set("Sec-WebSocket-Protocol", "mpsession, "+token)
+	conn, resp, err := dial(s.wsURL(""), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "mpsession" {
+		t.Errorf("want the fixed protocol echoed; got %q", got)
+	}
+	if got := call(t, conn, "proto"); strings.Contains(got, token) {
+		t.Errorf("the handler sees the credential: %q", got)
+	}
+}
+
+// TestProtocolsDoNotMix: where a Wafer and a Token middleware share a store, a Wafer
+// session is not opened by its id alone.
+func TestProtocolsDoNotMix(t *testing.T) {
+	st := stores(t)["memory"](t)
+	wafer := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Wafer})
+	wafer2 := newServer(t, st, wafer.wx, fibermp.Config{Protocol: fibermp.Wafer2})
+	req, _ := http.NewRequest("GET", wafer.url+"/login", nil)
+	req.Header.Set("X-WX-Code", wafer.wx.NewCode("o-mixed"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var login struct{ Session struct{ ID, Skey string } }
+	_ = json.NewDecoder(resp.Body).Decode(&login)
+	resp.Body.Close()
+	if login.Session.ID == "" {
+		t.Fatal("no wafer session")
+	}
+	if _, resp, err := dial(wafer2.wsURL(""), http.Header{"X-WX-Skey": {login.Session.ID}}); err == nil || status(resp) != 401 {
+		t.Errorf("a Wafer id as a Wafer2 skey: want 401; got %d, %v", status(resp), err)
+	}
+}

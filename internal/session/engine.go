@@ -65,7 +65,10 @@ func (e *Engine) Open(ctx context.Context, cr Credentials) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.Protocol == Wafer && subtle.ConstantTimeCompare([]byte(rec.Fields[FieldSkey]), []byte(HashSkey(cr.Skey))) != 1 {
+	// A Wafer session needs its skey; and a session made by a Wafer middleware is not
+	// opened by its id alone where another protocol shares the store.
+	if (e.Protocol == Wafer) != (rec.Fields[FieldSkey] != "") ||
+		e.Protocol == Wafer && subtle.ConstantTimeCompare([]byte(rec.Fields[FieldSkey]), []byte(HashSkey(cr.Skey))) != 1 {
 		return nil, ErrInvalid
 	}
 	// The credentials point into fasthttp's buffers; the session may outlive the
