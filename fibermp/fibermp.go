@@ -139,7 +139,8 @@ func relativePath(c *fiber.Ctx) string {
 	if head != prefix && !(!c.App().Config().CaseSensitive && strings.EqualFold(head, prefix)) {
 		return path
 	}
-	if rest := path[len(prefix):]; rest == "" || rest[0] == '/' {
+	// A route's own path (app.All("/login", mw)) is no prefix: it is the path.
+	if rest := path[len(prefix):]; rest != "" && rest[0] == '/' {
 		return rest
 	}
 	return path

@@ -272,7 +272,7 @@ func TestTokenProtocol(t *testing.T) {
 		hdr    map[string]string
 		status int
 	}{
-		"unknown token":  {map[string]string{"Authorization": "Bearer " + body.Token[:42] + "A"}, 401},
+		"unknown token":  {map[string]string{"Authorization": "Bearer " + otherToken(body.Token)}, 401},
 		"basic auth":     {map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}, 400},
 		"short token":    {map[string]string{"X-Session-Id": "abc"}, 400},
 		"empty bearer":   {map[string]string{"Authorization": "Bearer "}, 400},
@@ -803,4 +803,12 @@ func TestQueryCredentials(t *testing.T) {
 	if r := h.do(t, "GET", "/whoami"+q, upgrade, ""); r.status != 401 {
 		t.Errorf("query credentials on an upgrade: want 401; got %d %s", r.status, r.body)
 	}
+}
+
+// otherToken returns a well-formed token that differs from token in its last character.
+func otherToken(token string) string {
+	if token[len(token)-1] == 'A' {
+		return token[:len(token)-1] + "B"
+	}
+	return token[:len(token)-1] + "A"
 }

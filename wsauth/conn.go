@@ -80,6 +80,10 @@ func Handler(fn func(c *Conn), config ...ConnConfig) func(*fws.Conn) {
 			_ = conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseInternalServerErr, "socket not authenticated by wsauth.New"), time.Now().Add(time.Second))
 			return
 		}
+		if !r.h.claim() {
+			_ = conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseTryAgainLater, "handshake took too long"), time.Now().Add(time.Second))
+			return
+		}
 		c := wrap(conn, r.h, cfg)
 		defer c.Close()
 		fn(c)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -58,10 +59,14 @@ type Handle struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
+	missed  store.EventKind // what the handle may have missed before it joined the registry
+	claimed atomic.Bool     // a Handler serves the socket (or the handle was given up)
+
 	mu        sync.Mutex
 	nextTouch time.Time
 	err       error
 	expiry    *time.Timer // ends the handle at the session's absolute deadline
+	unclaimed *time.Timer // ends the handle if no Handler takes it
 
 	// conn is the socket to close when the session ends, set by a Conn while its
 	// handler runs. fasthttp recycles the connection once the handler returns, so it
@@ -88,6 +93,22 @@ func open(eng *session.Engine, st *session.State, app *fiber.App, cfg Config) (*
 		return nil, err
 	}
 	st.GoLive(ctx, h.gone)
+	switch h.missed {
+	case store.EventDeleted:
+		h.end(ErrLoggedOut)
+	case store.EventRevoked:
+		h.end(ErrRevoked)
+	case store.EventExpired:
+		h.end(ErrExpired)
+	case store.EventChanged:
+		st.MarkStale()
+	case store.EventResync:
+		// Reload on the first read, and check on the next sweep that it still exists.
+		st.MarkStale()
+		h.mu.Lock()
+		h.nextTouch = time.Time{}
+		h.mu.Unlock()
+	}
 	if !h.deadline.IsZero() {
 		h.mu.Lock()
 		h.expiry = time.AfterFunc(time.Until(h.deadline), func() { h.end(ErrExpired) })
@@ -131,6 +152,9 @@ func (h *Handle) end(why error) {
 	h.err = why
 	if h.expiry != nil {
 		h.expiry.Stop()
+	}
+	if h.unclaimed != nil {
+		h.unclaimed.Stop()
 	}
 	h.mu.Unlock()
 	close(h.done)
@@ -183,4 +207,35 @@ func (h *Handle) bind(conn *websocket.Conn) {
 	if why := h.Err(); why != nil && why != ErrClosed {
 		h.closeConn(closeFrame(why))
 	}
+}
+
+// claimTimeout is how long an upgraded socket's handle waits for its Handler: fasthttp
+// runs none when it fails to send the 101, and does not reset the request either. The
+// Handler starts as soon as the 101 is written, which is a few bytes.
+const claimTimeout = 2 * time.Second
+
+// awaitClaim ends the handle unless a Handler claims it within claimTimeout.
+func (h *Handle) awaitClaim() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err == nil {
+		h.unclaimed = time.AfterFunc(claimTimeout, func() {
+			if h.claimed.CompareAndSwap(false, true) {
+				h.end(ErrClosed)
+			}
+		})
+	}
+}
+
+// claim takes the handle for a Handler; false means it was given up already.
+func (h *Handle) claim() bool {
+	if !h.claimed.CompareAndSwap(false, true) {
+		return false
+	}
+	h.mu.Lock()
+	if h.unclaimed != nil {
+		h.unclaimed.Stop()
+	}
+	h.mu.Unlock()
+	return true
 }

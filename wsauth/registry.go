@@ -24,6 +24,9 @@ type registry struct {
 	mu          sync.Mutex
 	handles     map[string]map[*Handle]struct{} // by session hash
 	owners      map[string]int                  // handles by openid
+	created     time.Time                       // when the subscription began
+	recent      map[string]recentEvent          // the last events, by session hash
+	resyncAt    time.Time                       // the last EventResync
 	n           int
 	unsubscribe func()
 	stop        chan struct{}
@@ -35,6 +38,17 @@ var (
 	registriesMu sync.Mutex
 	registries   = map[*session.Engine]*registry{}
 )
+
+// recentEvent is an event a handle may have missed: one that arrived after its
+// session was loaded for the upgrade and before the handle joined the registry.
+type recentEvent struct {
+	at   time.Time
+	kind store.EventKind
+}
+
+// recentFor is how long events are kept for handles about to join: far longer than an
+// upgrade takes from its load to its registration.
+const recentFor = 10 * time.Second
 
 // errTooMany refuses a socket past Config.MaxSocketsPerSession or MaxSocketsPerUser.
 var errTooMany = errors.New("wsauth: too many sockets")
@@ -61,14 +75,14 @@ func attach(k *session.Engine, h *Handle, perSession, perUser int) error {
 		registries[k] = r
 	}
 	h.reg = r
-	r.add(h)
+	h.missed = r.add(h)
 	return nil
 }
 
 func newRegistry(k *session.Engine) (*registry, error) {
 	st, idle := k.Store, k.Idle
 	r := &registry{st: st, idle: idle, key: k, handles: map[string]map[*Handle]struct{}{}, owners: map[string]int{},
-		stop: make(chan struct{})}
+		recent: map[string]recentEvent{}, stop: make(chan struct{}), created: time.Now()}
 	unsubscribe, err := st.Subscribe(r.onEvent)
 	if err != nil {
 		return nil, err
@@ -78,7 +92,10 @@ func newRegistry(k *session.Engine) (*registry, error) {
 	return r, nil
 }
 
-func (r *registry) add(h *Handle) {
+// add adds h, and returns what it may have missed since its session was loaded: an
+// event about it, or EventResync when the registry cannot tell (it subscribed after the
+// load, or events were lost since).
+func (r *registry) add(h *Handle) store.EventKind {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	hs := r.handles[h.hash]
@@ -90,6 +107,14 @@ func (r *registry) add(h *Handle) {
 	r.owners[h.OpenID()]++
 	r.n++
 	r.key.Metrics.Handles(1)
+	loaded := h.st.LoadedAt()
+	switch ev, ok := r.recent[h.hash]; {
+	case !r.created.Before(loaded) || !r.resyncAt.Before(loaded):
+		return store.EventResync
+	case ok && !ev.at.Before(loaded):
+		return ev.kind
+	}
+	return 0
 }
 
 func (r *registry) remove(h *Handle) {
@@ -153,6 +178,15 @@ func (r *registry) each(hash string, fn func(h *Handle)) {
 // happen on the next read, close frames on their own goroutine.
 func (r *registry) onEvent(e store.Event) {
 	r.key.Metrics.Event(e.Kind.String(), e.At)
+	// Noted before the handles are looked at, under the same lock as add: a handle
+	// joining meanwhile either gets the event below or finds it here.
+	r.mu.Lock()
+	if e.Kind == store.EventResync {
+		r.resyncAt = time.Now()
+	} else {
+		r.recent[e.Hash] = recentEvent{at: time.Now(), kind: e.Kind}
+	}
+	r.mu.Unlock()
 	switch e.Kind {
 	case store.EventChanged:
 		r.each(e.Hash, func(h *Handle) { h.st.MarkStale() })
@@ -191,6 +225,7 @@ func (r *registry) run(stop <-chan struct{}) {
 		case <-done:
 			busy = false
 		case now := <-t.C:
+			r.forget(now)
 			// One batch of touches at a time, off this loop: while the store is slow
 			// the next batch waits, and the handles it holds stay due.
 			if busy {
@@ -205,6 +240,17 @@ func (r *registry) run(stop <-chan struct{}) {
 					done <- struct{}{}
 				}()
 			}
+		}
+	}
+}
+
+// forget drops the events too old to matter to a handle about to join.
+func (r *registry) forget(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for hash, ev := range r.recent {
+		if now.Sub(ev.at) > recentFor {
+			delete(r.recent, hash)
 		}
 	}
 }

@@ -74,7 +74,13 @@ func New(config ...Config) fiber.Handler {
 		// upgraded request, when the socket's handler returns; for an upgrade that
 		// failed, at once. That releases the handle.
 		c.Locals(localsKey, &release{h})
-		return c.Next()
+		err = c.Next()
+		if c.Response().StatusCode() != fiber.StatusSwitchingProtocols {
+			h.end(ErrClosed) // no socket: the upgrade failed after this middleware
+			return err
+		}
+		h.awaitClaim()
+		return err
 	}
 }
 

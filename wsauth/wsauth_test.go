@@ -381,6 +381,9 @@ func TestHandleReads(t *testing.T) {
 	t.Cleanup(func() { _ = mem.Close() })
 	st := &flakyStore{Store: mem}
 	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token})
+	// A first socket: the registry's subscription then predates the next upgrade's
+	// load, so that upgrade's handle needs no reload to be sure it missed nothing.
+	mustDial(t, s.wsURL(""), bearer(s.login(t, "o-first")))
 	token := s.login(t, "o-reader")
 	if code := s.post(t, "/set/color/red", token); code != 200 {
 		t.Fatalf("set: want 200; got %d", code)

@@ -40,7 +40,8 @@ func (b *bounded) call(ctx context.Context) (context.Context, func(error)) {
 	}
 	return ctx, func(err error) {
 		cancel()
-		b.m.StoreCall(time.Since(start), Outage(err))
+		// The caller's own cancellation (a socket that closed) is no store failure.
+		b.m.StoreCall(time.Since(start), Outage(err) && !errors.Is(err, context.Canceled))
 	}
 }
 

@@ -58,6 +58,7 @@ func SetState(c *fiber.Ctx, s *State) { c.Locals(stateKey, s) }
 // when they do not name a live session, and a store error when the store failed. The
 // load also extends the idle timeout, without writing any field.
 func (e *Engine) Open(ctx context.Context, cr Credentials) (*State, error) {
+	start := time.Now() // events from here on may or may not be in what Load returns
 	rec, err := e.Store.Load(ctx, cr.ID, e.Idle)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrInvalid
@@ -74,7 +75,9 @@ func (e *Engine) Open(ctx context.Context, cr Credentials) (*State, error) {
 	// The credentials point into fasthttp's buffers; the session may outlive the
 	// request (a socket keeps it for its life).
 	cr.ID, cr.Skey = utils.CopyString(cr.ID), utils.CopyString(cr.Skey)
-	return e.NewState(ctx, cr, rec), nil
+	s := e.NewState(ctx, cr, rec)
+	s.loadedAt = start
+	return s, nil
 }
 
 // Authenticate opens the session a credential string names (see Credentials.String)
@@ -93,10 +96,11 @@ func (e *Engine) Authenticate(c *fiber.Ctx, credential string) (*State, error) {
 	return s, nil
 }
 
-// NewState makes the state of a session loaded (or just created) as rec.
+// NewState makes the state of a session loaded (or just created) as rec, with now as
+// its LoadedAt.
 func (e *Engine) NewState(ctx context.Context, cr Credentials, rec *store.Record) *State {
 	s := &State{eng: e, ctx: ctx, cred: cr, owner: rec.Owner, created: createdAt(rec.Fields),
-		deadline: rec.Deadline, expires: rec.ExpiresAt, fields: rec.Fields}
+		deadline: rec.Deadline, expires: rec.ExpiresAt, fields: rec.Fields, loadedAt: time.Now()}
 	if e.Wrap != nil {
 		s.Outer = e.Wrap(s)
 	}

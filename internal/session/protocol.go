@@ -277,9 +277,16 @@ func InvalidStatus(c *fiber.Ctx) int {
 	return fiber.StatusOK
 }
 
-// IsUpgrade reports whether c asks for a WebSocket.
+// IsUpgrade reports whether c asks for a WebSocket: its Upgrade header lists
+// "websocket", as the upgrader reads it (Connection aside, so no variant of the request
+// escapes the rules for upgrades).
 func IsUpgrade(c *fiber.Ctx) bool {
-	return strings.EqualFold(c.Get(fiber.HeaderUpgrade), "websocket")
+	for _, token := range strings.Split(c.Get(fiber.HeaderUpgrade), ",") {
+		if strings.EqualFold(strings.TrimSpace(token), "websocket") {
+			return true
+		}
+	}
+	return false
 }
 
 // InvalidSession answers a request whose session is unknown, expired or malformed: the

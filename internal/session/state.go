@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -30,6 +31,7 @@ type State struct {
 	owner    string
 	created  time.Time
 	deadline time.Time
+	loadedAt time.Time // when the fields were loaded, for events that may have crossed
 
 	// Outer is the application's view of this state (fibermp's *Session).
 	Outer any
@@ -42,9 +44,16 @@ type State struct {
 	del       map[string]struct{}
 	destroyed bool
 
-	live  bool
-	stale bool              // live: a change was announced since the last load
-	gone  func(error) error // live: the store no longer has the session
+	live bool
+	gen  uint64 // bumped by every change to fields: a write that started under an older
+	// generation does not apply its result over a newer one
+
+	// stale is set, without s.mu, by the store's event goroutine, which must never wait
+	// on a session: a change was announced since the last load.
+	stale atomic.Bool
+	// gone, for a live state, is called when the store no longer has the session or the
+	// state's context ended; what it returns is the error of the failed call.
+	gone atomic.Pointer[func(error) error]
 }
 
 // GoLive makes s write through from now on, with ctx for its store calls. gone is
@@ -53,16 +62,19 @@ type State struct {
 func (s *State) GoLive(ctx context.Context, gone func(err error) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ctx, s.live, s.gone = ctx, true, gone
+	s.ctx, s.live = ctx, true
+	if gone != nil {
+		s.gone.Store(&gone)
+	}
 }
 
 // MarkStale records that the session changed elsewhere: a live state reloads on its
 // next read.
-func (s *State) MarkStale() {
-	s.mu.Lock()
-	s.stale = true
-	s.mu.Unlock()
-}
+func (s *State) MarkStale() { s.stale.Store(true) }
+
+// LoadedAt returns when the load of the state began: events about the session from
+// before then are in its fields; later ones may not be.
+func (s *State) LoadedAt() time.Time { return s.loadedAt }
 
 // Engine returns the engine s belongs to.
 func (s *State) Engine() *Engine { return s.eng }
@@ -121,10 +133,13 @@ func (s *State) Raw(key string) (string, bool) {
 // refresh reloads a live state whose session changed elsewhere; on failure the state
 // keeps what it knew.
 func (s *State) refresh() {
+	if !s.stale.Load() {
+		return
+	}
 	s.mu.Lock()
-	stale := s.stale
+	ended := s.live && s.ctx.Err() != nil
 	s.mu.Unlock()
-	if stale {
+	if !ended { // a socket that closed keeps what it knew
 		_ = s.Reload(nil)
 	}
 }
@@ -152,9 +167,10 @@ func (s *State) Reload(ctx context.Context) error {
 	if ctx == nil {
 		ctx = s.ctx
 	}
-	s.stale = false // changes announced from now on make it stale again
+	id := s.cred.ID
 	s.mu.Unlock()
-	rec, err := s.eng.Store.Load(ctx, s.cred.ID, 0)
+	s.stale.Store(false) // changes announced from now on make it stale again
+	rec, err := s.eng.Store.Load(ctx, id, 0)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.MarkStale()
@@ -163,6 +179,7 @@ func (s *State) Reload(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gen++
 	// A request's own pending changes stay on top of what the store holds.
 	for k, v := range s.set {
 		rec.Fields[k] = v
@@ -187,9 +204,8 @@ func (s *State) Set(key string, v any) error {
 		return ErrDestroyed
 	}
 	if s.live {
-		ctx := s.ctx
 		s.mu.Unlock()
-		return s.write(ctx, "set", store.Change{Set: map[string]string{key: val}})
+		return s.write("set", store.Change{Set: map[string]string{key: val}})
 	}
 	defer s.mu.Unlock()
 	if s.set == nil {
@@ -214,9 +230,8 @@ func (s *State) Delete(key string) error {
 		return ErrDestroyed
 	}
 	if s.live {
-		ctx := s.ctx
 		s.mu.Unlock()
-		return s.write(ctx, "delete", store.Change{Delete: []string{key}})
+		return s.write("delete", store.Change{Delete: []string{key}})
 	}
 	defer s.mu.Unlock()
 	if s.del == nil {
@@ -228,16 +243,31 @@ func (s *State) Delete(key string) error {
 	return nil
 }
 
-// write saves ch at once and applies it to the fields.
-func (s *State) write(ctx context.Context, op string, ch store.Change) error {
-	if err := s.eng.Store.Save(ctx, s.cred.ID, ch, s.eng.Idle); err != nil {
+// write saves ch at once and applies it to the fields, unless they changed meanwhile.
+func (s *State) write(op string, ch store.Change) error {
+	s.mu.Lock()
+	ctx, id, gen := s.ctx, s.cred.ID, s.gen
+	s.mu.Unlock()
+	if err := s.eng.Store.Save(ctx, id, ch, s.eng.Idle); err != nil {
 		return s.storeError(op, err)
 	}
+	s.apply(gen, func(fields map[string]string) { ch.Apply(fields) })
+	return nil
+}
+
+// apply changes the fields as a store call that started under generation gen found
+// them. If they changed since (a reload, another write), the call's result may be
+// older than what they hold: the state reloads instead.
+func (s *State) apply(gen uint64, change func(fields map[string]string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gen != gen {
+		s.stale.Store(true)
+		return
+	}
+	s.gen++
 	s.fields = cloneFields(s.fields)
-	ch.Apply(s.fields)
-	return nil
+	change(s.fields)
 }
 
 // Incr adds delta to the integer in field key, in the store and at once, and returns
@@ -252,7 +282,7 @@ func (s *State) Incr(key string, delta int64) (int64, error) {
 		s.mu.Unlock()
 		return 0, ErrDestroyed
 	}
-	ctx := s.ctx
+	ctx, id := s.ctx, s.cred.ID
 	// A change to the same field made earlier in this request goes first, so that the
 	// increment applies to it.
 	_, pendingSet := s.set[key]
@@ -263,15 +293,13 @@ func (s *State) Incr(key string, delta int64) (int64, error) {
 			return 0, s.storeError("incr "+strconv.Quote(key), err)
 		}
 	}
+	gen := s.gen
 	s.mu.Unlock()
-	n, err := s.eng.Store.Incr(ctx, s.cred.ID, key, delta)
+	n, err := s.eng.Store.Incr(ctx, id, key, delta)
 	if err != nil {
 		return 0, s.storeError("incr "+strconv.Quote(key), err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fields = cloneFields(s.fields)
-	s.fields[key] = strconv.FormatInt(n, 10)
+	s.apply(gen, func(fields map[string]string) { fields[key] = strconv.FormatInt(n, 10) })
 	return n, nil
 }
 
@@ -288,28 +316,34 @@ func cloneFields(fields map[string]string) map[string]string {
 // Destroy deletes the session from the store at once.
 func (s *State) Destroy() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.destroyed {
+	destroyed, ctx, id := s.destroyed, s.ctx, s.cred.ID
+	s.mu.Unlock()
+	if destroyed {
 		return nil
 	}
-	if err := s.eng.Store.Delete(s.ctx, s.cred.ID); err != nil {
+	if err := s.eng.Store.Delete(ctx, id); err != nil {
 		return s.storeError("destroy", err)
 	}
+	s.mu.Lock()
 	s.destroyed = true
 	s.set, s.del = nil, nil
+	s.mu.Unlock()
 	return nil
 }
 
 // DestroyAll deletes every session of the owner and returns how many it deleted.
 func (s *State) DestroyAll() (int, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, err := s.eng.Store.DeleteOwner(s.ctx, s.owner)
+	ctx := s.ctx
+	s.mu.Unlock()
+	n, err := s.eng.Store.DeleteOwner(ctx, s.owner)
 	if err != nil {
 		return n, s.storeError("destroy all", err)
 	}
+	s.mu.Lock()
 	s.destroyed = true
 	s.set, s.del = nil, nil
+	s.mu.Unlock()
 	return n, nil
 }
 
@@ -360,6 +394,7 @@ func (s *State) Regenerate(c *fiber.Ctx) error {
 		return s.storeError("regenerate", err)
 	}
 	s.cred, s.fields, s.set, s.del = cred, fields, nil, nil
+	s.gen++
 	switch s.eng.Protocol {
 	case Wafer:
 		c.Set(HeaderID, cred.ID)
@@ -405,13 +440,11 @@ func (s *State) Discard() {
 }
 
 // storeError names the failed operation; on a live state, a session the store no
-// longer has ends it and the error says why.
+// longer has, or a context that ended with the socket, ends it and the error says why.
+// It takes no lock: callers may hold s.mu.
 func (s *State) storeError(op string, err error) error {
-	s.mu.Lock()
-	gone := s.gone
-	s.mu.Unlock()
-	if gone != nil && errors.Is(err, store.ErrNotFound) {
-		return gone(err)
+	if gone := s.gone.Load(); gone != nil && (errors.Is(err, store.ErrNotFound) || errors.Is(err, context.Canceled)) {
+		return (*gone)(err)
 	}
 	if Outage(err) {
 		return fmt.Errorf("fibermp: %s: %w: %w", op, ErrUnavailable, err)
