@@ -7,13 +7,14 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/internal/session"
-	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
 )
 
 type middleware struct {
 	cfg    Config
+	counts *counting.Counts // cfg.Metrics's
 	eng    *session.Engine
 	proto  session.Protocol
 	logins singleflight.Group
@@ -30,10 +31,11 @@ type middleware struct {
 // the login endpoint is /api/login.
 func New(config ...Config) fiber.Handler {
 	cfg := configDefault(config...)
-	m := &middleware{cfg: cfg, proto: session.Protocol(cfg.Protocol)}
+	counts := counting.Of(cfg.Metrics)
+	m := &middleware{cfg: cfg, proto: session.Protocol(cfg.Protocol), counts: counts}
 	m.eng = &session.Engine{
-		Store:    session.Bounded(cfg.Store, cfg.StoreTimeout, cfg.Metrics),
-		Metrics:  cfg.Metrics,
+		Store:    session.Bounded(cfg.Store, cfg.StoreTimeout, counts),
+		Metrics:  counts,
 		Protocol: m.proto,
 		Idle:     cfg.IdleTimeout,
 		Wrap:     func(st *session.State) any { return &Session{st: st} },
@@ -84,7 +86,7 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	if err != nil {
-		m.cfg.Metrics.RequestRefused(metrics.RefusedInvalid)
+		m.counts.RequestRefused(counting.RefusedInvalid)
 		status := fiber.StatusBadRequest
 		if session.IsUpgrade(c) {
 			status = fiber.StatusUnauthorized // a refused upgrade says so by its status
@@ -94,10 +96,10 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 	s, err := m.eng.Open(c.UserContext(), cr)
 	switch {
 	case errors.Is(err, session.ErrInvalid):
-		m.cfg.Metrics.RequestRefused(metrics.RefusedInvalid)
+		m.counts.RequestRefused(counting.RefusedInvalid)
 		return session.InvalidSession(c, p, session.InvalidStatus(c), "session expired or unknown, log in again")
 	case err != nil:
-		m.cfg.Metrics.RequestRefused(metrics.RefusedUnavailable)
+		m.counts.RequestRefused(counting.RefusedUnavailable)
 		return session.Unavailable(c, "session store unavailable")
 	}
 	session.SetState(c, s)
@@ -106,7 +108,7 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 		if errors.Is(err, session.ErrUnavailable) {
 			// A Session method's store call failed: the same 503 as a failed load,
 			// without the error's text (it may name the store's address).
-			m.cfg.Metrics.RequestRefused(metrics.RefusedUnavailable)
+			m.counts.RequestRefused(counting.RefusedUnavailable)
 			c.Response().ResetBody()
 			return session.Unavailable(c, "session store unavailable")
 		}
@@ -116,12 +118,12 @@ func (m *middleware) handle(c *fiber.Ctx) error {
 		c.Response().ResetBody()
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			m.cfg.Metrics.RequestRefused(metrics.RefusedInvalid)
+			m.counts.RequestRefused(counting.RefusedInvalid)
 			return session.InvalidSession(c, p, session.InvalidStatus(c), "session ended during the request, log in again")
 		case errors.Is(err, store.ErrTooLarge):
 			return session.TooLarge(c, "session too large, changes not saved")
 		}
-		m.cfg.Metrics.RequestRefused(metrics.RefusedUnavailable)
+		m.counts.RequestRefused(counting.RefusedUnavailable)
 		return session.Unavailable(c, "session store unavailable, changes not saved")
 	}
 	return nil

@@ -10,8 +10,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
+	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/internal/session"
-	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wx"
 )
@@ -67,7 +67,7 @@ func (m *middleware) login(c *fiber.Ctx) error {
 	p := m.proto
 	req, err := readLogin(c, p, m.cfg.QueryCredentials)
 	if err != nil {
-		m.cfg.Metrics.Login(metrics.LoginRejected)
+		m.counts.Login(counting.LoginRejected)
 		return session.LoginFailed(c, p, fiber.StatusBadRequest, err.Error())
 	}
 	// Concurrent logins with the same code (a client that retried, two requests
@@ -79,16 +79,16 @@ func (m *middleware) login(c *fiber.Ctx) error {
 		var le *loginError
 		if errors.As(err, &le) {
 			if le.wechat {
-				m.cfg.Metrics.Login(metrics.LoginWeChatError)
+				m.counts.Login(counting.LoginWeChatError)
 			} else {
-				m.cfg.Metrics.Login(metrics.LoginRejected)
+				m.counts.Login(counting.LoginRejected)
 			}
 			return session.LoginFailed(c, p, le.status, le.msg)
 		}
-		m.cfg.Metrics.Login(metrics.LoginUnavailable)
+		m.counts.Login(counting.LoginUnavailable)
 		return session.Unavailable(c, "session store unavailable")
 	}
-	m.cfg.Metrics.Login(metrics.LoginOK)
+	m.counts.Login(counting.LoginOK)
 	r := v.(*loginResult)
 	return session.LoginReply(c, p, r.session, int64(m.cfg.IdleTimeout.Seconds()), r.userInfo)
 }

@@ -26,6 +26,9 @@ var (
 	// store's own error. A handler that returns such an error gets the middleware's
 	// 503 reply, with a generic message and Retry-After, never the error's text.
 	ErrUnavailable = session.ErrUnavailable
+	// ErrLiveSession is returned by Regenerate on a socket's live session: new
+	// credentials reach a client in an HTTP reply.
+	ErrLiveSession = session.ErrRegenerateLive
 )
 
 // Session is a user's session: on a request, from Get; on a WebSocket, embedded in
@@ -166,5 +169,5 @@ func (s *Session) DestroyAll() (int, error) { return s.st.DestroyAll() }
 // sockets bound to the old credentials are closed. The new credentials reach the client
 // in response headers (Wafer: X-WX-Id and X-WX-Skey; Wafer2: X-WX-Skey; Token:
 // X-Session-Id); clients that do not read them have to log in again. On a socket's
-// live session it returns an error: new credentials travel in an HTTP reply.
+// live session it returns ErrLiveSession.
 func (s *Session) Regenerate(c *fiber.Ctx) error { return s.st.Regenerate(c) }

@@ -13,11 +13,7 @@
 //	m.Each(func(s metrics.Sample) { fmt.Println(s.Name, s.Labels, s.Value) })
 package metrics
 
-import (
-	"math"
-	"sync/atomic"
-	"time"
-)
+import "github.com/mpsession/mpsession/internal/counting"
 
 // Kind is the kind of a Sample, as Prometheus names them.
 type Kind int
@@ -46,173 +42,35 @@ type Sample struct {
 	Counts []uint64
 }
 
-// Outcomes of a login.
-const (
-	LoginOK          = "ok"          // a session was created
-	LoginRejected    = "rejected"    // bad request, bad user data, or OnLogin refused it
-	LoginWeChatError = "wechat"      // jscode2session failed (bad code, rate limit, WeChat down)
-	LoginUnavailable = "unavailable" // the store failed
-)
+// Metrics holds the counts of one application. Its methods are safe for concurrent use.
+type Metrics struct{ c *counting.Counts }
 
-// Why a request or an upgrade was refused.
-const (
-	RefusedInvalid     = "invalid"     // unknown, expired or malformed credentials
-	RefusedUnavailable = "unavailable" // the store failed
-	RefusedOrigin      = "origin"      // a browser socket from an origin not allowed
-	RefusedTooMany     = "too_many"    // a socket past its session's or user's cap
-)
-
-var (
-	loginOutcomes  = []string{LoginOK, LoginRejected, LoginWeChatError, LoginUnavailable}
-	refusalReasons = []string{RefusedInvalid, RefusedUnavailable, RefusedOrigin, RefusedTooMany}
-	eventKinds     = []string{"changed", "deleted", "revoked", "expired", "resync"}
-	// Store call latency, seconds: from a local Redis (0.2 ms) to the timeout (1 s).
-	latencyBounds = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
-	// Event lag, seconds.
-	lagBounds = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
-)
-
-// Metrics holds the counts. Its methods are safe for concurrent use, and do nothing on
-// a nil *Metrics, so code that counts needs no check.
-type Metrics struct {
-	logins          [4]atomic.Uint64
-	requestRefusals [4]atomic.Uint64
-	upgradeRefusals [4]atomic.Uint64
-	storeCalls      atomic.Uint64
-	storeErrors     atomic.Uint64
-	storeLatency    histogram
-	sockets         atomic.Int64
-	handles         atomic.Int64
-	events          [5]atomic.Uint64
-	eventLag        histogram
+func init() {
+	counting.Of = func(m any) *counting.Counts {
+		if m, ok := m.(*Metrics); ok && m != nil {
+			return m.c
+		}
+		return nil
+	}
 }
 
 // New returns Metrics with every count at zero.
-func New() *Metrics {
-	return &Metrics{storeLatency: newHistogram(latencyBounds), eventLag: newHistogram(lagBounds)}
-}
+func New() *Metrics { return &Metrics{c: counting.New()} }
 
-// Login counts a login with one of the Login outcomes.
-func (m *Metrics) Login(outcome string) {
-	if m != nil {
-		count(m.logins[:], loginOutcomes, outcome)
-	}
-}
-
-// RequestRefused counts an HTTP request refused for one of the Refused reasons.
-func (m *Metrics) RequestRefused(reason string) {
-	if m != nil {
-		count(m.requestRefusals[:], refusalReasons, reason)
-	}
-}
-
-// UpgradeRefused counts a WebSocket upgrade refused for one of the Refused reasons.
-func (m *Metrics) UpgradeRefused(reason string) {
-	if m != nil {
-		count(m.upgradeRefusals[:], refusalReasons, reason)
-	}
-}
-
-// StoreCall counts a call to the store that took d; outage is true when it failed
-// for want of the store (not for an answer such as "not found").
-func (m *Metrics) StoreCall(d time.Duration, outage bool) {
-	if m == nil {
-		return
-	}
-	m.storeCalls.Add(1)
-	if outage {
-		m.storeErrors.Add(1)
-	}
-	m.storeLatency.observe(d.Seconds())
-}
-
-// Sockets adds delta to the open sockets; Handles to the live session handles.
-func (m *Metrics) Sockets(delta int) {
-	if m != nil {
-		m.sockets.Add(int64(delta))
-	}
-}
-
-// Handles adds delta to the live session handles.
-func (m *Metrics) Handles(delta int) {
-	if m != nil {
-		m.handles.Add(int64(delta))
-	}
-}
-
-// Event counts a store event of kind ("changed", "deleted", "revoked", "expired",
-// "resync") made at at (zero when unknown), received now.
-func (m *Metrics) Event(kind string, at time.Time) {
-	if m == nil {
-		return
-	}
-	count(m.events[:], eventKinds, kind)
-	if !at.IsZero() {
-		m.eventLag.observe(max(time.Since(at).Seconds(), 0))
-	}
-}
-
-func count(counts []atomic.Uint64, names []string, name string) {
-	for i, n := range names {
-		if n == name {
-			counts[i].Add(1)
-			return
-		}
-	}
-}
-
-// Each calls fn with every sample, in a fixed order. m must not be nil.
+// Each calls fn with every sample, in a fixed order:
+//
+//	mpsession_logins_total{outcome}            counter: ok, rejected, wechat, unavailable
+//	mpsession_requests_refused_total{reason}   counter: invalid, unavailable
+//	mpsession_upgrades_refused_total{reason}   counter: invalid, unavailable, origin, too_many
+//	mpsession_store_calls_total                counter
+//	mpsession_store_errors_total               counter: calls that failed for want of the store
+//	mpsession_store_call_seconds               histogram
+//	mpsession_sockets, mpsession_handles       gauges: open sockets, live session handles
+//	mpsession_events_total{kind}               counter: changed, deleted, revoked, expired, resync
+//	mpsession_event_lag_seconds                histogram: how late events arrive
 func (m *Metrics) Each(fn func(Sample)) {
-	labelled := func(name, help, label string, values []string, counts []atomic.Uint64) {
-		for i, v := range values {
-			fn(Sample{Name: name, Help: help, Kind: Counter, Labels: map[string]string{label: v}, Value: float64(counts[i].Load())})
-		}
-	}
-	labelled("mpsession_logins_total", "Logins, by outcome.", "outcome", loginOutcomes, m.logins[:])
-	labelled("mpsession_requests_refused_total", "HTTP requests refused for their session, by reason.", "reason", refusalReasons, m.requestRefusals[:])
-	labelled("mpsession_upgrades_refused_total", "WebSocket upgrades refused, by reason.", "reason", refusalReasons, m.upgradeRefusals[:])
-	fn(Sample{Name: "mpsession_store_calls_total", Help: "Calls to the session store.", Kind: Counter, Value: float64(m.storeCalls.Load())})
-	fn(Sample{Name: "mpsession_store_errors_total", Help: "Calls to the session store that failed for want of the store (unreachable, timed out).", Kind: Counter, Value: float64(m.storeErrors.Load())})
-	fn(m.storeLatency.sample("mpsession_store_call_seconds", "How long calls to the session store took."))
-	fn(Sample{Name: "mpsession_sockets", Help: "Open WebSockets served by wsauth.Handler.", Kind: Gauge, Value: float64(m.sockets.Load())})
-	fn(Sample{Name: "mpsession_handles", Help: "Live session handles of open WebSockets.", Kind: Gauge, Value: float64(m.handles.Load())})
-	labelled("mpsession_events_total", "Session events received from the store, by kind.", "kind", eventKinds, m.events[:])
-	fn(m.eventLag.sample("mpsession_event_lag_seconds", "How late session events arrive after the change, for stores that say when it was made."))
-}
-
-// histogram counts observations into fixed buckets.
-type histogram struct {
-	bounds []float64
-	counts []atomic.Uint64 // per bucket, not cumulative; the last is +Inf
-	sum    atomic.Uint64   // float64 bits
-}
-
-func newHistogram(bounds []float64) histogram {
-	return histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
-}
-
-func (h *histogram) observe(v float64) {
-	i := 0
-	for i < len(h.bounds) && v > h.bounds[i] {
-		i++
-	}
-	h.counts[i].Add(1)
-	for {
-		old := h.sum.Load()
-		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
-			return
-		}
-	}
-}
-
-func (h *histogram) sample(name, help string) Sample {
-	s := Sample{Name: name, Help: help, Kind: Histogram, Bounds: h.bounds, Counts: make([]uint64, len(h.bounds))}
-	var cum uint64
-	for i := range h.bounds {
-		cum += h.counts[i].Load()
-		s.Counts[i] = cum
-	}
-	s.Count = cum + h.counts[len(h.bounds)].Load()
-	s.Sum = math.Float64frombits(h.sum.Load())
-	return s
+	m.c.Each(func(s counting.Sample) {
+		fn(Sample{Name: s.Name, Help: s.Help, Kind: Kind(s.Kind), Labels: s.Labels, Value: s.Value,
+			Count: s.Count, Sum: s.Sum, Bounds: s.Bounds, Counts: s.Counts})
+	})
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/mpsession/mpsession/internal/session"
-	"github.com/mpsession/mpsession/metrics"
+	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/store"
 )
 
@@ -46,28 +46,28 @@ func New(config ...Config) fiber.Handler {
 		}
 		m := eng.Metrics
 		if origin := c.Get(fiber.HeaderOrigin); origin != "" && !allowed(cfg.Origins, origin) {
-			m.UpgradeRefused(metrics.RefusedOrigin)
+			m.UpgradeRefused(counting.RefusedOrigin)
 			return session.ForbiddenOrigin(c)
 		}
 		st, err := authenticate(c, cfg, eng)
 		switch {
 		case errors.Is(err, session.ErrInvalid):
-			m.UpgradeRefused(metrics.RefusedInvalid)
+			m.UpgradeRefused(counting.RefusedInvalid)
 			return session.InvalidSession(c, eng.Protocol, fiber.StatusUnauthorized, "invalid or expired session")
 		case err != nil:
-			m.UpgradeRefused(metrics.RefusedUnavailable)
+			m.UpgradeRefused(counting.RefusedUnavailable)
 			return session.Unavailable(c, "session store unavailable")
 		case st == nil:
-			m.UpgradeRefused(metrics.RefusedInvalid)
+			m.UpgradeRefused(counting.RefusedInvalid)
 			return session.InvalidSession(c, eng.Protocol, fiber.StatusUnauthorized, "login required")
 		}
 		h, err := open(eng, st, c.App(), cfg)
 		switch {
 		case errors.Is(err, errTooMany):
-			m.UpgradeRefused(metrics.RefusedTooMany)
+			m.UpgradeRefused(counting.RefusedTooMany)
 			return session.TooManySockets(c)
 		case err != nil:
-			m.UpgradeRefused(metrics.RefusedUnavailable)
+			m.UpgradeRefused(counting.RefusedUnavailable)
 			return session.Unavailable(c, "session store unavailable")
 		}
 		// fasthttp closes io.Closer values in Locals when the request ends: for an

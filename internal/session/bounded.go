@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/mpsession/mpsession/metrics"
+	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/store"
 )
 
@@ -13,7 +13,7 @@ import (
 // that a store that hangs (a stopped Redis) fails requests and sockets within it
 // instead of holding them, and counted in m when it is not nil. The in-memory store
 // cannot hang: without metrics it is returned as it is.
-func Bounded(st store.Store, timeout time.Duration, m *metrics.Metrics) store.Store {
+func Bounded(st store.Store, timeout time.Duration, m *counting.Counts) store.Store {
 	_, local := st.(*store.Memory)
 	if local && m == nil {
 		return st
@@ -27,7 +27,7 @@ func Bounded(st store.Store, timeout time.Duration, m *metrics.Metrics) store.St
 type bounded struct {
 	store.Store // Subscribe and Close, which need no bound
 	timeout     time.Duration
-	m           *metrics.Metrics
+	m           *counting.Counts
 }
 
 // call returns the context of one store call and the function that ends it, which

@@ -10,7 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
-	"github.com/mpsession/mpsession/metrics"
+	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/store"
 )
 
@@ -23,7 +23,7 @@ type Engine struct {
 	Store    store.Store // bounded by the store timeout (see Bounded)
 	Protocol Protocol
 	Idle     time.Duration
-	Metrics  *metrics.Metrics // nil: not counted
+	Metrics  *counting.Counts // nil: not counted
 
 	// Wrap makes the application's view of a new state (fibermp's *Session).
 	Wrap func(*State) any
