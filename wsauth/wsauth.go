@@ -8,8 +8,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
-	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/internal/counting"
+	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
 )
 
