@@ -30,94 +30,102 @@ type bounded struct {
 	m           *counting.Counts
 }
 
-// call returns the context of one store call and the function that ends it, which
-// counts the call.
-func (b *bounded) call(ctx context.Context) (context.Context, func(error)) {
-	start := time.Now()
-	cancel := context.CancelFunc(func() {})
-	if b.timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, b.timeout)
+// begin starts one store call: its context, bounded by the timeout, the function that
+// releases that context, and when it began, for the metrics.
+func (b *bounded) begin(ctx context.Context) (context.Context, context.CancelFunc, time.Time) {
+	var start time.Time
+	if b.m != nil {
+		start = time.Now()
 	}
-	return ctx, func(err error) {
-		cancel()
+	if b.timeout <= 0 {
+		return ctx, func() {}, start
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	return ctx, cancel, start
+}
+
+// end ends a store call begun at start, and counts it.
+func (b *bounded) end(cancel context.CancelFunc, start time.Time, err error) {
+	cancel()
+	if b.m != nil {
 		// The caller's own cancellation (a socket that closed) is no store failure.
 		b.m.StoreCall(time.Since(start), Outage(err) && !errors.Is(err, context.Canceled))
 	}
 }
 
 func (b *bounded) Create(ctx context.Context, id string, rec store.Record, idle time.Duration) error {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	err := b.Store.Create(ctx, id, rec, idle)
-	done(err)
+	b.end(cancel, start, err)
 	return err
 }
 
 func (b *bounded) Load(ctx context.Context, id string, touch time.Duration) (*store.Record, error) {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	rec, err := b.Store.Load(ctx, id, touch)
-	done(err)
+	b.end(cancel, start, err)
 	return rec, err
 }
 
 func (b *bounded) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	err := b.Store.Save(ctx, id, ch, idle)
-	done(err)
+	b.end(cancel, start, err)
 	return err
 }
 
 func (b *bounded) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	n, err := b.Store.Incr(ctx, id, field, delta)
-	done(err)
+	b.end(cancel, start, err)
 	return n, err
 }
 
 func (b *bounded) Touch(ctx context.Context, id string, idle time.Duration) error {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	err := b.Store.Touch(ctx, id, idle)
-	done(err)
+	b.end(cancel, start, err)
 	return err
 }
 
 func (b *bounded) Delete(ctx context.Context, id string) error {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	err := b.Store.Delete(ctx, id)
-	done(err)
+	b.end(cancel, start, err)
 	return err
 }
 
 func (b *bounded) Sessions(ctx context.Context, owner string) ([]string, error) {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	hashes, err := b.Store.Sessions(ctx, owner)
-	done(err)
+	b.end(cancel, start, err)
 	return hashes, err
 }
 
 func (b *bounded) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	n, err := b.Store.DeleteOwner(ctx, owner, keep...)
-	done(err)
+	b.end(cancel, start, err)
 	return n, err
 }
 
 func (b *bounded) PutTicket(ctx context.Context, ticket, value string, ttl time.Duration) error {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	err := b.Store.PutTicket(ctx, ticket, value, ttl)
-	done(err)
+	b.end(cancel, start, err)
 	return err
 }
 
 func (b *bounded) TakeTicket(ctx context.Context, ticket string) (string, error) {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	v, err := b.Store.TakeTicket(ctx, ticket)
-	done(err)
+	b.end(cancel, start, err)
 	return v, err
 }
 
 func (b *bounded) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
-	ctx, done := b.call(ctx)
+	ctx, cancel, start := b.begin(ctx)
 	errs := store.TouchMany(ctx, b.Store, ids, idle)
-	done(errors.Join(errs...))
+	b.end(cancel, start, errors.Join(errs...))
 	return errs
 }

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"strconv"
 	"time"
@@ -69,7 +68,7 @@ func (e *Engine) Open(ctx context.Context, cr Credentials) (*State, error) {
 	// A Wafer session needs its skey; and a session made by a Wafer middleware is not
 	// opened by its id alone where another protocol shares the store.
 	if (e.Protocol == Wafer) != (rec.Fields[FieldSkey] != "") ||
-		e.Protocol == Wafer && subtle.ConstantTimeCompare([]byte(rec.Fields[FieldSkey]), []byte(HashSkey(cr.Skey))) != 1 {
+		e.Protocol == Wafer && !SkeyMatches(rec.Fields[FieldSkey], cr.Skey) {
 		return nil, ErrInvalid
 	}
 	// The credentials point into fasthttp's buffers; the session may outlive the

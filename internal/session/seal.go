@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -69,4 +70,12 @@ func Unseal(secret, name, sealed string) (string, error) {
 func HashSkey(skey string) string {
 	sum := sha256.Sum256([]byte(skey))
 	return hex.EncodeToString(sum[:])
+}
+
+// SkeyMatches reports, in constant time, whether skey is the one stored as HashSkey.
+func SkeyMatches(stored, skey string) bool {
+	sum := sha256.Sum256([]byte(skey))
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return subtle.ConstantTimeCompare(h[:], []byte(stored)) == 1
 }

@@ -36,3 +36,19 @@ func TestSeal(t *testing.T) {
 		}
 	}
 }
+
+func TestSkeyMatches(t *testing.T) {
+	skey := strings.Repeat("cd", 20)
+	stored := HashSkey(skey)
+	if !SkeyMatches(stored, skey) {
+		t.Error("the skey does not match its own hash")
+	}
+	for _, other := range []string{"", strings.Repeat("cd", 19) + "ce", skey + "0"} {
+		if SkeyMatches(stored, other) {
+			t.Errorf("%q matches", other)
+		}
+	}
+	if SkeyMatches(skey, skey) {
+		t.Error("a clear skey in the store matches: only its hash may")
+	}
+}
