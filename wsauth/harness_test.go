@@ -207,6 +207,24 @@ func (s *server) login(t testing.TB, openID string) string {
 	return r.Token
 }
 
+// loginWafer logs openID in with the Wafer protocol's headers (the server must speak
+// it) and returns the session's id and skey.
+func (s *server) loginWafer(t testing.TB, openID string) (id, skey string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.url+"/login", nil)
+	req.Header.Set("X-WX-Code", s.wx.NewCode(openID))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var login struct{ Session struct{ ID, Skey string } }
+	if err := json.NewDecoder(resp.Body).Decode(&login); err != nil || login.Session.ID == "" {
+		t.Fatalf("wafer login: %d %v", resp.StatusCode, err)
+	}
+	return login.Session.ID, login.Session.Skey
+}
+
 // post sends an authenticated POST and returns the status.
 func (s *server) post(t testing.TB, path, token string) int {
 	t.Helper()

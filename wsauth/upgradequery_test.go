@@ -2,7 +2,6 @@ package wsauth_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,21 +18,13 @@ func TestQueryCredentialsOnOddUpgrade(t *testing.T) {
 	mem := store.NewMemory()
 	t.Cleanup(func() { _ = mem.Close() })
 	s := newServer(t, mem, nil, fibermp.Config{Protocol: fibermp.Wafer, QueryCredentials: true})
-	req, _ := http.NewRequest("GET", s.url+"/login", nil)
-	req.Header.Set("X-WX-Code", s.wx.NewCode("o-q"))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var login struct{ Session struct{ ID, Skey string } }
-	_ = json.NewDecoder(resp.Body).Decode(&login)
-	resp.Body.Close()
+	id, skey := s.loginWafer(t, "o-q")
 	for _, up := range []string{"websocket", "websocket, h2c"} {
 		c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(c, "GET /ws?X-WX-Id=%s&X-WX-Skey=%s HTTP/1.1\r\nHost: x\r\nUpgrade: %s\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", login.Session.ID, login.Session.Skey, up)
+		fmt.Fprintf(c, "GET /ws?X-WX-Id=%s&X-WX-Skey=%s HTTP/1.1\r\nHost: x\r\nUpgrade: %s\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", id, skey, up)
 		line, _ := bufio.NewReader(c).ReadString('\n')
 		c.Close()
 		if strings.Contains(line, "101") {

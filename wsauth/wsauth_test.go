@@ -115,16 +115,8 @@ func status(resp *http.Response) int {
 func TestRefusals(t *testing.T) {
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Wafer})
 	// A wafer session, logged in with the wafer protocol's headers.
-	req, _ := http.NewRequest("GET", s.url+"/login", nil)
-	req.Header.Set("X-WX-Code", s.wx.NewCode("o-bob"))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var login struct{ Session struct{ ID, Skey string } }
-	_ = json.NewDecoder(resp.Body).Decode(&login)
-	resp.Body.Close()
-	good := http.Header{"X-WX-Id": {login.Session.ID}, "X-WX-Skey": {login.Session.Skey}}
+	id, skey := s.loginWafer(t, "o-bob")
+	good := http.Header{"X-WX-Id": {id}, "X-WX-Skey": {skey}}
 
 	for _, tc := range []struct {
 		name   string
@@ -134,12 +126,12 @@ func TestRefusals(t *testing.T) {
 		body   string
 	}{
 		{"no credentials", "", nil, 401, "login required"},
-		{"wrong skey", "", http.Header{"X-WX-Id": {login.Session.ID}, "X-WX-Skey": {strings.Repeat("0", 40)}}, 401, "ERR_INVALID_SESSION"},
+		{"wrong skey", "", http.Header{"X-WX-Id": {id}, "X-WX-Skey": {strings.Repeat("0", 40)}}, 401, "ERR_INVALID_SESSION"},
 		{"malformed", "", http.Header{"X-WX-Id": {"x"}, "X-WX-Skey": {"y"}}, 401, "ERR_INVALID_SESSION"},
 		{"unknown ticket", "ticket=" + strings.Repeat("A", 43), nil, 401, "ERR_INVALID_SESSION"},
 		{"subprotocol without credential", "", http.Header{"Sec-WebSocket-Protocol": {"mpsession"}}, 401, "login required"},
 		{"bad subprotocol credential", "", http.Header{"Sec-WebSocket-Protocol": {"mpsession, abc"}}, 401, "ERR_INVALID_SESSION"},
-		{"foreign origin", "", http.Header{"Origin": {"https://evil.example"}, "X-WX-Id": {login.Session.ID}, "X-WX-Skey": {login.Session.Skey}}, 403, "ERR_FORBIDDEN_ORIGIN"},
+		{"foreign origin", "", http.Header{"Origin": {"https://evil.example"}, "X-WX-Id": {id}, "X-WX-Skey": {skey}}, 403, "ERR_FORBIDDEN_ORIGIN"},
 		{"allowed origin, no credentials", "", http.Header{"Origin": {origin}}, 401, "login required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -676,25 +668,14 @@ func TestCredentialHidden(t *testing.T) {
 	}
 }
 
-// TestProtocolsDoNotMix: where a Wafer and a Token middleware share a store, a Wafer
+// TestProtocolsDoNotMix: where a Wafer and a Wafer2 middleware share a store, a Wafer
 // session is not opened by its id alone.
 func TestProtocolsDoNotMix(t *testing.T) {
 	st := stores(t)["memory"](t)
 	wafer := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Wafer})
 	wafer2 := newServer(t, st, wafer.wx, fibermp.Config{Protocol: fibermp.Wafer2})
-	req, _ := http.NewRequest("GET", wafer.url+"/login", nil)
-	req.Header.Set("X-WX-Code", wafer.wx.NewCode("o-mixed"))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var login struct{ Session struct{ ID, Skey string } }
-	_ = json.NewDecoder(resp.Body).Decode(&login)
-	resp.Body.Close()
-	if login.Session.ID == "" {
-		t.Fatal("no wafer session")
-	}
-	if _, resp, err := dial(wafer2.wsURL(""), http.Header{"X-WX-Skey": {login.Session.ID}}); err == nil || status(resp) != 401 {
+	id, _ := wafer.loginWafer(t, "o-mixed")
+	if _, resp, err := dial(wafer2.wsURL(""), http.Header{"X-WX-Skey": {id}}); err == nil || status(resp) != 401 {
 		t.Errorf("a Wafer id as a Wafer2 skey: want 401; got %d, %v", status(resp), err)
 	}
 }
