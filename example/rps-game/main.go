@@ -48,7 +48,8 @@ type config struct {
 	Bots          int           // persistent bots
 	BotThink      time.Duration // the longest a bot thinks before a move
 	MoveTimeout   time.Duration
-	LoginLimit    int // logins per minute from one IP; 0: no limit
+	LoginLimit    int           // logins per minute from one IP; 0: no limit
+	ReadTimeout   time.Duration // how long a client may take to send a request; 0: 10 s
 	Log           *slog.Logger
 }
 
@@ -126,9 +127,14 @@ func start(cfg config) (*server, error) {
 	}
 	s.closers = append([]func() error{sessions.Close}, s.closers...) // before its Redis client
 
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 10 * time.Second
+	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: jsonError,
-		// Slow or stalled clients cannot hold connections and memory.
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, BodyLimit: 16 << 10})
+		// Slow or stalled clients cannot hold connections and memory: a request has
+		// ReadTimeout to arrive, and its body at most BodyLimit (the largest request
+		// here is a login with encrypted user data, a few KiB).
+		ReadTimeout: cfg.ReadTimeout, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, BodyLimit: 16 << 10})
 	s.app = app
 	if cfg.LoginLimit > 0 {
 		// Each login costs a jscode2session call on the app's WeChat quota. On Redis,
