@@ -25,7 +25,8 @@ type registry struct {
 	handles     map[string]map[*Handle]struct{} // by session hash
 	owners      map[string]int                  // handles by openid
 	created     time.Time                       // when the subscription began
-	recent      map[string]recentEvent          // the last events, by session hash
+	recent      [recentEvents]recentEvent       // the last events, a ring
+	next        int                             // where the next event goes in recent
 	resyncAt    time.Time                       // the last EventResync
 	n           int
 	unsubscribe func()
@@ -42,13 +43,16 @@ var (
 // recentEvent is an event a handle may have missed: one that arrived after its
 // session was loaded for the upgrade and before the handle joined the registry.
 type recentEvent struct {
+	hash string
 	at   time.Time
 	kind store.EventKind
 }
 
-// recentFor is how long events are kept for handles about to join: far longer than an
-// upgrade takes from its load to its registration.
-const recentFor = 10 * time.Second
+// recentEvents is how many events a registry remembers for handles about to join. An
+// upgrade takes milliseconds from its load to its registration; when more events than
+// this arrived meanwhile (a busy fleet), the handle cannot tell what it missed and
+// reloads.
+const recentEvents = 1024
 
 // errTooMany refuses a socket past Config.MaxSocketsPerSession or MaxSocketsPerUser.
 var errTooMany = errors.New("wsauth: too many sockets")
@@ -62,7 +66,7 @@ func attach(k *session.Engine, h *Handle, perSession, perUser int) error {
 	if r != nil {
 		r.mu.Lock()
 		full := (perSession > 0 && len(r.handles[h.hash]) >= perSession) ||
-			(perUser > 0 && r.owners[h.OpenID()] >= perUser)
+			(perUser > 0 && r.owners[h.st.OpenID()] >= perUser)
 		r.mu.Unlock()
 		if full {
 			return errTooMany
@@ -82,7 +86,7 @@ func attach(k *session.Engine, h *Handle, perSession, perUser int) error {
 func newRegistry(k *session.Engine) (*registry, error) {
 	st, idle := k.Store, k.Idle
 	r := &registry{st: st, idle: idle, key: k, handles: map[string]map[*Handle]struct{}{}, owners: map[string]int{},
-		recent: map[string]recentEvent{}, stop: make(chan struct{}), created: time.Now()}
+		stop: make(chan struct{}), created: time.Now()}
 	unsubscribe, err := st.Subscribe(r.onEvent)
 	if err != nil {
 		return nil, err
@@ -104,17 +108,20 @@ func (r *registry) add(h *Handle) store.EventKind {
 		r.handles[h.hash] = hs
 	}
 	hs[h] = struct{}{}
-	r.owners[h.OpenID()]++
+	r.owners[h.st.OpenID()]++
 	r.n++
 	r.key.Metrics.Handles(1)
 	loaded := h.st.LoadedAt()
-	switch ev, ok := r.recent[h.hash]; {
-	case !r.created.Before(loaded) || !r.resyncAt.Before(loaded):
-		return store.EventResync
-	case ok && !ev.at.Before(loaded):
-		return ev.kind
+	if !r.created.Before(loaded) || !r.resyncAt.Before(loaded) || !r.recent[r.next].at.Before(loaded) {
+		return store.EventResync // subscribed, resynced or overflowed since the load
 	}
-	return 0
+	var missed recentEvent // the latest event about h's session since the load
+	for _, ev := range r.recent {
+		if ev.hash == h.hash && !ev.at.Before(loaded) && ev.at.After(missed.at) {
+			missed = ev
+		}
+	}
+	return missed.kind
 }
 
 func (r *registry) remove(h *Handle) {
@@ -128,8 +135,8 @@ func (r *registry) remove(h *Handle) {
 	if len(hs) == 0 {
 		delete(r.handles, h.hash)
 	}
-	if r.owners[h.OpenID()]--; r.owners[h.OpenID()] == 0 {
-		delete(r.owners, h.OpenID())
+	if r.owners[h.st.OpenID()]--; r.owners[h.st.OpenID()] == 0 {
+		delete(r.owners, h.st.OpenID())
 	}
 	r.key.Metrics.Handles(-1)
 	r.n--
@@ -184,7 +191,8 @@ func (r *registry) onEvent(e store.Event) {
 	if e.Kind == store.EventResync {
 		r.resyncAt = time.Now()
 	} else {
-		r.recent[e.Hash] = recentEvent{at: time.Now(), kind: e.Kind}
+		r.recent[r.next] = recentEvent{hash: e.Hash, at: time.Now(), kind: e.Kind}
+		r.next = (r.next + 1) % recentEvents
 	}
 	r.mu.Unlock()
 	switch e.Kind {
@@ -225,7 +233,6 @@ func (r *registry) run(stop <-chan struct{}) {
 		case <-done:
 			busy = false
 		case now := <-t.C:
-			r.forget(now)
 			// One batch of touches at a time, off this loop: while the store is slow
 			// the next batch waits, and the handles it holds stay due.
 			if busy {
@@ -240,17 +247,6 @@ func (r *registry) run(stop <-chan struct{}) {
 					done <- struct{}{}
 				}()
 			}
-		}
-	}
-}
-
-// forget drops the events too old to matter to a handle about to join.
-func (r *registry) forget(now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for hash, ev := range r.recent {
-		if now.Sub(ev.at) > recentFor {
-			delete(r.recent, hash)
 		}
 	}
 }
