@@ -79,11 +79,15 @@ func (s *State) LoadedAt() time.Time { return s.loadedAt }
 // Engine returns the engine s belongs to.
 func (s *State) Engine() *Engine { return s.eng }
 
-// Credentials returns the session's credentials.
-func (s *State) Credentials() Credentials { return s.cred }
+// Credentials returns the session's credentials (Regenerate changes them).
+func (s *State) Credentials() Credentials {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cred
+}
 
 // ID returns the session id.
-func (s *State) ID() string { return s.cred.ID }
+func (s *State) ID() string { return s.Credentials().ID }
 
 // OpenID returns the owner.
 func (s *State) OpenID() string { return s.owner }
