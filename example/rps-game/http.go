@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"embed"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -33,30 +36,76 @@ func me(c *fiber.Ctx) error {
 	}{s.OpenID(), s.GetString(fieldNickname), readRecord(s)})
 }
 
-// setNickname is POST /api/nickname {"nickname":"..."}. It changes one field, so it
-// cannot overwrite a result a socket records at the same moment.
-func setNickname(c *fiber.Ctx) error {
-	var in struct{ Nickname string }
-	if err := c.BodyParser(&in); err != nil {
-		return fiber.NewError(fiber.StatusBadRequest, "want {\"nickname\":\"...\"}")
+// setNickname is POST /api/nickname {"nickname":"..."}. The name goes to the database,
+// then to the session; it changes one field there, so it cannot overwrite a result a
+// socket records at the same moment.
+func setNickname(recs *records) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var in struct{ Nickname string }
+		if err := c.BodyParser(&in); err != nil {
+			return fiber.NewError(fiber.StatusBadRequest, "want {\"nickname\":\"...\"}")
+		}
+		name := strings.TrimSpace(in.Nickname)
+		if n := utf8.RuneCountInString(name); n < 1 || n > 24 || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+			return fiber.NewError(fiber.StatusBadRequest, "a nickname has 1 to 24 printable characters")
+		}
+		s := fibermp.Get(c)
+		ctx, cancel := context.WithTimeout(c.UserContext(), dbTimeout)
+		defer cancel()
+		if err := recs.rename(ctx, s.OpenID(), name); err != nil {
+			return err
+		}
+		if err := s.Set(fieldNickname, name); err != nil {
+			return err
+		}
+		return me(c)
 	}
-	name := strings.TrimSpace(in.Nickname)
-	if n := utf8.RuneCountInString(name); n < 1 || n > 24 || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return fiber.NewError(fiber.StatusBadRequest, "a nickname has 1 to 24 printable characters")
-	}
-	if err := fibermp.Get(c).Set(fieldNickname, name); err != nil {
-		return err
-	}
-	return me(c)
 }
 
-// onLogin gives a new session its nickname.
-func onLogin(_ *fiber.Ctx, l *fibermp.Login) error {
-	name := l.OpenID
-	if len(name) > 6 {
-		name = name[len(name)-6:]
+// dbTimeout bounds a request's or a match's database work.
+const dbTimeout = 5 * time.Second
+
+// onLogin gives a new session its player's record from the database, so that logging
+// in again, on any instance or after a restart, goes on from it. A player the database
+// does not know starts at 0-0-0 with a name made from their openid.
+func onLogin(recs *records, log *slog.Logger) func(*fiber.Ctx, *fibermp.Login) error {
+	return func(c *fiber.Ctx, l *fibermp.Login) error {
+		ctx, cancel := context.WithTimeout(c.UserContext(), dbTimeout)
+		defer cancel()
+		st, err := recs.get(ctx, l.OpenID)
+		switch {
+		case errors.Is(err, errNoRecord):
+			name := l.OpenID
+			if len(name) > 6 {
+				name = name[len(name)-6:]
+			}
+			return l.Set(fieldNickname, "Player "+name)
+		case err != nil:
+			// A session at 0-0-0 would show a record the database contradicts.
+			log.Error("rps: login refused", "openid", l.OpenID, "err", err)
+			return fiber.NewError(fiber.StatusServiceUnavailable, "player records are unavailable, try again later")
+		}
+		for k, v := range map[string]any{fieldNickname: st.Nickname, fieldWins: st.Wins, fieldLosses: st.Losses, fieldDraws: st.Draws} {
+			if err := l.Set(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return l.Set(fieldNickname, "Player "+name)
+}
+
+// leaderboard is GET /api/leaderboard: the ten players with the most wins. It is public,
+// so it names players by nickname only.
+func leaderboard(recs *records) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(c.UserContext(), dbTimeout)
+		defer cancel()
+		top, err := recs.top(ctx, 10)
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"players": top})
+	}
 }
 
 // mountWeChat serves the fake WeChat under /wxtest: its API for the server's own

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -72,9 +73,10 @@ func (p *player) writeLoop(done chan<- struct{}) {
 
 // lobby pairs players into rooms. It lives in one process: with several instances
 // behind a load balancer, players are matched with those on the same instance, while
-// their sessions (and records) are shared through Redis.
+// their sessions are shared through Redis and their records through the database.
 type lobby struct {
 	log         *slog.Logger
+	records     *records
 	moveTimeout time.Duration
 	isBot       func(openID string) bool
 	// summon starts a bot for a player who asked for one and found none waiting; nil
@@ -88,9 +90,10 @@ type lobby struct {
 	wg      sync.WaitGroup // socket handlers and rooms
 }
 
-func newLobby(log *slog.Logger, moveTimeout time.Duration) *lobby {
+func newLobby(log *slog.Logger, moveTimeout time.Duration, recs *records) *lobby {
 	return &lobby{
 		log:         log,
+		records:     recs,
 		moveTimeout: moveTimeout,
 		isBot:       func(string) bool { return false },
 		players:     map[*player]struct{}{},
@@ -372,23 +375,43 @@ func (r *room) run(moveTimeout time.Duration) {
 		}
 	}
 
-	// Each result lands in the player's own session, atomically: exact even when the
-	// same user plays in two tabs and an HTTP request changes the session meanwhile.
+	// The result goes to the database first, the source of truth, both players in one
+	// transaction; then to each player's live session, the copy the page and the
+	// sockets read, with Incr: exact even when the same user plays in two tabs and an
+	// HTTP request changes the session meanwhile. Bots keep theirs in their sessions
+	// only, off the leaderboard.
+	var results [2]Result
+	var outs []outcome
+	for i, p := range r.p {
+		results[i] = m.Result()
+		if i == 1 {
+			results[i] = results[i].Flip()
+		}
+		if !p.bot {
+			outs = append(outs, outcome{OpenID: p.openID, Nickname: p.s.GetString(fieldNickname), Result: results[i]})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	err := r.l.records.played(ctx, outs...)
+	cancel()
+	if err != nil {
+		r.l.log.Error("rps: result not recorded", "a", r.p[0].openID, "b", r.p[1].openID, "err", err)
+	}
 	var msgs [2]serverMsg
 	for i, p := range r.p {
-		res := m.Result()
-		if i == 1 {
-			res = res.Flip()
-		}
 		score := m.Score(i)
-		msgs[i] = serverMsg{Type: "match_over", Result: res, Score: &score}
-		field := resultField[res]
+		msgs[i] = serverMsg{Type: "match_over", Result: results[i], Score: &score}
+		rec := readRecord(p.s.Session)
+		msgs[i].Record = &rec
+		if err != nil {
+			continue // the session must not count what the database does not
+		}
+		field := resultField[results[i]]
 		n, err := p.s.Incr(field, 1)
 		if err != nil {
-			r.l.log.Warn("rps: result not recorded", "openid", p.openID, "err", err)
+			r.l.log.Warn("rps: result not copied to the session", "openid", p.openID, "err", err)
 			continue
 		}
-		rec := readRecord(p.s.Session)
 		switch field { // the live handle read may lag an Incr of another socket; n is exact
 		case fieldWins:
 			rec.Wins = n
@@ -397,7 +420,6 @@ func (r *room) run(moveTimeout time.Duration) {
 		case fieldDraws:
 			rec.Draws = n
 		}
-		msgs[i].Record = &rec
 	}
 	// Out of the room before match_over goes out, so a client may queue again as soon
 	// as it reads it.

@@ -43,6 +43,9 @@ type config struct {
 	Addr          string        // where to listen
 	Redis         string        // Redis address; "" keeps sessions in memory
 	RedisPrefix   string        // key prefix in Redis; "" is redisstore's default
+	DB            string        // the SQLite file of the players' records; "" is defaultDB()
+	MySQL         string        // a MySQL/MariaDB DSN for the records, instead of SQLite
+	Table         string        // the records' table; "" is players
 	AppID, Secret string        // real WeChat; "" runs the fake one in-process
 	Origins       []string      // browser origins allowed on the socket, besides the server's own
 	Bots          int           // persistent bots
@@ -56,6 +59,8 @@ type config struct {
 func main() {
 	cfg := config{BotThink: 1500 * time.Millisecond, MoveTimeout: MoveTimeout, Log: slog.Default()}
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen `address`")
+	flag.StringVar(&cfg.DB, "db", defaultDB(), "keep the players' records in the SQLite `file`")
+	flag.StringVar(&cfg.MySQL, "mysql", "", "keep the players' records in MySQL/MariaDB at this `DSN` instead, e.g. user:pass@tcp(127.0.0.1:3306)/rps")
 	flag.StringVar(&cfg.Redis, "redis", "", "keep sessions in the Redis at `address`, shared by every instance (matchmaking stays per process)")
 	flag.StringVar(&cfg.AppID, "appid", os.Getenv("WX_APPID"), "mini program AppID (env WX_APPID); with -secret, log in with real WeChat instead of the fake")
 	flag.StringVar(&cfg.Secret, "secret", os.Getenv("WX_SECRET"), "mini program AppSecret (env WX_SECRET)")
@@ -76,7 +81,7 @@ func main() {
 		cfg.Log.Error("rps: " + err.Error())
 		os.Exit(1)
 	}
-	cfg.Log.Info("rps: open "+s.url, "store", s.storeName, "wechat", s.wechatName, "bots", cfg.Bots)
+	cfg.Log.Info("rps: open "+s.url, "store", s.storeName, "records", s.recordsName, "wechat", s.wechatName, "bots", cfg.Bots)
 	<-ctx.Done()
 	cfg.Log.Info("rps: shutting down")
 	s.close()
@@ -91,8 +96,26 @@ func start(cfg config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{url: "http://" + loopback(ln.Addr()), served: make(chan struct{}), lobby: newLobby(cfg.Log, cfg.MoveTimeout)}
+	s := &server{url: "http://" + loopback(ln.Addr()), served: make(chan struct{})}
 	fail := func(err error) (*server, error) { _ = ln.Close(); s.closeAll(); return nil, err }
+
+	// The players' records: the database is created or opened before anyone can play.
+	driver, dsn := "sqlite", cfg.DB
+	if dsn == "" {
+		dsn = defaultDB()
+	}
+	s.recordsName = "sqlite at " + dsn
+	if cfg.MySQL != "" {
+		driver, dsn, s.recordsName = "mysql", cfg.MySQL, "mysql"
+	}
+	dbctx, dbcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	recs, err := openRecords(dbctx, driver, dsn, cfg.Table)
+	dbcancel()
+	if err != nil {
+		return fail(err)
+	}
+	s.closers = append(s.closers, recs.close)
+	s.lobby = newLobby(cfg.Log, cfg.MoveTimeout, recs)
 
 	// WeChat: the real one, or the fake mounted in this very server.
 	transport := &http.Transport{}
@@ -151,12 +174,13 @@ func start(cfg config) (*server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{m}, prometheus.NewGoCollector())
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	app.Use(fibermp.New(fibermp.Config{Client: client, Store: sessions, Protocol: fibermp.Token, OnLogin: onLogin, Metrics: m}))
+	app.Use(fibermp.New(fibermp.Config{Client: client, Store: sessions, Protocol: fibermp.Token, OnLogin: onLogin(recs, cfg.Log), Metrics: m}))
 	if fake != nil {
 		mountWeChat(app, fake)
 	}
 	app.Get("/api/me", fibermp.Required(), me)
-	app.Post("/api/nickname", fibermp.Required(), setNickname)
+	app.Post("/api/nickname", fibermp.Required(), setNickname(recs))
+	app.Get("/api/leaderboard", leaderboard(recs))
 	app.Get("/ws", wsauth.New(wsauth.Config{Origins: append(ownOrigins(cfg.Addr, ln.Addr()), cfg.Origins...)}),
 		fws.New(wsauth.Handler(s.lobby.serve, wsauth.ConnConfig{ReadLimit: 4 << 10})))
 	serveWeb(app)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -24,10 +25,14 @@ func TestMain(m *testing.M) {
 }
 
 // startServer runs the game as main does, on a free loopback port with the memory
-// store and the fake WeChat, until the test ends.
+// store, the fake WeChat and, unless cfg names a database, a SQLite file of the test's
+// own, until the test ends.
 func startServer(t *testing.T, cfg config) *server {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
+	if cfg.DB == "" && cfg.MySQL == "" {
+		cfg.DB = filepath.Join(t.TempDir(), "rps.db")
+	}
 	if cfg.MoveTimeout == 0 {
 		cfg.MoveTimeout = 10 * time.Second
 	}

@@ -39,9 +39,9 @@ type peer struct {
 
 func errorMsg(msg string) serverMsg { return serverMsg{Type: "error", Message: msg} }
 
-// The session fields of the game. The record is kept in the player's session (this
-// sample has no database), written by sockets with the live handle's Incr and read by
-// GET /api/me.
+// The session fields of the game: the player's nickname and record, copied from the
+// database at login (records.go), then added to by the sockets with the live handle's
+// Incr as they write each result to the database, and read by GET /api/me.
 const (
 	fieldNickname = "nickname"
 	fieldWins     = "wins"

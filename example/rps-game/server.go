@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -11,17 +12,22 @@ import (
 type server struct {
 	url                   string // http://127.0.0.1:port, also for the server's own clients
 	storeName, wechatName string
+	recordsName           string
 	app                   *fiber.App
 	served                chan struct{}
 	lobby                 *lobby
 	bots                  *bots  // nil with real WeChat
 	idle                  func() // closes the idle connections of the server's wx.Client
 	closers               []func() error
+	closeOnce             sync.Once
 }
 
 // close stops the bots (they log out), stops listening, closes the sockets (1001) and
-// waits for their handlers and rooms, then closes the store.
-func (s *server) close() {
+// waits for their handlers and rooms, then closes the store and the database. Calls
+// after the first do nothing.
+func (s *server) close() { s.closeOnce.Do(s.shutdown) }
+
+func (s *server) shutdown() {
 	if s.bots != nil {
 		s.bots.stop()
 	}
