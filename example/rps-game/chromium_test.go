@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,18 +22,94 @@ import (
 )
 
 // The web page, in a real browser: headless Chromium driven over the Chrome DevTools
-// Protocol (no npm, no Playwright). It logs in through the fake WeChat, plays a bot to
-// the end, then is logged out from "another tab" and must say so.
+// Protocol (no npm, no Playwright), at a phone's size (390x844). The page logs in
+// through the fake WeChat and waits for a person; the test's own client joins and plays
+// three scripted rounds, so each check sees a known state: both hands revealed, the
+// status line reset when a round starts, the result in view. Then the page plays a bot,
+// and is logged out from "another tab", and must say so.
+//
+// Screenshots go to a temporary folder, or to testdata/screenshots with
+// MPSESSION_SCREENSHOTS=1.
 func TestWebPage(t *testing.T) {
-	s := startServer(t, config{Bots: 1})
+	s := startServer(t, config{}) // bots are called on demand
 	page := openChromium(t)
+	page.phone()
 	page.navigate(s.url)
-	page.waitFor("the page to connect", `document.getElementById('status').textContent.startsWith('Connected')`)
+	page.waitFor("the page to connect", `$('status').textContent.includes('Pick an opponent')`)
+	page.checkPlayerView()
+	if note := page.eval(`$('tabs-note').checkVisibility() && $('tabs-note').textContent`); !strings.Contains(note, "same player") {
+		t.Errorf("want a visible notice that two tabs are the same player; got %s", note)
+	}
+	// A second tab of the browser is the same player, and both tabs say so.
+	tab := page.newTab()
+	tab.phone()
+	tab.navigate(s.url)
+	for _, note := range []func(string, string) string{page.waitFor, tab.waitFor} {
+		note("the notice that another tab is open", `$('tabs-note').textContent.includes('another tab too') &&
+			$('tabs-note').textContent.includes('same player')`)
+	}
+	tab.close()
+	page.waitFor("the notice to drop the other tab", `!$('tabs-note').textContent.includes('another tab too')`)
 
-	page.eval(`document.getElementById('play-bot').click()`)
-	// Play: click a move whenever the page offers one, until the match is over.
+	// Alone in the queue, the page may still switch to a bot, and suggests one.
+	page.eval(`$('play').click()`)
+	page.waitFor("the page to queue", `$('status').textContent.includes('Waiting for an opponent')`)
+	if page.eval(`$('play-bot').disabled`) != "false" {
+		t.Error(`want "Play a bot" enabled while queued for a person`)
+	}
+	page.waitFor("the hint to play a bot", `$('queue-hint').checkVisibility() && !$('hint-bot').disabled`)
+	page.screenshot("phone-queued")
+
+	// A person joins: the test plays them.
+	bob := login(t, s, "oBob").dial(false)
+	bob.send(clientMsg{Type: "queue"})
+	bob.expect("matched")
+	page.waitFor("the match to start", `$('match').checkVisibility() && !$('moves').querySelector('button').disabled`)
+
+	// Round 1: Bob moves first; the page sees it, then plays paper and wins.
+	bob.send(clientMsg{Type: "move", Choice: "rock"})
+	page.waitFor("the page to show that the opponent has chosen", `$('status').textContent.includes('has chosen')`)
+	page.move("paper")
+	bob.expect("round")
+	page.checkRound(1, "paper", "rock")
+
+	// Round 2: the page moves first (its status says it waits), then Bob wins.
+	page.move("scissors")
+	page.waitFor("the page to wait for the opponent", `$('status').textContent.includes('Waiting for')`)
+	bob.send(clientMsg{Type: "move", Choice: "rock"})
+	bob.expect("round")
+	page.checkRound(2, "scissors", "rock")
+	page.screenshot("phone-mid-match")
+	page.desktop()
+	page.screenshot("desktop-mid-match")
+	page.phone()
+
+	// Round 3 decides: scissors beat paper, and the page wins 2-1.
+	bob.send(clientMsg{Type: "move", Choice: "paper"})
+	page.waitFor("the page to show that the opponent has chosen", `$('status').textContent.includes('has chosen')`)
+	page.move("scissors")
+	bob.expect("round")
+	bob.expect("match_over")
+	if r := page.waitFor("the match result", `$('outcome-text').dataset.result`); r != "win" {
+		t.Fatalf("want the page to win 2-1; got %q", r)
+	}
+	page.checkHands("scissors", "paper")
+	page.checkInView("the match result", "outcome-text")
+	page.checkInView("the buttons to play again", "again")
+	page.checkPlayerView()
+	page.checkLeaderboard(s)
+	page.screenshot("phone-after-match")
+	page.desktop()
+	page.screenshot("desktop-after-match")
+	page.phone()
+
+	// Queued for a person, "Play a bot" calls a bot instead; the page plays it to the end.
+	page.eval(`$('again').click()`)
+	page.waitFor("the page to queue", `$('status').textContent.includes('Waiting for an opponent')`)
+	page.eval(`$('play-bot').click()`)
+	page.waitFor("a bot", `$('match').checkVisibility() && !$('bot-badge').hidden && !$('moves').hidden`)
 	result := page.waitFor("a match result", `(() => {
-		const r = document.getElementById('outcome').dataset.result;
+		const r = $('outcome-text').dataset.result;
 		if (r) return r;
 		const moves = [...document.querySelectorAll('#moves button:not(:disabled)')];
 		if (moves.length) moves[Math.floor(Math.random() * moves.length)].click();
@@ -41,9 +118,9 @@ func TestWebPage(t *testing.T) {
 	if result != "win" && result != "lose" && result != "draw" {
 		t.Fatalf("want a match result; got %q", result)
 	}
+	page.checkInView("the match result", "outcome-text")
 	// The record on the page comes from GET /api/me, which read the live session.
-	page.waitFor("the record to show the match", `['wins','losses','draws'].map(id => +document.getElementById(id).textContent).reduce((a, b) => a + b) === 1`)
-	page.screenshot("/tmp/rps.png")
+	page.waitFor("the record to show both matches", `['wins','losses','draws'].map(id => +$(id).textContent).reduce((a, b) => a + b) === 2`)
 
 	// Another tab logs out: the page's socket closes with 4001 and the page says so.
 	var token string
@@ -57,9 +134,91 @@ func TestWebPage(t *testing.T) {
 		t.Fatalf("logout: want 204; got %v, %v", resp, err)
 	}
 	resp.Body.Close()
-	page.waitFor("the page to say it was logged out", `!document.getElementById('notice').hidden &&
-		document.getElementById('notice-text').textContent.includes('logged out elsewhere')`)
-	page.screenshot("/tmp/rps-logged-out.png")
+	page.waitFor("the page to say it was logged out", `$('notice').checkVisibility() &&
+		$('notice-text').textContent.includes('logged out in another tab')`)
+	page.screenshot("phone-logged-out")
+}
+
+// move clicks one of the page's hands.
+func (p *page) move(choice string) {
+	p.t.Helper()
+	p.waitFor("the "+choice+" button", `!document.querySelector('#moves [data-choice=`+choice+`]').disabled`)
+	p.eval(`document.querySelector('#moves [data-choice=` + choice + `]').click()`)
+}
+
+// checkRound waits for round n's result, with both hands revealed, and checks that the
+// next round started with a fresh status line.
+func (p *page) checkRound(n int, you, them string) {
+	p.t.Helper()
+	p.waitFor(fmt.Sprintf("round %d on the page", n), fmt.Sprintf(`$('rounds').children.length === %d`, n))
+	p.checkHands(you, them)
+	label := p.eval(`$('round-label').textContent`)
+	if want := fmt.Sprintf("Round %d of 3", n+1); !strings.Contains(label, want) {
+		p.t.Errorf("after round %d: want %q; got %s", n, want, label)
+	}
+	// Nothing of the last round (the opponent has chosen, we wait for them) carries over.
+	status := p.eval(`$('status').textContent`)
+	if want := fmt.Sprintf("Round %d", n+1); !strings.Contains(status, want) || strings.Contains(status, "chosen") || strings.Contains(status, "Waiting") {
+		p.t.Errorf("at the start of round %d: want a fresh status line; got %s", n+1, status)
+	}
+}
+
+// checkHands checks that both hands of the last round show, as SVG, in view.
+func (p *page) checkHands(you, them string) {
+	p.t.Helper()
+	for _, h := range []struct{ id, want string }{{"hand-you", you}, {"hand-them", them}} {
+		got := p.eval(`(() => { const s = $('` + h.id + `'); const u = s.querySelector('svg use');
+			return s.dataset.hand + ' ' + (u && u.getAttribute('href')); })()`)
+		if want := quote(h.want + " #hand-" + h.want); got != want {
+			p.t.Errorf("%s: want %s; got %s", h.id, want, got)
+		}
+		p.checkInView("the hand "+h.id, h.id)
+	}
+}
+
+// checkInView checks that the element is shown, wholly inside the viewport: the player
+// sees it without scrolling.
+func (p *page) checkInView(what, id string) {
+	p.t.Helper()
+	got := p.eval(`(() => { const e = $('` + id + `'); const r = e.getBoundingClientRect();
+		return e.checkVisibility() && r.height > 0 && r.top >= 0 && r.left >= 0 &&
+			r.bottom <= innerHeight && r.right <= innerWidth ? 'yes' :
+			JSON.stringify({top: r.top, bottom: r.bottom, left: r.left, right: r.right, innerWidth, innerHeight, scrollY}); })()`)
+	if got != `"yes"` {
+		p.t.Errorf("want %s in view at %s; got %s", what, p.size, got)
+	}
+}
+
+// checkPlayerView checks that the player's view holds no developer text: that stays in
+// "How it works".
+func (p *page) checkPlayerView() {
+	p.t.Helper()
+	var view string
+	_ = json.Unmarshal([]byte(p.eval(`$('game').innerText`)), &view)
+	openID := p.eval(`localStorage.getItem('rps.openid')`)
+	for _, dev := range []string{"openid", "GET /", "POST /", "/api", "/wxtest", "localStorage", "token", "subprotocol", "-appid", strings.Trim(openID, `"`)} {
+		if strings.Contains(strings.ToLower(view), strings.ToLower(dev)) {
+			p.t.Errorf("want no developer text in the player's view; found %q in:\n%s", dev, view)
+		}
+	}
+}
+
+// checkLeaderboard checks that the page shows GET /api/leaderboard, or hides its table
+// where the server has none.
+func (p *page) checkLeaderboard(s *server) {
+	p.t.Helper()
+	resp, err := http.Get(s.url + "/api/leaderboard")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	var lb struct{ Players []struct{ Nickname string } }
+	_ = json.NewDecoder(resp.Body).Decode(&lb)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(lb.Players) == 0 {
+		p.waitFor("the leaderboard to be hidden", `$('leaderboard').hidden`)
+		return
+	}
+	p.waitFor("the leaderboard", fmt.Sprintf(`$('leaderboard').checkVisibility() && $('leaders').children.length === %d`, min(len(lb.Players), 10)))
 }
 
 // page is one browser tab, driven over its DevTools session.
@@ -67,6 +226,9 @@ type page struct {
 	t       *testing.T
 	cdp     *cdp
 	session string
+	target  string
+	shots   string // where screenshots go
+	size    string // the viewport, as "390x844"
 }
 
 // openChromium starts headless Chromium and opens a tab. Without Chromium the test
@@ -121,22 +283,42 @@ func openChromium(t *testing.T) *page {
 		t.Fatalf("DevTools at %s: %v", url, err)
 	}
 	c = newCDP(conn, t)
-
-	var target struct{ TargetID string }
-	if err := c.call("", "Target.createTarget", map[string]any{"url": "about:blank"}, &target); err != nil {
-		t.Fatal(err)
-	}
-	var attached struct{ SessionID string }
-	if err := c.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached); err != nil {
-		t.Fatal(err)
-	}
-	p := &page{t: t, cdp: c, session: attached.SessionID}
-	for _, m := range []string{"Page.enable", "Runtime.enable"} { // console and errors reach the test log
-		if err := c.call(p.session, m, nil, nil); err != nil {
+	shots := t.TempDir()
+	if os.Getenv("MPSESSION_SCREENSHOTS") == "1" {
+		shots = filepath.Join("testdata", "screenshots")
+		if err := os.MkdirAll(shots, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return p
+	return (&page{t: t, cdp: c, shots: shots}).newTab()
+}
+
+// newTab opens another tab of the same browser: it shares localStorage, and so the login.
+func (p *page) newTab() *page {
+	p.t.Helper()
+	var target struct{ TargetID string }
+	if err := p.cdp.call("", "Target.createTarget", map[string]any{"url": "about:blank"}, &target); err != nil {
+		p.t.Fatal(err)
+	}
+	var attached struct{ SessionID string }
+	if err := p.cdp.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached); err != nil {
+		p.t.Fatal(err)
+	}
+	tab := &page{t: p.t, cdp: p.cdp, session: attached.SessionID, target: target.TargetID, shots: p.shots}
+	for _, m := range []string{"Page.enable", "Runtime.enable"} { // console and errors reach the test log
+		if err := p.cdp.call(tab.session, m, nil, nil); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	return tab
+}
+
+// close closes the tab.
+func (p *page) close() {
+	p.t.Helper()
+	if err := p.cdp.call("", "Target.closeTarget", map[string]any{"targetId": p.target}, nil); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 // devToolsURL takes Chromium's stderr and finds "DevTools listening on ws://...".
@@ -216,7 +398,7 @@ func (p *page) waitFor(what, expr string) string {
 			return v
 		}
 		if time.Now().After(deadline) {
-			p.screenshot("/tmp/rps-timeout.png")
+			p.screenshot("timeout")
 			p.t.Fatalf("timed out waiting for %s; the page shows: %s", what,
 				p.eval(`document.body.innerText`))
 		}
@@ -224,9 +406,26 @@ func (p *page) waitFor(what, expr string) string {
 	}
 }
 
-// screenshot saves the visible page as a PNG.
-func (p *page) screenshot(path string) {
+// phone sizes the viewport as a phone's, 390x844 CSS pixels.
+func (p *page) phone() { p.viewport(390, 844, 2, true) }
+
+// desktop sizes the viewport as a laptop's browser window.
+func (p *page) desktop() { p.viewport(1280, 800, 1, false) }
+
+func (p *page) viewport(w, h int, scale float64, mobile bool) {
 	p.t.Helper()
+	if err := p.cdp.call(p.session, "Emulation.setDeviceMetricsOverride", map[string]any{
+		"width": w, "height": h, "deviceScaleFactor": scale, "mobile": mobile}, nil); err != nil {
+		p.t.Fatal(err)
+	}
+	p.size = fmt.Sprintf("%dx%d", w, h)
+	p.waitFor("the viewport", fmt.Sprintf(`location.href === "about:blank" || innerWidth === %d && innerHeight === %d`, w, h))
+}
+
+// screenshot saves the visible page as <name>-<size>.png in p.shots.
+func (p *page) screenshot(name string) {
+	p.t.Helper()
+	path := filepath.Join(p.shots, name+"-"+p.size+".png")
 	var shot struct{ Data string }
 	if err := p.cdp.call(p.session, "Page.captureScreenshot", map[string]any{"format": "png"}, &shot); err != nil {
 		p.t.Fatal(err)

@@ -1,26 +1,37 @@
 // The web client of the rps-game sample. It logs in as a mini program would, with a
 // code from the fake WeChat server (development mode), keeps the token in localStorage
-// (so every tab shares one session), and plays over one WebSocket.
+// (so every tab shares one session, and is one player), and plays over one WebSocket.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const HANDS = { rock: 'rock', paper: 'paper', scissors: 'scissors', '': 'no move' };
+const NAMES = { rock: 'rock', paper: 'paper', scissors: 'scissors', '': 'no move' };
 const CLOSED = { // wsauth close codes: the session ended under the open socket
-  4001: 'You were logged out elsewhere (another tab or device).',
-  4002: 'Your session was revoked: you logged in somewhere else.',
-  4003: 'Your session expired.',
+  4001: 'You were logged out in another tab or on another device.',
+  4002: 'You logged in somewhere else, so this page was logged out.',
+  4003: 'Your login has expired.',
 };
+const HINT_AFTER = 6000; // ms alone in the queue before the page suggests a bot
 
 let token = localStorage.getItem('rps.token');
 let ws = null;
+let me = '';
+let opponent = '';
 let inMatch = false;
 let loggingOut = false;
 let rounds = 3;
+let round = 0;
 let moveTimeout = 20;
 let deadline = 0;
 let timerId = 0;
+let hintId = 0;
 
 function status(text) { $('status').textContent = text; }
+
+// hand returns an inline SVG of a hand: no emoji font needed.
+function hand(choice) {
+  const id = choice ? 'hand-' + choice : 'hand-none';
+  return '<svg role="img" aria-label="' + NAMES[choice || ''] + '"><use href="#' + id + '"/></svg>';
+}
 
 async function api(method, path, body) {
   const r = await fetch(path, {
@@ -37,15 +48,15 @@ async function login() {
   const openid = localStorage.getItem('rps.openid') || ''; // '' makes the fake WeChat pick a new user
   const c = await fetch('/wxtest/code?openid=' + encodeURIComponent(openid));
   if (!c.ok) {
-    notice('This page logs in through the fake WeChat server, which runs only in development mode ' +
-      '(no -appid). With real WeChat, players log in from the mini program.', false);
+    // With real WeChat (-appid) there is no fake to log in through: see "How it works".
+    notice('This game is played from its WeChat mini program.', false);
     return false;
   }
   const { code, openid: id } = await c.json();
   localStorage.setItem('rps.openid', id);
   const r = await fetch('/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ code }) });
-  const body = await r.json();
-  if (!r.ok) { notice('Login failed: ' + body.message, true); return false; }
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) { notice('Could not log in: ' + (body.message || r.status), true); return false; }
   token = body.token;
   localStorage.setItem('rps.token', token);
   return true;
@@ -56,17 +67,46 @@ async function loadMe() {
   if (!token) return false;
   const r = await api('GET', '/api/me');
   if (r.status === 401) return false;
-  if (!r.ok) throw new Error('GET /api/me: ' + r.status);
+  if (!r.ok) throw new Error('the server answered ' + r.status);
   showRecord(r.data);
   $('openid').textContent = r.data.openid;
-  if (document.activeElement !== $('nickname')) $('nickname').value = r.data.nickname;
+  setName(r.data.nickname);
   return true;
+}
+
+function setName(name) {
+  me = name;
+  $('my-name').textContent = name;
+  if (document.activeElement !== $('nickname')) $('nickname').value = name;
 }
 
 function showRecord(rec) {
   $('wins').textContent = rec.wins;
   $('losses').textContent = rec.losses;
   $('draws').textContent = rec.draws;
+}
+
+// loadLeaderboard shows the top players, and hides the table where the server has none.
+async function loadLeaderboard() {
+  let players = null;
+  try {
+    const r = await api('GET', '/api/leaderboard');
+    if (r.ok && r.data && Array.isArray(r.data.players)) players = r.data.players;
+  } catch (err) { /* no leaderboard */ }
+  $('leaderboard').hidden = !players || players.length === 0;
+  if (!players) return;
+  const body = $('leaders');
+  body.textContent = '';
+  players.slice(0, 10).forEach((p, i) => {
+    const tr = document.createElement('tr');
+    if (p.nickname === me) tr.className = 'me';
+    for (const v of [i + 1, p.nickname, p.wins + '–' + p.losses + '–' + p.draws, p.bestStreak ?? '']) {
+      const td = document.createElement('td');
+      td.textContent = v;
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  });
 }
 
 async function boot() {
@@ -77,6 +117,8 @@ async function boot() {
   }
   $('me').hidden = false;
   $('lobby').hidden = false;
+  $('logout').hidden = false;
+  loadLeaderboard();
   connect();
 }
 
@@ -102,8 +144,8 @@ function connect() {
     // 1006 may be a refused upgrade (401): check the session before trying again.
     let live = true;
     try { live = await loadMe(); } catch (err) { /* the server is down: try again */ }
-    if (!live) { forget(); notice('Your session has ended.', true); return; }
-    status('Disconnected; reconnecting…');
+    if (!live) { forget(); notice('You have been logged out.', true); return; }
+    status('Connection lost; reconnecting…');
     setTimeout(() => { if (!ws && token) connect(); }, 2000);
   };
 }
@@ -120,41 +162,61 @@ function handle(m) {
   switch (m.type) {
     case 'welcome':
       showRecord(m.record);
-      status('Connected as ' + m.nickname + '. Pick an opponent.');
+      setName(m.nickname);
+      status('Hi ' + m.nickname + '! Pick an opponent.');
       break;
     case 'queued':
+      showLobby();
       $('leave').hidden = false;
-      setPlayButtons(false);
-      status(m.opponent === 'bot' ? 'Calling a bot…' : 'Waiting for an opponent…');
+      // Waiting for a person, one may still change one's mind and play a bot.
+      $('play').disabled = m.opponent !== 'bot';
+      if (m.opponent !== 'bot') $('play').textContent = 'Looking…';
+      $('play-bot').disabled = m.opponent === 'bot';
+      clearHint();
+      if (m.opponent === 'bot') {
+        status('Calling a bot…');
+      } else {
+        status('Waiting for an opponent…');
+        hintId = setTimeout(() => { $('queue-hint').hidden = false; }, HINT_AFTER);
+      }
       break;
     case 'matched':
       inMatch = true;
+      clearHint();
+      opponent = m.opponent.nickname;
+      $('lobby').hidden = true;
       $('match').hidden = false;
-      $('opponent').textContent = m.opponent.nickname;
+      $('outcome').hidden = true;
+      $('moves').hidden = false;
+      $('opponent').textContent = opponent;
+      $('them-caption').textContent = opponent;
       $('bot-badge').hidden = !m.opponent.bot;
-      $('rounds').innerHTML = '';
-      $('outcome').textContent = '';
-      delete $('outcome').dataset.result;
+      $('rounds').textContent = '';
+      $('outcome-text').textContent = '';
+      delete $('outcome-text').dataset.result;
       $('score-you').textContent = '0';
       $('score-them').textContent = '0';
-      status('Matched! Make your move.');
+      reveal(null);
       rounds = m.rounds;
       moveTimeout = m.moveTimeout;
       startRound(1);
       break;
     case 'opponent_moved':
-      status('Your opponent has chosen.');
+      status(you() ? opponent + ' has chosen too…' : opponent + ' has chosen. Your move!');
       break;
     case 'round': {
+      reveal(m);
       const li = document.createElement('li');
-      li.innerHTML = '<span>Round ' + m.round + ': ' + HANDS[m.you] + ' vs ' + HANDS[m.them] + '</span>' +
-        '<span class="' + m.result + '">' + { win: 'won', lose: 'lost', draw: 'drawn' }[m.result] + '</span>';
+      li.className = m.result;
+      li.innerHTML = hand(m.you) + '<span>' + m.round + '</span>' + hand(m.them);
+      li.setAttribute('aria-label', 'Round ' + m.round + ': ' + NAMES[m.you] + ' against ' + NAMES[m.them] + ', ' +
+        { win: 'won', lose: 'lost', draw: 'drawn' }[m.result]);
       $('rounds').appendChild(li);
       $('score-you').textContent = m.score.you;
       $('score-them').textContent = m.score.them;
       const over = m.round >= rounds || m.score.you >= 2 || m.score.them >= 2;
       if (!over) startRound(m.round + 1);
-      else stopTimer();
+      else { stopTimer(); enableMoves(false); }
       break;
     }
     case 'match_over':
@@ -163,31 +225,74 @@ function handle(m) {
         draw: 'A draw, ' + m.score.you + '–' + m.score.them + '.' }[m.result]);
       if (m.record) showRecord(m.record);
       loadMe(); // the same numbers, read over HTTP from the live session
+      loadLeaderboard();
       break;
     case 'opponent_left':
-      endMatch('abandoned', 'Your opponent ' + ({ logged_out: 'logged out', revoked: 'was logged out', expired: 'lost their session' }[m.reason] || 'left') +
+      endMatch('abandoned', opponent + ' ' + ({ logged_out: 'logged out', revoked: 'was logged out', expired: 'was logged out' }[m.reason] || 'left') +
         '. The match does not count.');
       break;
     case 'error':
-      status('⚠ ' + m.message);
+      status(m.message.startsWith('this server has no bots') ? 'There are no bots on this server.' : '⚠ ' + m.message);
       if (!inMatch) idle();
       break;
   }
 }
 
+// you returns the hand picked this round, or ''.
+function you() {
+  const b = $('moves').querySelector('.picked');
+  return b ? b.dataset.choice : '';
+}
+
+// reveal shows both hands of a round (m), or two empty slots before the first.
+function reveal(m) {
+  const mine = $('hand-you'), theirs = $('hand-them');
+  mine.className = theirs.className = 'slot';
+  if (!m) {
+    mine.innerHTML = theirs.innerHTML = hand('');
+    mine.dataset.hand = theirs.dataset.hand = '';
+    $('round-result').textContent = '';
+    $('round-result').className = '';
+    return;
+  }
+  mine.innerHTML = hand(m.you);
+  theirs.innerHTML = hand(m.them);
+  mine.dataset.hand = m.you;
+  theirs.dataset.hand = m.them;
+  if (m.result === 'win') mine.classList.add('win'), theirs.classList.add('lose');
+  if (m.result === 'lose') theirs.classList.add('win'), mine.classList.add('lose');
+  const how = m.result === 'draw' ? (m.you ? 'both ' + NAMES[m.you] : 'no moves') :
+    m.result === 'win' ? verb(m.you, m.them) : verb(m.them, m.you);
+  $('round-result').textContent = 'Round ' + m.round + ': ' +
+    { win: 'you win', lose: opponent + ' wins', draw: 'a draw' }[m.result] + ' (' + how + ')';
+  $('round-result').className = m.result;
+}
+
+// verb says how winner beat loser.
+function verb(winner, loser) {
+  if (!loser) return 'no move in time';
+  return { rock: 'rock blunts scissors', paper: 'paper covers rock', scissors: 'scissors cut paper' }[winner];
+}
+
 function startRound(n) {
+  round = n;
   $('round-label').textContent = 'Round ' + n + ' of ' + rounds;
-  for (const b of $('moves').children) { b.disabled = false; b.classList.remove('picked'); }
+  status('Round ' + n + ': make your move.'); // nothing said in the last round carries over
+  for (const b of $('moves').children) b.classList.remove('picked');
+  enableMoves(true);
   deadline = Date.now() + moveTimeout * 1000;
   stopTimer();
   tick();
   timerId = setInterval(tick, 250);
 }
 
+function enableMoves(on) { for (const b of $('moves').children) b.disabled = !on; }
+
 function tick() {
   const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
-  $('timer').textContent = left + ' s';
-  if (left === 0) { stopTimer(); for (const b of $('moves').children) b.disabled = true; }
+  $('timer').textContent = left + ' s left';
+  $('timer').classList.toggle('low', left <= 5);
+  if (left === 0) { stopTimer(); enableMoves(false); }
 }
 
 function stopTimer() { clearInterval(timerId); timerId = 0; $('timer').textContent = ''; }
@@ -195,45 +300,60 @@ function stopTimer() { clearInterval(timerId); timerId = 0; $('timer').textConte
 function endMatch(result, text) {
   inMatch = false;
   stopTimer();
-  for (const b of $('moves').children) b.disabled = true;
-  $('outcome').textContent = text;
-  $('outcome').className = result;
-  $('outcome').dataset.result = result;
+  enableMoves(false);
+  $('moves').hidden = true;
+  $('outcome').hidden = false;
+  $('outcome-text').textContent = text;
+  $('outcome-text').className = result;
+  $('outcome-text').dataset.result = result;
   idle();
-  status('Play again?');
+  status(result === 'abandoned' ? 'Play again?' : 'Match over. Play again?');
 }
 
 function idle() {
+  clearHint();
   $('leave').hidden = true;
-  setPlayButtons(true);
+  $('play').textContent = 'Play someone';
+  for (const id of ['play', 'play-bot', 'again', 'again-bot']) $(id).disabled = false;
 }
 
-function setPlayButtons(on) { $('play').disabled = !on; $('play-bot').disabled = !on; }
+function clearHint() { clearTimeout(hintId); hintId = 0; $('queue-hint').hidden = true; }
+
+// showLobby brings the Play panel back after a match.
+function showLobby() {
+  $('match').hidden = true;
+  $('lobby').hidden = false;
+}
 
 function notice(text, canRelogin) {
   $('notice-text').textContent = text;
   $('relogin').hidden = !canRelogin;
   $('notice').hidden = false;
-  $('lobby').hidden = true;
-  $('match').hidden = true;
-  $('me').hidden = true;
+  for (const id of ['lobby', 'match', 'me', 'leaderboard', 'logout']) $(id).hidden = true;
+  status('');
 }
 
-$('play').onclick = () => send({ type: 'queue' });
-$('play-bot').onclick = () => send({ type: 'queue', opponent: 'bot' });
-$('leave').onclick = () => { send({ type: 'leave' }); idle(); status('You left.'); };
+function queue(opponent) {
+  send(opponent ? { type: 'queue', opponent } : { type: 'queue' });
+}
+
+$('play').onclick = $('again').onclick = () => queue();
+$('play-bot').onclick = $('again-bot').onclick = $('hint-bot').onclick = () => queue('bot');
+$('leave').onclick = () => { send({ type: 'leave' }); idle(); status('Pick an opponent.'); };
 for (const b of $('moves').children) {
   b.onclick = () => {
     send({ type: 'move', choice: b.dataset.choice });
-    for (const o of $('moves').children) o.disabled = true;
+    enableMoves(false);
     b.classList.add('picked');
-    status('Waiting for your opponent…');
+    status('You chose ' + b.dataset.choice + '. Waiting for ' + opponent + '…');
   };
 }
 $('save-nickname').onclick = async () => {
   const r = await api('POST', '/api/nickname', { nickname: $('nickname').value });
-  status(r.ok ? 'Renamed.' : '⚠ ' + (r.data && r.data.message));
+  if (r.ok) setName(r.data.nickname);
+  status(r.ok ? 'You are now ' + r.data.nickname + '.' : '⚠ ' + ((r.data && r.data.message) || 'Could not rename you.'));
 };
+$('nickname').onkeydown = (e) => { if (e.key === 'Enter') $('save-nickname').click(); };
 $('logout').onclick = async () => {
   loggingOut = true;
   await api('POST', '/logout'); // every tab's socket closes with 4001
@@ -241,4 +361,28 @@ $('logout').onclick = async () => {
 };
 $('relogin').onclick = boot;
 
-boot().catch((e) => notice('Something went wrong: ' + e.message, true));
+// Tabs of one browser share the login, so they are one player: say so plainly when
+// another tab has the game open.
+if ('BroadcastChannel' in window) {
+  const note = $('tabs-note'), usual = note.textContent;
+  const tabs = new BroadcastChannel('rps.tabs');
+  let hidden = false; // this tab is closing, or in the back-forward cache
+  tabs.onmessage = (e) => {
+    if (hidden) return;
+    if (e.data === 'bye') { // that tab closed: are others still open?
+      note.classList.remove('alert');
+      note.textContent = usual;
+      tabs.postMessage('hello');
+      return;
+    }
+    if (e.data === 'hello') tabs.postMessage('here');
+    note.classList.add('alert');
+    note.textContent = 'This game is open in another tab too. Both tabs are the same player, so they ' +
+      'cannot play each other: to play yourself, open a private window or another browser.';
+  };
+  tabs.postMessage('hello');
+  addEventListener('pagehide', () => { hidden = true; tabs.postMessage('bye'); });
+  addEventListener('pageshow', (e) => { if (e.persisted) { hidden = false; tabs.postMessage('hello'); } });
+}
+
+boot().catch((e) => notice('Something went wrong (' + e.message + '). Try again.', true));
