@@ -131,8 +131,11 @@ var IgnoreFasthttp = []goleak.Option{
 	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 	// Fiber's process-wide clock (utils.StartTimeStampUpdater), started once by the
 	// limiter middleware and by gofiber/storage/memory, and never stopped.
+	// Its name on the stack depends on inlining (-race or not).
 	goleak.IgnoreTopFunction("github.com/gofiber/fiber/v2/middleware/limiter.FixedWindow.New.StartTimeStampUpdater.func2.1"),
 	goleak.IgnoreTopFunction("github.com/gofiber/storage/memory/v2.New.StartTimeStampUpdater.func1.1"),
+	goleak.IgnoreTopFunction("github.com/gofiber/fiber/v2/utils.StartTimeStampUpdater.func1.1"),
+	goleak.IgnoreTopFunction("github.com/gofiber/storage/memory/v2/internal.StartTimeStampUpdater.func1.1"),
 }
 
 // NodeSDKs returns the folder where the npm client SDKs (wafer-client-sdk,
