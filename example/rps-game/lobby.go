@@ -392,7 +392,7 @@ func (r *room) run(moveTimeout time.Duration) {
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
-	err := r.l.records.played(ctx, outs...)
+	counts, err := r.l.records.played(ctx, outs...)
 	cancel()
 	if err != nil {
 		r.l.log.Error("rps: result not recorded", "a", r.p[0].openID, "b", r.p[1].openID, "err", err)
@@ -405,6 +405,13 @@ func (r *room) run(moveTimeout time.Duration) {
 		msgs[i].Record = &rec
 		if err != nil {
 			continue // the session must not count what the database does not
+		}
+		if db, ok := counts[p.openID]; ok {
+			// The database's counts, which other sessions of the same player (another
+			// device) may have added to since this session loaded them.
+			rec = syncRecord(r.l.log, p, db)
+			msgs[i].Record = &rec
+			continue
 		}
 		field := resultField[results[i]]
 		n, err := p.s.Incr(field, 1)
@@ -447,4 +454,24 @@ func (r *room) finish() {
 	}
 	r.l.mu.Unlock()
 	close(r.done)
+}
+
+// syncRecord brings the session's copy of the player's record up to the database's,
+// and returns it. Counts only grow: a copy already ahead (a later match, written while
+// this one was) is left alone.
+func syncRecord(log *slog.Logger, p *player, db record) record {
+	rec := readRecord(p.s.Session)
+	for _, f := range []struct {
+		field   string
+		db, now *int64
+	}{{fieldWins, &db.Wins, &rec.Wins}, {fieldLosses, &db.Losses, &rec.Losses}, {fieldDraws, &db.Draws, &rec.Draws}} {
+		if *f.db > *f.now {
+			if err := p.s.Set(f.field, *f.db); err != nil {
+				log.Warn("rps: result not copied to the session", "openid", p.openID, "err", err)
+				continue
+			}
+			*f.now = *f.db
+		}
+	}
+	return rec
 }

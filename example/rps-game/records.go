@@ -141,35 +141,41 @@ func (r *records) get(ctx context.Context, openID string) (standing, error) {
 // played adds a match to its players' records, all of them or none. The counts change
 // in the database (wins = wins + 1), never read into Go and written back, so matches
 // the same player finishes at the same moment all count. A player's first match
-// creates their row with the nickname given.
-func (r *records) played(ctx context.Context, outs ...outcome) error {
+// creates their row with the nickname given. It returns each player's record as the
+// match left it.
+func (r *records) played(ctx context.Context, outs ...outcome) (map[string]record, error) {
 	if len(outs) == 0 {
-		return nil
+		return nil, nil
 	}
 	// Rows are locked in openid order, so two matches of the same players cannot wait
 	// for each other; MySQL may still pick a victim (gap locks of new rows), which is
 	// tried again.
 	outs = slices.Clone(outs)
 	slices.SortFunc(outs, func(a, b outcome) int { return strings.Compare(a.OpenID, b.OpenID) })
-	var err error
+	var (
+		now map[string]record
+		err error
+	)
 	for range 3 {
-		if err = r.play(ctx, outs); !retryable(err) {
+		if now, err = r.play(ctx, outs); !retryable(err) {
 			break
 		}
 	}
-	return err
+	return now, err
 }
 
-func (r *records) play(ctx context.Context, outs []outcome) error {
+// play writes one match and returns each player's record as the transaction left it.
+func (r *records) play(ctx context.Context, outs []outcome) (map[string]record, error) {
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("records: begin: %w", err)
+		return nil, fmt.Errorf("records: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	now := time.Now().UnixMilli()
+	after := make(map[string]record, len(outs))
 	for _, o := range outs {
 		if _, err := tx.ExecContext(ctx, r.onlyNew, o.OpenID, o.Nickname, now); err != nil {
-			return fmt.Errorf("records: add %s: %w", o.OpenID, err)
+			return nil, fmt.Errorf("records: add %s: %w", o.OpenID, err)
 		}
 		var w, l, d int
 		switch o.Result {
@@ -188,13 +194,19 @@ func (r *records) play(ctx context.Context, outs []outcome) error {
 			streak = CASE WHEN ? = 1 THEN streak + 1 ELSE 0 END,
 			updated_at = ? WHERE openid = ?`, w, l, d, w, w, now, o.OpenID)
 		if err != nil {
-			return fmt.Errorf("records: result of %s: %w", o.OpenID, err)
+			return nil, fmt.Errorf("records: result of %s: %w", o.OpenID, err)
 		}
+		var rec record
+		if err := tx.QueryRowContext(ctx, "SELECT wins, losses, draws FROM "+r.table+" WHERE openid = ?", o.OpenID).
+			Scan(&rec.Wins, &rec.Losses, &rec.Draws); err != nil {
+			return nil, fmt.Errorf("records: read %s: %w", o.OpenID, err)
+		}
+		after[o.OpenID] = rec
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("records: commit: %w", err)
+		return nil, fmt.Errorf("records: commit: %w", err)
 	}
-	return nil
+	return after, nil
 }
 
 // retryable reports whether MySQL rolled the transaction back to break a deadlock or a

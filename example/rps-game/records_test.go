@@ -181,7 +181,7 @@ func TestRecordsConcurrentResults(t *testing.T) {
 				if i%2 == 1 {
 					outs[0], outs[1] = outs[1], outs[0]
 				}
-				if err := r.played(ctx, outs...); err != nil {
+				if _, err := r.played(ctx, outs...); err != nil {
 					t.Error(err)
 				}
 			})
@@ -196,7 +196,7 @@ func TestRecordsConcurrentResults(t *testing.T) {
 		}
 
 		for i, res := range []Result{Win, Win, Lose, Win, Win, Win, Draw, Win} {
-			if err := r.played(ctx, outcome{"o-streak", "Streak", res}); err != nil {
+			if _, err := r.played(ctx, outcome{"o-streak", "Streak", res}); err != nil {
 				t.Fatalf("result %d: %v", i, err)
 			}
 		}
@@ -226,19 +226,19 @@ func TestLeaderboard(t *testing.T) {
 		ctx := context.Background()
 		for i := range 12 {
 			for range i {
-				if err := r.played(ctx, outcome{fmt.Sprintf("o-p%02d", i), fmt.Sprintf("P%02d", i), Win}, outcome{"o-loser", "Loser", Lose}); err != nil {
+				if _, err := r.played(ctx, outcome{fmt.Sprintf("o-p%02d", i), fmt.Sprintf("P%02d", i), Win}, outcome{"o-loser", "Loser", Lose}); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
-		if err := r.played(ctx, outcome{"o-p00", "P00", Draw}); err != nil { // played, no win
+		if _, err := r.played(ctx, outcome{"o-p00", "P00", Draw}); err != nil { // played, no win
 			t.Fatal(err)
 		}
 		// Ties on wins: fewer losses first.
-		if err := r.played(ctx, outcome{"o-tie", "Tie", Win}, outcome{"o-tie2", "Tie2", Win}); err != nil {
+		if _, err := r.played(ctx, outcome{"o-tie", "Tie", Win}, outcome{"o-tie2", "Tie2", Win}); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.played(ctx, outcome{"o-tie2", "Tie2", Lose}); err != nil {
+		if _, err := r.played(ctx, outcome{"o-tie2", "Tie2", Lose}); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.rename(ctx, "o-idle", "Idle"); err != nil { // has a name, never played
@@ -279,4 +279,35 @@ func TestLeaderboard(t *testing.T) {
 			t.Errorf("the rest: want %v; got %v", want, got)
 		}
 	})
+}
+
+// TestTwoSessionsOneRecord: a player logged in twice (two devices) plays on both; each
+// session's record follows the database, not only the matches it saw.
+func TestTwoSessionsOneRecord(t *testing.T) {
+	s := startServer(t, config{})
+	alice, _, a, b := pair(t, s)
+	playMatch(t, a, b) // 1-0-0, through session A
+	again := login(t, s, "o-alice")
+	a2 := again.dial(true)
+	a2.send(clientMsg{Type: "queue"})
+	a2.expect("queued")
+	b.send(clientMsg{Type: "queue"})
+	a2.expect("matched")
+	b.expect("matched")
+	playMatch(t, a2, b) // 2-0-0, through session B
+	a.send(clientMsg{Type: "queue"}) // session A, still connected, saw 1-0-0
+	a.expect("queued")
+	b.send(clientMsg{Type: "queue"})
+	a.expect("matched")
+	b.expect("matched")
+	playRound(t, 1, a, b, Rock, Scissors)
+	playRound(t, 2, a, b, Paper, Rock)
+	m := a.expect("match_over")
+	want := record{Wins: 3}
+	if *m.Record != want {
+		t.Errorf("session A's match_over: want %+v; got %+v", want, *m.Record)
+	}
+	if got := alice.me().record; got != want {
+		t.Errorf("session A's /api/me: want %+v; got %+v", want, got)
+	}
 }
