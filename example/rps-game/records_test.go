@@ -294,7 +294,7 @@ func TestTwoSessionsOneRecord(t *testing.T) {
 	b.send(clientMsg{Type: "queue"})
 	a2.expect("matched")
 	b.expect("matched")
-	playMatch(t, a2, b) // 2-0-0, through session B
+	playMatch(t, a2, b)              // 2-0-0, through session B
 	a.send(clientMsg{Type: "queue"}) // session A, still connected, saw 1-0-0
 	a.expect("queued")
 	b.send(clientMsg{Type: "queue"})
