@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,21 +35,8 @@ func backends(t *testing.T, test func(t *testing.T, cfg config)) {
 // not reachable and skips it elsewhere.
 func mysqlDSN(t *testing.T) string {
 	t.Helper()
-	const env = "MPSESSION_MYSQL_DSN"
-	dsn := os.Getenv(env)
-	if dsn == "" {
-		dsn = "root@tcp(127.0.0.1:3306)/test"
-	}
-	db, err := sql.Open("mysql", dsn)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-		_ = db.Close()
-	}
-	if err != nil {
-		testenv.Unavailable(t, "MariaDB at %s is not reachable (%v); start it or set %s", dsn, err, env)
-	}
+	db, dsn := testenv.MySQL(t)
+	_ = db.Close()
 	return dsn
 }
 

@@ -71,23 +71,7 @@ func mustNew[S any](t testing.TB, what string, newFn func() S) (s S) {
 }
 
 func openMySQL(t testing.TB) (Storage, func() map[string][]byte) {
-	const env = "MPSESSION_MYSQL_DSN"
-	dsn := os.Getenv(env)
-	if dsn == "" {
-		dsn = "root@tcp(127.0.0.1:3306)/test"
-	}
-	db, err := sql.Open("mysql", dsn)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-	}
-	if err != nil {
-		if db != nil {
-			db.Close()
-		}
-		testenv.Unavailable(t, "%s at %s is not reachable (%v); start it or set %s", "MySQL", dsn, err, env)
-	}
+	db, _ := testenv.MySQL(t)
 	db.SetMaxOpenConns(64)
 	db.SetMaxIdleConns(64)
 	table := uniqueTable()
