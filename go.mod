@@ -11,6 +11,7 @@ require (
 	github.com/gofiber/storage/mysql/v2 v2.2.0
 	github.com/gofiber/storage/postgres/v3 v3.1.0
 	github.com/gofiber/storage/redis/v3 v3.1.0
+	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/jackc/pgx/v5 v5.6.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0

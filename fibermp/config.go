@@ -107,11 +107,45 @@ type Config struct {
 	// Optional. Default: nil (nothing counted)
 	Metrics *metrics.Metrics
 
+	// Cache keeps the sessions this process serves in memory, in front of a shared
+	// store whose events reach every process (redisstore): a request whose session is
+	// cached makes no store call, and a write makes one. Entries are dropped when the
+	// store announces a change made elsewhere, and bypassed while the store cannot vouch
+	// for its announcements; see CacheConfig for the bounds and the README for what it
+	// changes. With the in-memory store it is ignored (sessions already are in memory);
+	// New panics for a store whose events stay in one process (fiberstore).
+	//
+	// Optional. Default: nil (every request loads its session from the store)
+	Cache *CacheConfig
+
 	// UserDataMaxAge rejects encrypted user data whose watermark is older than this.
 	// Zero accepts any age.
 	//
 	// Optional. Default: 0
 	UserDataMaxAge time.Duration
+}
+
+// CacheConfig bounds the session cache (Config.Cache). Zero fields take their
+// defaults.
+type CacheConfig struct {
+	// MaxEntries is the most sessions kept; the least recently used go first.
+	//
+	// Optional. Default: 100000
+	MaxEntries int
+
+	// MaxAge is the longest a session is served from memory before it is loaded
+	// again, whatever the events say.
+	//
+	// Optional. Default: 5 * time.Minute
+	MaxAge time.Duration
+
+	// Renew is the longest a cached read goes without extending the session's idle
+	// timeout in the store: reads from memory extend it in the background, in batches,
+	// at most once per Renew per session, so a session may expire in the store up to
+	// Renew earlier than IdleTimeout after its last read.
+	//
+	// Optional. Default: IdleTimeout / 10
+	Renew time.Duration
 }
 
 // ConfigDefault is the default config. AppID and AppSecret (or Client) have no default.

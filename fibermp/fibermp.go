@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/mpsession/mpsession/internal/cache"
 	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
@@ -34,13 +35,29 @@ func New(config ...Config) fiber.Handler {
 	counts := counting.Of(cfg.Metrics)
 	m := &middleware{cfg: cfg, proto: session.Protocol(cfg.Protocol), counts: counts}
 	m.eng = &session.Engine{
-		Store:    session.Bounded(cfg.Store, cfg.StoreTimeout, counts),
+		Store:    storeOf(cfg, counts),
 		Metrics:  counts,
 		Protocol: m.proto,
 		Idle:     cfg.IdleTimeout,
 		Wrap:     func(st *session.State) any { return &Session{st: st} },
 	}
 	return m.handle
+}
+
+// storeOf returns the store the middleware calls: the configured one, each call bounded
+// by StoreTimeout, behind the cache when there is one.
+func storeOf(cfg Config, counts *counting.Counts) store.Store {
+	st := session.Bounded(cfg.Store, cfg.StoreTimeout, counts)
+	if _, local := cfg.Store.(*store.Memory); cfg.Cache == nil || local {
+		return st
+	}
+	health, _ := cfg.Store.(store.EventHealth)
+	c, err := cache.New(st, health, cfg.IdleTimeout, cache.Config{
+		MaxEntries: cfg.Cache.MaxEntries, MaxAge: cfg.Cache.MaxAge, Renew: cfg.Cache.Renew})
+	if err != nil {
+		panic("fibermp: Config.Cache: " + err.Error())
+	}
+	return c
 }
 
 // Get returns the request's session, or nil if the request carries none.

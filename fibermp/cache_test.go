@@ -1,0 +1,258 @@
+package fibermp_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/testenv"
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/redisstore"
+)
+
+// process is one server process of a fleet sharing a Redis: its own client, store,
+// cache and listener.
+type process struct {
+	*harness
+	rs     *redisstore.Store
+	trips  *commandCounter // Redis round trips made for its requests
+	events chan store.Event
+}
+
+// cachedRoutes are routes plus a logout everywhere.
+func cachedRoutes(app fiber.Router) {
+	routes(app)
+	app.Post("/destroy-all", fibermp.Required(), func(c *fiber.Ctx) error {
+		_, err := fibermp.Get(c).DestroyAll()
+		return err
+	})
+}
+
+// newProcess starts a process on the Redis at addr under prefix, with the cache on.
+// Its events channel gets the store's events after the cache has seen them.
+func newProcess(t *testing.T, addr, prefix string) *process {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = rdb.Close() })
+	p := &process{trips: &commandCounter{}, events: make(chan store.Event, 4096)}
+	rdb.AddHook(p.trips)
+	p.rs = redisstore.New(rdb, redisstore.Config{Prefix: prefix})
+	t.Cleanup(func() { _ = p.rs.Close() })
+	p.harness = newHarness(t, fibermp.Config{Store: p.rs, Cache: &fibermp.CacheConfig{}}, cachedRoutes)
+	// The first load subscribes the cache; the observer subscribes after it, so the
+	// store calls the cache first.
+	if r := p.do(t, "GET", "/whoami", loginWafer(t, p.harness, "o-first"), ""); r.status != 200 {
+		t.Fatalf("first request: %d %s", r.status, r.body)
+	}
+	unsubscribe, err := p.rs.Subscribe(func(ev store.Event) {
+		select {
+		case p.events <- ev:
+		default:
+			t.Error("observer: event queue full")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unsubscribe)
+	return p
+}
+
+// await waits for an event of kind about the session id and returns when it arrived.
+func (p *process) await(t *testing.T, kind store.EventKind, id string) time.Time {
+	t.Helper()
+	hash := store.Hash(id)
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-p.events:
+			if ev.Kind == kind && ev.Hash == hash {
+				return time.Now()
+			}
+		case <-timeout:
+			t.Fatalf("no %s event for the session", kind)
+		}
+	}
+}
+
+func sharedRedis(t *testing.T) (addr, prefix string) {
+	rdb := testenv.Redis(t)
+	return rdb.Options().Addr, testenv.RedisPrefix(t, rdb)
+}
+
+// TestCacheAcrossProcesses: with the cache on, a change, a logout or a revocation made
+// in process A is seen by every request to process B that starts after its event
+// reached B, and a cached read costs B no round trip. It measures the window: from A's
+// reply to the event's arrival at B.
+func TestCacheAcrossProcesses(t *testing.T) {
+	addr, prefix := sharedRedis(t)
+	a, b := newProcess(t, addr, prefix), newProcess(t, addr, prefix)
+	const trials = 200
+	var windows, fromSent []time.Duration
+	for i := range trials {
+		hdr := loginWafer(t, a.harness, fmt.Sprintf("o-cache-%d", i))
+		id := hdr["X-WX-Id"]
+		b.do(t, "GET", "/color", hdr, "") // B caches the session
+		before := b.trips.n.Load()
+		if r := b.do(t, "GET", "/whoami", hdr, ""); r.status != 200 {
+			t.Fatalf("trial %d: read on B: %d %s", i, r.status, r.body)
+		}
+		if n := b.trips.n.Load() - before; n != 0 {
+			t.Fatalf("trial %d: a cached read made %d round trips", i, n)
+		}
+
+		// A change on A is read on B once its event is in.
+		color := fmt.Sprintf(`{"color":"c%d"}`, i)
+		if r := a.do(t, "POST", "/color", map[string]string{"X-WX-Id": id, "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}, color); r.status != 200 {
+			t.Fatalf("trial %d: set on A: %d %s", i, r.status, r.body)
+		}
+		b.await(t, store.EventChanged, id)
+		if got := b.do(t, "GET", "/color", hdr, "").json(t)["color"]; got != fmt.Sprintf("c%d", i) {
+			again := b.do(t, "GET", "/color", hdr, "").json(t)["color"]
+			onA := a.do(t, "GET", "/color", hdr, "").json(t)["color"]
+			t.Fatalf("trial %d: B read %q after A's change arrived (again: %v, on A: %v, live %v)", i, got, again, onA, b.rs.EventsLive())
+		}
+
+		// A logout (even trials) or a revocation (odd) on A refuses the session on B.
+		path, kind := "/logout", store.EventDeleted
+		if i%2 == 1 {
+			path, kind = "/destroy-all", store.EventRevoked
+		}
+		sent := time.Now()
+		if r := a.do(t, "POST", path, hdr, ""); r.status != 200 {
+			t.Fatalf("trial %d: %s on A: %d %s", i, path, r.status, r.body)
+		}
+		replied := time.Now()
+		arrived := b.await(t, kind, id)
+		windows = append(windows, max(0, arrived.Sub(replied)))
+		fromSent = append(fromSent, arrived.Sub(sent))
+		if r := b.do(t, "GET", "/whoami", hdr, ""); r.json(t)["error"] != "ERR_INVALID_SESSION" {
+			t.Fatalf("trial %d: B served a session %s on A after its event arrived: %d %s", i, path, r.status, r.body)
+		}
+	}
+	slices.Sort(windows)
+	slices.Sort(fromSent)
+	t.Logf("logout/revocation on A -> event at B, %d trials: after A's reply p50 %v, p99 %v, max %v; "+
+		"after A's request was sent p50 %v, p99 %v, max %v", trials, windows[trials/2], windows[trials*99/100], windows[trials-1],
+		fromSent[trials/2], fromSent[trials*99/100], fromSent[trials-1])
+}
+
+// TestCacheRoundTrips: with the cache, a read makes no round trip, a write one.
+func TestCacheRoundTrips(t *testing.T) {
+	addr, prefix := sharedRedis(t)
+	p := newProcess(t, addr, prefix)
+	hdr := loginWafer(t, p.harness, "o-trips")
+	p.do(t, "GET", "/color", hdr, "") // loads the scripts, fills the cache
+	write := map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}
+	for _, tc := range []struct {
+		name, method, path string
+		hdr                map[string]string
+		body               string
+		want               int64
+	}{
+		{"read", "GET", "/color", hdr, "", 0},
+		{"set", "POST", "/color", write, `{"color":"teal"}`, 1},
+		{"read after set", "GET", "/color", hdr, "", 0},
+		{"incr", "POST", "/incr", hdr, "", 1},
+		{"incr again", "POST", "/incr", hdr, "", 1},
+		{"read after incr", "GET", "/get/n", hdr, "", 0},
+	} {
+		before := p.trips.n.Load()
+		r := p.do(t, tc.method, tc.path, tc.hdr, tc.body)
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", tc.name, r.status, r.body)
+		}
+		if got := p.trips.n.Load() - before; got != tc.want {
+			t.Errorf("%s: want %d round trips; got %d", tc.name, tc.want, got)
+		}
+	}
+	if got := p.do(t, "GET", "/get/n", hdr, "").json2(t); got != float64(2) {
+		t.Errorf("n = %v after two increments", got)
+	}
+	if got := p.do(t, "GET", "/color", hdr, "").json(t)["color"]; got != "teal" {
+		t.Errorf("color = %v", got)
+	}
+}
+
+// TestCacheExactTotals: increments of one session from two processes at once end in an
+// exact total, read on both once the last event is in.
+func TestCacheExactTotals(t *testing.T) {
+	addr, prefix := sharedRedis(t)
+	a, b := newProcess(t, addr, prefix), newProcess(t, addr, prefix)
+	hdr := loginWafer(t, a.harness, "o-totals")
+	const each = 300
+	var wg sync.WaitGroup
+	for _, p := range []*process{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if r := p.do(t, "POST", "/incr", hdr, ""); r.status != 200 {
+					t.Errorf("incr: %d %s", r.status, r.body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Every process has seen all 4*each change events: then both read the total.
+	for _, p := range []*process{a, b} {
+		for range 4 * each {
+			p.await(t, store.EventChanged, hdr["X-WX-Id"])
+		}
+		if got := p.do(t, "GET", "/get/n", hdr, "").json2(t); got != float64(4*each) {
+			t.Errorf("n = %v, want %d", got, 4*each)
+		}
+	}
+}
+
+// TestCacheSubscriptionKilled: while B's subscription is cut (CLIENT KILL TYPE pubsub),
+// B serves no request from its cache, so a change A makes meanwhile (whose event B
+// never gets) is read on B; once B has subscribed again, reads are cached again.
+func TestCacheSubscriptionKilled(t *testing.T) {
+	srv := testenv.StartRedis(t) // a private server: the kill must not cut other tests
+	const prefix = "killed"
+	a, b := newProcess(t, srv.Addr, prefix), newProcess(t, srv.Addr, prefix)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	ctx := context.Background()
+	hdr := loginWafer(t, a.harness, "o-killed")
+	write := map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}
+	health := store.EventHealth(b.rs)
+	for i := range 20 {
+		b.do(t, "GET", "/color", hdr, "") // cached on B
+		if err := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+			t.Fatal(err)
+		}
+		color := fmt.Sprintf("k%d", i)
+		if r := a.do(t, "POST", "/color", write, `{"color":"`+color+`"}`); r.status != 200 {
+			t.Fatalf("set on A: %d %s", r.status, r.body)
+		}
+		if got := b.do(t, "GET", "/color", hdr, "").json(t)["color"]; got != color {
+			t.Fatalf("round %d: B served %v from its cache after its subscription was cut", i, got)
+		}
+		// Back to cached reads once B is subscribed again.
+		deadline := time.Now().Add(10 * time.Second)
+		for !health.EventsLive() {
+			if time.Now().After(deadline) {
+				t.Fatal("B's events never came back")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	b.do(t, "GET", "/color", hdr, "")
+	before := b.trips.n.Load()
+	if got := b.do(t, "GET", "/color", hdr, "").json(t)["color"]; got != "k19" {
+		t.Fatalf("color = %v", got)
+	}
+	if n := b.trips.n.Load() - before; n != 0 {
+		t.Fatalf("after resubscribing, a read made %d round trips, want 0 (cached)", n)
+	}
+}

@@ -1,0 +1,541 @@
+// Package cache keeps a process's sessions in memory in front of a shared store, exact
+// as long as the store's events reach the process.
+//
+// A Store wraps a store.Store whose events cross processes (redisstore) and serves Load
+// from memory:
+//
+//   - An entry is dropped when an event says its session changed (EventChanged from
+//     another writer), ended (EventDeleted, EventRevoked, EventExpired), and every entry
+//     is dropped on EventResync. Events are handled before they are passed on to the
+//     cache's own subscribers (wsauth's live handles), so a handle that reloads after an
+//     event gets what the store holds.
+//   - While the store cannot vouch for its events (store.EventHealth.EventsLive reports
+//     false: the subscription is down, or missed a health check), every Load goes to the
+//     store and nothing is cached. When events are live again, the store has sent an
+//     EventResync, which dropped every entry.
+//   - An entry is never served past the session's expiry as last known, nor older than
+//     MaxAge, and the cache holds at most MaxEntries entries (least recently used go
+//     first).
+//   - A Load that hits extends the session in the store at most once per Renew
+//     interval, in the background, batched (store.TouchMany): a cached read costs no
+//     round trip, and the session's expiry in the store lags the last read by at most
+//     Renew.
+//   - Writes (Save, Incr, Touch) go to the store in one call each and are applied to the
+//     entry when they succeed; the events they send back are recognised by their origin
+//     (store.WithOrigin) and skipped. A Load that was under way while a write or an event
+//     about its session completed does not fill the cache, since it may have read what
+//     was there before.
+//
+// A write made in another process is seen by every Load that starts after its event
+// reached this process: the window is the event's trip through the store (measured in
+// the fibermp tests).
+package cache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/mpsession/mpsession/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxEntries = 100_000
+	DefaultMaxAge     = 5 * time.Minute
+)
+
+// Config bounds a cache.
+type Config struct {
+	// MaxEntries is the most sessions kept. Default: DefaultMaxEntries.
+	MaxEntries int
+	// MaxAge is the longest an entry is served before the session is loaded again.
+	// Default: DefaultMaxAge.
+	MaxAge time.Duration
+	// Renew is the longest a cached read goes without extending the session in the
+	// store. Default: a tenth of the idle timeout.
+	Renew time.Duration
+}
+
+// ErrNoEvents is returned by New for a store whose events do not reach every process.
+var ErrNoEvents = errors.New("cache: the store's events do not reach every process (it does not implement store.EventHealth)")
+
+// shards is how many load sequences a cache keeps: a Load compares its session's shard
+// before and after it reads the store.
+const shards = 256
+
+// Store is a store.Store with a cache in front of Load. See the package doc.
+type Store struct {
+	store.Store // the backend; Sessions, PutTicket and TakeTicket go straight to it
+	health      store.EventHealth
+	idle        time.Duration
+	renew       time.Duration
+	maxAge      time.Duration
+	origin      string // marks this cache's writes, so it skips their events
+
+	entries *lru.Cache[string, *entry] // by session hash
+	seq     [shards]atomic.Uint64      // bumped by every write and event of the shard
+	epoch   atomic.Uint64              // bumped by every EventResync
+	// mu makes each change of entries one step with the checks it depends on (a
+	// load's sequence check and its insert, an update's copy and its replace, a drop's
+	// bump and its removal). Reads take no lock beyond the LRU's own.
+	mu sync.Mutex
+
+	subMu       sync.Mutex
+	subs        atomic.Pointer[[]*subscriber]
+	unsubscribe func()       // the cache's own subscription to the backend
+	retryAt     atomic.Int64 // when a failed subscription may be tried again, UnixNano
+	closed      atomic.Bool
+
+	touchMu  sync.Mutex
+	touchDue map[string]string // session hash -> id, due for a background touch
+	touching bool              // a goroutine is flushing touchDue
+	touchWG  sync.WaitGroup
+
+	// Counts, for tests and metrics.
+	Hits, Misses, Bypasses atomic.Uint64
+}
+
+// entry is one cached session. It is never changed once in the cache: a write replaces
+// it, so readers need no lock.
+type entry struct {
+	fields   map[string]string // shared by every reader: copied before it is handed out
+	owner    string
+	deadline time.Time
+	expires  time.Time // the session's expiry as last known
+	touched  time.Time // when the store last extended it: expires - idle, or later
+	loaded   time.Time // for MaxAge
+	touchDue atomic.Bool
+}
+
+type subscriber struct {
+	fn     func(store.Event)
+	active atomic.Bool
+}
+
+// New returns st with a cache in front of it, for sessions whose idle timeout is idle.
+// health tells whether st's events are live: it is st itself, or the store st wraps
+// (redisstore implements it; memory needs no cache). Without it New returns
+// ErrNoEvents.
+func New(st store.Store, health store.EventHealth, idle time.Duration, cfg Config) (*Store, error) {
+	if health == nil {
+		return nil, ErrNoEvents
+	}
+	if idle <= 0 {
+		return nil, errors.New("cache: idle timeout must be positive")
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = DefaultMaxEntries
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.Renew <= 0 {
+		cfg.Renew = idle / 10
+	}
+	entries, err := lru.New[string, *entry](cfg.MaxEntries)
+	if err != nil {
+		return nil, err
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return &Store{Store: st, health: health, idle: idle, renew: min(cfg.Renew, idle), maxAge: cfg.MaxAge,
+		origin: tagPrefix + hex.EncodeToString(b[:]), entries: entries, touchDue: map[string]string{}}, nil
+}
+
+// live reports whether entries may be served and filled: the cache receives the store's
+// events and the store vouches for them. It subscribes on first use.
+func (c *Store) live() bool {
+	if c.closed.Load() {
+		return false
+	}
+	if c.subs.Load() == nil {
+		if time.Now().UnixNano() < c.retryAt.Load() || c.subscribe() != nil {
+			return false
+		}
+	}
+	return c.health.EventsLive()
+}
+
+// subscribe starts the cache's own subscription to the backend, unless it runs. After a
+// failure, live tries again at most once a second.
+func (c *Store) subscribe() error {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	if c.closed.Load() {
+		return errors.New("cache: closed")
+	}
+	if c.subs.Load() != nil {
+		return nil
+	}
+	unsubscribe, err := c.Store.Subscribe(c.onEvent)
+	if err != nil {
+		c.retryAt.Store(time.Now().Add(time.Second).UnixNano())
+		return err
+	}
+	c.unsubscribe = unsubscribe
+	c.subs.Store(&[]*subscriber{})
+	return nil
+}
+
+func (c *Store) shard(hash string) *atomic.Uint64 {
+	// The hash is hex: its first two characters spread sessions evenly.
+	if len(hash) < 2 {
+		return &c.seq[0]
+	}
+	return &c.seq[(unhex(hash[0])<<4|unhex(hash[1]))%shards]
+}
+
+func unhex(b byte) int {
+	switch {
+	case b >= '0' && b <= '9':
+		return int(b - '0')
+	case b >= 'a' && b <= 'f':
+		return int(b-'a') + 10
+	}
+	return int(b)
+}
+
+// Load returns the session from memory when the cache holds it and events are live, and
+// from the store otherwise, filling the cache. A hit with touch > 0 extends the session
+// in the store in the background when the last extension is older than Renew.
+func (c *Store) Load(ctx context.Context, id string, touch time.Duration) (*store.Record, error) {
+	hash := store.Hash(id)
+	if !c.live() {
+		c.Bypasses.Add(1)
+		return c.Store.Load(ctx, id, touch)
+	}
+	now := time.Now()
+	if e, ok := c.entries.Get(hash); ok {
+		if now.Before(e.expires) && now.Sub(e.loaded) < c.maxAge {
+			c.Hits.Add(1)
+			if touch > 0 && now.Sub(e.touched) >= c.renew && !e.touchDue.Swap(true) {
+				c.dueForTouch(hash, id)
+			}
+			return e.record(), nil
+		}
+		c.entries.Remove(hash)
+	}
+	c.Misses.Add(1)
+	sh := c.shard(hash)
+	seq, epoch := sh.Load(), c.epoch.Load()
+	rec, err := c.Store.Load(ctx, id, touch)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			c.entries.Remove(hash)
+		}
+		return nil, err
+	}
+	// Only what no write or event overtook, read while events were live.
+	e := &entry{fields: cloneFields(rec.Fields), owner: rec.Owner, deadline: rec.Deadline,
+		expires: rec.ExpiresAt, touched: rec.ExpiresAt.Add(-c.idle), loaded: now}
+	c.mu.Lock()
+	if c.health.EventsLive() && sh.Load() == seq && c.epoch.Load() == epoch {
+		c.entries.Add(hash, e)
+	}
+	c.mu.Unlock()
+	return rec, nil
+}
+
+// record returns a copy of e as a store hands it out: the caller may change its fields.
+func (e *entry) record() *store.Record {
+	fields := make(map[string]string, len(e.fields)+1)
+	for k, v := range e.fields {
+		fields[k] = v
+	}
+	return &store.Record{Fields: fields, Owner: e.owner, Deadline: e.deadline, ExpiresAt: e.expires}
+}
+
+// update replaces the entry of hash, if the cache has one, by change applied to a copy.
+// The write it reflects completed: loads under way no longer fill the cache.
+func (c *Store) update(hash string, change func(e *entry)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.shard(hash).Add(1)
+	e, ok := c.entries.Peek(hash)
+	if !ok {
+		return
+	}
+	next := &entry{fields: e.fields, owner: e.owner, deadline: e.deadline, expires: e.expires,
+		touched: e.touched, loaded: e.loaded}
+	change(next)
+	c.entries.Add(hash, next)
+}
+
+// extended records that the store extended the session to min(at+idle, deadline).
+func (c *Store) extended(e *entry, at time.Time, idle time.Duration) {
+	exp := at.Add(idle)
+	if !e.deadline.IsZero() && e.deadline.Before(exp) {
+		exp = e.deadline
+	}
+	if exp.After(e.expires) {
+		e.expires, e.touched = exp, at
+	}
+}
+
+// drop removes the session's entry after a write that may have changed it in ways the
+// cache cannot apply, or that failed.
+func (c *Store) drop(hash string) {
+	c.mu.Lock()
+	c.shard(hash).Add(1)
+	c.entries.Remove(hash)
+	c.mu.Unlock()
+}
+
+// tagPrefix starts the origins caches give their writes. Events reach subscribers
+// without them, as if the writes had been made with no origin.
+const tagPrefix = "mpsession-cache:"
+
+// mark returns ctx marked with the cache's origin, so that the cache knows the events
+// of its writes, unless the caller gave an origin of its own: then the events carry
+// that one, and the cache drops its entry when its own write's event comes back (a
+// reload, never a stale read).
+func (c *Store) mark(ctx context.Context) context.Context {
+	if store.OriginOf(ctx) != "" {
+		return ctx
+	}
+	return store.WithOrigin(ctx, c.origin)
+}
+
+// Save writes ch in one store call and applies it to the entry.
+func (c *Store) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	hash := store.Hash(id)
+	start := time.Now()
+	if err := c.Store.Save(c.mark(ctx), id, ch, idle); err != nil {
+		c.drop(hash)
+		return err
+	}
+	c.update(hash, func(e *entry) {
+		e.fields = cloneFields(e.fields)
+		ch.Apply(e.fields)
+		if idle > 0 {
+			c.extended(e, start, idle)
+		}
+	})
+	return nil
+}
+
+// Incr increments in one store call and applies the result to the entry.
+func (c *Store) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	hash := store.Hash(id)
+	n, err := c.Store.Incr(c.mark(ctx), id, field, delta)
+	if err != nil {
+		c.drop(hash)
+		return 0, err
+	}
+	v := strconv.FormatInt(n, 10)
+	c.update(hash, func(e *entry) {
+		e.fields = cloneFields(e.fields)
+		e.fields[field] = v
+	})
+	return n, nil
+}
+
+// Touch extends the session in one store call and records it in the entry.
+func (c *Store) Touch(ctx context.Context, id string, idle time.Duration) error {
+	hash := store.Hash(id)
+	start := time.Now()
+	if err := c.Store.Touch(ctx, id, idle); err != nil {
+		c.drop(hash)
+		return err
+	}
+	c.update(hash, func(e *entry) { c.extended(e, start, idle) })
+	return nil
+}
+
+// TouchMany extends sessions as Touch does, in one batch when the store can.
+func (c *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
+	start := time.Now()
+	errs := store.TouchMany(ctx, c.Store, ids, idle)
+	for i, id := range ids {
+		hash := store.Hash(id)
+		if errs[i] != nil {
+			c.drop(hash)
+		} else {
+			c.update(hash, func(e *entry) { c.extended(e, start, idle) })
+		}
+	}
+	return errs
+}
+
+// Create creates the session in the store; the cache fills on its first Load.
+func (c *Store) Create(ctx context.Context, id string, rec store.Record, idle time.Duration) error {
+	err := c.Store.Create(c.mark(ctx), id, rec, idle)
+	if err == nil {
+		c.drop(store.Hash(id))
+	}
+	return err
+}
+
+// Delete deletes the session from the store and from the cache.
+func (c *Store) Delete(ctx context.Context, id string) error {
+	err := c.Store.Delete(c.mark(ctx), id)
+	c.drop(store.Hash(id))
+	return err
+}
+
+// DeleteOwner deletes the owner's sessions from the store and from the cache. It asks
+// the store for them first (one more round trip, for a rare call): their events drop
+// them too, but a request of this process must not use one in between.
+func (c *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	hashes, err := c.Store.Sessions(ctx, owner)
+	if err != nil {
+		return 0, err
+	}
+	n, err := c.Store.DeleteOwner(c.mark(ctx), owner, keep...)
+	for _, hash := range hashes {
+		c.drop(hash)
+	}
+	return n, err
+}
+
+// onEvent drops what the event makes stale, then passes it on. It runs on the store's
+// event goroutine.
+func (c *Store) onEvent(ev store.Event) {
+	switch ev.Kind {
+	case store.EventResync:
+		c.mu.Lock()
+		c.epoch.Add(1)
+		c.entries.Purge()
+		c.mu.Unlock()
+	case store.EventChanged:
+		if ev.Origin == c.origin { // this cache's own write: applied when it returned
+			break
+		}
+		c.drop(ev.Hash)
+	default:
+		c.drop(ev.Hash)
+	}
+	if strings.HasPrefix(ev.Origin, tagPrefix) {
+		ev.Origin = "" // a cache's tag, here or in another process: not the caller's
+	}
+	if p := c.subs.Load(); p != nil {
+		for _, s := range *p {
+			if s.active.Load() {
+				s.fn(ev)
+			}
+		}
+	}
+}
+
+// Subscribe registers fn for the store's events, which reach it after the cache has
+// handled them.
+func (c *Store) Subscribe(fn func(store.Event)) (func(), error) {
+	if fn == nil {
+		return nil, errors.New("cache: subscribe: nil func")
+	}
+	if err := c.subscribe(); err != nil {
+		return nil, err
+	}
+	s := &subscriber{fn: fn}
+	s.active.Store(true)
+	c.setSubs(func(subs []*subscriber) []*subscriber { return append(subs, s) })
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.active.Store(false)
+			c.setSubs(func(subs []*subscriber) []*subscriber {
+				for i, x := range subs {
+					if x == s {
+						return append(subs[:i:i], subs[i+1:]...)
+					}
+				}
+				return subs
+			})
+		})
+	}, nil
+}
+
+func (c *Store) setSubs(change func([]*subscriber) []*subscriber) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	old := *c.subs.Load()
+	subs := change(old[:len(old):len(old)])
+	c.subs.Store(&subs)
+}
+
+// touchBatch is the most sessions extended in one background store call.
+const touchBatch = 512
+
+// dueForTouch queues a session for a background extension, starting the goroutine that
+// does them when none runs.
+func (c *Store) dueForTouch(hash, id string) {
+	c.touchMu.Lock()
+	defer c.touchMu.Unlock()
+	c.touchDue[hash] = id
+	if c.touching {
+		return
+	}
+	c.touching = true
+	c.touchWG.Add(1)
+	go c.flushTouches()
+}
+
+// flushTouches extends the queued sessions in batches until none is left.
+func (c *Store) flushTouches() {
+	defer c.touchWG.Done()
+	for {
+		c.touchMu.Lock()
+		if len(c.touchDue) == 0 {
+			c.touching = false
+			c.touchMu.Unlock()
+			return
+		}
+		hashes := make([]string, 0, min(len(c.touchDue), touchBatch))
+		ids := make([]string, 0, cap(hashes))
+		for hash, id := range c.touchDue {
+			if len(ids) == touchBatch {
+				break
+			}
+			hashes, ids = append(hashes, hash), append(ids, id)
+			delete(c.touchDue, hash)
+		}
+		c.touchMu.Unlock()
+		// TouchMany records the extensions (or drops the entries that failed); the
+		// entries that replace them start with touchDue false.
+		errs := c.TouchMany(context.Background(), ids, c.idle)
+		for i, hash := range hashes {
+			if errs[i] == nil {
+				continue
+			}
+			if e, ok := c.entries.Peek(hash); ok {
+				e.touchDue.Store(false)
+			}
+		}
+	}
+}
+
+// Close stops the cache's subscription and waits for background extensions. It does not
+// close the store.
+func (c *Store) Close() error {
+	c.closed.Store(true)
+	c.subMu.Lock()
+	unsubscribe := c.unsubscribe
+	c.unsubscribe = nil
+	c.subMu.Unlock()
+	if unsubscribe != nil {
+		unsubscribe()
+	}
+	c.touchWG.Wait()
+	c.entries.Purge()
+	return nil
+}
+
+// Len returns how many sessions the cache holds.
+func (c *Store) Len() int { return c.entries.Len() }
+
+func cloneFields(fields map[string]string) map[string]string {
+	c := make(map[string]string, len(fields)+1)
+	for k, v := range fields {
+		c[k] = v
+	}
+	return c
+}
