@@ -43,6 +43,19 @@
 // request that changes nothing writes nothing; its load also extends the idle timeout.
 // On a socket, wsauth's live handle is the same *Session, written through at once.
 //
+// # The session cache
+//
+// On a shared store, every authenticated request loads its session: one Redis round
+// trip. With Config.Cache set, each process keeps the sessions it serves in memory and
+// a read makes no store call; a write makes one (Set and Delete together when the
+// handler returns, Incr at once), with no load before it. The store's events keep the
+// cache exact: a change, logout or revocation made in another process is seen by every
+// request that starts after its event arrived here, and while the store cannot vouch
+// for its events (its subscription is down, or missed a health check for a second)
+// every request loads from the store again. Reads extend the idle timeout in the
+// background, at most once per CacheConfig.Renew. wsauth's live handles read through
+// the same cache.
+//
 // # Outages
 //
 // Every store call made for a request is bounded by Config.StoreTimeout (1 s). A store

@@ -90,11 +90,15 @@ type Memory struct {
 	events  chan Event    // created by the first Subscribe
 	wake    chan struct{} // tells the dispatcher of a drop; created with events
 	dropped atomic.Uint64
-	lost    atomic.Bool // events were dropped since the last EventResync
-	closed  bool        // guarded by subsMu
+	// resynced is dropped as it was when the last EventResync was delivered: while
+	// they differ, events are lost and the resync that tells of them is to come.
+	resynced atomic.Uint64
+	closed   bool // guarded by subsMu
 
 	done chan struct{}
 	wg   sync.WaitGroup
+
+	broker memoryBroker // application messages: memory_broker.go
 }
 
 type memoryShard struct {
@@ -208,7 +212,7 @@ func (m *Memory) Create(ctx context.Context, id string, rec Record, idle time.Du
 		if now.Before(old.expires) {
 			return ErrExists
 		}
-		m.remove(sh, k, old, EventExpired)
+		m.remove(sh, k, old, EventExpired, "")
 	}
 	sh.m[k] = e
 	if e.owner != "" {
@@ -275,15 +279,16 @@ func (m *Memory) live(sh *memoryShard, k [sha256.Size]byte, now time.Time) (*mem
 		return nil, ErrNotFound
 	}
 	if !now.Before(e.expires) {
-		m.remove(sh, k, e, EventExpired)
+		m.remove(sh, k, e, EventExpired, "")
 		return nil, ErrNotFound
 	}
 	return e, nil
 }
 
 // remove deletes e, under key k, from sh and from its owner's index, and tells
-// subscribers why. sh.mu must be held for writing.
-func (m *Memory) remove(sh *memoryShard, k [sha256.Size]byte, e *memoryEntry, why EventKind) {
+// subscribers why, and the origin of the write that removed it ("" for an expiry).
+// sh.mu must be held for writing.
+func (m *Memory) remove(sh *memoryShard, k [sha256.Size]byte, e *memoryEntry, why EventKind, origin string) {
 	delete(sh.m, k)
 	if e.owner != "" {
 		m.ownersMu.Lock()
@@ -296,7 +301,7 @@ func (m *Memory) remove(sh *memoryShard, k [sha256.Size]byte, e *memoryEntry, wh
 		m.ownersMu.Unlock()
 	}
 	if m.subscribed() {
-		m.publish(Event{Kind: why, Hash: e.hash})
+		m.publish(Event{Kind: why, Hash: e.hash, Origin: origin})
 	}
 }
 
@@ -327,7 +332,7 @@ func (m *Memory) Save(ctx context.Context, id string, ch Change, idle time.Durat
 		e.expires = ExpiresAt(now, idle, e.deadline)
 	}
 	if !ch.Empty() && m.subscribed() {
-		m.publish(Event{Kind: EventChanged, Hash: e.hash, Fields: changed(ch)})
+		m.publish(Event{Kind: EventChanged, Hash: e.hash, Fields: changed(ch), Origin: OriginOf(ctx)})
 	}
 	return nil
 }
@@ -416,7 +421,7 @@ func (m *Memory) Incr(ctx context.Context, id, field string, delta int64) (int64
 	e.fields[field] = v
 	e.size = size
 	if m.subscribed() {
-		m.publish(Event{Kind: EventChanged, Hash: e.hash, Fields: []string{field}})
+		m.publish(Event{Kind: EventChanged, Hash: e.hash, Fields: []string{field}, Origin: OriginOf(ctx)})
 	}
 	return n, nil
 }
@@ -452,7 +457,7 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if e, err := m.live(sh, k, time.Now()); err == nil {
-		m.remove(sh, k, e, EventDeleted)
+		m.remove(sh, k, e, EventDeleted, OriginOf(ctx))
 	}
 	return nil
 }
@@ -500,6 +505,7 @@ func (m *Memory) DeleteOwner(ctx context.Context, owner string, keep ...string) 
 	}
 	n := 0
 	now := time.Now()
+	origin := OriginOf(ctx)
 	for _, k := range m.ownerKeys(owner) {
 		if slices.Contains(kept, k) {
 			continue
@@ -507,7 +513,7 @@ func (m *Memory) DeleteOwner(ctx context.Context, owner string, keep ...string) 
 		sh := m.shard(&k)
 		sh.mu.Lock()
 		if e, err := m.live(sh, k, now); err == nil && e.owner == owner {
-			m.remove(sh, k, e, EventRevoked)
+			m.remove(sh, k, e, EventRevoked, origin)
 			n++
 		}
 		sh.mu.Unlock()
@@ -605,14 +611,23 @@ func (m *Memory) publish(e Event) {
 // EventResync for it.
 func (m *Memory) drop() {
 	m.dropped.Add(1)
-	m.lost.Store(true)
 	// The dispatcher may have emptied the queue since the send failed and be waiting for
 	// events that may never come: wake it to send the EventResync.
 	select {
 	case m.wake <- struct{}{}:
-	default: // a wake-up is pending already, and will see lost
+	default: // a wake-up is pending already, and will see the drop
 	}
 }
+
+// EventsLive implements EventHealth. Memory's events never leave the process, so they
+// are live while anyone is subscribed, except from a drop (see Memory) until the
+// EventResync that follows it has been delivered. It reports false before the first
+// Subscribe and after Close.
+func (m *Memory) EventsLive() bool {
+	return m.subscribed() && m.dropped.Load() == m.resynced.Load()
+}
+
+var _ EventHealth = (*Memory)(nil)
 
 // DroppedEvents returns how many events Memory has dropped because a subscriber blocked
 // for so long that its queue filled; each run of drops is followed by an EventResync
@@ -634,8 +649,13 @@ func (m *Memory) dispatch(events <-chan Event, wake <-chan struct{}) {
 			m.deliver(e)
 		case <-wake:
 		}
-		if len(events) == 0 && m.lost.Swap(false) {
-			m.deliver(Event{Kind: EventResync})
+		if len(events) == 0 {
+			// resynced moves only once the resync is delivered, so that EventsLive
+			// stays false until then; a drop meanwhile makes another.
+			if d := m.dropped.Load(); d != m.resynced.Load() {
+				m.deliver(Event{Kind: EventResync})
+				m.resynced.Store(d)
+			}
 		}
 	}
 }
@@ -669,7 +689,7 @@ func (m *Memory) removeExpired(now time.Time) {
 		sh.mu.Lock()
 		for k, e := range sh.m {
 			if !now.Before(e.expires) {
-				m.remove(sh, k, e, EventExpired)
+				m.remove(sh, k, e, EventExpired, "")
 			}
 		}
 		sh.mu.Unlock()

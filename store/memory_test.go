@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -256,6 +258,152 @@ func TestMemoryResyncAfterDrop(t *testing.T) {
 	}
 }
 
+// TestMemoryEventsLive checks Memory's store.EventHealth: false before Subscribe, true
+// once subscribed, false from a drop until the EventResync that follows it has been
+// delivered (never true while it is being delivered), and false after Close.
+func TestMemoryEventsLive(t *testing.T) {
+	m := store.NewMemory()
+	defer m.Close()
+	var health store.EventHealth = m
+	ctx := context.Background()
+	if health.EventsLive() {
+		t.Error("EventsLive before Subscribe: want false; got true")
+	}
+	release := make(chan struct{})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release) // so that Close does not wait on the subscriber
+		}
+	}()
+	inside := make(chan struct{})
+	resynced := make(chan bool, 1) // EventsLive as the subscriber saw it during the resync
+	entered := false               // read and written only by the dispatcher, which calls fn
+	if _, err := m.Subscribe(func(e store.Event) {
+		if !entered {
+			entered = true
+			close(inside)
+		}
+		<-release
+		if e.Kind == store.EventResync {
+			resynced <- m.EventsLive()
+		}
+	}); err != nil {
+		t.Fatalf("Subscribe: want nil error; got %v", err)
+	}
+	if !health.EventsLive() {
+		t.Error("EventsLive after Subscribe: want true; got false")
+	}
+	if err := m.Create(ctx, "id", store.Record{}, time.Hour); err != nil {
+		t.Fatalf("Create: want nil error; got %v", err)
+	}
+	if _, err := m.Incr(ctx, "id", "n", 1); err != nil {
+		t.Fatalf("Incr: want nil error; got %v", err)
+	}
+	waitInside(t, inside)
+	for range memoryEventQueue {
+		if _, err := m.Incr(ctx, "id", "n", 1); err != nil {
+			t.Fatalf("Incr: want nil error; got %v", err)
+		}
+	}
+	if !health.EventsLive() {
+		t.Error("EventsLive with a full queue and nothing dropped: want true; got false")
+	}
+	if _, err := m.Incr(ctx, "id", "n", 1); err != nil {
+		t.Fatalf("Incr: want nil error; got %v", err)
+	}
+	if m.DroppedEvents() != 1 {
+		t.Fatalf("DroppedEvents: want 1; got %d", m.DroppedEvents())
+	}
+	if health.EventsLive() {
+		t.Error("EventsLive after a drop: want false; got true")
+	}
+	close(release)
+	select {
+	case live := <-resynced:
+		if live {
+			t.Error("EventsLive while the resync is delivered: want false; got true")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("want an %v after the drop; got none within 5s", store.EventResync)
+	}
+	// The dispatcher marks the resync done as soon as the subscriber returns.
+	for deadline := time.Now().Add(5 * time.Second); !health.EventsLive(); {
+		if time.Now().After(deadline) {
+			t.Fatal("EventsLive after the resync: want true; got false for 5s")
+		}
+		runtime.Gosched()
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close: want nil error; got %v", err)
+	}
+	if health.EventsLive() {
+		t.Error("EventsLive after Close: want false; got true")
+	}
+}
+
+// TestMemoryOrigin checks that every event of a write carries the origin of the write's
+// context, and that events of expiry carry none.
+func TestMemoryOrigin(t *testing.T) {
+	m := store.NewMemory()
+	defer m.Close()
+	events := make(chan store.Event, 16)
+	if _, err := m.Subscribe(func(e store.Event) { events <- e }); err != nil {
+		t.Fatalf("Subscribe: want nil error; got %v", err)
+	}
+	bg := context.Background()
+	ctx := store.WithOrigin(bg, "cache-1")
+	for _, id := range []string{"a", "b"} {
+		if err := m.Create(bg, id, store.Record{Owner: "o"}, time.Hour); err != nil {
+			t.Fatalf("Create: want nil error; got %v", err)
+		}
+	}
+	if err := m.Create(bg, "short", store.Record{}, time.Millisecond); err != nil {
+		t.Fatalf("Create: want nil error; got %v", err)
+	}
+	time.Sleep(2 * time.Millisecond) // so that "short" has expired: the clock, not an event
+	writes := []struct {
+		name string
+		do   func() error
+		want store.Event
+	}{
+		{"Save", func() error { return m.Save(ctx, "a", store.Change{Set: map[string]string{"f": "1"}}, 0) },
+			store.Event{Kind: store.EventChanged, Hash: store.Hash("a"), Origin: "cache-1"}},
+		{"Incr", func() error { _, err := m.Incr(ctx, "a", "n", 1); return err },
+			store.Event{Kind: store.EventChanged, Hash: store.Hash("a"), Origin: "cache-1"}},
+		{"Save without origin", func() error { return m.Save(bg, "a", store.Change{Delete: []string{"f"}}, 0) },
+			store.Event{Kind: store.EventChanged, Hash: store.Hash("a")}},
+		{"Incr with an origin not carried", func() error {
+			_, err := m.Incr(store.WithOrigin(bg, "has space"), "a", "n", 1)
+			return err
+		}, store.Event{Kind: store.EventChanged, Hash: store.Hash("a")}},
+		{"Delete", func() error { return m.Delete(ctx, "a") },
+			store.Event{Kind: store.EventDeleted, Hash: store.Hash("a"), Origin: "cache-1"}},
+		{"DeleteOwner", func() error { _, err := m.DeleteOwner(ctx, "o"); return err },
+			store.Event{Kind: store.EventRevoked, Hash: store.Hash("b"), Origin: "cache-1"}},
+		{"Load of an expired session", func() error {
+			if _, err := m.Load(ctx, "short", time.Hour); !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("want %v; got %v", store.ErrNotFound, err)
+			}
+			return nil
+		}, store.Event{Kind: store.EventExpired, Hash: store.Hash("short")}},
+	}
+	for _, w := range writes {
+		if err := w.do(); err != nil {
+			t.Fatalf("%s: want nil error; got %v", w.name, err)
+		}
+		select {
+		case e := <-events:
+			if e.Kind != w.want.Kind || e.Hash != w.want.Hash || e.Origin != w.want.Origin {
+				t.Errorf("%s: want %v event with origin %q; got %v with %q", w.name, w.want.Kind, w.want.Origin, e.Kind, e.Origin)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: want an event; got none within 5s", w.name)
+		}
+	}
+}
+
 // TestMemoryConfig checks the defaults and that the limit applies.
 func TestMemoryConfig(t *testing.T) {
 	ctx := context.Background()
@@ -343,4 +491,29 @@ func BenchmarkMemory(b *testing.B) {
 	m := store.NewMemory()
 	defer m.Close()
 	storetest.Bench(b, m)
+}
+
+// The events of a write carry the origin of its context, so that whoever made the write
+// can tell its own events from others'.
+func ExampleWithOrigin() {
+	m := store.NewMemory()
+	defer m.Close()
+	events := make(chan store.Event, 2)
+	if _, err := m.Subscribe(func(ev store.Event) { events <- ev }); err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	_ = m.Create(ctx, "session-id", store.Record{}, time.Hour)
+	_, _ = m.Incr(store.WithOrigin(ctx, "cache-1"), "session-id", "n", 1)
+	_, _ = m.Incr(ctx, "session-id", "n", 1)
+	for range 2 {
+		ev := <-events
+		fmt.Printf("%v %q\n", ev.Kind, ev.Origin)
+	}
+	fmt.Println(m.EventsLive())
+	// Output:
+	// changed "cache-1"
+	// changed ""
+	// true
 }

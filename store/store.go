@@ -222,6 +222,49 @@ type Event struct {
 	// zero when the store does not say (expiries, resyncs). Subscribers use it to see
 	// how late events arrive.
 	At time.Time
+
+	// Origin is the origin of the context the write was made with (see WithOrigin),
+	// or "" when it had none. A cache that applied its own write already skips the
+	// event the write sends back.
+	Origin string
+}
+
+type originKey struct{}
+
+// WithOrigin returns ctx marked with origin: the events of writes made with it carry
+// origin in Event.Origin, in every process. origin is at most 64 bytes of printable
+// ASCII; longer or other origins are not carried.
+func WithOrigin(ctx context.Context, origin string) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+// OriginOf returns the origin ctx carries for the events of its writes, or "" when it
+// carries none (or one that cannot be carried: see WithOrigin).
+func OriginOf(ctx context.Context) string {
+	o, _ := ctx.Value(originKey{}).(string)
+	if len(o) > 64 {
+		return ""
+	}
+	for i := 0; i < len(o); i++ {
+		if o[i] < 0x21 || o[i] > 0x7e {
+			return ""
+		}
+	}
+	return o
+}
+
+// EventHealth is implemented by stores that can vouch for their events: redisstore,
+// whose events cross processes, and Memory, whose events stay in its one process and
+// are exact unless a subscriber fell behind. A cache of sessions serves from memory
+// only while EventsLive reports true. fiberstore does not implement it: its events do
+// not leave the process that made the change.
+type EventHealth interface {
+	// EventsLive reports whether every event sent since the last EventResync is known
+	// to be delivered or on its way: the subscription is connected and answered a
+	// health check within the store's bound (redisstore: 1 second). When it turns
+	// true again after being false, subscribers have received an EventResync first.
+	// Before the first Subscribe it reports false.
+	EventsLive() bool
 }
 
 // ManyToucher is implemented by stores that extend many sessions at once for less than
@@ -243,4 +286,52 @@ func TouchMany(ctx context.Context, st Store, ids []string, idle time.Duration) 
 		errs[i] = st.Touch(ctx, id, idle)
 	}
 	return errs
+}
+
+// Messages between processes.
+
+// MaxTopicBytes is the longest topic a Broker takes.
+const MaxTopicBytes = 256
+
+// ErrTopic is returned by Publish and Listen for an empty topic or one longer than
+// MaxTopicBytes.
+var ErrTopic = errors.New("store: topic must be 1 to 256 bytes")
+
+// Broker is implemented by stores that carry application messages between the processes
+// that share them: redisstore over Redis pub/sub (one channel per topic, sharded pub/sub
+// on a Cluster), Memory within its process. fiberstore does not implement it. wsauth's
+// Hub sends messages to sockets through it; most applications will not need it.
+//
+// Delivery is at most once: a message reaches the listeners of its topic that were live
+// when it was published, in every process, and nothing is kept for later. A listener
+// misses what is published while its process is disconnected from the backend (a Redis
+// reconnect) and never sees messages published before its Listen returned. Messages
+// published one after another by one caller on one topic reach every listener in that
+// order; messages from different callers may interleave.
+type Broker interface {
+	// Publish sends msg to the listeners of topic in every process sharing the store,
+	// and returns once the backend has taken it, without waiting for delivery. A topic
+	// nobody listens to costs one backend call and delivers nothing. Publish keeps no
+	// reference to msg.
+	Publish(ctx context.Context, topic string, msg []byte) error
+
+	// Listen calls fn with every message published on topic after Listen returns,
+	// until stop is called: Listen waits for the backend to confirm the subscription
+	// (redisstore: at most 5 seconds), and returns an error when it cannot. A store
+	// holds one backend subscription per topic, however many listeners it has, and
+	// drops it with the last one.
+	//
+	// fn is called from the store's delivery goroutine (or, for Memory, the
+	// publisher's) and must not block: hand the message on. Listeners share msg and
+	// must not change it. stop is safe to call more than once and from fn; no call of
+	// fn starts after it returns.
+	Listen(topic string, fn func(msg []byte)) (stop func(), err error)
+}
+
+// CheckTopic returns ErrTopic unless topic is 1 to MaxTopicBytes bytes long.
+func CheckTopic(topic string) error {
+	if topic == "" || len(topic) > MaxTopicBytes {
+		return ErrTopic
+	}
+	return nil
 }

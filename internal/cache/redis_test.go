@@ -40,5 +40,6 @@ func TestConformance(t *testing.T) {
 			return cached(t, prefix, store.DefaultMaxRecordBytes)
 		},
 		SkipExpiryEvents: true, // Redis drops expired keys silently
+		ReadAfterEvent:   true, // the cache's promise across processes
 	})
 }

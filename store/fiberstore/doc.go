@@ -53,6 +53,11 @@
 // time the session is extended past the bound its index entry had, about once per idle
 // timeout while it is used.
 //
+// Its events carry the origin of the write (store.WithOrigin) like every store's, but
+// they never leave the process, so the Store does not implement store.EventHealth: a
+// per-process session cache cannot learn from it what other processes change, and
+// must not be put in front of it when several processes share the backend.
+//
 // # Expiry on reads
 //
 // Rewriting the blob on every read to slide the expiry would make every read a write.

@@ -211,7 +211,7 @@ func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 		return err
 	}
 	if !ch.Empty() {
-		s.events.emit(store.Event{Kind: store.EventChanged, Hash: hex.EncodeToString(h[:]), Fields: changed(ch)})
+		s.events.emit(store.Event{Kind: store.EventChanged, Hash: hex.EncodeToString(h[:]), Fields: changed(ch), Origin: store.OriginOf(ctx)})
 	}
 	return nil
 }
@@ -274,7 +274,7 @@ func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64,
 	if err := s.put(ctx, op, key, &h, r, time.Now().UnixMilli(), 0); err != nil {
 		return 0, err
 	}
-	s.events.emit(store.Event{Kind: store.EventChanged, Hash: hex.EncodeToString(h[:]), Fields: []string{field}})
+	s.events.emit(store.Event{Kind: store.EventChanged, Hash: hex.EncodeToString(h[:]), Fields: []string{field}, Origin: store.OriginOf(ctx)})
 	return n, nil
 }
 
@@ -330,11 +330,11 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	kind := store.EventDeleted
+	ev := store.Event{Kind: store.EventDeleted, Hash: hex.EncodeToString(h[:]), Origin: store.OriginOf(ctx)}
 	if r != nil && r.expired(time.Now().UnixMilli()) {
-		kind = store.EventExpired
+		ev = store.Event{Kind: store.EventExpired, Hash: ev.Hash} // an expiry has no origin
 	}
-	s.events.emit(store.Event{Kind: kind, Hash: hex.EncodeToString(h[:])})
+	s.events.emit(ev)
 	return nil
 }
 

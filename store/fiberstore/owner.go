@@ -139,7 +139,7 @@ func (s *Store) revoke(ctx context.Context, op, owner string, h *[32]byte) (bool
 		s.events.emit(store.Event{Kind: store.EventExpired, Hash: hex.EncodeToString(h[:])})
 		return false, nil
 	}
-	s.events.emit(store.Event{Kind: store.EventRevoked, Hash: hex.EncodeToString(h[:])})
+	s.events.emit(store.Event{Kind: store.EventRevoked, Hash: hex.EncodeToString(h[:]), Origin: store.OriginOf(ctx)})
 	return true, nil
 }
 

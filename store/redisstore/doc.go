@@ -53,10 +53,36 @@
 // # Events and outages
 //
 // The scripts publish their events on the channel themselves, at no extra round trip.
+// An event is one payload:
+//
+//	<kind><hash>[<len>:<field>]...[@<ms>][#<origin>]
+//
+// kind is one byte (store.EventKind: 1 changed, 2 deleted, 3 revoked, 4 expired), hash
+// the 64 hex characters of the session's hash, then each changed field as its length
+// in decimal, a colon and its name, then "@" and the time of the write in Unix
+// milliseconds, then "#" and the origin of the write's context (store.WithOrigin), when
+// it has one; the origin runs to the end of the payload. A payload without an origin is
+// what versions before origins sent, but a process of such a version drops an event
+// that carries one. Subscribers drop any payload they cannot read.
+//
 // Subscribe opens one subscription per Store, whatever the number of subscribers, read
 // by one goroutine; go-redis reconnects and resubscribes it after a network error.
 // Events published while it is disconnected are lost, so once it is subscribed again
 // every subscriber receives a store.EventResync and should check again what it caches.
+//
+// A second goroutine checks the subscription's health: it sends a PING on the
+// subscription's connection every 250 ms, and the reading goroutine counts the pong,
+// like any event, as a sign of life. Store.EventsLive (store.EventHealth) reports true
+// only while the subscription is confirmed, no read has failed since, and a pong or an
+// event arrived within the last second; a Redis that hangs, or a connection that
+// silently stops carrying anything, turns it false within a second, a broken
+// connection at once. When it turns true again, every subscriber has received a
+// store.EventResync first, so a cache of sessions (fibermp's) that serves from memory
+// only while it reports true never serves what a lost event would have changed. The
+// health check costs Redis four PINGs a second per subscribed Store. A silence alone
+// does not make go-redis replace the connection: one that stays open without answering
+// (a hung Redis, a peer gone without a reset) keeps EventsLive false until it answers
+// again or the operating system gives it up.
 //
 // While Redis is unreachable every method returns an error that wraps the cause (and
 // ctx.Err() when ctx ended), never store.ErrNotFound, as soon as ctx ends or go-redis

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,11 +20,28 @@ import (
 // subscription, as Subscribe takes no context.
 const subscribeTimeout = 5 * time.Second
 
+// The health check of the subscription (see EventsLive).
+const (
+	// pingInterval is how often the subscription's connection is sent a PING.
+	pingInterval = 250 * time.Millisecond
+	// liveBound is how long the subscription may stay silent (no pong, no message)
+	// before EventsLive reports false: four pings unanswered.
+	liveBound = time.Second
+	// retryDelay spaces out the receive loop's attempts while Redis refuses to
+	// connect, so that it does not spin.
+	retryDelay = 100 * time.Millisecond
+)
+
+// maxOriginBytes is the longest origin an event carries, as store.OriginOf allows.
+const maxOriginBytes = 64
+
 // encodeEvent returns an event as it travels on the channel: the kind as one byte, the
 // 64-character hash, then each field as its length in decimal, a colon and the name,
-// then, when at is not zero, "@" and at in Unix milliseconds.
-func encodeEvent(at time.Time, kind store.EventKind, hash string, fields ...string) string {
-	n := 1 + len(hash) + 15
+// then, when at is not zero, "@" and at in Unix milliseconds, then, when origin is not
+// "", "#" and origin. origin comes last, so that it may hold any printable character; it
+// must be one that store.OriginOf returns.
+func encodeEvent(at time.Time, kind store.EventKind, hash, origin string, fields ...string) string {
+	n := 1 + len(hash) + 15 + 1 + len(origin)
 	for _, f := range fields {
 		n += len(f) + 4
 	}
@@ -39,25 +57,23 @@ func encodeEvent(at time.Time, kind store.EventKind, hash string, fields ...stri
 		b = append(b, '@')
 		b = strconv.AppendInt(b, at.UnixMilli(), 10)
 	}
+	if origin != "" {
+		b = append(b, '#')
+		b = append(b, origin...)
+	}
 	return string(b)
 }
 
-// decodeEvent reverses encodeEvent. It reports false for a payload it cannot read.
+// decodeEvent reverses encodeEvent. It reports false for a payload it cannot read,
+// including one whose origin store.OriginOf would not return.
 func decodeEvent(p string) (store.Event, bool) {
 	const hashLen = 64
 	if len(p) < 1+hashLen || p[0] < byte(store.EventChanged) || p[0] > byte(store.EventExpired) {
 		return store.Event{}, false
 	}
 	ev := store.Event{Kind: store.EventKind(p[0]), Hash: p[1 : 1+hashLen]}
-	for rest := p[1+hashLen:]; rest != ""; {
-		if at, ok := strings.CutPrefix(rest, "@"); ok {
-			ms, err := strconv.ParseInt(at, 10, 64)
-			if err != nil || ms <= 0 || at[0] == '+' {
-				return store.Event{}, false
-			}
-			ev.At = time.UnixMilli(ms)
-			break
-		}
+	rest := p[1+hashLen:]
+	for rest != "" && rest[0] != '@' && rest[0] != '#' {
 		i := 0
 		for i < len(rest) && i < 8 && rest[i] >= '0' && rest[i] <= '9' {
 			i++
@@ -73,37 +89,87 @@ func decodeEvent(p string) (store.Event, bool) {
 		ev.Fields = append(ev.Fields, rest[:n])
 		rest = rest[n:]
 	}
+	// What is left is "@ms", "#origin" or both. The origin runs to the end and may hold
+	// '#'; the milliseconds hold none.
+	rest, origin, hasOrigin := strings.Cut(rest, "#")
+	if hasOrigin {
+		if !validOrigin(origin) {
+			return store.Event{}, false
+		}
+		ev.Origin = origin
+	}
+	if rest != "" {
+		at := rest[1:] // rest starts with '@': the loop above ends on nothing else
+		ms, err := strconv.ParseInt(at, 10, 64)
+		if err != nil || ms <= 0 || at[0] == '+' {
+			return store.Event{}, false
+		}
+		ev.At = time.UnixMilli(ms)
+	}
 	// Subscribers share ev: with no spare capacity, one that appends to Fields gets a
 	// copy rather than write into the array the others read.
 	ev.Fields = slices.Clip(ev.Fields)
 	return ev, true
 }
 
+// validOrigin reports whether o is an origin that store.OriginOf returns and is not
+// empty: 1 to 64 bytes of printable ASCII other than space.
+func validOrigin(o string) bool {
+	if o == "" || len(o) > maxOriginBytes {
+		return false
+	}
+	for i := 0; i < len(o); i++ {
+		if o[i] < 0x21 || o[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // subscriber is one registered callback. active turns false on unsubscribe, so that the
-// dispatcher starts no call after unsubscribe returns.
+// receive loop starts no call after unsubscribe returns.
 type subscriber struct {
 	fn     func(store.Event)
 	active atomic.Bool
 }
 
-// events is a Store's one subscription to its channel, shared by every subscriber and
-// read by one goroutine. go-redis reconnects and resubscribes it after a network error;
-// the events published meanwhile are lost, so the dispatcher sends store.EventResync
-// when Redis confirms the subscription again.
+// events is a Store's one subscription to its channel, shared by every subscriber. Two
+// goroutines serve it: the receive loop reads the connection and calls the subscribers,
+// and the health check sends a PING every pingInterval, whose pong the loop reads like
+// any message. After a network error (a read timeout is none), the loop's next read
+// has go-redis dial and resubscribe; the events published meanwhile are lost, so the
+// loop sends store.EventResync when Redis confirms the subscription again.
 type events struct {
 	mu     sync.Mutex
 	ps     *redis.PubSub
 	closed bool
-	done   chan struct{} // closed when the dispatcher returns
+	stop   context.CancelFunc // ends the two goroutines
+	wg     sync.WaitGroup     // the two goroutines
 	subs   atomic.Pointer[[]*subscriber]
+
+	// heard is when the subscription last proved live (a confirmation, a pong or a
+	// message arrived), as a monotonic clock reading, or 0 when it is known not to be:
+	// before the first Subscribe, after a receive error, after a silence longer than
+	// liveBound that someone noticed, and after Close. Only the receive loop sets it
+	// to a reading, and when it finds 0 it sends store.EventResync first. Readers
+	// that find it older than liveBound swap it to 0, so that a silence once seen
+	// costs subscribers a resync even if a pong arrives an instant later.
+	heard atomic.Int64
 }
+
+// clockBase anchors monoNow's readings.
+var clockBase = time.Now()
+
+// monoNow returns a reading of the monotonic clock in nanoseconds, never 0.
+func monoNow() int64 { return int64(time.Since(clockBase)) + 1 }
 
 // Subscribe registers fn to receive the events of every process that shares the Redis
 // and the prefix. The first call subscribes to the channel, waiting at most 5 seconds
 // for Redis to confirm; it returns an error if Redis cannot be reached, and a later call
 // tries again. Once subscribed, the subscription survives reconnects, but events
 // published while it is disconnected are lost: when it is live again, every subscriber
-// receives a store.EventResync, after which events flow as before.
+// receives a store.EventResync, after which events flow as before. The same happens
+// after a silence longer than a second (see EventsLive).
 func (s *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) {
 	if fn == nil {
 		return nil, errors.New("redisstore: subscribe: nil func")
@@ -141,8 +207,18 @@ func (s *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) 
 	}, nil
 }
 
+// EventsLive implements store.EventHealth. It reports true while the store's
+// subscription is confirmed, has had no receive error since its last confirmation, and
+// has answered a health check (or carried an event) within the last second. When it
+// turns true after being false, every subscriber has received a store.EventResync
+// first. It reports false before the first Subscribe and after Close. It costs a few
+// atomic operations and no round trip.
+func (s *Store) EventsLive() bool { return s.events.live(monoNow()) }
+
+var _ store.EventHealth = (*Store)(nil)
+
 // setSubs replaces the subscriber list with a changed copy; e.mu must be held. The
-// dispatcher reads the list without a lock.
+// receive loop reads the list without a lock.
 func (e *events) setSubs(change func([]*subscriber) []*subscriber) {
 	var old []*subscriber
 	if p := e.subs.Load(); p != nil {
@@ -152,60 +228,178 @@ func (e *events) setSubs(change func([]*subscriber) []*subscriber) {
 	e.subs.Store(&subs)
 }
 
-// startEvents subscribes and starts the dispatcher; s.events.mu must be held.
+// startEvents subscribes and starts the receive loop and the health check;
+// s.events.mu must be held.
 func (s *Store) startEvents() error {
 	ctx, cancel := context.WithTimeout(context.Background(), subscribeTimeout)
 	defer cancel()
 	ps := s.client.Subscribe(ctx, s.channel)
 	// The first reply confirms the subscription: events published after Subscribe
-	// returns are delivered. It is read here, before the channel starts, so every
-	// confirmation the dispatcher sees comes from a resubscription.
+	// returns are delivered. It is read here, before the loop starts, so every
+	// confirmation the loop sees comes from a resubscription.
 	if _, err := ps.Receive(ctx); err != nil {
 		_ = ps.Close()
 		return s.fail(ctx, "subscribe", err)
 	}
 	e := &s.events
 	e.ps = ps
-	e.done = make(chan struct{})
-	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
-	go e.dispatch(ch)
+	e.heard.Store(monoNow())
+	loop, stop := context.WithCancel(context.Background())
+	e.stop = stop
+	e.wg.Add(2)
+	go e.receive(loop, ps)
+	go e.healthCheck(loop, ps)
 	return nil
 }
 
-// dispatch calls the subscribers for each event, in order, until the channel closes.
-// A subscription confirmation means go-redis reconnected and subscribed again: it
-// becomes an EventResync.
-func (e *events) dispatch(ch <-chan any) {
-	defer close(e.done)
-	for msg := range ch {
-		var ev store.Event
+// receive reads the subscription until ctx ends, and calls the subscribers for each
+// event, in order. ReceiveTimeout returns after liveBound of silence, which go-redis
+// does not take for a broken connection; any other error is one.
+//
+// go-redis replaces a broken connection inside the call that failed, before it returns
+// the error: it dials, says HELLO and resubscribes, several round trips during which
+// EventsLive would still report true. So while the subscription is live the loop
+// passes a context that is already cancelled: go-redis reads an open connection
+// without looking at the context (only at its deadline, which it has none of), and its
+// dial on a cancelled context fails at once, so the error comes back before any retry.
+// EventsLive is false by then, and the next call, with the loop's own context, dials
+// and resubscribes. (go-redis v9.23; TestEventsLiveKill would catch a change.)
+//
+// The timeout never cuts a reply short in practice: with a pong due every
+// pingInterval, a healthy connection is never silent for liveBound, and a silent one
+// is not in the middle of a reply.
+func (e *events) receive(ctx context.Context, ps *redis.PubSub) {
+	defer e.wg.Done()
+	noRetry, cancel := context.WithCancel(context.Background())
+	cancel()
+	failures := 0
+	for {
+		rctx := ctx
+		if e.heard.Load() != 0 {
+			rctx = noRetry
+		}
+		start := time.Now()
+		msg, err := ps.ReceiveTimeout(rctx, liveBound)
+		if ctx.Err() != nil {
+			return // Close
+		}
+		now := monoNow()
+		if err != nil {
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				e.live(now)
+			} else {
+				e.heard.Store(0)
+			}
+			// An error that comes back at once, again (Redis refuses connections),
+			// waits before the next try.
+			if failures++; failures > 1 && time.Since(start) < retryDelay {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(retryDelay):
+				}
+			}
+			continue
+		}
+		failures = 0
 		switch msg := msg.(type) {
-		case *redis.Message:
-			var ok bool
-			if ev, ok = decodeEvent(msg.Payload); !ok {
-				continue
-			}
 		case *redis.Subscription:
-			if msg.Kind != "subscribe" {
-				continue
+			if msg.Kind == "subscribe" {
+				// A resubscription on a new connection: whatever was published
+				// between the old one's end and now is lost.
+				e.heard.Store(0)
+				e.alive(now)
 			}
-			ev = store.Event{Kind: store.EventResync}
-		default:
-			continue
-		}
-		p := e.subs.Load()
-		if p == nil {
-			continue
-		}
-		for _, sub := range *p {
-			if sub.active.Load() {
-				sub.fn(ev)
+		case *redis.Pong:
+			e.alive(now)
+		case *redis.Message:
+			e.alive(now)
+			if ev, ok := decodeEvent(msg.Payload); ok {
+				e.deliver(ev)
 			}
 		}
 	}
 }
 
-// close stops the subscription and waits for the dispatcher. It must not be called
+// alive records that the subscription proved live at now. When it was known not to be
+// (heard is 0, or older than liveBound), the subscribers receive store.EventResync
+// before heard turns current, so that EventsLive never reports true to someone who has
+// not been told to drop what the lost events may have changed.
+//
+// A pong or a message proves the subscription as well as a confirmation does: go-redis
+// subscribes a new connection before it sends anything else on it, and Redis answers
+// in order, so the confirmation always comes first on a new connection.
+func (e *events) alive(now int64) {
+	for {
+		h := e.heard.Load()
+		if h != 0 && now-h <= int64(liveBound) {
+			if e.heard.CompareAndSwap(h, now) {
+				return
+			}
+			continue // a reader found it stale meanwhile
+		}
+		if h == 0 || e.heard.CompareAndSwap(h, 0) {
+			e.deliver(store.Event{Kind: store.EventResync})
+			e.heard.Store(now)
+			return
+		}
+	}
+}
+
+// live reports whether the subscription proved live within liveBound of now, and
+// records a silence it finds (see heard).
+func (e *events) live(now int64) bool {
+	for {
+		h := e.heard.Load()
+		if h == 0 {
+			return false
+		}
+		if now-h <= int64(liveBound) {
+			return true
+		}
+		if e.heard.CompareAndSwap(h, 0) {
+			return false
+		}
+	}
+}
+
+// deliver calls the subscribers with ev; only the receive loop calls it.
+func (e *events) deliver(ev store.Event) {
+	p := e.subs.Load()
+	if p == nil {
+		return
+	}
+	for _, sub := range *p {
+		if sub.active.Load() {
+			sub.fn(ev)
+		}
+	}
+}
+
+// healthCheck sends a PING on the subscription's connection every pingInterval until
+// ctx ends. The receive loop reads the pong. go-redis writes the PING under its own
+// lock, alongside a read in progress; a Redis that hangs takes the PING and never
+// answers, which the loop sees as silence. The PING's context is cancelled before it is
+// sent, as the loop's is (see receive): when there is no connection, or the write
+// fails, go-redis does not dial here, and the loop, which sees the failure, dials.
+func (e *events) healthCheck(ctx context.Context, ps *redis.PubSub) {
+	defer e.wg.Done()
+	tick := time.NewTicker(pingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		// The deadline, which a cancelled context keeps, bounds the write.
+		pctx, cancel := context.WithTimeout(context.Background(), liveBound)
+		cancel()
+		_ = ps.Ping(pctx)
+	}
+}
+
+// close stops the subscription and waits for its goroutines. It must not be called
 // from a subscriber.
 func (e *events) close() error {
 	e.mu.Lock()
@@ -214,13 +408,15 @@ func (e *events) close() error {
 		return nil
 	}
 	e.closed = true
-	ps, done := e.ps, e.done
+	ps, stop := e.ps, e.stop
 	e.mu.Unlock()
 	if ps == nil {
 		return nil
 	}
+	stop()
 	err := ps.Close()
-	<-done
+	e.wg.Wait()
+	e.heard.Store(0)
 	if err != nil {
 		return fmt.Errorf("redisstore: close: %w", err)
 	}

@@ -36,3 +36,40 @@ func ExampleNew_cluster() {
 	sessions := redisstore.New(client)
 	defer sessions.Close()
 }
+
+// A cache in front of the store marks its own writes with an origin, skips the events
+// they send back, drops everything on a resync, and serves from memory only while the
+// store vouches for its events.
+func ExampleStore_EventsLive() {
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}})
+	defer client.Close()
+	sessions := redisstore.New(client, redisstore.Config{Prefix: "myapp:"})
+	defer sessions.Close()
+
+	const origin = "process-1" // unique to this process
+	unsubscribe, err := sessions.Subscribe(func(ev store.Event) {
+		switch {
+		case ev.Kind == store.EventResync:
+			// drop every cached session
+		case ev.Origin == origin:
+			// the cache applied this write already
+		default:
+			// drop or reload the cached session ev.Hash
+		}
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer unsubscribe()
+
+	ctx := store.WithOrigin(context.Background(), origin)
+	if err := sessions.Save(ctx, "session-id", store.Change{Set: map[string]string{"color": `"red"`}}, 30*time.Minute); err != nil {
+		fmt.Println(err)
+	}
+	if sessions.EventsLive() {
+		// serve reads from the cache
+	} else {
+		// load from Redis
+	}
+}

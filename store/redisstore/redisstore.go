@@ -22,6 +22,7 @@ type Store struct {
 	// no script may touch two keys.
 	sharded bool
 	events  events
+	msgs    messages // application messages: messages.go
 }
 
 var _ store.Store = (*Store)(nil)
@@ -206,7 +207,7 @@ func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 	args[2] = s.limit
 	args[3] = 2 * len(ch.Set)
 	args[4] = s.channel
-	args[5] = encodeEvent(time.Now(), store.EventChanged, hash, names...)
+	args[5] = encodeEvent(time.Now(), store.EventChanged, hash, store.OriginOf(ctx), names...)
 	args[6] = hash
 	n, err := scriptSave.Run(ctx, s.client, []string{s.sessionKey(hash)}, args...).Int64()
 	switch {
@@ -235,7 +236,7 @@ func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64,
 	}
 	hash := store.Hash(id)
 	res, err := scriptIncr.Run(ctx, s.client, []string{s.sessionKey(hash)}, field, delta,
-		time.Now().UnixMilli(), s.channel, encodeEvent(time.Now(), store.EventChanged, hash, field), hash, s.limit).Result()
+		time.Now().UnixMilli(), s.channel, encodeEvent(time.Now(), store.EventChanged, hash, store.OriginOf(ctx), field), hash, s.limit).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return 0, store.ErrNotFound
@@ -336,7 +337,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	}
 	hash := store.Hash(id)
 	owner, err := scriptDelete.Run(ctx, s.client, []string{s.sessionKey(hash)},
-		s.channel, encodeEvent(time.Now(), store.EventDeleted, hash)).Text()
+		s.channel, encodeEvent(time.Now(), store.EventDeleted, hash, store.OriginOf(ctx))).Text()
 	if errors.Is(err, redis.Nil) {
 		return nil
 	}
@@ -421,6 +422,7 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (
 		kept[store.Hash(id)] = true
 	}
 	now := time.Now().UnixMilli()
+	origin := store.OriginOf(ctx)
 	var calls []scriptCall
 	var drop []any
 	for _, h := range members {
@@ -428,7 +430,7 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (
 			continue
 		}
 		calls = append(calls, scriptCall{scriptRevoke, []string{s.sessionKey(h)},
-			[]any{owner, now, s.channel, encodeEvent(time.Now(), store.EventRevoked, h)}})
+			[]any{owner, now, s.channel, encodeEvent(time.Now(), store.EventRevoked, h, origin)}})
 		drop = append(drop, h)
 	}
 	if len(calls) == 0 {

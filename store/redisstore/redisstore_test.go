@@ -873,43 +873,90 @@ func TestUnsubscribe(t *testing.T) {
 
 func TestEventEncoding(t *testing.T) {
 	hash := store.Hash("id")
+	at := time.UnixMilli(1764370000123)
 	for _, ev := range []store.Event{
 		{Kind: store.EventChanged, Hash: hash, Fields: []string{"a", "", "12:34", "名字", strings.Repeat("x", 1000)}},
 		{Kind: store.EventDeleted, Hash: hash},
 		{Kind: store.EventRevoked, Hash: hash},
 		{Kind: store.EventExpired, Hash: hash},
-		{Kind: store.EventChanged, Hash: hash, Fields: []string{"a"}, At: time.UnixMilli(1764370000123)},
-		{Kind: store.EventDeleted, Hash: hash, At: time.UnixMilli(1764370000123)},
+		{Kind: store.EventChanged, Hash: hash, Fields: []string{"a"}, At: at},
+		{Kind: store.EventDeleted, Hash: hash, At: at},
+		// Origins: after the time, before it when there is none, and holding the
+		// characters the format uses.
+		{Kind: store.EventChanged, Hash: hash, Fields: []string{"a", "#b", "@c"}, At: at, Origin: "o1"},
+		{Kind: store.EventChanged, Hash: hash, Fields: []string{"n"}, Origin: "node-7:4f2a"},
+		{Kind: store.EventDeleted, Hash: hash, At: at, Origin: "#@1:a@5#"},
+		{Kind: store.EventRevoked, Hash: hash, Origin: strings.Repeat("~", 64)},
+		{Kind: store.EventRevoked, Hash: hash, At: at, Origin: "!"},
 	} {
-		got, ok := decodeEvent(encodeEvent(ev.At, ev.Kind, ev.Hash, ev.Fields...))
+		p := encodeEvent(ev.At, ev.Kind, ev.Hash, ev.Origin, ev.Fields...)
+		got, ok := decodeEvent(p)
 		if !ok || fmt.Sprint(got) != fmt.Sprint(ev) {
-			t.Errorf("decode(encode(%v)): want it back; got %v, %v", ev, got, ok)
+			t.Errorf("decode(%q): want %v; got %v, %v", p, ev, got, ok)
 		}
+	}
+	// A payload without an origin is the same as before origins existed.
+	if p, want := encodeEvent(at, store.EventChanged, hash, "", "ab"), "\x01"+hash+"2:ab@1764370000123"; p != want {
+		t.Errorf("encode without an origin: want %q; got %q", want, p)
 	}
 	// The scripts write an expired event as the byte 4 and the hash.
 	if store.EventExpired != 4 {
 		t.Errorf("store.EventExpired is %d; the Lua scripts send 4", store.EventExpired)
 	}
 	for _, p := range []string{"", "\x01", "\x00" + hash, "\x05" + hash, "\x01" + hash + "3:ab", "\x01" + hash + "x", "\x01" + hash + "1",
-		"\x01" + hash + "@", "\x01" + hash + "@x", "\x01" + hash + "@-5", "\x01" + hash + "@+5", "\x01" + hash + "@99999999999999999999"} {
+		"\x01" + hash + "@", "\x01" + hash + "@x", "\x01" + hash + "@-5", "\x01" + hash + "@+5", "\x01" + hash + "@99999999999999999999",
+		// Origins store.OriginOf would not give, and misplaced trailers.
+		"\x01" + hash + "#", "\x01" + hash + "@5#", "\x01" + hash + "#a b", "\x01" + hash + "#a\x7f", "\x01" + hash + "#é",
+		"\x01" + hash + "#" + strings.Repeat("o", 65), "\x01" + hash + "@5#o\n", "\x01" + hash + "@5" + "1:a", "\x01" + hash + "@#o"} {
 		if ev, ok := decodeEvent(p); ok {
 			t.Errorf("decode(%q): want false; got %v", p, ev)
+		}
+	}
+	// After "#", everything is the origin: a field or a time there is part of it.
+	for p, want := range map[string]string{"\x01" + hash + "#o@5": "o@5", "\x01" + hash + "#o1:a": "o1:a"} {
+		if ev, ok := decodeEvent(p); !ok || ev.Origin != want || ev.Fields != nil || !ev.At.IsZero() {
+			t.Errorf("decode(%q): want origin %q alone; got %v, %v", p, want, ev, ok)
+		}
+	}
+}
+
+// TestEventOriginLikeStore checks that the payload carries exactly the origins that
+// store.OriginOf returns.
+func TestEventOriginLikeStore(t *testing.T) {
+	hash := store.Hash("id")
+	for _, o := range []string{"o1", "", " ", "a b", "\x00", "\x7f", "é", strings.Repeat("x", 64), strings.Repeat("x", 65), "#", "@", "~!"} {
+		want := store.OriginOf(store.WithOrigin(t.Context(), o))
+		ev, ok := decodeEvent(encodeEvent(time.Time{}, store.EventDeleted, hash, want))
+		if !ok || ev.Origin != want {
+			t.Errorf("origin %q: store.OriginOf gives %q; the payload carries %q (%v)", o, want, ev.Origin, ok)
+		}
+		if _, ok := decodeEvent("\x02" + hash + "#" + o); ok != (o != "" && want == o) {
+			t.Errorf("decode of origin %q: want ok %v; got %v", o, want == o && o != "", ok)
 		}
 	}
 }
 
 // FuzzDecodeEvent feeds payloads as any publisher on the channel could send them.
 func FuzzDecodeEvent(f *testing.F) {
-	f.Add(encodeEvent(time.Time{}, store.EventChanged, store.Hash("id"), "a", "bc"))
-	f.Add(encodeEvent(time.UnixMilli(1764370000123), store.EventRevoked, store.Hash("id")))
-	f.Add(encodeEvent(time.UnixMilli(1764370000123), store.EventChanged, store.Hash("id"), "a"))
+	at := time.UnixMilli(1764370000123)
+	f.Add(encodeEvent(time.Time{}, store.EventChanged, store.Hash("id"), "", "a", "bc"))
+	f.Add(encodeEvent(at, store.EventRevoked, store.Hash("id"), ""))
+	f.Add(encodeEvent(at, store.EventChanged, store.Hash("id"), "", "a"))
+	f.Add(encodeEvent(at, store.EventChanged, store.Hash("id"), "o1", "a", "#", "@"))
+	f.Add(encodeEvent(time.Time{}, store.EventDeleted, store.Hash("id"), "#@1:x"))
+	f.Add(encodeEvent(at, store.EventRevoked, store.Hash("id"), strings.Repeat("~", 64)))
 	f.Add("\x01" + store.Hash("id") + "99999999999:")
+	f.Add("\x01" + store.Hash("id") + "@5#")
+	f.Add("\x01" + store.Hash("id") + "#a b")
 	f.Fuzz(func(t *testing.T, p string) {
 		ev, ok := decodeEvent(p)
 		if !ok {
 			return
 		}
-		again, ok := decodeEvent(encodeEvent(ev.At, ev.Kind, ev.Hash, ev.Fields...))
+		if got := store.OriginOf(store.WithOrigin(t.Context(), ev.Origin)); got != ev.Origin {
+			t.Errorf("decode(%q): origin %q, which store.OriginOf turns into %q", p, ev.Origin, got)
+		}
+		again, ok := decodeEvent(encodeEvent(ev.At, ev.Kind, ev.Hash, ev.Origin, ev.Fields...))
 		if !ok || fmt.Sprint(again) != fmt.Sprint(ev) {
 			t.Errorf("decode(encode(decode(%q))): want %v; got %v, %v", p, ev, again, ok)
 		}

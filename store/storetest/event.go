@@ -20,6 +20,8 @@ func (s *suite) eventTests() []test {
 		{"Unsubscribe", s.testEventUnsubscribe},
 		{"NotOnFailure", s.testEventNotOnFailure},
 		{"CrossProcess", s.testEventCrossProcess},
+		{"Origin", s.testEventOrigin},
+		{"Health", s.testEventHealth},
 	}
 }
 
@@ -285,4 +287,110 @@ func (s *suite) testEventCrossProcess(t *testing.T) {
 		t.Fatalf("DeleteOwner: want nil error; got %v", err)
 	}
 	r2.expect(t, "event of DeleteOwner on the other instance", store.Event{Kind: store.EventRevoked, Hash: store.Hash(other)}, id, other)
+}
+
+// testEventOrigin checks that the events of writes made with store.WithOrigin carry the
+// origin, in this process and, when the store has a CrossProcess, in the other, and
+// that the events of writes made without one, or with one that cannot be carried,
+// carry none.
+func (s *suite) testEventOrigin(t *testing.T) {
+	st := s.newStore(t)
+	rs := []*recorder{subscribe(t, st)}
+	if s.cfg.CrossProcess != nil {
+		rs = append(rs, subscribe(t, s.second(t, st)))
+	}
+	owner := newID("owner")
+	id, other := newID("id"), newID("id")
+	create(t, st, id, store.Record{Owner: owner}, hour)
+	create(t, st, other, store.Record{Owner: owner}, hour)
+	bg := t.Context()
+	o1 := store.WithOrigin(bg, "o1")
+	writes := []struct {
+		name   string
+		write  func() error
+		kind   store.EventKind
+		id     string
+		origin string
+	}{
+		{"Save with origin o1", func() error {
+			return st.Save(o1, id, store.Change{Set: map[string]string{"a": "1"}}, hour)
+		}, store.EventChanged, id, "o1"},
+		{"Save without origin", func() error {
+			return st.Save(bg, id, store.Change{Set: map[string]string{"a": "2"}}, hour)
+		}, store.EventChanged, id, ""},
+		{"Incr with origin o1", func() error { _, err := st.Incr(o1, id, "n", 1); return err },
+			store.EventChanged, id, "o1"},
+		{"Incr without origin", func() error { _, err := st.Incr(bg, id, "n", 1); return err },
+			store.EventChanged, id, ""},
+		{"Save with an origin too long to carry", func() error {
+			ctx := store.WithOrigin(bg, strings.Repeat("o", 65))
+			return st.Save(ctx, id, store.Change{Delete: []string{"a"}}, hour)
+		}, store.EventChanged, id, ""},
+		{"Incr with an origin holding a space", func() error {
+			_, err := st.Incr(store.WithOrigin(bg, "o 1"), id, "n", 1)
+			return err
+		}, store.EventChanged, id, ""},
+		{"Save with the longest origin", func() error {
+			ctx := store.WithOrigin(bg, strings.Repeat("~", 64))
+			return st.Save(ctx, id, store.Change{Set: map[string]string{"b": "1"}}, hour)
+		}, store.EventChanged, id, strings.Repeat("~", 64)},
+		{"Delete with origin o1", func() error { return st.Delete(o1, id) }, store.EventDeleted, id, "o1"},
+		{"DeleteOwner with origin #@:", func() error {
+			_, err := st.DeleteOwner(store.WithOrigin(bg, "#@:"), owner)
+			return err
+		}, store.EventRevoked, other, "#@:"},
+	}
+	for _, w := range writes {
+		if err := w.write(); err != nil {
+			t.Fatalf("%s: want nil error; got %v", w.name, err)
+		}
+		for i, r := range rs {
+			what := w.name
+			if i > 0 {
+				what += ", on the other instance"
+			}
+			got, ok := r.next(t, id, other)
+			switch {
+			case !ok:
+				t.Fatalf("%s: want a %v event; got none within %v", what, w.kind, waitEvent)
+			case got.Kind != w.kind || got.Hash != store.Hash(w.id):
+				t.Errorf("%s: want a %v event about %s; got %s", what, w.kind, w.id, show(got))
+			case got.Origin != w.origin:
+				t.Errorf("%s: want origin %q; got %q", what, w.origin, got.Origin)
+			}
+		}
+	}
+}
+
+// testEventHealth checks a store that implements store.EventHealth: EventsLive is false
+// before the first Subscribe, turns true once subscribed, and is false after Close.
+// Stores that do not implement it have nothing to check.
+func (s *suite) testEventHealth(t *testing.T) {
+	st := s.newStore(t)
+	health, ok := st.(store.EventHealth)
+	if !ok {
+		t.Logf("%T does not implement store.EventHealth: nothing to check", st)
+		return
+	}
+	if health.EventsLive() {
+		t.Error("EventsLive before Subscribe: want false; got true")
+	}
+	r := subscribe(t, st)
+	// A store may take a moment to prove its subscription live.
+	for deadline := time.Now().Add(waitEvent); !health.EventsLive(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("EventsLive after Subscribe: want true; got false for %v", waitEvent)
+		}
+	}
+	// Events flow while it is live.
+	id := newID("id")
+	create(t, st, id, store.Record{}, hour)
+	save(t, st, id, store.Change{Set: map[string]string{"a": "1"}})
+	r.expect(t, "event while EventsLive", changed(id, "a"), id)
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close: want nil error; got %v", err)
+	}
+	if health.EventsLive() {
+		t.Error("EventsLive after Close: want false; got true")
+	}
 }

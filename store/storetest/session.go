@@ -488,6 +488,32 @@ func (s *suite) testSessionCrossProcess(t *testing.T) {
 	st := s.newStore(t)
 	st2 := s.second(t, st)
 	id, owner := newID("id"), newID("owner")
+	// For a store that reads from a cache (Config.ReadAfterEvent), a write through st2
+	// is read on st once its event is in.
+	arrived := func(string, store.EventKind) {}
+	if s.cfg.ReadAfterEvent {
+		events := make(chan store.Event, 16)
+		unsubscribe, err := st.Subscribe(func(ev store.Event) {
+			if ev.Hash == store.Hash(id) {
+				events <- ev
+			}
+		})
+		if err != nil {
+			t.Fatalf("Subscribe: %v", err)
+		}
+		t.Cleanup(unsubscribe)
+		arrived = func(what string, kind store.EventKind) {
+			t.Helper()
+			select {
+			case ev := <-events:
+				if ev.Kind != kind {
+					t.Fatalf("%s: want a %s event; got %s", what, kind, ev.Kind)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: no event on the first instance", what)
+			}
+		}
+	}
 	create(t, st, id, store.Record{Fields: map[string]string{"a": "1"}, Owner: owner}, hour)
 
 	rec := load(t, st2, id)
@@ -495,14 +521,18 @@ func (s *suite) testSessionCrossProcess(t *testing.T) {
 	if rec.Owner != owner {
 		t.Errorf("Owner on the second instance: want %q; got %q", owner, rec.Owner)
 	}
+	load(t, st, id) // a cache holds it from here on
 	save(t, st2, id, store.Change{Set: map[string]string{"b": "2"}})
+	arrived("Save on the second instance", store.EventChanged)
 	if _, err := st2.Incr(t.Context(), id, "n", 3); err != nil {
 		t.Fatalf("Incr on the second instance: want nil error; got %v", err)
 	}
+	arrived("Incr on the second instance", store.EventChanged)
 	wantFields(t, "Load after writes on the second instance", map[string]string{"a": "1", "b": "2", "n": "3"}, load(t, st, id).Fields)
 	if err := st2.Delete(t.Context(), id); err != nil {
 		t.Fatalf("Delete on the second instance: want nil error; got %v", err)
 	}
+	arrived("Delete on the second instance", store.EventDeleted)
 	wantGone(t, st, id, "after Delete on the second instance")
 	if err := st.Create(t.Context(), id, store.Record{}, hour); err != nil {
 		t.Errorf("Create after Delete on the second instance: want nil error; got %v", err)

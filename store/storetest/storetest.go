@@ -83,6 +83,14 @@ type Config struct {
 	// Optional. Default: false
 	SkipExpiryEvents bool
 
+	// ReadAfterEvent is set for stores that serve reads from a per-process cache kept
+	// exact by events (fibermp's session cache): a write made through the second
+	// instance is guaranteed in the first one's reads only once its event reached the
+	// first. The cross-process checks then wait for that event before they read.
+	//
+	// Optional. Default: false
+	ReadAfterEvent bool
+
 	// Serial runs the timing sub-tests one after the other instead of concurrently.
 	// They mostly sleep, so running them together saves seconds; set Serial when New
 	// cannot be called from concurrent sub-tests.
@@ -110,6 +118,7 @@ func Run(t *testing.T, cfg Config) {
 		{"Ticket", false, s.ticketTests()},
 		{"Event", false, s.eventTests()},
 		{"Expiry", !cfg.Serial, s.expiryTests()},
+		{"Broker", false, s.brokerTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
