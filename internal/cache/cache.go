@@ -539,3 +539,7 @@ func cloneFields(fields map[string]string) map[string]string {
 	}
 	return c
 }
+
+// Unwrap returns the store the cache is in front of, for what looks through wrappers
+// for an optional interface of the store (wsauth's hub finds the store.Broker this way).
+func (c *Store) Unwrap() store.Store { return c.Store }

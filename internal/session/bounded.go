@@ -129,3 +129,7 @@ func (b *bounded) TouchMany(ctx context.Context, ids []string, idle time.Duratio
 	b.end(cancel, start, errors.Join(errs...))
 	return errs
 }
+
+// Unwrap returns the store b bounds, for what looks through wrappers for an optional
+// interface of the store (wsauth's hub finds the store's store.Broker this way).
+func (b *bounded) Unwrap() store.Store { return b.Store }
