@@ -13,6 +13,7 @@ import (
 
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/internal/testenv"
+	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/store/redisstore"
 )
@@ -254,5 +255,27 @@ func TestCacheSubscriptionKilled(t *testing.T) {
 	}
 	if n := b.trips.n.Load() - before; n != 0 {
 		t.Fatalf("after resubscribing, a read made %d round trips, want 0 (cached)", n)
+	}
+}
+
+// TestCacheMetrics: lookups in the cache are counted by result.
+func TestCacheMetrics(t *testing.T) {
+	st, _ := redisStore(t)
+	m := metrics.New()
+	h := newHarness(t, fibermp.Config{Store: st, Cache: &fibermp.CacheConfig{}, Metrics: m}, routes)
+	hdr := loginWafer(t, h, "o-metrics")
+	for range 5 {
+		if r := h.do(t, "GET", "/color", hdr, ""); r.status != 200 {
+			t.Fatalf("read: %d %s", r.status, r.body)
+		}
+	}
+	got := map[string]float64{}
+	m.Each(func(s metrics.Sample) {
+		if s.Name == "mpsession_cache_lookups_total" {
+			got[s.Labels["result"]] = s.Value
+		}
+	})
+	if got["miss"] != 1 || got["hit"] != 4 || got["bypass"] != 0 {
+		t.Fatalf("cache lookups: want 1 miss, 4 hits; got %v", got)
 	}
 }

@@ -53,7 +53,7 @@ func storeOf(cfg Config, counts *counting.Counts) store.Store {
 	}
 	health, _ := cfg.Store.(store.EventHealth)
 	c, err := cache.New(st, health, cfg.IdleTimeout, cache.Config{
-		MaxEntries: cfg.Cache.MaxEntries, MaxAge: cfg.Cache.MaxAge, Renew: cfg.Cache.Renew})
+		MaxEntries: cfg.Cache.MaxEntries, MaxAge: cfg.Cache.MaxAge, Renew: cfg.Cache.Renew, Metrics: counts})
 	if err != nil {
 		panic("fibermp: Config.Cache: " + err.Error())
 	}

@@ -44,6 +44,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/store"
 )
 
@@ -63,6 +64,8 @@ type Config struct {
 	// Renew is the longest a cached read goes without extending the session in the
 	// store. Default: a tenth of the idle timeout.
 	Renew time.Duration
+	// Metrics counts lookups by result; nil: not counted.
+	Metrics *counting.Counts
 }
 
 // ErrNoEvents is returned by New for a store whose events do not reach every process.
@@ -100,8 +103,9 @@ type Store struct {
 	touching bool              // a goroutine is flushing touchDue
 	touchWG  sync.WaitGroup
 
-	// Counts, for tests and metrics.
+	// Counts, for tests; metrics, when not nil, counts them too.
 	Hits, Misses, Bypasses atomic.Uint64
+	metrics                *counting.Counts
 }
 
 // entry is one cached session. It is never changed once in the cache: a write replaces
@@ -148,7 +152,7 @@ func New(st store.Store, health store.EventHealth, idle time.Duration, cfg Confi
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return &Store{Store: st, health: health, idle: idle, renew: min(cfg.Renew, idle), maxAge: cfg.MaxAge,
-		origin: tagPrefix + hex.EncodeToString(b[:]), entries: entries, touchDue: map[string]string{}}, nil
+		origin: tagPrefix + hex.EncodeToString(b[:]), entries: entries, touchDue: map[string]string{}, metrics: cfg.Metrics}, nil
 }
 
 // live reports whether entries may be served and filled: the cache receives the store's
@@ -211,12 +215,14 @@ func (c *Store) Load(ctx context.Context, id string, touch time.Duration) (*stor
 	hash := store.Hash(id)
 	if !c.live() {
 		c.Bypasses.Add(1)
+		c.metrics.CacheLookup(counting.CacheBypass)
 		return c.Store.Load(ctx, id, touch)
 	}
 	now := time.Now()
 	if e, ok := c.entries.Get(hash); ok {
 		if now.Before(e.expires) && now.Sub(e.loaded) < c.maxAge {
 			c.Hits.Add(1)
+			c.metrics.CacheLookup(counting.CacheHit)
 			if touch > 0 && now.Sub(e.touched) >= c.renew && !e.touchDue.Swap(true) {
 				c.dueForTouch(hash, id)
 			}
@@ -225,6 +231,7 @@ func (c *Store) Load(ctx context.Context, id string, touch time.Duration) (*stor
 		c.entries.Remove(hash)
 	}
 	c.Misses.Add(1)
+	c.metrics.CacheLookup(counting.CacheMiss)
 	sh := c.shard(hash)
 	seq, epoch := sh.Load(), c.epoch.Load()
 	rec, err := c.Store.Load(ctx, id, touch)

@@ -22,6 +22,13 @@ const (
 	LoginUnavailable = "unavailable" // the store failed
 )
 
+// Results of a session lookup in the cache (fibermp.Config.Cache).
+const (
+	CacheHit    = "hit"    // served from memory
+	CacheMiss   = "miss"   // loaded from the store, and cached
+	CacheBypass = "bypass" // loaded from the store while its events were not live
+)
+
 // Why a request or an upgrade was refused.
 const (
 	RefusedInvalid     = "invalid"     // unknown, expired or malformed credentials
@@ -34,6 +41,7 @@ var (
 	loginOutcomes  = []string{LoginOK, LoginRejected, LoginWeChatError, LoginUnavailable}
 	refusalReasons = []string{RefusedInvalid, RefusedUnavailable, RefusedOrigin, RefusedTooMany}
 	eventKinds     = []string{"changed", "deleted", "revoked", "expired", "resync"}
+	cacheResults   = []string{CacheHit, CacheMiss, CacheBypass}
 	// Store call latency, seconds: from a local Redis (0.2 ms) to the timeout (1 s).
 	latencyBounds = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
 	// Event lag, seconds.
@@ -53,6 +61,7 @@ type Counts struct {
 	handles         atomic.Int64
 	events          [5]atomic.Uint64
 	eventLag        histogram
+	cacheLookups    [3]atomic.Uint64
 }
 
 // New returns Counts with every count at zero.
@@ -120,6 +129,13 @@ func (m *Counts) Event(kind string, at time.Time) {
 	}
 }
 
+// CacheLookup counts a session lookup in the cache with one of the Cache results.
+func (m *Counts) CacheLookup(result string) {
+	if m != nil {
+		count(m.cacheLookups[:], cacheResults, result)
+	}
+}
+
 func count(counts []atomic.Uint64, names []string, name string) {
 	for i, n := range names {
 		if n == name {
@@ -146,6 +162,7 @@ func (m *Counts) Each(fn func(Sample)) {
 	fn(Sample{Name: "mpsession_handles", Help: "Live session handles of open WebSockets.", Kind: Gauge, Value: float64(m.handles.Load())})
 	labelled("mpsession_events_total", "Session events received from the store, by kind.", "kind", eventKinds, m.events[:])
 	fn(m.eventLag.sample("mpsession_event_lag_seconds", "How late session events arrive after the change, for stores that say when it was made."))
+	labelled("mpsession_cache_lookups_total", "Session lookups in the per-process cache, by result: hit (memory), miss (loaded and cached), bypass (loaded while the store's events were not live).", "result", cacheResults, m.cacheLookups[:])
 }
 
 // Kinds of samples, as metrics.Kind numbers them.
