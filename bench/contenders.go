@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/session"
 	"github.com/gofiber/fiber/v2/utils"
 	fiberredis "github.com/gofiber/storage/redis/v3"
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"github.com/mpsession/mpsession/fibermp"
@@ -49,8 +51,9 @@ type contender struct {
 	sessionID string
 	client    *fasthttp.HostClient
 	trips     *tripCounter // counts the server's Redis round trips; nil without Redis
-	// redisCPU returns the Redis server's CPU time; nil without Redis.
-	redisCPU func() (time.Duration, error)
+	// admin asks the Redis server the contender uses for its CPU time and its command
+	// counts; nil without Redis.
+	admin redis.UniversalClient
 }
 
 func (c *contender) String() string { return c.op + "/" + c.name }
@@ -91,10 +94,19 @@ func (c *contender) do(req *fasthttp.Request, resp *fasthttp.Response) (int64, e
 // when the system does not tell the process's.
 func (c *contender) cpuTime() (proc, redis time.Duration, ok bool, err error) {
 	proc, ok = processCPU()
-	if c.redisCPU != nil {
-		redis, err = c.redisCPU()
+	if c.admin != nil {
+		redis, err = redisCPU(c.admin)
 	}
 	return proc, redis, ok, err
+}
+
+// commandCalls returns the calls of each command the Redis server has run (INFO
+// commandstats), or nil for a contender without Redis.
+func (c *contender) commandCalls() (map[string]int64, error) {
+	if c.admin == nil {
+		return nil, nil
+	}
+	return commandCalls(c.admin)
 }
 
 // doOnce sends one request with a request and response of its own.
@@ -131,6 +143,9 @@ type env struct {
 	contenders []*contender
 	redisAddr  string
 	redisInfo  string // the Redis server's version
+	// redisOwn says that the run started the Redis server and is its only client, so
+	// its CPU time and command counts are the run's alone.
+	redisOwn bool
 	// redisErr says why the Redis contenders are missing; nil when they run.
 	redisErr error
 
@@ -166,7 +181,7 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 
 	mem := store.NewMemory()
 	e.onClose(mem.Close)
-	mc, err := login(fibermpApp(wxc, mem))
+	mc, err := login(fibermpApp(wxc, mem, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +203,6 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 	}
 	e.onClose(admin.Close)
 	e.redisInfo = redisVersion(admin)
-	cpu := func() (time.Duration, error) { return redisCPU(admin) }
 	prefix := newPrefix()
 	// Registered before the servers' closers, so it runs after them.
 	e.onClose(func() error { return deleteKeys(admin, prefix) })
@@ -202,11 +216,47 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 	rdb.AddHook(mpTrips)
 	rs := redisstore.New(rdb, redisstore.Config{Prefix: prefix + "mp:"})
 	e.onClose(rs.Close)
-	rc, err := login(fibermpApp(wxc, rs))
+	rc, err := login(fibermpApp(wxc, rs, nil))
 	if err != nil {
 		return nil, err
 	}
-	rc.trips, rc.redisCPU = mpTrips, cpu
+	rc.trips, rc.admin = mpTrips, admin
+
+	// The same with the session cache, on a client and a store of its own (as another
+	// process would have), so that the round trips counted are its own, and on a prefix
+	// of its own, so that its subscription does not receive the other's events.
+	crdb, err := dialRedis(redisAddr)
+	if err != nil {
+		return nil, err
+	}
+	e.onClose(crdb.Close)
+	cachedTrips := &tripCounter{}
+	crdb.AddHook(cachedTrips)
+	crs := redisstore.New(crdb, redisstore.Config{Prefix: prefix + "mpc:"})
+	e.onClose(crs.Close)
+	cc, err := login(fibermpApp(wxc, crs, &fibermp.CacheConfig{}))
+	if err != nil {
+		return nil, err
+	}
+	cc.trips, cc.admin = cachedTrips, admin
+
+	// The floor of any read with one Redis round trip: bare Fiber and one GET.
+	brdb, err := dialRedis(redisAddr)
+	if err != nil {
+		return nil, err
+	}
+	e.onClose(brdb.Close)
+	bareTrips := &tripCounter{}
+	brdb.AddHook(bareTrips)
+	bareKey := prefix + "bare"
+	if err := brdb.Set(context.Background(), bareKey, "teal", 0).Err(); err != nil {
+		return nil, err
+	}
+	brc, err := e.serve(bareRedisApp(brdb, bareKey), conns)
+	if err != nil {
+		return nil, err
+	}
+	brc.sessionID, brc.trips, brc.admin = rc.sessionID, bareTrips, admin
 
 	// Never call Reset on this storage or the session store, nor set Config.Reset:
 	// they run FLUSHDB.
@@ -221,13 +271,38 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 	if sc.sessionID, err = fiberSessionLogin(sc); err != nil {
 		return nil, err
 	}
-	sc.trips, sc.redisCPU = fsTrips, cpu
+	sc.trips, sc.admin = fsTrips, admin
 	// The two sides of a comparison next to each other: compare runs them in this order.
+	e.add(cc, opRead, "fibermp-redis-cached")
 	e.add(rc, opRead, "fibermp-redis")
 	e.add(sc, opRead, "fibersession-redis")
+	e.add(brc, opRead, "bare-fiber-redis-get")
+	e.add(cc, opIncr, "fibermp-redis-cached")
 	e.add(rc, opIncr, "fibermp-redis")
 	e.add(sc, opIncr, "fibersession-redis")
+
+	// The cache subscribes to the store's events on its first request, and is bypassed
+	// until the subscription has answered.
+	if _, err := e.contender("read/fibermp-redis-cached").doOnce(); err != nil {
+		return nil, err
+	}
+	if err := waitEventsLive(crs, 10*time.Second); err != nil {
+		return nil, err
+	}
 	return e, nil
+}
+
+// waitEventsLive waits until the store's event subscription is live (the session
+// cache serves from memory only then), for at most limit.
+func waitEventsLive(st store.EventHealth, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for !st.EventsLive() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the Redis store's event subscription is not live after %v", limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }
 
 // add adds a contender doing op on the server c runs.
@@ -299,15 +374,31 @@ func bareApp() *fiber.App {
 	return app
 }
 
+// bareRedisApp answers what the session contenders answer, from one Redis GET of key
+// and no session: what any read with one Redis round trip costs at least.
+func bareRedisApp(rdb redis.UniversalClient, key string) *fiber.App {
+	app := newApp()
+	app.Get("/read", func(c *fiber.Ctx) error {
+		k, err := rdb.Get(c.UserContext(), key).Result()
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"k": k})
+	})
+	return app
+}
+
 // fibermpApp serves the routes with fibermp, as its README shows, speaking the Token
-// protocol. A login puts k = "teal" in the new session.
-func fibermpApp(client *wx.Client, st store.Store) *fiber.App {
+// protocol, with the session cache when cache is not nil. A login puts k = "teal" in
+// the new session.
+func fibermpApp(client *wx.Client, st store.Store, cache *fibermp.CacheConfig) *fiber.App {
 	app := newApp()
 	app.Use(fibermp.New(fibermp.Config{
 		Client:      client,
 		Store:       st,
 		Protocol:    fibermp.Token,
 		IdleTimeout: sessionTTL,
+		Cache:       cache,
 		OnLogin:     func(_ *fiber.Ctx, l *fibermp.Login) error { return l.Set("k", "teal") },
 	}))
 	app.Get("/read", fibermp.Required(), func(c *fiber.Ctx) error {

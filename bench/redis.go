@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -83,6 +87,118 @@ func redisCPU(rdb redis.UniversalClient) (time.Duration, error) {
 	return time.Duration(total * float64(time.Second)), nil
 }
 
+// commandCalls returns the calls of each command the Redis server has run since it
+// started (INFO commandstats), for all its clients. A script's commands count as the
+// commands they are, besides the EVALSHA that ran them. INFO itself is left out, as
+// the run asks it between rounds.
+func commandCalls(rdb redis.UniversalClient) (map[string]int64, error) {
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		return nil, fmt.Errorf("Redis INFO commandstats: %w", err)
+	}
+	return parseCommandStats(info)
+}
+
+// parseCommandStats reads the lines "cmdstat_<name>:calls=<n>,usec=..." of INFO
+// commandstats; the lines of other sections are ignored.
+func parseCommandStats(info string) (map[string]int64, error) {
+	calls := make(map[string]int64)
+	for line := range strings.Lines(info) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_")
+		if !ok {
+			continue
+		}
+		name, stats, ok := strings.Cut(rest, ":")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("Redis INFO commandstats: malformed line %q", line)
+		}
+		v, ok := strings.CutPrefix(stats, "calls=")
+		if !ok {
+			return nil, fmt.Errorf("Redis INFO commandstats: no calls in %q", line)
+		}
+		v, _, _ = strings.Cut(v, ",")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("Redis INFO commandstats: calls of %s: %q", name, v)
+		}
+		if name != "info" {
+			calls[name] = n
+		}
+	}
+	return calls, nil
+}
+
+// callsSince returns the calls of each command made between two readings of
+// commandCalls, without the commands not called.
+func callsSince(before, after map[string]int64) map[string]int64 {
+	d := make(map[string]int64)
+	for name, n := range after {
+		if n -= before[name]; n > 0 {
+			d[name] = n
+		}
+	}
+	return d
+}
+
+// startRedis starts a redis-server of the run's own on a free loopback port, with no
+// persistence, so that INFO commandstats and INFO cpu count this run's commands
+// alone. It returns its address and a function that stops it. It fails when
+// redis-server is not on the PATH or does not answer within 10 s.
+func startRedis() (addr string, stop func() error, err error) {
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr = ln.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	// Another program may take the port between this Close and redis-server's bind; then
+	// redis-server exits and the wait below fails.
+	_ = ln.Close()
+	dir, err := os.MkdirTemp("", "mpsession-bench-redis-")
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--dir", dir, "--loglevel", "warning")
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop = func() error {
+		_ = cmd.Process.Kill()
+		<-exited
+		return os.RemoveAll(dir)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = rdb.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return addr, stop, nil
+		}
+		select {
+		case werr := <-exited:
+			exited <- werr // for stop
+			_ = stop()
+			return "", nil, fmt.Errorf("redis-server on %s exited: %v", addr, werr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = stop()
+			return "", nil, errors.Join(fmt.Errorf("redis-server on %s did not answer in 10s", addr), err)
+		}
+	}
+}
+
 func infoField(info, name string) (string, bool) {
 	for line := range strings.Lines(info) {
 		if v, ok := strings.CutPrefix(line, name+":"); ok {
@@ -92,15 +208,18 @@ func infoField(info, name string) (string, bool) {
 	return "", false
 }
 
-// tripCounter is a go-redis hook that counts round trips to Redis: a command is one,
-// and so is a pipeline, however many commands it holds.
-type tripCounter struct{ n atomic.Int64 }
+// tripCounter is a go-redis hook that counts round trips to Redis and the commands
+// they carry: a command is one round trip, and so is a pipeline, however many commands
+// it holds. A script is one command here (EVALSHA); INFO commandstats counts what it
+// runs.
+type tripCounter struct{ n, cmds atomic.Int64 }
 
 func (t *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (t *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		t.n.Add(1)
+		t.cmds.Add(1)
 		return next(ctx, cmd)
 	}
 }
@@ -108,6 +227,7 @@ func (t *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (t *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		t.n.Add(1)
+		t.cmds.Add(int64(len(cmds)))
 		return next(ctx, cmds)
 	}
 }
@@ -118,4 +238,12 @@ func (t *tripCounter) load() int64 {
 		return 0
 	}
 	return t.n.Load()
+}
+
+// loadCmds returns the commands sent so far, or 0 for a contender without Redis.
+func (t *tripCounter) loadCmds() int64 {
+	if t == nil {
+		return 0
+	}
+	return t.cmds.Load()
 }
