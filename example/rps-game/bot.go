@@ -26,6 +26,7 @@ import (
 // waiting, plays one match and logs out.
 type bots struct {
 	base   string        // the server: http://127.0.0.1:port
+	tag    string        // in the bots' openids, so that several instances' bots are told apart
 	think  time.Duration // the longest a bot thinks before a move
 	log    *slog.Logger
 	http   *http.Client
@@ -38,6 +39,15 @@ type bots struct {
 	stopped bool
 	wg      sync.WaitGroup
 	guests  chan string // free guest openids
+
+	// A run of the persistent bots (main's -bots-for, the bots' tests): finish closes
+	// finishing, each bot then finishes its match and goes idle, adding its session's
+	// record to records.
+	finishing chan struct{}
+	finishOne sync.Once
+	idleWG    sync.WaitGroup  // the persistent bots not yet idle
+	records   int64           // matches in the idle bots' session records
+	samples   []time.Duration // from a move that completed a round to the round's result
 }
 
 // Guest bots: how many may play at once, and how long one waits for its player.
@@ -46,10 +56,10 @@ const (
 	guestWait = 30 * time.Second
 )
 
-func newBots(base string, think time.Duration, log *slog.Logger) *bots {
+func newBots(base, tag string, think time.Duration, log *slog.Logger) *bots {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &bots{
-		base: base, think: think, log: log, ctx: ctx, cancel: cancel,
+		base: base, tag: tag, think: think, log: log, ctx: ctx, cancel: cancel, finishing: make(chan struct{}),
 		http:    &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}},
 		openIDs: map[string]struct{}{},
 		results: map[string][]Result{},
@@ -97,6 +107,10 @@ func (b *bots) goBot(openID string, fn func()) bool {
 func (b *bots) start(n int) {
 	for i := 1; i <= n; i++ {
 		openID, nickname := fmt.Sprintf("bot-%d", i), fmt.Sprintf("Bot %d", i)
+		if b.tag != "" {
+			openID = fmt.Sprintf("bot-%s-%d", b.tag, i)
+		}
+		b.idleWG.Add(1)
 		b.goBot(openID, func() {
 			for {
 				err := b.play(openID, nickname, 0)
@@ -133,6 +147,50 @@ func (b *bots) summon() error {
 	return nil
 }
 
+// finish ends the persistent bots' run: each finishes its match, if it plays one, then
+// stops playing and adds its session's record to b.records. It returns when all are
+// idle, or ctx is done.
+func (b *bots) finish(ctx context.Context) error {
+	b.finishOne.Do(func() { close(b.finishing) })
+	idle := make(chan struct{})
+	go func() {
+		b.idleWG.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bots still playing: %w", ctx.Err())
+	}
+}
+
+// idle is a persistent bot done with its run: out of the queue, its record counted. It
+// keeps its socket and session until stop.
+func (b *bots) idle(conn *websocket.Conn, token string) error {
+	err := conn.WriteJSON(clientMsg{Type: "leave"})
+	var me struct{ Wins, Losses, Draws int64 }
+	if err == nil {
+		err = b.call("GET", "/api/me", token, nil, &me)
+	}
+	b.mu.Lock()
+	b.records += me.Wins + me.Losses + me.Draws
+	b.mu.Unlock()
+	b.idleWG.Done()
+	if err != nil {
+		b.log.Error("rps: bot's record not read: the run's check will fail", "err", err)
+	}
+	<-b.ctx.Done()
+	return b.ctx.Err()
+}
+
+// sample keeps the time from a move that completed a round to the round's result.
+func (b *bots) sample(d time.Duration) {
+	b.mu.Lock()
+	b.samples = append(b.samples, d)
+	b.mu.Unlock()
+}
+
 // stop disconnects every bot, logs them out and waits for them.
 func (b *bots) stop() {
 	b.mu.Lock()
@@ -155,7 +213,8 @@ func (b *bots) sleep(d time.Duration) bool {
 	}
 }
 
-// play logs in, connects and plays matches (0: until stopped), then logs out.
+// play logs in, connects and plays matches (0: until stopped, or until finish), then
+// logs out.
 func (b *bots) play(openID, nickname string, matches int) error {
 	token, err := b.login(openID)
 	if err != nil {
@@ -175,53 +234,117 @@ func (b *bots) play(openID, nickname string, matches int) error {
 	defer conn.Close()
 	defer context.AfterFunc(b.ctx, func() { _ = conn.Close() })() // stop unblocks the read
 
+	type botMsg struct {
+		Type    string
+		Round   int
+		Score   Score
+		Result  Result
+		Message string
+	}
+	msgs := make(chan botMsg)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			var m botMsg
+			if err := conn.ReadJSON(&m); err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-b.ctx.Done():
+				readErr <- b.ctx.Err()
+				return
+			}
+		}
+	}()
+	defer func() { _ = conn.Close(); <-readErr }()
+
+	persistent := matches == 0
+	inMatch := false
+	var movedAt time.Time // a move sent after the opponent's: its round's result is timed
 	queue := func() error {
-		if matches > 0 { // a guest waits for its player only so long
+		if !persistent { // a guest waits for its player only so long
 			_ = conn.SetReadDeadline(time.Now().Add(guestWait))
 		}
 		return conn.WriteJSON(clientMsg{Type: "queue"})
 	}
+	theirs := false // the opponent has moved this round
+	// A move waits for the bot to think, while the bot goes on reading: it learns
+	// whether the opponent moved first.
+	var think <-chan time.Time
 	move := func() error {
-		if !b.sleep(b.think/4 + rand.N(b.think*3/4+1)) {
-			return b.ctx.Err()
-		}
-		return conn.WriteJSON(clientMsg{Type: "move", Choice: string(Choices[rand.N(len(Choices))])})
+		think = time.After(b.think/4 + rand.N(b.think*3/4+1))
+		return nil
 	}
+	finish := b.finishing
+	if !persistent {
+		finish = nil // a guest plays its one match
+	}
+	finished := false
 	played := 0
 	for {
-		var m struct {
-			Type    string
-			Round   int
-			Score   Score
-			Result  Result
-			Message string
-		}
-		if err := conn.ReadJSON(&m); err != nil {
+		var m botMsg
+		select {
+		case err := <-readErr:
+			readErr <- err // for the deferred wait
 			return err
+		case <-finish:
+			// The run is over: a bot waiting for an opponent leaves the queue, one in a
+			// match finishes it first.
+			finish, finished = nil, true
+			if !inMatch {
+				return b.idle(conn, token)
+			}
+			continue
+		case <-think:
+			think = nil
+			if theirs {
+				movedAt = time.Now()
+			}
+			if err := conn.WriteJSON(clientMsg{Type: "move", Choice: string(Choices[rand.N(len(Choices))])}); err != nil {
+				return err
+			}
+			continue
+		case m = <-msgs:
 		}
 		switch m.Type {
-		case "welcome":
+		case "welcome", "resume_failed":
 			err = queue()
-		case "matched":
+		case "matched", "resumed":
+			inMatch, theirs = true, false
 			_ = conn.SetReadDeadline(time.Time{})
 			err = move()
+		case "opponent_moved":
+			theirs = true
 		case "round":
+			if !movedAt.IsZero() {
+				b.sample(time.Since(movedAt))
+				movedAt = time.Time{}
+			}
+			theirs = false
 			// The bot knows the rules: no move after the deciding round.
 			if state := (Match{Round: m.Round, Wins: [2]int{m.Score.You, m.Score.Them}}); !state.Over() {
 				err = move()
 			}
 		case "match_over", "opponent_left":
+			inMatch, movedAt, think = false, time.Time{}, nil
 			if m.Type == "match_over" {
 				b.mu.Lock()
 				b.results[openID] = append(b.results[openID], m.Result)
 				b.mu.Unlock()
 			}
-			if played++; matches > 0 && played >= matches {
+			if played++; !persistent && played >= matches {
 				_ = conn.WriteControl(websocket.CloseMessage,
 					websocket.FormatCloseMessage(websocket.CloseNormalClosure, "done"), time.Now().Add(time.Second))
 				return nil
 			}
-			if !b.sleep(b.think) {
+			if finished {
+				return b.idle(conn, token)
+			}
+			// A pause of its own: two bots that finished a match together would
+			// otherwise queue together again, and play each other for ever.
+			if !b.sleep(b.think/2 + rand.N(b.think+1)) {
 				return b.ctx.Err()
 			}
 			err = queue()

@@ -61,7 +61,8 @@ func TestWebPage(t *testing.T) {
 	page.screenshot("phone-queued")
 
 	// A person joins: the test plays them.
-	bob := login(t, s, "oBob").dial(false)
+	bobUser := login(t, s, "oBob")
+	bob := bobUser.dial(false)
 	bob.send(clientMsg{Type: "queue"})
 	bob.expect("matched")
 	page.waitFor("the match to start", `$('match').checkVisibility() && !$('moves').querySelector('button').disabled`)
@@ -83,6 +84,23 @@ func TestWebPage(t *testing.T) {
 	page.desktop()
 	page.screenshot("desktop-mid-match")
 	page.phone()
+
+	// Bob's connection drops: the page shows him reconnecting, then back.
+	bob.drop()
+	page.waitFor("the page to show the opponent reconnecting", `!$('away-badge').hidden && $('status').textContent.includes('lost the connection')`)
+	page.screenshot("phone-opponent-reconnecting")
+	bob = bobUser.dial(false)
+	if m := bob.expect("resumed"); m.Round != 2 || *m.Score != (Score{1, 1}) {
+		t.Errorf("bob's resumed: want 2 rounds played, 1-1; got %+v", m)
+	}
+	page.waitFor("the page to show the opponent back", `$('away-badge').hidden && $('status').textContent.includes('is back')`)
+
+	// The page's own connection drops: it reconnects and goes on with the match.
+	page.eval(`ws.close()`)
+	bob.expect("opponent_away")
+	bob.expect("opponent_back")
+	page.waitFor("the page to resume the match", `$('status').textContent.includes('Back in the match') &&
+		$('match').checkVisibility() && !$('moves').querySelector('button').disabled && $('score-you').textContent === '1'`)
 
 	// Round 3 decides: scissors beat paper, and the page wins 2-1.
 	bob.send(clientMsg{Type: "move", Choice: "paper"})

@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -17,22 +18,49 @@ import (
 
 // player is one open socket. A user may have several, in several tabs: each plays its
 // own matches, and all of them count in the one session.
+//
+// A socket is idle, queued (its ticket waits in the queue), offered (a match wants it;
+// the client is told once both players accepted), playing, or resuming (a new socket
+// after a dropped one, asking its match to take it back). The match itself runs in a
+// room, on whichever instance paired the players (room.go); the socket talks to it over
+// the bus, and hears from it on its own room, playerRoom(addr).
 type player struct {
+	l      *lobby
 	conn   *wsauth.Conn
 	s      *wsauth.Handle // the live session
+	bus    bus
+	addr   string // the socket's address on the bus, one per socket
 	openID string
 	bot    bool
 
-	// Guarded by lobby.mu.
-	room    *room
-	queued  bool
-	wantBot bool
-
+	mu          sync.Mutex // guards everything below, and sends on out
+	phase       phase
+	ticket      string // queued: the ticket waiting in the queue; "" when this socket made the pair
+	wantBot     bool
+	match       string // offered, playing, resuming
+	seat        int
+	resumeTimer *time.Timer
 	// Messages go out through one writer goroutine per socket, in the order they were
-	// queued, so the room and the socket's handler never block on a slow client.
-	mu     sync.Mutex // guards closed and sends on out
-	closed bool       // the handler is returning: conn must not be used any more
-	out    chan serverMsg
+	// queued, so a room and the socket's handler never block on a slow client; the
+	// match's messages are handled there too, in order.
+	closed bool // the handler is returning: conn must not be used any more
+	out    chan outItem
+}
+
+type phase int
+
+const (
+	idle phase = iota
+	queued
+	offered
+	playing
+	resuming
+)
+
+// outItem is a message for the client, or one from the match to act on.
+type outItem struct {
+	msg  *serverMsg
+	from *playerMsg
 }
 
 // outboxSize is how many messages a client may fall behind by before it is dropped.
@@ -40,95 +68,228 @@ const outboxSize = 32
 
 // send queues a message for the client. It never blocks: a client that stopped
 // reading is disconnected.
-func (p *player) send(m serverMsg) {
+func (p *player) send(m serverMsg) { p.put(outItem{msg: &m}) }
+
+func (p *player) put(it outItem) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.putLocked(it)
+}
+
+func (p *player) putLocked(it outItem) {
 	if p.closed {
 		return
 	}
 	select {
-	case p.out <- m:
+	case p.out <- it:
 	default:
 		_ = p.conn.Close()
 	}
 }
 
-// close closes the socket with a close code, unless its handler has finished with it.
-func (p *player) close(code int, reason string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.closed {
-		_ = p.conn.CloseWith(code, reason)
-	}
-}
-
 func (p *player) writeLoop(done chan<- struct{}) {
 	defer close(done)
-	for m := range p.out {
-		if err := p.conn.WriteJSON(m); err != nil {
-			_ = p.conn.Close() // the handler's read fails and it cleans up
+	for it := range p.out {
+		msgs := []serverMsg{}
+		if it.msg != nil {
+			msgs = append(msgs, *it.msg)
+		} else {
+			msgs = p.fromMatch(*it.from)
+		}
+		for _, m := range msgs {
+			if err := p.conn.WriteJSON(m); err != nil {
+				_ = p.conn.Close() // the handler's read fails and it cleans up
+			}
 		}
 	}
 }
 
-// lobby pairs players into rooms. It lives in one process: with several instances
-// behind a load balancer, players are matched with those on the same instance, while
-// their sessions are shared through Redis and their records through the database.
+// lobby holds this instance's sockets and the matches it runs, and pairs players
+// through the queue: its own (memQueue), or Redis's, shared by every instance.
 type lobby struct {
 	log         *slog.Logger
 	records     *records
+	queue       queue
 	moveTimeout time.Duration
+	grace       time.Duration // how long a dropped player has to come back
+	lease       time.Duration // of a ticket in the Redis queue
 	isBot       func(openID string) bool
 	// summon starts a bot for a player who asked for one and found none waiting; nil
 	// when this server has no bots.
-	summon func() error
+	summon   func() error
+	instance string // this instance's URL, in its tickets
+	// hosted counts the matches this instance ran to a result, with their bot seats and
+	// whether the players were on different instances, for the bots' report.
+	hosted func(bots int, across bool)
+
+	ctx    context.Context // cancelled by close: the rooms end
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	waiting []*player // in the order they queued
-	players map[*player]struct{}
+	tickets map[string]*player // this instance's tickets in the queue, whose leases it renews
 	closed  bool
-	wg      sync.WaitGroup // socket handlers and rooms
+	wg      sync.WaitGroup // socket handlers, rooms, the lease renewer
 }
 
-func newLobby(log *slog.Logger, moveTimeout time.Duration, recs *records) *lobby {
-	return &lobby{
+// Timing of the match protocol between sockets and rooms. A message on the bus may be
+// lost (an instance dies): these bound what waits for an answer.
+const (
+	// readyWait is how long a match waits for both sockets to accept its offer; the
+	// players who did accept are queued again.
+	readyWait = 5 * time.Second
+	// resumeWait is how long a new socket waits for its match to take it back; then the
+	// match is gone (over while the player was away) and the socket goes to the lobby.
+	resumeWait = 3 * time.Second
+	// ResumeGrace is how long a player whose socket dropped has to come back to the
+	// match, on any instance, before it is forfeited.
+	ResumeGrace = 15 * time.Second
+	// queueLease is how long a ticket stays in the Redis queue without its instance
+	// renewing it (every third of it).
+	queueLease = 10 * time.Second
+)
+
+func newLobby(log *slog.Logger, moveTimeout, grace, lease time.Duration, recs *records, q queue) *lobby {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &lobby{
 		log:         log,
 		records:     recs,
+		queue:       q,
 		moveTimeout: moveTimeout,
+		grace:       grace,
+		lease:       lease,
 		isBot:       func(string) bool { return false },
-		players:     map[*player]struct{}{},
+		hosted:      func(int, bool) {},
+		ctx:         ctx,
+		cancel:      cancel,
+		tickets:     map[string]*player{},
 	}
+	if _, ok := q.(*memQueue); !ok {
+		l.wg.Add(1)
+		go l.renewLeases()
+	}
+	return l
+}
+
+// renewLeases keeps this instance's tickets in the Redis queue until close. A ticket
+// that left the queue without an offer reaching its socket within readyWait (the
+// offer was lost with an instance, or the lease ran out while this instance stalled)
+// is queued again.
+func (l *lobby) renewLeases() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.lease / 3)
+	defer t.Stop()
+	lost := map[string]time.Time{} // tickets out of the queue, and since when
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		ids := make([]string, 0, len(l.tickets))
+		for id := range l.tickets {
+			ids = append(ids, id)
+		}
+		l.mu.Unlock()
+		ctx, cancel := context.WithTimeout(l.ctx, l.lease/3)
+		gone, err := l.queue.renew(ctx, ids)
+		cancel()
+		if err != nil {
+			l.log.Warn("rps: queue leases not renewed", "tickets", len(ids), "err", err)
+			continue
+		}
+		now := time.Now()
+		for _, id := range gone {
+			if _, ok := lost[id]; !ok {
+				lost[id] = now
+			}
+		}
+		for id, since := range lost {
+			l.mu.Lock()
+			p := l.tickets[id]
+			l.mu.Unlock()
+			switch {
+			case p == nil: // an offer came, or the socket left the queue
+				delete(lost, id)
+			case now.Sub(since) >= readyWait:
+				delete(lost, id)
+				p.ticketLost(id)
+			}
+		}
+	}
+}
+
+// track records that p holds ticket id in the queue; a nil p forgets the ticket.
+func (l *lobby) track(id string, p *player) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p != nil {
+		l.tickets[id] = p
+	} else {
+		delete(l.tickets, id)
+	}
+}
+
+// ticketLost queues p again when it still waits on ticket id, which left the queue
+// without an offer reaching p.
+func (p *player) ticketLost(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.phase != queued || p.ticket != id {
+		return
+	}
+	p.l.log.Info("rps: ticket lost; queued again", "openid", p.openID)
+	p.l.track(id, nil)
+	p.ticket = ""
+	p.queueLocked(p.wantBot)
 }
 
 // serve runs one socket: the handler given to wsauth.Handler. wsauth has authenticated
 // the upgrade, so c.Session() is the player's live session.
 func (l *lobby) serve(c *wsauth.Conn) {
 	s := c.Session()
-	p := &player{conn: c, s: s, openID: s.OpenID(), bot: l.isBot(s.OpenID()), out: make(chan serverMsg, outboxSize)}
-	if !l.join(p) {
+	p := &player{l: l, conn: c, s: s, bus: c.Hub(), addr: newID(), openID: s.OpenID(), bot: l.isBot(s.OpenID()),
+		out: make(chan outItem, outboxSize)}
+	if !l.join() {
 		_ = c.CloseWith(fws.CloseGoingAway, "server shutting down")
 		return
 	}
+	defer l.part()
+	unsubscribe, err := p.bus.Subscribe(playerRoom(p.addr), func(data []byte) {
+		if m, ok := decodePlayerMsg(data); ok {
+			p.put(outItem{from: &m})
+		} else {
+			l.log.Warn("rps: a malformed message for a socket", "openid", p.openID, "len", len(data))
+		}
+	})
+	if err != nil {
+		l.log.Error("rps: socket not subscribed", "openid", p.openID, "err", err)
+		_ = c.CloseWith(fws.CloseTryAgainLater, "try again later")
+		return
+	}
+	defer unsubscribe()
 	written := make(chan struct{})
 	go p.writeLoop(written)
+	var reason string
 	defer func() {
+		p.gone(reason)
 		p.mu.Lock()
 		p.closed = true
 		close(p.out)
 		p.mu.Unlock()
 		_ = c.Close() // a write stuck on a client that stopped reading fails now
 		<-written
-		l.part(p)
 	}()
 
 	rec := readRecord(s.Session)
 	p.send(serverMsg{Type: "welcome", OpenID: p.openID, Nickname: s.GetString(fieldNickname), Record: &rec})
+	p.rejoin()
 	for {
 		_, data, err := c.ReadMessage()
 		if err != nil {
 			// The client went away, or wsauth closed the socket because the session
 			// ended (logout in another tab, expiry): Err says which.
-			l.leave(p, leaveReason(s.Err()))
+			reason = leaveReason(s.Err())
 			return
 		}
 		var m clientMsg
@@ -138,16 +299,16 @@ func (l *lobby) serve(c *wsauth.Conn) {
 		}
 		switch m.Type {
 		case "queue":
-			l.queue(p, m.Opponent == "bot")
+			p.queue(m.Opponent == "bot")
 		case "move":
 			choice, err := ParseChoice(m.Choice)
 			if err != nil {
 				p.send(errorMsg(err.Error()))
 				continue
 			}
-			l.move(p, choice)
+			p.move(choice)
 		case "leave":
-			l.leave(p, "left")
+			p.leave()
 		default:
 			p.send(errorMsg("unknown message type " + strconv.Quote(m.Type)))
 		}
@@ -167,293 +328,309 @@ func leaveReason(err error) string {
 	return "disconnected"
 }
 
-func (l *lobby) join(p *player) bool {
+func newID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (l *lobby) join() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return false
 	}
-	l.players[p] = struct{}{}
 	l.wg.Add(1)
 	return true
 }
 
-func (l *lobby) part(p *player) {
-	l.mu.Lock()
-	delete(l.players, p)
-	l.mu.Unlock()
-	l.wg.Done()
+func (l *lobby) part() { l.wg.Done() }
+
+// requeueState is fieldRequeue's value: the queueing a dropped socket cut short.
+type requeueState struct {
+	Opponent string `json:"opponent"` // "any" or "bot"
+	Until    int64  `json:"until"`    // Unix ms: a socket opened later does not queue
 }
 
-// queue puts p in the queue, or in a room at once when a partner is waiting.
-func (l *lobby) queue(p *player, wantBot bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// rejoin continues what a dropped socket of the session was doing: a match (the
+// session's match field), or waiting in the queue.
+func (p *player) rejoin() {
+	if id := p.s.GetString(fieldMatch); id != "" {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.phase, p.match = resuming, id
+		p.resumeTimer = time.AfterFunc(resumeWait, func() { p.resumeFailed(id) })
+		p.tell(roomMsg{Kind: "back", Addr: p.addr, OpenID: p.openID})
+		return
+	}
+	var rq requeueState
+	if p.s.Decode(fieldRequeue, &rq) != nil || rq.Opponent == "" {
+		return
+	}
+	if err := p.s.Delete(fieldRequeue); err != nil {
+		p.l.log.Warn("rps: session not written", "openid", p.openID, "err", err)
+	}
+	if time.Now().UnixMilli() < rq.Until {
+		p.queue(rq.Opponent == "bot")
+	}
+}
+
+// resumeFailed sends a resuming socket to the lobby when its match did not answer.
+func (p *player) resumeFailed(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.phase != resuming || p.match != id {
+		return
+	}
+	p.phase, p.match = idle, ""
+	p.clearMatchField(id)
+	p.putLocked(outItem{msg: &serverMsg{Type: "resume_failed", Message: "that match is over"}})
+}
+
+// tell sends a message to the socket's match. p.mu is held.
+func (p *player) tell(m roomMsg) {
+	m.Seat = p.seat
+	if m.Addr == "" {
+		m.Addr = p.addr
+	}
+	if err := publish(p.bus, matchRoom(p.match), m); err != nil {
+		p.l.log.Warn("rps: message to the match lost", "match", p.match, "kind", m.Kind, "err", err)
+	}
+}
+
+// queue puts p in the queue, or offers a match at once when a partner is waiting.
+func (p *player) queue(wantBot bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	switch {
-	case p.room != nil:
-		p.send(errorMsg("finish or leave your match first"))
+	case p.phase == offered || p.phase == playing || p.phase == resuming:
+		p.putLocked(outItem{msg: ptr(errorMsg("finish or leave your match first"))})
 		return
-	case wantBot && (p.bot || l.summon == nil):
-		p.send(errorMsg("this server has no bots (they log in through the fake WeChat of development mode)"))
-		return
-	}
-	l.unqueueLocked(p)
-	p.wantBot = wantBot
-	if q := l.partnerLocked(p); q != nil {
-		l.unqueueLocked(q)
-		l.startLocked(q, p)
+	case wantBot && (p.bot || p.l.summon == nil):
+		p.putLocked(outItem{msg: ptr(errorMsg("this server has no bots (they log in through the fake WeChat of development mode)"))})
 		return
 	}
+	p.queueLocked(wantBot)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (p *player) queueLocked(wantBot bool) {
+	p.unqueueLocked()
+	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
+	defer cancel()
+	t := ticket{ID: newID(), Addr: p.addr, OpenID: p.openID, Nickname: p.s.GetString(fieldNickname), Bot: p.bot, WantBot: wantBot,
+		Instance: p.l.instance}
+	p.phase, p.wantBot = queued, wantBot
+	partner, err := p.l.queue.pair(ctx, t)
+	if err != nil {
+		p.phase = idle
+		p.l.log.Error("rps: not queued", "openid", p.openID, "err", err)
+		p.putLocked(outItem{msg: ptr(errorMsg("matchmaking is unavailable, try again"))})
+		return
+	}
+	if partner != nil {
+		// The offers follow, to both; this socket stays queued until its own arrives.
+		p.l.start(p.bus, *partner, t)
+		return
+	}
+	p.ticket = t.ID
+	p.l.track(t.ID, p)
 	want := "any"
 	if wantBot {
 		// No bot is waiting: call one. It logs in and connects like any client, and
 		// finds p in the queue.
-		if err := l.summon(); err != nil {
-			p.send(errorMsg("no bot is free: " + err.Error()))
+		if err := p.l.summon(); err != nil {
+			p.unqueueLocked()
+			p.phase = idle
+			p.putLocked(outItem{msg: ptr(errorMsg("no bot is free: " + err.Error()))})
 			return
 		}
 		want = "bot"
 	}
-	p.queued = true
-	l.waiting = append(l.waiting, p)
-	p.send(serverMsg{Type: "queued", Opponent: want})
-	l.log.Debug("rps: queued", "openid", p.openID, "opponent", want, "waiting", len(l.waiting))
+	p.putLocked(outItem{msg: &serverMsg{Type: "queued", Opponent: want}})
+	p.l.log.Debug("rps: queued", "openid", p.openID, "opponent", want)
 }
 
-// partnerLocked finds the player p should play: the first waiting who would play p
-// and whom p would play. A bot prefers players who asked for a bot. A user is never
-// matched with themselves (two tabs of one session, say).
-func (l *lobby) partnerLocked(p *player) *player {
-	fits := func(a, b *player) bool { return !a.wantBot || b.bot }
-	var first *player
-	for _, q := range l.waiting {
-		if q.openID == p.openID || !fits(p, q) || !fits(q, p) {
-			continue
-		}
-		if !p.bot || q.wantBot {
-			return q
-		}
-		if first == nil {
-			first = q
-		}
-	}
-	return first
-}
-
-func (l *lobby) unqueueLocked(p *player) {
-	if p.queued {
-		p.queued = false
-		l.waiting = slices.DeleteFunc(l.waiting, func(q *player) bool { return q == p })
-	}
-}
-
-// startLocked puts a and b in a new room and starts its goroutine.
-func (l *lobby) startLocked(a, b *player) {
-	r := &room{l: l, p: [2]*player{a, b}, events: make(chan event, 4), done: make(chan struct{})}
-	a.room, b.room = r, r
-	l.log.Debug("rps: matched", "a", a.openID, "b", b.openID)
-	l.wg.Add(1)
-	go r.run(l.moveTimeout)
-}
-
-// move hands p's choice to p's room.
-func (l *lobby) move(p *player, c Choice) {
-	l.mu.Lock()
-	r := p.room
-	l.mu.Unlock()
-	if r == nil {
-		p.send(errorMsg("you are not in a match"))
+// unqueueLocked takes p's ticket out of the queue. When a pair call took it already,
+// the offer on its way finds p no longer queued and is declined.
+func (p *player) unqueueLocked() {
+	if p.ticket == "" {
 		return
 	}
-	r.post(event{who: r.seat(p), choice: c})
+	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
+	defer cancel()
+	if _, err := p.l.queue.remove(ctx, p.ticket); err != nil {
+		p.l.log.Warn("rps: ticket not removed; its lease ends it", "openid", p.openID, "err", err)
+	}
+	p.l.track(p.ticket, nil)
+	p.ticket = ""
+}
+
+// move hands p's choice to p's match.
+func (p *player) move(c Choice) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.phase != playing {
+		p.putLocked(outItem{msg: ptr(errorMsg("you are not in a match"))})
+		return
+	}
+	p.tell(roomMsg{Kind: "move", Choice: c})
 }
 
 // leave takes p out of the queue, or out of its match, which then ends.
-func (l *lobby) leave(p *player, reason string) {
-	l.mu.Lock()
-	l.unqueueLocked(p)
-	r := p.room
-	l.mu.Unlock()
-	if r != nil {
-		r.post(event{who: r.seat(p), left: reason})
+func (p *player) leave() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.phase {
+	case queued:
+		p.unqueueLocked()
+	case offered, playing, resuming:
+		p.tell(roomMsg{Kind: "leave", Reason: "left"})
+		p.clearMatchField(p.match)
+		p.match = ""
 	}
+	p.phase = idle
 }
 
-// close closes every socket (1001, going away) and waits for their handlers and the
-// rooms to finish. Sockets opened later are turned away.
-func (l *lobby) close() {
-	l.mu.Lock()
-	l.closed = true
-	ps := make([]*player, 0, len(l.players))
-	for p := range l.players {
-		ps = append(ps, p)
+// gone is the socket closing: the session ended (the match is lost at once), or the
+// connection dropped (the match waits for the player to come back, and a queued
+// player is queued again by a new socket within the grace period).
+func (p *player) gone(reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.resumeTimer != nil {
+		p.resumeTimer.Stop()
 	}
-	l.mu.Unlock()
-	for _, p := range ps {
-		p.close(fws.CloseGoingAway, "server shutting down")
-	}
-	l.wg.Wait()
-}
-
-// room runs one match between two players on its own goroutine, which owns the match
-// and its move timer; the players' sockets talk to it through events.
-type room struct {
-	l      *lobby
-	p      [2]*player
-	events chan event
-	done   chan struct{} // closed when the match is over: events go nowhere
-}
-
-// event is a move, or a player leaving (left is the reason).
-type event struct {
-	who    int
-	choice Choice
-	left   string
-}
-
-func (r *room) seat(p *player) int {
-	if r.p[1] == p {
-		return 1
-	}
-	return 0
-}
-
-func (r *room) post(e event) {
-	select {
-	case r.events <- e:
-	case <-r.done:
-	}
-}
-
-func (r *room) run(moveTimeout time.Duration) {
-	defer r.l.wg.Done()
-	for i, p := range r.p {
-		o := r.p[1-i]
-		p.send(serverMsg{Type: "matched", Opponent: peer{Nickname: o.s.GetString(fieldNickname), Bot: o.bot},
-			Rounds: Rounds, MoveTimeout: int(moveTimeout / time.Second)})
-	}
-	var m Match
-	timer := time.NewTimer(moveTimeout)
-	defer timer.Stop()
-	for !m.Over() {
-		var moves [2]Choice
-		timer.Reset(moveTimeout) // a timer that fired or stopped delivers nothing stale (Go 1.23)
-	round:
-		for moves[0] == "" || moves[1] == "" {
-			select {
-			case e := <-r.events:
-				if e.left != "" {
-					r.abandon(1-e.who, e.left)
-					return
-				}
-				if moves[e.who] != "" {
-					r.p[e.who].send(errorMsg("you have already moved this round"))
-					continue
-				}
-				moves[e.who] = e.choice
-				r.p[1-e.who].send(serverMsg{Type: "opponent_moved"})
-			// The session ended under an open socket: wsauth is closing it with a
-			// 4xxx code; tell the opponent now rather than when the close completes.
-			case <-r.p[0].s.Done():
-				r.abandon(1, leaveReason(r.p[0].s.Err()))
-				return
-			case <-r.p[1].s.Done():
-				r.abandon(0, leaveReason(r.p[1].s.Err()))
-				return
-			case <-timer.C:
-				break round // a missing move loses the round
+	switch p.phase {
+	case queued:
+		p.unqueueLocked()
+		if reason == "disconnected" {
+			want := "any"
+			if p.wantBot {
+				want = "bot"
+			}
+			rq := requeueState{Opponent: want, Until: time.Now().Add(p.l.grace).UnixMilli()}
+			if err := p.s.Set(fieldRequeue, rq); err != nil {
+				p.l.log.Warn("rps: session not written", "openid", p.openID, "err", err)
 			}
 		}
-		res := m.Play(moves[0], moves[1])
-		for i, p := range r.p {
-			res := res
-			if i == 1 {
-				res = res.Flip()
-			}
-			score := m.Score(i)
-			p.send(serverMsg{Type: "round", Round: m.Round, You: &moves[i], Them: &moves[1-i], Result: res, Score: &score})
+	case offered, playing, resuming:
+		if reason == "disconnected" {
+			p.tell(roomMsg{Kind: "away"})
+		} else {
+			p.tell(roomMsg{Kind: "leave", Reason: reason})
 		}
 	}
+	p.phase = idle
+}
 
-	// The result goes to the database first, the source of truth, both players in one
-	// transaction; then to each player's live session, the copy the page and the
-	// sockets read, with Incr: exact even when the same user plays in two tabs and an
-	// HTTP request changes the session meanwhile. Bots keep theirs in their sessions
-	// only, off the leaderboard.
-	var results [2]Result
-	var outs []outcome
-	for i, p := range r.p {
-		results[i] = m.Result()
-		if i == 1 {
-			results[i] = results[i].Flip()
+// fromMatch acts on a message of a match, on the writer goroutine, and returns what
+// to write to the client.
+func (p *player) fromMatch(m playerMsg) []serverMsg {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	mine := p.match == m.Match && (p.phase == offered || p.phase == playing || p.phase == resuming)
+	switch m.Kind {
+	case "offer":
+		if p.phase != queued {
+			_ = publish(p.bus, matchRoom(m.Match), roomMsg{Kind: "leave", Seat: m.Seat, Addr: p.addr, Reason: "busy"})
+			return nil
 		}
-		if !p.bot {
-			outs = append(outs, outcome{OpenID: p.openID, Nickname: p.s.GetString(fieldNickname), Result: results[i]})
+		p.unqueueLocked()
+		p.phase, p.match, p.seat = offered, m.Match, m.Seat
+		p.tell(roomMsg{Kind: "ready"})
+	case "requeue": // the other player did not accept, or the match could not open
+		if p.phase == offered && p.match == m.Match || p.phase == queued && p.ticket == "" {
+			p.phase, p.match = idle, ""
+			p.queueLocked(p.wantBot)
+		}
+	case "start":
+		if !mine {
+			return nil
+		}
+		p.phase = playing
+		if err := p.s.Set(fieldMatch, m.Match); err != nil {
+			p.l.log.Warn("rps: session not written: no resume", "openid", p.openID, "err", err)
+		}
+		return []serverMsg{*m.Msg}
+	case "resumed":
+		if p.phase != resuming || p.match != m.Match {
+			return nil
+		}
+		p.resumeTimer.Stop()
+		p.phase, p.seat = playing, m.Seat
+		return []serverMsg{*m.Msg}
+	case "send":
+		if mine && m.Msg != nil {
+			return []serverMsg{*m.Msg}
+		}
+	case "replaced": // the session's newer socket plays this match now
+		if mine {
+			p.phase, p.match = idle, ""
+			return []serverMsg{errorMsg("this match goes on in your newer connection")}
+		}
+	case "ended":
+		if mine {
+			p.phase, p.match = idle, ""
+			p.clearMatchField(m.Match)
+			return []serverMsg{*m.Msg}
+		}
+	case "over":
+		if mine && m.Msg != nil {
+			p.phase, p.match = idle, ""
+			p.clearMatchField(m.Match)
+			msg := *m.Msg
+			rec := p.recordResult(msg.Result, m.Counted, m.DB)
+			msg.Record = &rec
+			return []serverMsg{msg}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
-	counts, err := r.l.records.played(ctx, outs...)
-	cancel()
+	return nil
+}
+
+// clearMatchField forgets the session's match, unless another socket of the session
+// has started another since.
+func (p *player) clearMatchField(id string) {
+	if p.s.GetString(fieldMatch) != id {
+		return
+	}
+	if err := p.s.Delete(fieldMatch); err != nil {
+		p.l.log.Warn("rps: session not written", "openid", p.openID, "err", err)
+	}
+}
+
+// recordResult copies a match's result into the live session, the copy the page and
+// the sockets read, and returns the record: the database's counts for a player (which
+// other sessions of the same player, on another device, may have added to since this
+// session loaded them), an atomic Incr for a bot, which keeps its results in its
+// session only. Nothing is counted when the database did not count it.
+func (p *player) recordResult(res Result, counted bool, db *record) record {
+	rec := readRecord(p.s.Session)
+	switch {
+	case !counted:
+		return rec
+	case db != nil:
+		return syncRecord(p.l.log, p, *db)
+	}
+	field := resultField[res]
+	n, err := p.s.Incr(field, 1)
 	if err != nil {
-		r.l.log.Error("rps: result not recorded", "a", r.p[0].openID, "b", r.p[1].openID, "err", err)
+		p.l.log.Warn("rps: result not copied to the session", "openid", p.openID, "err", err)
+		return rec
 	}
-	var msgs [2]serverMsg
-	for i, p := range r.p {
-		score := m.Score(i)
-		msgs[i] = serverMsg{Type: "match_over", Result: results[i], Score: &score}
-		rec := readRecord(p.s.Session)
-		msgs[i].Record = &rec
-		if err != nil {
-			continue // the session must not count what the database does not
-		}
-		if db, ok := counts[p.openID]; ok {
-			// The database's counts, which other sessions of the same player (another
-			// device) may have added to since this session loaded them.
-			rec = syncRecord(r.l.log, p, db)
-			msgs[i].Record = &rec
-			continue
-		}
-		field := resultField[results[i]]
-		n, err := p.s.Incr(field, 1)
-		if err != nil {
-			r.l.log.Warn("rps: result not copied to the session", "openid", p.openID, "err", err)
-			continue
-		}
-		switch field { // the live handle read may lag an Incr of another socket; n is exact
-		case fieldWins:
-			rec.Wins = n
-		case fieldLosses:
-			rec.Losses = n
-		case fieldDraws:
-			rec.Draws = n
-		}
+	switch field { // the live handle read may lag an Incr of another socket; n is exact
+	case fieldWins:
+		rec.Wins = n
+	case fieldLosses:
+		rec.Losses = n
+	case fieldDraws:
+		rec.Draws = n
 	}
-	// Out of the room before match_over goes out, so a client may queue again as soon
-	// as it reads it.
-	r.finish()
-	for i, p := range r.p {
-		p.send(msgs[i])
-	}
-	r.l.log.Info("rps: match over", "a", r.p[0].openID, "b", r.p[1].openID, "result", m.Result(), "score", m.Wins)
-}
-
-// abandon ends the match because a player left: the other is told, and the match
-// counts for nobody.
-func (r *room) abandon(stayer int, reason string) {
-	r.finish()
-	r.p[stayer].send(serverMsg{Type: "opponent_left", Reason: reason})
-	r.l.log.Info("rps: match abandoned", "left", r.p[1-stayer].openID, "reason", reason)
-}
-
-func (r *room) finish() {
-	r.l.mu.Lock()
-	for _, p := range r.p {
-		if p.room == r {
-			p.room = nil
-		}
-	}
-	r.l.mu.Unlock()
-	close(r.done)
+	return rec
 }
 
 // syncRecord brings the session's copy of the player's record up to the database's,
@@ -474,4 +651,16 @@ func syncRecord(log *slog.Logger, p *player, db record) record {
 		}
 	}
 	return rec
+}
+
+// close ends the matches this instance runs (their players are told), closes every
+// socket with closeSockets and waits for their handlers and the rooms to finish.
+// Sockets opened later are turned away.
+func (l *lobby) close(closeSockets func()) {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cancel()
+	closeSockets()
+	l.wg.Wait()
 }

@@ -50,7 +50,11 @@ type config struct {
 	Origins       []string      // browser origins allowed on the socket, besides the server's own
 	Bots          int           // persistent bots
 	BotThink      time.Duration // the longest a bot thinks before a move
+	BotsFor       time.Duration // with Bots: play for this long, report and exit; 0: forever
+	Instances     int           // with BotsFor on Redis: the instances whose tallies the report adds up
 	MoveTimeout   time.Duration
+	Grace         time.Duration // how long a dropped player has to come back to a match; 0: ResumeGrace
+	QueueLease    time.Duration // a ticket's lease in the Redis queue; 0: queueLease
 	LoginLimit    int           // logins per minute from one IP; 0: no limit
 	ReadTimeout   time.Duration // how long a client may take to send a request; 0: 10 s
 	Log           *slog.Logger
@@ -61,10 +65,13 @@ func main() {
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen `address`")
 	flag.StringVar(&cfg.DB, "db", defaultDB(), "keep the players' records in the SQLite `file`")
 	flag.StringVar(&cfg.MySQL, "mysql", "", "keep the players' records in MySQL/MariaDB at this `DSN` instead, e.g. user:pass@tcp(127.0.0.1:3306)/rps")
-	flag.StringVar(&cfg.Redis, "redis", "", "keep sessions in the Redis at `address`, shared by every instance (matchmaking stays per process)")
+	flag.StringVar(&cfg.Redis, "redis", "", "keep sessions and the matchmaking queue in the Redis at `address`, shared by every instance")
 	flag.StringVar(&cfg.AppID, "appid", os.Getenv("WX_APPID"), "mini program AppID (env WX_APPID); with -secret, log in with real WeChat instead of the fake")
 	flag.StringVar(&cfg.Secret, "secret", os.Getenv("WX_SECRET"), "mini program AppSecret (env WX_SECRET)")
 	flag.IntVar(&cfg.Bots, "bots", 0, "run `n` bots that play around the clock (development mode only)")
+	flag.DurationVar(&cfg.BotThink, "bot-think", cfg.BotThink, "the longest a bot thinks before a move")
+	flag.DurationVar(&cfg.BotsFor, "bots-for", 0, "with -bots: play for this `duration`, then report matches per second, the time from a move to its result and the check of the records, and exit")
+	flag.IntVar(&cfg.Instances, "instances", 1, "with -bots-for and -redis: wait for the tallies of `n` instances and report the fleet's")
 	flag.IntVar(&cfg.LoginLimit, "login-limit", 30, "logins a minute from one IP, as each costs a jscode2session call on the app's WeChat quota; 0: no limit")
 	origins := flag.String("origins", "", "comma-separated browser `origins` allowed to open the socket besides the server's own, e.g. https://game.example")
 	flag.Parse()
@@ -82,6 +89,19 @@ func main() {
 		os.Exit(1)
 	}
 	cfg.Log.Info("rps: open "+s.url, "store", s.storeName, "records", s.recordsName, "wechat", s.wechatName, "bots", cfg.Bots)
+	if cfg.Bots > 0 && cfg.BotsFor > 0 {
+		var rdb redis.UniversalClient
+		if s.rdb != nil {
+			rdb = s.rdb
+		}
+		err := runBots(ctx, s, cfg.BotsFor, cfg.Instances, rdb, s.redisPrefix+"rps:bots", os.Stdout)
+		s.close()
+		if err != nil {
+			cfg.Log.Error("rps: " + err.Error())
+			os.Exit(1)
+		}
+		return
+	}
 	<-ctx.Done()
 	cfg.Log.Info("rps: shutting down")
 	s.close()
@@ -96,7 +116,7 @@ func start(cfg config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{url: "http://" + loopback(ln.Addr()), served: make(chan struct{})}
+	s := &server{url: "http://" + loopback(ln.Addr()), ln: ln, served: make(chan struct{})}
 	fail := func(err error) (*server, error) { _ = ln.Close(); s.closeAll(); return nil, err }
 
 	// The players' records: the database is created or opened before anyone can play.
@@ -115,7 +135,6 @@ func start(cfg config) (*server, error) {
 		return fail(err)
 	}
 	s.closers = append(s.closers, recs.close)
-	s.lobby = newLobby(cfg.Log, cfg.MoveTimeout, recs)
 
 	// WeChat: the real one, or the fake mounted in this very server.
 	transport := &http.Transport{}
@@ -133,7 +152,14 @@ func start(cfg config) (*server, error) {
 		return fail(err)
 	}
 
+	if cfg.Grace <= 0 {
+		cfg.Grace = ResumeGrace
+	}
+	if cfg.QueueLease <= 0 {
+		cfg.QueueLease = queueLease
+	}
 	var sessions store.Store
+	var q queue = &memQueue{}
 	if cfg.Redis == "" {
 		sessions, s.storeName = store.NewMemory(), "memory"
 	} else {
@@ -147,7 +173,15 @@ func start(cfg config) (*server, error) {
 			return fail(errors.New("redis at " + cfg.Redis + ": " + err.Error()))
 		}
 		sessions, s.storeName = redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix}), "redis at "+cfg.Redis
+		prefix := cfg.RedisPrefix
+		if prefix == "" {
+			prefix = redisstore.ConfigDefault.Prefix
+		}
+		q = &redisQueue{rdb: rdb, prefix: prefix + "rps:", lease: cfg.QueueLease}
+		s.rdb, s.redisPrefix = rdb, prefix
 	}
+	s.lobby = newLobby(cfg.Log, cfg.MoveTimeout, cfg.Grace, cfg.QueueLease, recs, q)
+	s.lobby.hosted, s.lobby.instance = s.hosted.add, s.url
 	s.closers = append([]func() error{sessions.Close}, s.closers...) // before its Redis client
 
 	if cfg.ReadTimeout <= 0 {
@@ -185,7 +219,11 @@ func start(cfg config) (*server, error) {
 		fws.New(wsauth.Handler(s.lobby.serve, wsauth.ConnConfig{ReadLimit: 4 << 10})))
 	serveWeb(app)
 	if fake != nil {
-		s.bots = newBots(s.url, cfg.BotThink, cfg.Log)
+		tag := "" // on Redis, the bots of several instances meet: their openids say whose they are
+		if cfg.Redis != "" {
+			tag = itoa(ln.Addr().(*net.TCPAddr).Port)
+		}
+		s.bots = newBots(s.url, tag, cfg.BotThink, cfg.Log)
 		s.lobby.isBot, s.lobby.summon = s.bots.is, s.bots.summon
 		if !ln.Addr().(*net.TCPAddr).IP.IsLoopback() {
 			cfg.Log.Warn("rps: the fake WeChat at /wxtest logs anyone in as anyone: keep this server off networks you do not trust")

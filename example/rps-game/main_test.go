@@ -152,6 +152,9 @@ type msg struct {
 	Record      *record
 	Reason      string
 	Message     string
+	Grace       int
+	Moved       *bool
+	Away        bool
 }
 
 // client is a WebSocket client of the game.

@@ -55,6 +55,11 @@ type nodeMatch struct {
 			OldToken, Status                string
 			Record                          record
 		}
+		Resume struct {
+			DroppedView, DroppedStatus, View string
+			Round, History                   int
+			Score                            []int
+		}
 		Bot struct {
 			Opponent string
 			Bot      bool
@@ -72,7 +77,8 @@ type nodeMatch struct {
 // token in an Authorization header, and plays a best-of-three match against a player
 // this test plays; then its connection drops and it reconnects with backoff, it is
 // logged out from another device (4001) and logs in again to the same record, it plays
-// a bot, and it logs out.
+// a bot, drops its connection in the middle of that match and resumes it, and it logs
+// out.
 func TestMiniProgram(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
 		testenv.Unavailable(t, "node is not installed")
@@ -180,6 +186,14 @@ func TestMiniProgram(t *testing.T) {
 	}
 	if want := "You were logged out on another device, and have logged in again. Pick an opponent."; rl.Status != want {
 		t.Errorf("relogin: want the status %q; got %q", want, rl.Status)
+	}
+
+	rs := st.Resume
+	if rs.DroppedView != "match" || !strings.Contains(rs.DroppedStatus, "your match waits") {
+		t.Errorf("a drop in the bot match: want the match kept on screen, waiting; got %+v", rs)
+	}
+	if rs.View != "match" || rs.Round != 2 || rs.History != 1 || len(rs.Score) != 2 || rs.Score[0]+rs.Score[1] > 1 {
+		t.Errorf("resumed: want the match in round 2, with round 1 kept; got %+v", rs)
 	}
 
 	b := st.Bot

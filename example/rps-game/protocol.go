@@ -28,7 +28,10 @@ type serverMsg struct {
 	Score       *Score  `json:"score,omitempty"`       // round, match_over
 	Record      *record `json:"record,omitempty"`      // welcome, match_over
 	Reason      string  `json:"reason,omitempty"`      // opponent_left
-	Message     string  `json:"message,omitempty"`     // error
+	Message     string  `json:"message,omitempty"`     // error, resume_failed
+	Grace       int     `json:"grace,omitempty"`       // opponent_away: seconds left to come back
+	Moved       *bool   `json:"moved,omitempty"`       // resumed: you have moved this round
+	Away        bool    `json:"away,omitempty"`        // resumed: the opponent is reconnecting too
 }
 
 // peer is the opponent as matched shows it.
@@ -47,6 +50,12 @@ const (
 	fieldWins     = "wins"
 	fieldLosses   = "losses"
 	fieldDraws    = "draws"
+	// fieldMatch holds the id of the match the session is playing, so that a new
+	// socket after a dropped one (on any instance) continues it.
+	fieldMatch = "match"
+	// fieldRequeue holds a queueing cut short by a dropped socket (requeue), so that a
+	// new socket within the grace period queues again.
+	fieldRequeue = "requeue"
 )
 
 // record is a player's tally of matches.

@@ -10,7 +10,8 @@ import (
 
 // Two instances sharing sessions through Redis: a token from one works on the other,
 // results written by one are read by the other, and a logout on one closes the socket
-// on the other. Matchmaking stays per instance, so both players connect to the same one.
+// on the other. Here both players connect to the same instance; instances_test.go has
+// them on different ones.
 func TestTwoInstancesOnRedis(t *testing.T) {
 	rdb := testenv.Redis(t)
 	prefix := testenv.RedisPrefix(t, rdb)

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mpsession/mpsession/wsauth"
 )
 
 // server is the running game: main starts one, and so do the tests.
@@ -14,16 +18,20 @@ type server struct {
 	storeName, wechatName string
 	recordsName           string
 	app                   *fiber.App
+	ln                    net.Listener
 	served                chan struct{}
 	lobby                 *lobby
-	bots                  *bots  // nil with real WeChat
-	idle                  func() // closes the idle connections of the server's wx.Client
+	bots                  *bots // nil with real WeChat
+	hosted                hostedCount
+	rdb                   *redis.Client // with -redis
+	redisPrefix           string        // of the store's keys and the game's
+	idle                  func()        // closes the idle connections of the server's wx.Client
 	closers               []func() error
 	closeOnce             sync.Once
 }
 
-// close stops the bots (they log out), stops listening, closes the sockets (1001) and
-// waits for their handlers and rooms, then closes the store and the database. Calls
+// close stops the bots (they log out), stops listening, ends the matches this instance
+// runs, closes the sockets (1001) and waits for their handlers and rooms, then closes the store and the database. Calls
 // after the first do nothing.
 func (s *server) close() { s.closeOnce.Do(s.shutdown) }
 
@@ -35,8 +43,17 @@ func (s *server) shutdown() {
 	// for 5 s (fasthttp's StateNew), holding up the shutdown: close those first.
 	s.idle()
 	_ = s.app.ShutdownWithTimeout(5 * time.Second)
+	// A Shutdown that came before app.Listener began serving has no listener to close:
+	// close it here, or the Listener would serve on.
+	_ = s.ln.Close()
 	<-s.served
-	s.lobby.close()
+	// Fiber's Shutdown leaves upgraded connections open: close them (1001), and end
+	// the reads of clients that do not answer the close frame.
+	s.lobby.close(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = wsauth.CloseAll(ctx, s.app, "server shutting down")
+	})
 	s.closeAll()
 }
 

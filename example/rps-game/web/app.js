@@ -133,9 +133,9 @@ function connect() {
   sock.onclose = async (e) => {
     if (ws !== sock) return;
     ws = null;
-    if (inMatch) endMatch('abandoned', 'Disconnected: the match does not count.');
-    idle();
     if (CLOSED[e.code]) { // log in again, rather than reconnect with a dead token
+      if (inMatch) endMatch('abandoned', 'Logged out: the match does not count.');
+      idle();
       forget();
       notice(loggingOut ? 'You logged out.' : CLOSED[e.code], true);
       loggingOut = false;
@@ -145,8 +145,17 @@ function connect() {
     let live = true;
     try { live = await loadMe(); } catch (err) { /* the server is down: try again */ }
     if (!live) { forget(); notice('You have been logged out.', true); return; }
-    status('Connection lost; reconnecting…');
-    setTimeout(() => { if (!ws && token) connect(); }, 2000);
+    // A match waits for a dropped player (the server's grace period, 15 s): the new
+    // socket, on whichever instance, takes the seat back and gets "resumed".
+    if (inMatch) {
+      stopTimer();
+      enableMoves(false);
+      status('Connection lost; reconnecting: your match waits for you…');
+    } else {
+      idle();
+      status('Connection lost; reconnecting…');
+    }
+    setTimeout(() => { if (!ws && token) connect(); }, inMatch ? 500 : 2000);
   };
 }
 
@@ -200,6 +209,37 @@ function handle(m) {
       rounds = m.rounds;
       moveTimeout = m.moveTimeout;
       startRound(1);
+      break;
+    case 'resumed': // back in the match after a dropped connection, maybe on another server
+      if (!inMatch) { // a new page: rebuild the match panel
+        handle({ type: 'matched', opponent: m.opponent, rounds: m.rounds, moveTimeout: m.moveTimeout });
+      }
+      inMatch = true;
+      opponent = m.opponent.nickname;
+      rounds = m.rounds;
+      moveTimeout = m.moveTimeout;
+      $('score-you').textContent = m.score.you;
+      $('score-them').textContent = m.score.them;
+      startRound(m.round + 1);
+      if (m.moved) { enableMoves(false); status('Back in the match. You have moved; waiting for ' + opponent + '…'); }
+      else status('Back in the match. Round ' + (m.round + 1) + ': make your move.');
+      away(m.away);
+      break;
+    case 'resume_failed':
+      if (inMatch) endMatch('abandoned', 'You were away too long: the match is over and does not count.');
+      break;
+    case 'opponent_away':
+      away(true);
+      stopTimer(); // the round waits for them
+      status(opponent + ' lost the connection. Waiting up to ' + m.grace + ' s for them to come back…');
+      break;
+    case 'opponent_back':
+      away(false);
+      deadline = Date.now() + moveTimeout * 1000; // the round starts over for both
+      stopTimer();
+      tick();
+      timerId = setInterval(tick, 250);
+      status(opponent + ' is back. ' + (you() ? 'Waiting for their move…' : 'Your move!'));
       break;
     case 'opponent_moved':
       status(you() ? opponent + ' has chosen too…' : opponent + ' has chosen. Your move!');
@@ -297,8 +337,12 @@ function tick() {
 
 function stopTimer() { clearInterval(timerId); timerId = 0; $('timer').textContent = ''; }
 
+// away shows whether the opponent is reconnecting.
+function away(on) { $('away-badge').hidden = !on; }
+
 function endMatch(result, text) {
   inMatch = false;
+  away(false);
   stopTimer();
   enableMoves(false);
   $('moves').hidden = true;

@@ -6,7 +6,7 @@
 // It loads the mini program's own app.js and page with a stub wx (wx.js), and presses
 // the page's buttons as its WXML would: a best-of-three match against a player (the Go
 // test), a dropped connection, a logout on "another device" (close 4001), a match
-// against a bot, and a logout. It prints one JSON object of what it saw, which the Go
+// against a bot with a dropped connection in the middle, and a logout. It prints one JSON object of what it saw, which the Go
 // test checks.
 'use strict';
 const [base, openid] = process.argv.slice(2);
@@ -95,6 +95,16 @@ async function main() {
   tap('playBot');
   await until('a match against a bot', () => page.data.view === 'match' && !page.data.over);
   const botName = page.data.opponent;
+  // The connection drops after round 1: the page keeps the match on screen, the next
+  // socket takes the seat back ("resumed") and the match goes on from where it was.
+  tap('move', { choice: 'rock' });
+  await until('round 1 to end', () => page.data.history.length >= 1, 30000);
+  const n = stub.log.sockets.length;
+  stub.log.task.drop();
+  out.steps.resume = { droppedView: page.data.view, droppedStatus: page.data.status };
+  await until('the match to resume', () => stub.log.sockets.length > n && page.data.status.startsWith('Back in the match'), 20000);
+  Object.assign(out.steps.resume, { view: page.data.view, round: page.data.round, history: page.data.history.length,
+    score: [page.data.scoreYou, page.data.scoreThem] });
   await play((n) => ['rock', 'paper', 'scissors'][n % 3]);
   out.steps.bot = { opponent: botName, bot: page.data.bot, result: page.data.result, rounds: page.data.history.length,
     record: record() };

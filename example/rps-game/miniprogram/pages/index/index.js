@@ -39,6 +39,7 @@ Page({
     over: false,
     result: '', // the match's: 'win', 'lose', 'draw' or 'abandoned'
     outcome: '',
+    away: false, // the opponent is reconnecting
   },
 
   onLoad() {
@@ -61,13 +62,20 @@ Page({
         if (this.data.view !== 'match') this.setData({ status: 'Connecting…' });
         break;
       case 'closed':
-        if (this.inMatch()) this.endMatch('abandoned', 'Disconnected: the match does not count.');
-        this.idle();
         this.relogin = ENDED[info.ended] || '';
+        if (this.inMatch() && !info.ended) {
+          // The match waits for a dropped player (15 s on the server): the next socket,
+          // on whichever instance, takes the seat back and gets "resumed".
+          this.stopTimer();
+          this.setData({ canMove: false, status: 'Connection lost; reconnecting: your match waits for you…' });
+          break;
+        }
+        if (this.inMatch()) this.endMatch('abandoned', 'Logged out: the match does not count.');
+        this.idle();
         this.setData({ view: 'connecting', status: info.ended ? 'Logging in again…' : 'Connection lost; reconnecting…' });
         break;
       case 'retrying':
-        this.setData({ view: 'connecting', status: (info.error ? 'Could not connect (' + info.error.message + ')' : 'Connection lost') +
+        this.setData({ view: this.inMatch() ? 'match' : 'connecting', status: (info.error ? 'Could not connect (' + info.error.message + ')' : 'Connection lost') +
           '; trying again in ' + Math.ceil(info.delay / 1000) + ' s…' });
         break;
       case 'logged_out':
@@ -81,7 +89,7 @@ Page({
       case 'welcome':
         this.showRecord(m.record);
         this.setData({ nickname: m.nickname, status: (this.relogin || 'Hi ' + m.nickname + '!') + ' Pick an opponent.',
-          view: this.data.over ? 'match' : 'lobby' });
+          view: this.data.over || this.inMatch() ? 'match' : 'lobby' }); // a match resumes next
         this.relogin = '';
         break;
       case 'queued':
@@ -99,6 +107,29 @@ Page({
         });
         this.moveTimeout = m.moveTimeout;
         this.startRound(1);
+        break;
+      case 'resumed': { // back in the match after a dropped connection, maybe on another server
+        if (!this.inMatch()) this.handle({ type: 'matched', opponent: m.opponent, rounds: m.rounds, moveTimeout: m.moveTimeout });
+        this.moveTimeout = m.moveTimeout;
+        this.setData({ view: 'match', scoreYou: m.score.you, scoreThem: m.score.them, away: !!m.away });
+        this.startRound(m.round + 1);
+        if (m.moved) this.setData({ canMove: false, status: 'Back in the match. You have moved; waiting for ' + this.data.opponent + '…' });
+        else this.setData({ status: 'Back in the match. Round ' + (m.round + 1) + ': make your move.' });
+        break;
+      }
+      case 'resume_failed':
+        if (this.inMatch()) this.endMatch('abandoned', 'You were away too long: the match is over and does not count.');
+        break;
+      case 'opponent_away':
+        this.stopTimer(); // the round waits for them
+        this.setData({ away: true, secondsLeft: 0, status: this.data.opponent + ' lost the connection. Waiting up to ' + m.grace + ' s for them to come back…' });
+        break;
+      case 'opponent_back':
+        this.setData({ away: false, status: this.data.opponent + ' is back. ' + (this.data.picked ? 'Waiting for their move…' : 'Your move!') });
+        this.stopTimer(); // the round starts over for both
+        this.deadline = Date.now() + this.moveTimeout * 1000;
+        this.tick();
+        this.timer = setInterval(() => this.tick(), 250);
         break;
       case 'opponent_moved':
         this.setData({ status: this.data.picked ? this.data.opponent + ' has chosen too…' :
@@ -194,7 +225,7 @@ Page({
 
   endMatch(result, text) {
     this.stopTimer();
-    this.setData({ over: true, result, outcome: text, canMove: false, secondsLeft: 0,
+    this.setData({ over: true, result, outcome: text, canMove: false, secondsLeft: 0, away: false,
       status: result === 'abandoned' ? 'Play again?' : 'Match over. Play again?' });
     this.idle();
   },

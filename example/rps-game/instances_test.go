@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mpsession/mpsession/internal/testenv"
+)
+
+// twoInstances starts two game servers on Redis, as two processes would run: each has
+// its own redisstore and go-redis client, its own port and its own fake WeChat, and both
+// share the Redis (sessions, the matchmaking queue, the hub's messages) and the
+// players' records (one SQLite file).
+func twoInstances(t *testing.T, cfg config) (a, b *server) {
+	t.Helper()
+	rdb := testenv.Redis(t)
+	cfg.Redis, cfg.RedisPrefix = testenv.RedisAddr(), testenv.RedisPrefix(t, rdb)
+	cfg.DB = filepath.Join(t.TempDir(), "rps.db")
+	return startServer(t, cfg), startServer(t, cfg)
+}
+
+// dropped cuts the client's connection without a close frame, as a phone losing its
+// network does.
+func (c *client) drop() { _ = c.conn.UnderlyingConn().Close() }
+
+// recordIn reads a player's record in the database.
+func recordIn(t *testing.T, s *server, openID string) record {
+	t.Helper()
+	st, err := s.lobby.records.get(context.Background(), openID)
+	if err != nil {
+		t.Fatalf("%s's row: %v", openID, err)
+	}
+	return record{Wins: st.Wins, Losses: st.Losses, Draws: st.Draws}
+}
+
+// playRounds plays a whole match of the given rounds and returns a's match_over.
+func playRounds(t *testing.T, a, b *client, rounds [][2]Choice) (oa, ob msg) {
+	t.Helper()
+	for i, r := range rounds {
+		playRound(t, i+1, a, b, r[0], r[1])
+	}
+	return a.expect("match_over"), b.expect("match_over")
+}
+
+// Players connected to different instances are paired through the Redis queue, and
+// play whole matches whose moves and results cross instances through the hub; the
+// database counts every result exactly once, and every session shows it.
+func TestMatchAcrossInstances(t *testing.T) {
+	a, b := twoInstances(t, config{})
+	type pairing struct {
+		first, second *user
+		cf, cs        *client
+	}
+	var ps []pairing
+	for _, names := range [][2]string{{"o-alice", "o-bob"}, {"o-carol", "o-dave"}} {
+		first, second := login(t, a, names[0]), login(t, b, names[1])
+		cf, cs := first.dial(false), second.dial(false)
+		cf.send(clientMsg{Type: "queue"})
+		cf.expect("queued")
+		cs.send(clientMsg{Type: "queue"}) // on the other instance
+		if m := cs.expect("matched"); !strings.Contains(string(m.Opponent), `"nickname":"Player `+names[0][len(names[0])-6:]) {
+			t.Errorf("%s's opponent: want %s; got %s", names[1], names[0], m.Opponent)
+		}
+		cf.expect("matched")
+		ps = append(ps, pairing{first, second, cf, cs})
+	}
+
+	// Both pairs play at once, a win for the first player, then a draw. Between the two
+	// the pairs queue one after the other, so that each pair meets again.
+	both := func(name string, play func(p pairing)) {
+		t.Run(name, func(t *testing.T) {
+			for _, p := range ps {
+				t.Run(p.first.openID, func(t *testing.T) {
+					t.Parallel()
+					p.cf.t, p.cs.t = t, t // a failure ends this subtest's goroutine only
+					play(p)
+				})
+			}
+		})
+		for _, p := range ps {
+			p.cf.t, p.cs.t = t, t
+		}
+	}
+	both("match 1", func(p pairing) {
+		t := p.cf.t
+		if oa, ob := playRounds(t, p.cf, p.cs, [][2]Choice{{Rock, Scissors}, {Paper, Rock}}); oa.Result != Win || ob.Result != Lose ||
+			*oa.Record != (record{Wins: 1}) || *ob.Record != (record{Losses: 1}) {
+			t.Errorf("match 1: want a win (1-0-0) and a loss (0-1-0); got %s %+v and %s %+v", oa.Result, oa.Record, ob.Result, ob.Record)
+		}
+	})
+	for _, p := range ps {
+		p.cs.send(clientMsg{Type: "queue"}) // this time the second player queues first, on b
+		p.cs.expect("queued")
+		p.cf.send(clientMsg{Type: "queue"})
+		p.cf.expect("matched")
+		p.cs.expect("matched")
+	}
+	both("match 2", func(p pairing) {
+		t := p.cf.t
+		if oa, ob := playRounds(t, p.cf, p.cs, [][2]Choice{{Rock, Rock}, {Scissors, Paper}, {Scissors, Rock}}); oa.Result != Draw || ob.Result != Draw ||
+			*oa.Record != (record{Wins: 1, Draws: 1}) || *ob.Record != (record{Losses: 1, Draws: 1}) {
+			t.Errorf("match 2: want draws (1-0-1, 0-1-1); got %s %+v and %s %+v", oa.Result, oa.Record, ob.Result, ob.Record)
+		}
+	})
+	for _, p := range ps {
+		if got := recordIn(t, a, p.first.openID); got != (record{Wins: 1, Draws: 1}) {
+			t.Errorf("%s in the database: want 1-0-1; got %+v", p.first.openID, got)
+		}
+		if got := recordIn(t, b, p.second.openID); got != (record{Losses: 1, Draws: 1}) {
+			t.Errorf("%s in the database: want 0-1-1; got %+v", p.second.openID, got)
+		}
+		if got := p.first.at(b).me().record; got != (record{Wins: 1, Draws: 1}) {
+			t.Errorf("%s's session, read on the other instance: want 1-0-1; got %+v", p.first.openID, got)
+		}
+		if got := p.second.at(a).me().record; got != (record{Losses: 1, Draws: 1}) {
+			t.Errorf("%s's session, read on the other instance: want 0-1-1; got %+v", p.second.openID, got)
+		}
+	}
+}
+
+// A player whose socket drops in the middle of a match reconnects to the other
+// instance within the grace period and finishes the match; the opponent is told they
+// are reconnecting, and that they are back.
+func TestResumeOnOtherInstance(t *testing.T) {
+	a, b := twoInstances(t, config{})
+	bob, alice := login(t, b, "o-bob"), login(t, a, "o-alice")
+	cb := bob.dial(false)
+	cb.send(clientMsg{Type: "queue"})
+	cb.expect("queued")
+	ca := alice.dial(true)
+	ca.send(clientMsg{Type: "queue"}) // alice pairs: the match runs on a, her instance
+	ca.expect("matched")
+	cb.expect("matched")
+	playRound(t, 1, ca, cb, Rock, Scissors)
+	cb.send(clientMsg{Type: "move", Choice: "paper"}) // bob has moved in round 2
+
+	ca.drop()
+	if m := cb.expect("opponent_away"); m.Grace != int(ResumeGrace/time.Second) {
+		t.Errorf("opponent_away: want %d s of grace; got %+v", int(ResumeGrace/time.Second), m)
+	}
+	ca = alice.at(b).dial(true) // back, on b, while the match runs on a
+	m := ca.expect("resumed")
+	var opp peer
+	if json.Unmarshal(m.Opponent, &opp) != nil || opp.Nickname != "Player o-bob" || m.Round != 1 || *m.Score != (Score{1, 0}) || *m.Moved || m.Away {
+		t.Errorf("resumed: want bob as the opponent, 1 round played, 1-0, no move yet; got %+v (%s)", m, m.Opponent)
+	}
+	cb.expect("opponent_back")
+	ca.send(clientMsg{Type: "move", Choice: "scissors"})
+	ra, rb := ca.expect("round"), cb.expect("round")
+	if ra.Round != 2 || ra.Result != Win || rb.Result != Lose {
+		t.Errorf("round 2: want alice's scissors to beat bob's paper; got %+v, %+v", ra, rb)
+	}
+	oa, ob := ca.expect("match_over"), cb.expect("match_over")
+	if oa.Result != Win || *oa.Record != (record{Wins: 1}) || ob.Result != Lose || *ob.Record != (record{Losses: 1}) {
+		t.Errorf("want alice 1-0-0 and bob 0-1-0; got %+v, %+v", oa, ob)
+	}
+	if got := recordIn(t, a, "o-alice"); got != (record{Wins: 1}) {
+		t.Errorf("alice in the database: want 1-0-0; got %+v", got)
+	}
+	if got := recordIn(t, a, "o-bob"); got != (record{Losses: 1}) {
+		t.Errorf("bob in the database: want 0-1-0; got %+v", got)
+	}
+
+	// The match is over: a new socket of alice's session starts in the lobby.
+	ca.drop()
+	ca = alice.dial(false)
+	ca.send(clientMsg{Type: "queue"})
+	ca.expect("queued")
+}
+
+// A player who does not come back within the grace period forfeits the match: the
+// opponent is told (opponent_left, disconnected) and the match counts for nobody, as
+// any abandoned match. A socket of that session opened later is told the match is
+// over, and goes to the lobby.
+func TestForfeitAfterGrace(t *testing.T) {
+	const grace = time.Second
+	a, b := twoInstances(t, config{Grace: grace})
+	alice, bob := login(t, a, "o-alice"), login(t, b, "o-bob")
+	ca, cb := alice.dial(false), bob.dial(false)
+	ca.send(clientMsg{Type: "queue"})
+	ca.expect("queued")
+	cb.send(clientMsg{Type: "queue"})
+	cb.expect("matched")
+	ca.expect("matched")
+	playRound(t, 1, ca, cb, Rock, Scissors)
+
+	dropped := time.Now()
+	ca.drop()
+	if m := cb.expect("opponent_away"); m.Grace != 1 {
+		t.Errorf("opponent_away: want 1 s of grace; got %+v", m)
+	}
+	if m := cb.expect("opponent_left"); m.Reason != "disconnected" {
+		t.Errorf("want opponent_left for disconnected; got %+v", m)
+	}
+	waited := time.Since(dropped)
+	t.Logf("forfeited %v after the drop (grace %v)", waited.Round(time.Millisecond), grace)
+	if waited < grace {
+		t.Errorf("forfeited after %v, before the grace period of %v", waited, grace)
+	}
+	if got := bob.me().record; got != (record{}) {
+		t.Errorf("bob's record: want nothing counted; got %+v", got)
+	}
+	if _, err := a.lobby.records.get(context.Background(), "o-alice"); err != errNoRecord {
+		t.Errorf("alice in the database: want no row (nothing counted); got %v", err)
+	}
+
+	ca = alice.at(b).dial(false)
+	if m := ca.expect("resume_failed"); m.Message == "" {
+		t.Errorf("resume_failed: want a message; got %+v", m)
+	}
+	ca.send(clientMsg{Type: "queue"})
+	ca.expect("queued")
+	cb.send(clientMsg{Type: "queue"})
+	cb.expect("matched")
+	ca.expect("matched")
+}
+
+// An instance that stops while a player waits in the queue does not lose the player:
+// the socket closes (1001), the client reconnects to the other instance, which queues
+// it again by itself (the session remembers the queueing for the grace period), and a
+// player there is paired with it.
+func TestQueuedPlayerOutlivesInstance(t *testing.T) {
+	a, b := twoInstances(t, config{})
+	alice := login(t, a, "o-alice")
+	ca := alice.dial(false)
+	ca.send(clientMsg{Type: "queue"})
+	ca.expect("queued")
+	a.close()
+	if code := ca.expectClose(); code != 1001 {
+		t.Errorf("want 1001 going away; got %d", code)
+	}
+	ca = alice.at(b).dial(false)
+	if m := ca.expect("queued"); string(m.Opponent) != `"any"` {
+		t.Errorf("want queued again for anyone; got %+v", m)
+	}
+	bob := login(t, b, "o-bob")
+	cb := bob.dial(false)
+	cb.send(clientMsg{Type: "queue"})
+	cb.expect("matched")
+	ca.expect("matched")
+	playRounds(t, ca, cb, [][2]Choice{{Paper, Rock}, {Paper, Rock}})
+}
+
+// A ticket left in the Redis queue by an instance that died without removing it (a
+// crash, a kill -9): while its lease runs, whoever draws it loses only the time of the
+// offer and is queued again; once the lease is out, pairing skips it.
+func TestTicketOfDeadInstance(t *testing.T) {
+	const lease = time.Second
+	a, b := twoInstances(t, config{QueueLease: lease})
+	q := a.lobby.queue
+	ghost := ticket{ID: newID(), Addr: newID(), OpenID: "o-ghost", Nickname: "Ghost"}
+	if p, err := q.pair(context.Background(), ghost); p != nil || err != nil {
+		t.Fatalf("the ghost's ticket: want it queued; got %v, %v", p, err)
+	}
+
+	// bob draws the ghost: the offer goes unanswered, and bob is queued again.
+	bob := login(t, b, "o-bob")
+	cb := bob.dial(false)
+	drew := time.Now()
+	cb.send(clientMsg{Type: "queue"})
+	cb.expect("queued") // not at once: after the offer to the ghost went unanswered
+	t.Logf("bob queued again %v after drawing the ghost (the offer waits %v)", time.Since(drew).Round(time.Millisecond), readyWait)
+	if !queuedTicket(t, b, bob.openID) {
+		t.Error("bob has no ticket in the queue")
+	}
+	alice := login(t, a, "o-alice")
+	ca := alice.dial(false)
+	ca.send(clientMsg{Type: "queue"})
+	ca.expect("matched")
+	cb.expect("matched")
+
+	// A second ghost, whose lease runs out before anyone queues: skipped and dropped.
+	ghost.ID = newID()
+	if p, err := q.pair(context.Background(), ghost); p != nil || err != nil {
+		t.Fatalf("the ghost's ticket: want it queued; got %v, %v", p, err)
+	}
+	rq := a.lobby.queue.(*redisQueue)
+	eventually(t, lease+5*time.Second, "the ghost's lease to run out", func() bool {
+		n, err := rq.rdb.Exists(context.Background(), rq.prefix+"ticket:"+ghost.ID).Result()
+		return err == nil && n == 0
+	})
+	carol := login(t, a, "o-carol")
+	cc := carol.dial(false)
+	cc.send(clientMsg{Type: "queue"})
+	cc.expect("queued")
+	if n, err := rq.rdb.ZScore(context.Background(), rq.prefix+"queue", ghost.ID).Result(); err == nil {
+		t.Errorf("the ghost's expired ticket is still in the queue (score %v)", n)
+	}
+}
+
+// queuedTicket reports whether openID has a ticket in s's queue.
+func queuedTicket(t *testing.T, s *server, openID string) bool {
+	t.Helper()
+	rq := s.lobby.queue.(*redisQueue)
+	ctx := context.Background()
+	ids, err := rq.rdb.ZRange(ctx, rq.prefix+"queue", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		raw, err := rq.rdb.Get(ctx, rq.prefix+"ticket:"+id).Bytes()
+		var tk ticket
+		if err == nil && json.Unmarshal(raw, &tk) == nil && tk.OpenID == openID {
+			return true
+		}
+	}
+	return false
+}
+
+// Bots on two instances play each other through the Redis queue for a while; then the
+// run's report adds up both instances' tallies: every match's result is in both bots'
+// session records, exactly once.
+func TestBotsAcrossInstances(t *testing.T) {
+	a, b := twoInstances(t, config{Bots: 6, BotThink: 10 * time.Millisecond})
+	key := a.redisPrefix + "rps:bots"
+	var wg sync.WaitGroup
+	var outs [2]bytes.Buffer
+	var errs [2]error
+	for i, s := range []*server{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = runBots(context.Background(), s, 3*time.Second, 2, s.rdb, key, &outs[i])
+		}()
+	}
+	wg.Wait()
+	for i := range outs {
+		t.Logf("instance %d:\n%s", i+1, outs[i].String())
+		if errs[i] != nil {
+			t.Errorf("instance %d: %v", i+1, errs[i])
+		}
+		if !strings.Contains(outs[i].String(), "2 instances: ") {
+			t.Errorf("instance %d: want the fleet's report", i+1)
+		}
+	}
+	if a.hosted.matches.Load() == 0 || b.hosted.matches.Load() == 0 {
+		t.Errorf("want matches run on both instances; got %d and %d", a.hosted.matches.Load(), b.hosted.matches.Load())
+	}
+	if a.hosted.across.Load()+b.hosted.across.Load() == 0 {
+		t.Error("want matches between bots connected to different instances; got none")
+	}
+}
+
+// A ticket taken by an instance that died before its offer went out: the player's own
+// instance sees the ticket gone from the queue when it renews the lease, waits for the
+// offer as long as a match would, and queues the player again.
+func TestOfferLostWithInstance(t *testing.T) {
+	a, b := twoInstances(t, config{QueueLease: time.Second})
+	alice := login(t, a, "o-alice")
+	ca := alice.dial(false)
+	ca.send(clientMsg{Type: "queue"})
+	ca.expect("queued")
+	eventually(t, 5*time.Second, "alice's ticket in the queue", func() bool { return queuedTicket(t, a, alice.openID) })
+	rq := a.lobby.queue.(*redisQueue)
+	ids, err := rq.rdb.ZRange(context.Background(), rq.prefix+"queue", 0, -1).Result()
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("want alice's ticket alone in the queue; got %v, %v", ids, err)
+	}
+	taken := time.Now()
+	if ok, err := rq.remove(context.Background(), ids[0]); !ok || err != nil { // as a pair call would
+		t.Fatalf("taking alice's ticket: %v, %v", ok, err)
+	}
+	ca.expect("queued")
+	t.Logf("alice queued again %v after her ticket was taken (an offer has %v)", time.Since(taken).Round(time.Millisecond), readyWait)
+	bob := login(t, b, "o-bob")
+	cb := bob.dial(false)
+	cb.send(clientMsg{Type: "queue"})
+	cb.expect("matched")
+	ca.expect("matched")
+}
+
+// The move timer waits while a player is away: rounds are not lost to it meanwhile.
+func TestMoveTimerWaitsForAwayPlayer(t *testing.T) {
+	const moveTimeout = time.Second // the drop reaches the match well within it, even on a loaded machine
+	a, b := twoInstances(t, config{MoveTimeout: moveTimeout})
+	alice, bob := login(t, a, "o-alice"), login(t, b, "o-bob")
+	ca, cb := alice.dial(false), bob.dial(false)
+	ca.send(clientMsg{Type: "queue"})
+	ca.expect("queued")
+	cb.send(clientMsg{Type: "queue"})
+	cb.expect("matched")
+	ca.expect("matched")
+	ca.drop()
+	cb.expect("opponent_away")
+	time.Sleep(3*moveTimeout + moveTimeout/2) // three rounds' worth of move timers, were they running
+	ca = alice.at(b).dial(false)
+	if m := ca.expect("resumed"); m.Round != 0 || *m.Score != (Score{}) {
+		t.Errorf("want the match where it was, no round played; got round %d, %+v", m.Round, *m.Score)
+	}
+	cb.expect("opponent_back")
+	playRounds(t, ca, cb, [][2]Choice{{Rock, Paper}, {Rock, Paper}})
+}

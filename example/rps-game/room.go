@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// room runs one match on its own goroutine, which owns the match and its timers, on
+// the instance that paired the players. The players' sockets, on this instance or
+// another, talk to it through its room on the bus, matchRoom(id), and it answers each
+// at its own, playerRoom(addr).
+//
+// A match first offers itself to both sockets and starts when both accept; a socket
+// gone meanwhile (its instance died with its ticket in the queue) costs the other a
+// requeue. A player whose socket drops is away: the move timer stops, the opponent is
+// told, and the match waits the grace period for a socket of the player's session,
+// which may connect to any instance, to take the seat back. After it the match is over
+// for nobody, as when a player leaves.
+type room struct {
+	l     *lobby
+	id    string
+	bus   bus
+	seats [2]seat
+
+	mu      sync.Mutex
+	inbox   []roomMsg
+	notify  chan struct{} // a message is in the inbox
+	unsub   func()
+	stopped bool
+}
+
+type seat struct {
+	t     ticket // Addr: the socket playing the seat now
+	ready bool
+	away  *time.Timer // the grace period of a player whose socket dropped; nil when present
+	gone  int         // counts the seat's absences, so that a stale grace timer is told apart
+}
+
+// start opens a match between the first to queue, a, and b, on this instance.
+func (l *lobby) start(b bus, first, second ticket) {
+	r := &room{l: l, id: newID(), bus: b, seats: [2]seat{{t: first}, {t: second}}, notify: make(chan struct{}, 1)}
+	unsub, err := b.Subscribe(matchRoom(r.id), r.post)
+	if err != nil {
+		l.log.Error("rps: match not opened", "err", err)
+		// Nobody is told: the pairing socket's offer never comes, nor the other's;
+		// both stay queued without a ticket. Requeue them as a failed offer would.
+		for _, s := range r.seats {
+			r.to(s.t.Addr, playerMsg{Kind: "requeue"})
+		}
+		return
+	}
+	r.unsub = unsub
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		unsub()
+		return
+	}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	l.log.Debug("rps: paired", "match", r.id, "a", first.OpenID, "b", second.OpenID)
+	go r.run()
+}
+
+// post is the room's subscription: messages wait in the inbox, so the bus never waits
+// for the room.
+func (r *room) post(data []byte) {
+	m, ok := decodeRoomMsg(data)
+	if !ok {
+		r.l.log.Warn("rps: a malformed message for a match", "match", r.id, "len", len(data))
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
+	r.inbox = append(r.inbox, m)
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (r *room) take() []roomMsg {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := r.inbox
+	r.inbox = nil
+	return in
+}
+
+func (r *room) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.unsub()
+	for _, s := range r.seats {
+		if s.away != nil {
+			s.away.Stop()
+		}
+	}
+}
+
+// to sends a message to the socket at addr.
+func (r *room) to(addr string, m playerMsg) {
+	m.Match = r.id
+	if err := publish(r.bus, playerRoom(addr), m); err != nil {
+		r.l.log.Warn("rps: message to a player lost", "match", r.id, "kind", m.Kind, "err", err)
+	}
+}
+
+func (r *room) send(i int, msg serverMsg) {
+	r.to(r.seats[i].t.Addr, playerMsg{Kind: "send", Msg: &msg})
+}
+
+// from finds the seat of a message, or -1 for one from a socket no longer playing it.
+func (r *room) from(m roomMsg) int {
+	if r.seats[m.Seat].t.Addr != m.Addr {
+		return -1
+	}
+	return m.Seat
+}
+
+func (r *room) run() {
+	defer r.l.wg.Done()
+	defer r.stop()
+	if !r.offer() {
+		return
+	}
+	for i := range r.seats {
+		o := r.seats[1-i].t
+		r.to(r.seats[i].t.Addr, playerMsg{Kind: "start", Msg: &serverMsg{Type: "matched", Opponent: peer{Nickname: o.Nickname, Bot: o.Bot},
+			Rounds: Rounds, MoveTimeout: int(r.l.moveTimeout / time.Second)}})
+	}
+	r.play()
+}
+
+// offer asks both sockets to accept the match, and returns true when both do. When one
+// does not, in time or at all, the others are queued again.
+func (r *room) offer() bool {
+	for i, s := range r.seats {
+		r.to(s.t.Addr, playerMsg{Kind: "offer", Seat: i})
+	}
+	timer := time.NewTimer(readyWait)
+	defer timer.Stop()
+	for !r.seats[0].ready || !r.seats[1].ready {
+		select {
+		case <-r.notify:
+			for _, m := range r.take() {
+				i := r.from(m)
+				switch {
+				case i < 0:
+				case m.Kind == "ready":
+					r.seats[i].ready = true
+				case m.Kind == "leave" || m.Kind == "away":
+					r.requeue(1 - i)
+					return false
+				}
+			}
+		case <-timer.C:
+			r.l.log.Info("rps: offer not accepted in time", "match", r.id, "a", r.seats[0].t.OpenID, "b", r.seats[1].t.OpenID)
+			r.requeue(0)
+			r.requeue(1)
+			return false
+		case <-r.l.ctx.Done():
+			r.requeue(0)
+			r.requeue(1)
+			return false
+		}
+	}
+	return true
+}
+
+func (r *room) requeue(i int) { r.to(r.seats[i].t.Addr, playerMsg{Kind: "requeue"}) }
+
+// play runs the rounds.
+func (r *room) play() {
+	var m Match
+	var moves [2]Choice
+	timer := time.NewTimer(r.l.moveTimeout)
+	defer timer.Stop()
+	type graceEnd struct{ seat, gone int }
+	graceOver := make(chan graceEnd)
+	done := make(chan struct{})
+	defer close(done)
+	present := func() bool { return r.seats[0].away == nil && r.seats[1].away == nil }
+	for !m.Over() {
+		select {
+		case <-r.notify:
+			for _, e := range r.take() {
+				if e.Kind == "back" {
+					i := r.back(e, &m, moves)
+					if i >= 0 && present() {
+						timer.Reset(r.l.moveTimeout) // the round starts over for both
+					}
+					continue
+				}
+				i := r.from(e)
+				if i < 0 {
+					continue
+				}
+				switch e.Kind {
+				case "leave":
+					r.abandon(1-i, e.Reason)
+					return
+				case "away":
+					if r.seats[i].away != nil {
+						continue
+					}
+					r.seats[i].gone++
+					end := graceEnd{i, r.seats[i].gone}
+					r.seats[i].away = time.AfterFunc(r.l.grace, func() {
+						select {
+						case graceOver <- end:
+						case <-done:
+						}
+					})
+					timer.Stop()
+					r.send(1-i, serverMsg{Type: "opponent_away", Grace: int((r.l.grace + time.Second - 1) / time.Second)})
+					r.l.log.Info("rps: player away", "match", r.id, "openid", r.seats[i].t.OpenID)
+				case "move":
+					if moves[i] != "" {
+						r.send(i, errorMsg("you have already moved this round"))
+						continue
+					}
+					moves[i] = e.Choice
+					r.send(1-i, serverMsg{Type: "opponent_moved"})
+				}
+			}
+			if moves[0] == "" || moves[1] == "" {
+				continue
+			}
+		case e := <-graceOver:
+			if r.seats[e.seat].away == nil || r.seats[e.seat].gone != e.gone {
+				continue // back in time; the timer's send was already on its way
+			}
+			r.abandon(1-e.seat, "disconnected")
+			return
+		case <-timer.C:
+			// A missing move loses the round.
+		case <-r.l.ctx.Done():
+			for i := range r.seats {
+				r.to(r.seats[i].t.Addr, playerMsg{Kind: "ended", Msg: &serverMsg{Type: "opponent_left", Reason: "shutdown"}})
+			}
+			r.l.log.Info("rps: match ended by shutdown", "match", r.id)
+			return
+		}
+		res := m.Play(moves[0], moves[1])
+		for i := range r.seats {
+			res := res
+			if i == 1 {
+				res = res.Flip()
+			}
+			score := m.Score(i)
+			r.send(i, serverMsg{Type: "round", Round: m.Round, You: &moves[i], Them: &moves[1-i], Result: res, Score: &score})
+		}
+		moves = [2]Choice{}
+		// A timer that fired or stopped delivers nothing stale (Go 1.23). While a player
+		// is away, the next round waits for them.
+		if present() {
+			timer.Reset(r.l.moveTimeout)
+		} else {
+			timer.Stop()
+		}
+	}
+	r.over(&m)
+}
+
+// back gives seat of e's user to e's socket, a new one after a dropped one, or the
+// session's newer socket taking the match over from an older that still runs. It
+// returns the seat, or -1 when the user plays none here.
+func (r *room) back(e roomMsg, m *Match, moves [2]Choice) int {
+	i := -1
+	for j, s := range r.seats {
+		if s.t.OpenID == e.OpenID {
+			i = j
+		}
+	}
+	if i < 0 || e.Addr == "" {
+		return -1
+	}
+	s := &r.seats[i]
+	old := s.t.Addr
+	s.t.Addr = e.Addr
+	if s.away != nil {
+		s.away.Stop()
+		s.away = nil
+		r.send(1-i, serverMsg{Type: "opponent_back"})
+	} else if old != e.Addr {
+		r.to(old, playerMsg{Kind: "replaced"})
+	}
+	o := r.seats[1-i].t
+	score := m.Score(i)
+	moved := moves[i] != ""
+	r.to(e.Addr, playerMsg{Kind: "resumed", Seat: i, Msg: &serverMsg{Type: "resumed", Opponent: peer{Nickname: o.Nickname, Bot: o.Bot},
+		Rounds: Rounds, MoveTimeout: int(r.l.moveTimeout / time.Second), Round: m.Round, Score: &score, Moved: &moved,
+		Away: r.seats[1-i].away != nil}})
+	r.l.log.Info("rps: player back", "match", r.id, "openid", e.OpenID)
+	return i
+}
+
+// over records the result: in the database first, the source of truth, both players
+// in one transaction; then each player's socket copies it into its live session (see
+// player.recordResult). Bots keep theirs in their sessions only, off the leaderboard.
+func (r *room) over(m *Match) {
+	var results [2]Result
+	var outs []outcome
+	for i, s := range r.seats {
+		results[i] = m.Result()
+		if i == 1 {
+			results[i] = results[i].Flip()
+		}
+		if !s.t.Bot {
+			outs = append(outs, outcome{OpenID: s.t.OpenID, Nickname: s.t.Nickname, Result: results[i]})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	counts, err := r.l.records.played(ctx, outs...)
+	cancel()
+	if err != nil {
+		r.l.log.Error("rps: result not recorded", "a", r.seats[0].t.OpenID, "b", r.seats[1].t.OpenID, "err", err)
+	}
+	for i, s := range r.seats {
+		score := m.Score(i)
+		pm := playerMsg{Kind: "over", Counted: err == nil, Msg: &serverMsg{Type: "match_over", Result: results[i], Score: &score}}
+		if db, ok := counts[s.t.OpenID]; ok {
+			pm.DB = &db
+		}
+		r.to(s.t.Addr, pm)
+	}
+	bots := 0
+	for _, s := range r.seats {
+		if s.t.Bot {
+			bots++
+		}
+	}
+	r.l.hosted(bots, r.seats[0].t.Instance != r.seats[1].t.Instance)
+	r.l.log.Info("rps: match over", "match", r.id, "a", r.seats[0].t.OpenID, "b", r.seats[1].t.OpenID, "result", m.Result(), "score", m.Wins)
+}
+
+// abandon ends the match because a player left: the other is told, and the match
+// counts for nobody.
+func (r *room) abandon(stayer int, reason string) {
+	r.to(r.seats[stayer].t.Addr, playerMsg{Kind: "ended", Msg: &serverMsg{Type: "opponent_left", Reason: reason}})
+	r.l.log.Info("rps: match abandoned", "match", r.id, "left", r.seats[1-stayer].t.OpenID, "reason", reason)
+}
