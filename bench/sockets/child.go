@@ -36,13 +36,14 @@ type closeReport struct {
 	reason string
 }
 
-// startClient starts this program again as the client process, dialing url.
-func startClient(url string, dialConc int, stderr io.Writer) (*clientProc, error) {
+// startClient starts this program again as the client process, dialing url from
+// sources source addresses (see client.go).
+func startClient(url string, dialConc, sources int, stderr io.Writer) (*clientProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("client process: %w", err)
 	}
-	cmd := exec.Command(exe, clientFlag, url, strconv.Itoa(dialConc))
+	cmd := exec.Command(exe, clientFlag, url, strconv.Itoa(dialConc), strconv.Itoa(sources))
 	cmd.Stderr = stderr
 	dieWithParent(cmd)
 	pipe, err := cmd.StdinPipe()

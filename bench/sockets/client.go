@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -20,7 +21,7 @@ import (
 
 // The client process holds the client ends of the sockets. The parent starts it as
 //
-//	<this program> -client <ws URL> <concurrent dials>
+//	<this program> -client <ws URL> <concurrent dials> <source addresses>
 //
 // and speaks to it in lines, on its stdin and stdout:
 //
@@ -36,8 +37,10 @@ import (
 //
 //	closed <i> <close code, or 0> <wall clock, unix ns> <reason or error>
 //
-// Sockets are numbered from 0 in the order of their tokens. The client exits when its
-// stdin ends.
+// Sockets are numbered from 0 in the order of their tokens. With k source addresses
+// (k > 0), socket i is dialed from 127.0.0.(2 + i mod k), so that no one address runs
+// out of local ports; with 0, from whatever address the system picks. The client exits
+// when its stdin ends.
 const clientFlag = "-client"
 
 // isClient reports whether this process was started as the client process.
@@ -55,12 +58,13 @@ type clientSocket struct {
 }
 
 type client struct {
-	url  string
-	conc int
-	out  *bufio.Writer
-	mu   sync.Mutex // guards out
-	quit atomic.Bool
-	sock []*clientSocket
+	url     string
+	conc    int
+	sources int // source addresses, 127.0.0.2 on; 0: the system's choice
+	out     *bufio.Writer
+	mu      sync.Mutex // guards out
+	quit    atomic.Bool
+	sock    []*clientSocket
 }
 
 func (c *client) printf(format string, args ...any) {
@@ -72,8 +76,8 @@ func (c *client) printf(format string, args ...any) {
 
 // clientMain runs the client process and returns its exit status.
 func clientMain(args []string, in io.Reader, out io.Writer) int {
-	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: sockets -client <ws URL> <concurrent dials>")
+	if len(args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: sockets -client <ws URL> <concurrent dials> <source addresses>")
 		return 2
 	}
 	conc, err := strconv.Atoi(args[1])
@@ -81,7 +85,12 @@ func clientMain(args []string, in io.Reader, out io.Writer) int {
 		fmt.Fprintln(os.Stderr, "sockets client: bad concurrency", args[1])
 		return 2
 	}
-	c := &client{url: args[0], conc: conc, out: bufio.NewWriter(out)}
+	sources, err := strconv.Atoi(args[2])
+	if err != nil || sources < 0 || sources > maxSources {
+		fmt.Fprintln(os.Stderr, "sockets client: bad number of source addresses", args[2])
+		return 2
+	}
+	c := &client{url: args[0], conc: conc, sources: sources, out: bufio.NewWriter(out)}
 	defer c.closeAll()
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
@@ -125,12 +134,32 @@ func (c *client) parallel(fn func(i int)) {
 	wg.Wait()
 }
 
+// clientBufferSize is the client's read and write buffer: it reads close frames and
+// the openids "who" answers, and writes "who".
+const clientBufferSize = 256
+
+// clientWriteBuffers lends the client's sockets a write buffer only while they write.
+var clientWriteBuffers sync.Pool
+
 func (c *client) dialAll() {
+	// The parent raised the limit it passed on; this only lifts the soft one.
+	if limit, err := raiseFileLimit(uint64(len(c.sock)) + 256); err != nil {
+		fmt.Fprintf(os.Stderr, "sockets client: open files limit %d: %v\n", limit, err)
+	}
+	// One dialer per source address; socket i uses dialers[i mod k].
+	dialers := make([]*websocket.Dialer, max(1, c.sources))
+	for k := range dialers {
+		nd := &net.Dialer{}
+		if c.sources > 0 {
+			nd.LocalAddr = &net.TCPAddr{IP: sourceAddr(k)}
+		}
+		dialers[k] = &websocket.Dialer{HandshakeTimeout: 30 * time.Second, NetDialContext: nd.DialContext,
+			ReadBufferSize: clientBufferSize, WriteBufferSize: clientBufferSize, WriteBufferPool: &clientWriteBuffers}
+	}
 	var failed atomic.Int64
-	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second}
 	c.parallel(func(i int) {
 		s := c.sock[i]
-		if err := c.dial(&d, i, s); err != nil {
+		if err := c.dial(dialers[i%len(dialers)], i, s); err != nil {
 			failed.Add(1)
 			c.printf("fail %d %s", i, oneLine(err.Error()))
 		}
@@ -138,6 +167,12 @@ func (c *client) dialAll() {
 	heap, goroutines := memory()
 	c.printf("ready %d %d %d %d", int64(len(c.sock))-failed.Load(), failed.Load(), heap, goroutines)
 }
+
+// maxSources is the most source addresses: 127.0.0.2 to 127.0.0.254.
+const maxSources = 253
+
+// sourceAddr returns the k-th source address, from 127.0.0.2.
+func sourceAddr(k int) net.IP { return net.IPv4(127, 0, 0, byte(2+k)) }
 
 // dial opens socket i and checks with "who" that the server knows its user.
 func (c *client) dial(d *websocket.Dialer, i int, s *clientSocket) error {
@@ -223,7 +258,8 @@ func (c *client) checkAll() {
 // sockets the server closed in turn, and how many it had to drop.
 func (c *client) closeAll() {
 	c.quit.Store(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// The server closes its ends one by one: about 10,000 a second on two cores.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second+time.Duration(len(c.sock))*time.Second/2000)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -33,9 +34,13 @@ const (
 	appID     = "wx0123456789abcdef"
 	appSecret = "sockets-secret-0123456789abcdef0"
 
-	// targetSockets and targetP99 are DESIGN.md's target.
-	targetSockets = 10000
-	targetP99     = 100 * time.Millisecond
+	// targetSockets, targetPerSocket and targetP99 are DESIGN.md's target.
+	targetSockets   = 100000
+	targetPerSocket = 12 << 10 // heap and stack in use per idle socket, bytes
+	targetP99       = 100 * time.Millisecond
+
+	// defaultSockets is -n's default: a run of about 1.5 minutes.
+	defaultSockets = 10000
 
 	// closeWait bounds the wait for one socket's close frame after its logout.
 	closeWait = 5 * time.Second
@@ -52,20 +57,49 @@ type options struct {
 	writes    int           // increments per second through A during the logouts
 	redisAddr string
 	profile   io.Writer // when set, gets a CPU profile of the logout phase
+	// memprofile, when set, gets a heap profile of the server process with the
+	// sockets open, after a garbage collection.
+	memprofile io.Writer
+	sock       sockConfig
+	sources    int // the client's source addresses; 0: as many as n needs (sourceAddresses)
 	// interrupt, when it closes, stops the client process, deletes the run's Redis
 	// keys and exits the program. nil in tests.
 	interrupt <-chan struct{}
 }
 
 func defaultOptions() options {
-	return options{n: targetSockets, sample: 200, loginConc: 32, dialConc: 100, settle: 2 * time.Second,
-		hold: 65 * time.Second, spacing: 125 * time.Millisecond}
+	return options{n: defaultSockets, sample: 200, loginConc: 32, dialConc: 100, settle: 2 * time.Second,
+		hold: 65 * time.Second, spacing: 125 * time.Millisecond, sock: sockConfigLean}
+}
+
+// sockConfig is how B serves its sockets: the contrib/websocket Config and the Fiber
+// setting that decide what an idle socket holds.
+type sockConfig struct {
+	readBuffer, writeBuffer int  // websocket.Config.ReadBufferSize, WriteBufferSize (0: contrib's 1024)
+	writePool               bool // a websocket.Config.WriteBufferPool: no write buffer held while idle
+	reduceMemory            bool // fiber.Config.ReduceMemoryUsage: fasthttp lets go of its 4 KiB read buffer
+}
+
+// sockConfigLean is what wsauth recommends for many idle sockets, and what the
+// command uses unless told otherwise.
+var sockConfigLean = sockConfig{readBuffer: 128, writeBuffer: 1024, writePool: true, reduceMemory: true}
+
+func (c sockConfig) String() string {
+	size := func(n int) string {
+		if n == 0 {
+			return "default"
+		}
+		return fmt.Sprint(n)
+	}
+	return fmt.Sprintf("websocket.Config{ReadBufferSize: %s, WriteBufferSize: %s, WriteBufferPool: %v}, fiber.Config{ReduceMemoryUsage: %v}",
+		size(c.readBuffer), size(c.writeBuffer), c.writePool, c.reduceMemory)
 }
 
 // A snapshot is the server process's memory and goroutines at one moment, after a
 // garbage collection.
 type snapshot struct {
-	heap, stack uint64
+	heap, stack uint64 // HeapInuse, StackInuse: the spans in use, the figure the target is on
+	live        uint64 // HeapAlloc: the bytes of the objects alone
 	goroutines  int
 	rss         uint64 // 0 when the system does not tell
 }
@@ -75,7 +109,7 @@ func takeSnapshot() snapshot {
 	runtime.GC() // the second empties sync.Pool's victim cache
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	s := snapshot{heap: m.HeapInuse, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
+	s := snapshot{heap: m.HeapInuse, stack: m.StackInuse, live: m.HeapAlloc, goroutines: runtime.NumGoroutine()}
 	s.rss, _ = rss(0)
 	return s
 }
@@ -97,6 +131,8 @@ type result struct {
 	prefix            string
 	redisVersion      string
 	fdLimit           uint64
+	sources           int            // the client's source addresses (0: the system's choice)
+	peers             map[string]int // B's sockets by the client's address, as B saw them
 	login, dial       time.Duration
 	opened, failed    int
 	failures          []string // the first few dial failures
@@ -238,6 +274,8 @@ type env struct {
 	urlB      string
 	httpA     *http.Client // to A, for logins and logouts
 	live      atomic.Int64 // B's socket handlers running with a live handle
+	peersMu   sync.Mutex
+	peers     map[string]int // B's sockets by client address, counted as they open
 	child     *clientProc
 	watch     eventWatch // when B's store delivers the events of the sample
 	closers   []func() error
@@ -263,7 +301,7 @@ func (e *env) close() error {
 // newEnv starts A and B, each with its own Redis client and store on one prefix, and
 // the fake WeChat server they share.
 func newEnv(o options) (_ *env, err error) {
-	e := &env{}
+	e := &env{peers: map[string]int{}}
 	defer func() {
 		if err != nil {
 			_ = e.close()
@@ -298,18 +336,18 @@ func newEnv(o options) (_ *env, err error) {
 		return nil
 	})
 
-	newApp := func(rdb *redis.Client) (*fiber.App, *redisstore.Store, error) {
+	newApp := func(rdb *redis.Client, reduceMemory bool) (*fiber.App, *redisstore.Store, error) {
 		st := redisstore.New(rdb, redisstore.Config{Prefix: e.prefix})
 		e.onClose(st.Close)
 		client, err := wx.New(wx.Config{AppID: appID, AppSecret: appSecret, BaseURL: e.wxs.URL, HTTPClient: e.wxHTTP})
 		if err != nil {
 			return nil, nil, err
 		}
-		app := fiber.New(fiber.Config{DisableStartupMessage: true})
+		app := fiber.New(fiber.Config{DisableStartupMessage: true, ReduceMemoryUsage: reduceMemory})
 		app.Use(fibermp.New(fibermp.Config{Client: client, Store: st, Protocol: fibermp.Token}))
 		return app, st, nil
 	}
-	a, _, err := newApp(e.rdbA)
+	a, _, err := newApp(e.rdbA, false)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +359,7 @@ func newEnv(o options) (_ *env, err error) {
 	if e.urlA, err = e.serve(a); err != nil {
 		return nil, err
 	}
-	b, stB, err := newApp(e.rdbB)
+	b, stB, err := newApp(e.rdbB, o.sock.reduceMemory)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +370,11 @@ func newEnv(o options) (_ *env, err error) {
 		return nil, err
 	}
 	e.onClose(func() error { unsubscribe(); return nil })
-	b.Get("/ws", wsauth.New(), fws.New(wsauth.Handler(e.socket)))
+	wsConfig := fws.Config{ReadBufferSize: o.sock.readBuffer, WriteBufferSize: o.sock.writeBuffer}
+	if o.sock.writePool {
+		wsConfig.WriteBufferPool = &sync.Pool{}
+	}
+	b.Get("/ws", wsauth.New(), fws.New(wsauth.Handler(e.socket), wsConfig))
 	if e.urlB, err = e.serve(b); err != nil {
 		return nil, err
 	}
@@ -347,6 +389,9 @@ func (e *env) socket(c *wsauth.Conn) {
 		return
 	}
 	e.live.Add(1)
+	e.peersMu.Lock()
+	e.peers[c.IP()]++
+	e.peersMu.Unlock()
 	defer e.live.Add(-1)
 	for {
 		_, msg, err := c.ReadMessage()
@@ -518,11 +563,20 @@ func run(out, progress io.Writer, o options) (*result, error) {
 		fmt.Fprintf(progress, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
 	}
 
-	// Each process holds one end of every socket, and a few more files.
-	if limit, ok := fdLimit(); ok {
-		r.fdLimit = limit
-		if need := uint64(o.n) + 256; limit < need {
-			return nil, fmt.Errorf("%d sockets need about %d open files in each process; the limit is %d (ulimit -n)", o.n, need, limit)
+	// Each process holds one end of every socket, and a few more files. The client
+	// process inherits the limit.
+	need := uint64(o.n) + 256
+	limit, err := raiseFileLimit(need)
+	r.fdLimit = limit
+	switch {
+	case limit != 0 && limit < need:
+		return nil, fmt.Errorf("%d sockets need about %d open files in each process; the limit is %d: %v", o.n, need, limit, err)
+	case err != nil:
+		return nil, err
+	}
+	if r.sources = o.sources; r.sources == 0 {
+		if r.sources, err = sourceAddresses(o.n); err != nil {
+			return nil, err
 		}
 	}
 
@@ -561,7 +615,7 @@ func run(out, progress io.Writer, o options) (*result, error) {
 
 	// Open the sockets to B from the client process.
 	wsURL := "ws" + strings.TrimPrefix(e.urlB, "http") + "/ws"
-	child, err := startClient(wsURL, o.dialConc, progress)
+	child, err := startClient(wsURL, o.dialConc, r.sources, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -572,8 +626,9 @@ func run(out, progress io.Writer, o options) (*result, error) {
 	for i := range o.n {
 		lines = append(lines, "token "+openids[i]+" "+tokens[i])
 	}
-	logf("opening %d sockets to B from the client process (pid %d), %d at a time", o.n, child.cmd.Process.Pid, o.dialConc)
+	logf("opening %d sockets to B from the client process (pid %d), %d at a time, from %s", o.n, child.cmd.Process.Pid, o.dialConc, sourcesText(r.sources))
 	start = time.Now()
+	var opened time.Time // when the last socket opened
 	if err := child.send(append(lines, "dial")...); err != nil {
 		return nil, err
 	}
@@ -597,6 +652,7 @@ func run(out, progress io.Writer, o options) (*result, error) {
 			return nil, err
 		}
 		r.dial = time.Since(start)
+		opened = time.Now()
 		r.opened, r.clientHeapStack, r.clientGoroutines = int(v[0]), uint64(v[2]), int(v[3])
 		break
 	}
@@ -609,6 +665,14 @@ func run(out, progress io.Writer, o options) (*result, error) {
 	time.Sleep(o.settle)
 	r.with = takeSnapshot()
 	r.liveHandles = e.live.Load()
+	e.peersMu.Lock()
+	r.peers = maps.Clone(e.peers)
+	e.peersMu.Unlock()
+	if o.memprofile != nil {
+		if err := pprof.Lookup("heap").WriteTo(o.memprofile, 0); err != nil {
+			return nil, err
+		}
+	}
 	logf("B runs %d handlers with a live handle; server process: %d goroutines", r.liveHandles, r.with.goroutines)
 
 	if o.hold > 0 {
@@ -683,7 +747,8 @@ func run(out, progress io.Writer, o options) (*result, error) {
 	for i := range o.n {
 		if cr, ok := child.closes[i]; ok && !inSample[i] {
 			r.unexpected = append(r.unexpected, i)
-			r.unexpectedReasons = append(r.unexpectedReasons, fmt.Sprintf("%d %s", cr.code, cr.reason))
+			r.unexpectedReasons = append(r.unexpectedReasons, fmt.Sprintf("%d %s, %v after the last socket opened",
+				cr.code, cr.reason, cr.at.Sub(opened).Round(time.Millisecond)))
 		}
 	}
 	delay, _, _ := r.delays()
@@ -733,7 +798,8 @@ func run(out, progress io.Writer, o options) (*result, error) {
 		return nil, err
 	}
 	r.closedClean, r.closedForced = int(v[0]), int(v[1])
-	for e.live.Load() != 0 && time.Since(start) < 10*time.Second {
+	// B lets go of about 10,000 sockets a second on two cores.
+	for e.live.Load() != 0 && time.Since(start) < 10*time.Second+time.Duration(o.n)*time.Second/2000 {
 		time.Sleep(time.Millisecond)
 	}
 	r.drained = time.Since(start)
@@ -754,6 +820,15 @@ func run(out, progress io.Writer, o options) (*result, error) {
 	return r, nil
 }
 
+// perSocket returns the heap and stack in use per open socket, in bytes: the growth
+// from before the sockets to with them, after garbage collections.
+func (r *result) perSocket() float64 {
+	if r.opened == 0 {
+		return 0
+	}
+	return (float64(r.with.heap+r.with.stack) - float64(r.before.heap+r.before.stack)) / float64(r.opened)
+}
+
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
@@ -767,8 +842,8 @@ func yes(ok bool) string {
 
 // print writes the table.
 func (r *result) print(out io.Writer, o options) {
-	fmt.Fprintf(out, "%d sockets; %s %s/%s, GOMAXPROCS %d; Redis %s at %s; open files limit %d\n\n",
-		r.n, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), r.redisVersion, o.redisAddr, r.fdLimit)
+	fmt.Fprintf(out, "%d sockets; %s %s/%s, GOMAXPROCS %d; Redis %s at %s; open files limit %d; client from %s\nB serves them with %v\n\n",
+		r.n, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), r.redisVersion, o.redisAddr, r.fdLimit, sourcesText(r.sources), o.sock)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	row := func(what, format string, args ...any) { fmt.Fprintf(w, "%s\t%s\n", what, fmt.Sprintf(format, args...)) }
 	rate := func(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
@@ -776,6 +851,11 @@ func (r *result) print(out io.Writer, o options) {
 	row(fmt.Sprintf("log %d users in through A (POST /login)", r.n), "%.2f s, %.0f/s, %d at a time", r.login.Seconds(), rate(r.n, r.login), o.loginConc)
 	row(fmt.Sprintf(`open %d sockets to B, each checked with "who"`, r.n), "%.2f s, %.0f/s, %d at a time; %d opened, %d failed", r.dial.Seconds(), rate(r.opened, r.dial), o.dialConc, r.opened, r.failed)
 	row("B: socket handlers running with a live handle", "%d", r.liveHandles)
+	var peers []string
+	for _, ip := range slices.Sorted(maps.Keys(r.peers)) {
+		peers = append(peers, fmt.Sprintf("%s %d", ip, r.peers[ip]))
+	}
+	row("  by the client's address, as B saw it", "%s", strings.Join(peers, ", "))
 	heapStack := func(s snapshot) uint64 { return s.heap + s.stack }
 	rssFigure := func(b uint64) string {
 		if b == 0 {
@@ -787,9 +867,9 @@ func (r *result) print(out io.Writer, o options) {
 		mib(heapStack(r.before)), mib(heapStack(r.with)), rssFigure(r.before.rss), rssFigure(r.with.rss), r.before.goroutines, r.with.goroutines)
 	if r.opened > 0 {
 		per := func(a, b uint64) float64 { return (float64(b) - float64(a)) / float64(r.opened) / 1024 }
-		row("  per open socket", "%.1f KiB (heap %.1f + stack %.1f); %.2f goroutines",
+		row("  per open socket", "%.1f KiB (heap %.1f + stack %.1f; of the heap, %.1f in live objects); %.2f goroutines",
 			per(heapStack(r.before), heapStack(r.with)), per(r.before.heap, r.with.heap), per(r.before.stack, r.with.stack),
-			float64(r.with.goroutines-r.before.goroutines)/float64(r.opened))
+			per(r.before.live, r.with.live), float64(r.with.goroutines-r.before.goroutines)/float64(r.opened))
 	}
 	row("client process (client ends only)", "heap+stack in use %.1f MiB; RSS %s; goroutines %d", mib(r.clientHeapStack), rssFigure(r.clientRSS), r.clientGoroutines)
 	delay, rtt, after := r.delays()
@@ -814,11 +894,13 @@ func (r *result) print(out io.Writer, o options) {
 
 	p99 := percentile(delay, 0.99)
 	correct := r.check() == nil
+	perSocket := r.perSocket()
 	if r.n < targetSockets {
 		fmt.Fprintf(out, "\ntarget: %d sockets with live handles on one process: not measured (-n %d)\n", targetSockets, r.n)
 	} else {
 		fmt.Fprintf(out, "\ntarget: %d sockets with live handles on one process: %s (%d)\n", targetSockets, yes(r.liveHandles >= targetSockets && correct), r.liveHandles)
 	}
+	fmt.Fprintf(out, "target: at most %d KiB of heap and stack per idle socket: %s (%.1f KiB with %d sockets)\n", targetPerSocket>>10, yes(r.opened > 0 && perSocket <= targetPerSocket), perSocket/1024, r.opened)
 	fmt.Fprintf(out, "target: logout in A closes the socket in B within %v (p99): %s (p99 %s over %d logouts)\n", targetP99, yes(correct && len(delay) > 0 && p99 <= targetP99), ms(p99), len(delay))
 	if err := r.check(); err != nil {
 		fmt.Fprintf(out, "\nERRORS:\n%v\n", err)

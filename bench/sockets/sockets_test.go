@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -32,6 +33,9 @@ func TestRun(t *testing.T) {
 	o.n, o.sample, o.loginConc, o.dialConc, o.settle = 200, 20, 8, 16, 10*time.Millisecond
 	o.hold, o.spacing, o.writes = 0, 10*time.Millisecond, 200
 	o.redisAddr = testenv.RedisAddr()
+	if loopbackSources {
+		o.sources = 3 // as a run of 60,000 sockets would, on Linux's default ports
+	}
 	var out, progress bytes.Buffer
 	r, err := run(&out, &progress, o)
 	t.Logf("progress:\n%s", progress.Bytes())
@@ -44,6 +48,16 @@ func TestRun(t *testing.T) {
 	}
 	if r.opened != o.n || r.failed != 0 || r.liveHandles != int64(o.n) {
 		t.Errorf("want %d sockets open with live handles; got %d open, %d failed, %d handles", o.n, r.opened, r.failed, r.liveHandles)
+	}
+	if loopbackSources {
+		// The client spread its sockets over 127.0.0.2 to 127.0.0.4, evenly.
+		want := map[string]int{}
+		for i := range o.n {
+			want[sourceAddr(i%o.sources).String()]++
+		}
+		if !maps.Equal(r.peers, want) {
+			t.Errorf("want B to see sockets from %v; got %v", want, r.peers)
+		}
 	}
 	if len(r.logouts) != o.sample {
 		t.Errorf("want %d logouts; got %d", o.sample, len(r.logouts))
@@ -96,5 +110,46 @@ func TestPercentile(t *testing.T) {
 	}
 	if got := percentile(nil, 0.99); got != 0 {
 		t.Errorf("percentile of nothing: want 0; got %v", got)
+	}
+}
+
+// TestSourceAddresses: the client gets enough source addresses that none needs more
+// than half the ephemeral ports, and the command refuses more sockets than 127.0.0.2
+// to 127.0.0.254 can hold.
+func TestSourceAddresses(t *testing.T) {
+	ports, ok := portRange()
+	if !ok {
+		ports = defaultPorts
+	}
+	perAddr := ports / 2
+	for _, n := range []int{1, 200, perAddr, perAddr + 1, 100000, maxSources * perAddr} {
+		got, err := sourceAddresses(n)
+		if !loopbackSources {
+			if n <= perAddr && (err != nil || got != 0) {
+				t.Errorf("%d sockets: want the system's address (0); got %d, %v", n, got, err)
+			}
+			continue
+		}
+		if want := (n + perAddr - 1) / perAddr; err != nil || got != want {
+			t.Errorf("%d sockets: want %d addresses; got %d, %v", n, want, got, err)
+		}
+	}
+	if got, err := sourceAddresses(maxSources*perAddr + 1); err == nil {
+		t.Errorf("%d sockets: want an error; got %d addresses", maxSources*perAddr+1, got)
+	}
+}
+
+// TestFileLimit: the limit raiseFileLimit leaves is at least what was asked, or it says
+// why not.
+func TestFileLimit(t *testing.T) {
+	for _, need := range []uint64{64, 1 << 40} {
+		limit, err := raiseFileLimit(need)
+		if limit != 0 && limit < need && err == nil {
+			t.Errorf("raiseFileLimit(%d): the limit is %d, and no error says why", need, limit)
+		}
+		if limit >= need && err != nil {
+			t.Errorf("raiseFileLimit(%d): limit %d, yet %v", need, limit, err)
+		}
+		t.Logf("raiseFileLimit(%d): %d, %v", need, limit, err)
 	}
 }
