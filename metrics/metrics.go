@@ -68,6 +68,8 @@ func New() *Metrics { return &Metrics{c: counting.New()} }
 //	mpsession_sockets, mpsession_handles       gauges: open sockets, live session handles
 //	mpsession_events_total{kind}               counter: changed, deleted, revoked, expired, resync
 //	mpsession_event_lag_seconds                histogram: how late events arrive
+//	mpsession_messages_total{kind}             counter: sent, received, delivered (wsauth.Hub)
+//	mpsession_sockets_too_slow_total           counter: sockets closed with wsauth.CloseTooSlow
 func (m *Metrics) Each(fn func(Sample)) {
 	m.c.Each(func(s counting.Sample) {
 		fn(Sample{Name: s.Name, Help: s.Help, Kind: Kind(s.Kind), Labels: s.Labels, Value: s.Value,

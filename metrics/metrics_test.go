@@ -24,4 +24,5 @@ func ExampleMetrics_Each() {
 	// mpsession_sockets 0
 	// mpsession_handles 0
 	// mpsession_event_lag_seconds histogram, buckets up to 5 s
+	// mpsession_sockets_too_slow_total 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,14 @@ type ConnConfig struct {
 	//
 	// Optional. Default: 10 * time.Second
 	WriteTimeout time.Duration
+
+	// QueueSize is how many messages from the Hub (ToUser, ToSession, ToRoom) may wait
+	// to be written to the socket. A socket whose queue is full when another message
+	// comes is closed with CloseTooSlow, so that a client that stopped reading holds
+	// neither memory nor the other sockets up.
+	//
+	// Optional. Default: 256
+	QueueSize int
 }
 
 // ConnConfigDefault is the default config of the sockets Handler serves.
@@ -44,6 +53,7 @@ var ConnConfigDefault = ConnConfig{
 	PingInterval: 25 * time.Second,
 	ReadTimeout:  60 * time.Second,
 	WriteTimeout: 10 * time.Second,
+	QueueSize:    256,
 }
 
 // Conn is a WebSocket with what contrib/websocket leaves to every handler: writes from
@@ -61,6 +71,16 @@ type Conn struct {
 	closed   bool        // guarded by pmu
 	pinging  atomic.Bool // a ping is in flight: the next one waits
 	nextPing time.Time   // guarded by liveConns.mu
+	gone     bool        // guarded by wmu: closed, writes fail
+
+	// Messages from the hub (hub.go).
+	hub     *Hub
+	rooms   []string // topics of the rooms joined, guarded by hub.mu
+	hubGone bool     // guarded by hub.mu: out of every topic, joins none
+	outMu   sync.Mutex
+	out     [][]byte // waiting to be written
+	sending bool     // a goroutine writes out
+	outDone bool     // closed, or too slow: queue nothing more
 }
 
 // Handler returns a contrib/websocket handler that runs fn with the socket of a session
@@ -84,6 +104,7 @@ func Handler(fn func(c *Conn), config ...ConnConfig) func(*fws.Conn) {
 			_ = conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseTryAgainLater, "handshake took too long"), time.Now().Add(time.Second))
 			return
 		}
+		r.dropRequest()
 		c := wrap(conn, r.h, cfg)
 		defer c.Close()
 		fn(c)
@@ -106,22 +127,24 @@ func connConfigDefault(config ...ConnConfig) ConnConfig {
 		if cfg.WriteTimeout <= 0 {
 			cfg.WriteTimeout = ConnConfigDefault.WriteTimeout
 		}
+		if cfg.QueueSize <= 0 {
+			cfg.QueueSize = ConnConfigDefault.QueueSize
+		}
 	}
 	return cfg
 }
 
 // wrap sets up conn and starts its pings.
 func wrap(conn *fws.Conn, h *Handle, cfg ConnConfig) *Conn {
-	c := &Conn{c: conn, cfg: cfg, h: h}
+	c := &Conn{c: conn, cfg: cfg, h: h, hub: hubOf(h.reg.key)}
 	// The inner connection, not contrib's Conn, which goes back to a pool.
 	h.bind(conn.Conn)
 	conn.SetReadLimit(cfg.ReadLimit)
 	_ = conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
-	conn.SetPongHandler(func(string) error {
-		return conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
-	})
+	conn.SetPongHandler(c.pong)
 	liveConns.add(c)
 	h.reg.key.Metrics.Sockets(1)
+	c.hub.attachConn(c)
 	return c
 }
 
@@ -250,6 +273,12 @@ func (c *Conn) sendPing(now time.Time) {
 	}
 }
 
+// pong extends the read deadline when a pong arrives. A method value, not a closure
+// over the config, for the few bytes it saves each socket.
+func (c *Conn) pong(string) error {
+	return c.c.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
+}
+
 // Session returns the socket's live session.
 func (c *Conn) Session() *Handle { return c.h }
 
@@ -300,10 +329,14 @@ func (c *Conn) ReadJSON(v any) error {
 	return json.Unmarshal(p, v)
 }
 
-// WriteMessage writes a message. It may be called from several goroutines.
+// WriteMessage writes a message. It may be called from several goroutines; after the
+// socket closed it returns ErrClosed.
 func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.gone {
+		return ErrClosed
+	}
 	_ = c.c.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	return c.c.WriteMessage(messageType, data)
 }
@@ -330,14 +363,34 @@ func (c *Conn) Close() error {
 	c.once.Do(func() {
 		liveConns.remove(c)
 		c.h.reg.key.Metrics.Sockets(-1)
-		// Closing first makes a ping or close frame stuck on a peer that stopped
-		// reading fail at once; then wait for them, as fasthttp recycles the
-		// connection when the handler returns.
+		c.hub.detachConn(c)
+		c.outMu.Lock()
+		c.outDone, c.out = true, nil
+		c.outMu.Unlock()
+		// fasthttp closes the connection when the handler returns (closing it here
+		// does nothing unless the server keeps hijacked connections), and recycles it:
+		// wait for the writes under way, a ping or a message stuck on a peer that
+		// stopped reading failing at once.
 		err = c.c.Close()
-		c.pmu.Lock()
+		lockAborting(&c.pmu, c.c.NetConn())
 		c.closed = true
 		c.pmu.Unlock()
+		lockAborting(&c.wmu, c.c.NetConn())
+		c.gone = true
+		c.wmu.Unlock()
 		c.h.bind(nil)
 	})
 	return err
+}
+
+// lockAborting locks mu, which a write to nc may hold: such a write fails at once
+// instead of waiting up to WriteTimeout for a peer that stopped reading. A write sets
+// its own deadline when it starts, so the deadline is set again until mu is had.
+func lockAborting(mu *sync.Mutex, nc net.Conn) {
+	for !mu.TryLock() {
+		if nc != nil {
+			_ = nc.SetWriteDeadline(time.Unix(1, 0))
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -47,8 +47,102 @@
 // the session is logged out, revoked or expires, in any process, Done closes and the
 // socket is closed with CloseLoggedOut, CloseRevoked or CloseExpired.
 //
-// The handles of one fibermp middleware share one store subscription and one
-// keep-alive goroutine; the pings of every Conn share another. At shutdown,
-// CloseAll(ctx, app, reason) closes the sockets of app and waits for their handlers:
-// Fiber's Shutdown does not wait for upgraded connections.
+// The handles of one fibermp middleware share one store subscription, one keep-alive
+// goroutine and one timer for their absolute deadlines; the pings of every Conn share
+// another goroutine. At shutdown, CloseAll(ctx, app, reason) closes the sockets of app
+// and waits for their handlers: Fiber's Shutdown does not wait for upgraded
+// connections.
+//
+// # Many idle sockets
+//
+// An idle socket holds its handler's goroutine (a 4 KiB stack), its buffers and what
+// wsauth keeps for its live session. wsauth lets go of the upgrade request (fasthttp
+// would keep its buffers for the socket's life); the buffers are the application's to
+// set. These settings save about 6 KiB of each idle socket's heap: bench/sockets
+// measured 17.6 KiB of heap and stack per socket with Fiber's and contrib/websocket's
+// defaults and 11.2 KiB with these (19,500 idle sockets, before the Hub):
+//
+//	app := fiber.New(fiber.Config{
+//		// fasthttp lets go of the 4 KiB buffer it read the upgrade request with, at
+//		// some CPU cost on every HTTP request (fasthttp's words: "aggressively reduces
+//		// memory usage at the cost of higher CPU usage"); serve the sockets from an
+//		// app of their own if that matters.
+//		ReduceMemoryUsage: true,
+//	})
+//	...
+//	app.Get("/ws", wsauth.New(), websocket.New(wsauth.Handler(fn), websocket.Config{
+//		ReadBufferSize:  128,          // a control frame needs 125; larger messages skip the buffer
+//		WriteBufferSize: 1024,         // a buffer per message written, not per socket:
+//		WriteBufferPool: &sync.Pool{}, // it goes back to the pool when the message is out
+//	}))
+//
+// # Messages to sockets in every process
+//
+// A Hub (HubOf on a request, Conn.Hub on a socket) sends application messages to every
+// socket of a user (ToUser), of one session (ToSession) or of a room (ToRoom), in every
+// process that shares the store; sockets Join and Leave rooms, and Hub.Subscribe makes
+// a server-side member of a room (a match, a bot):
+//
+//	hub := c.Hub()
+//	_ = c.Join(ctx, "match:42") // this socket, until Leave or the socket closes
+//	_ = hub.ToRoom(ctx, "match:42", []byte(`{"move":"rock"}`))
+//	_ = hub.ToUser(ctx, openid, []byte(`{"notice":"your turn"}`))
+//
+// Messages reach sockets as text frames written by wsauth, at most once, in the order
+// each sender sent them. A sender never waits for sockets: the sockets of its own
+// process get the message queued before the call returns, and the store carries it to
+// the others. Each socket has a queue of ConnConfig.QueueSize messages (256), drained
+// by a goroutine that exists only while the queue is not empty; a socket whose queue
+// overflows (its client stopped reading) is closed with CloseTooSlow (4008), and the
+// others do not wait for it.
+//
+// The store carries messages when it implements store.Broker: redisstore on Redis
+// pub/sub, the memory store within its process. fiberstore does not: with it, messages
+// reach the sockets of the sending process only. On Redis each user, session and room
+// is a channel of its own ("<prefix>m:u:<hash of openid>", "m:s:<hash of session id>",
+// "m:r:<room>"), and a process subscribes to a channel only while it holds a socket of
+// that user or session, or a member of that room: a process receives the messages of
+// its own sockets and members, and nothing else (HubStats counts them; its own sends to
+// them come back too, and are skipped). On a Cluster the channels are
+// sharded (SPUBLISH, SSUBSCRIBE): a message crosses only the shard that owns its
+// channel (its master, and its replicas), never the rest of the Cluster.
+// Messages published while a process's pub/sub connection is down are lost to that
+// process; go-redis subscribes again when it reconnects.
+//
+// # At scale: 10 instances x 100,000 sockets
+//
+// On paper, for a fleet of 10 instances holding 100,000 sockets each (one socket per
+// user, 1,000,000 in all), where each socket is sent 1 message a second (a game's moves
+// and results) and each socket's session is written once every 10 seconds (a score):
+//
+//   - Messages. The fleet sends 1,000,000 messages a second. Routed per user, session
+//     and room, an instance receives about 100,000 a second: those of its own sockets,
+//     which it must write to them anyway, plus its own sends to topics it also listens
+//     to, which come back and are skipped (a tenth of its sends when users are spread
+//     evenly). Redis runs 1,000,000 PUBLISH a second and writes each message once or
+//     twice (a room of two players on two instances): this needs a Cluster, whose
+//     sharded channels spread it over the shards (6 shards: about 170,000 a second
+//     each). Had every instance received every message, each would take 1,000,000 a
+//     second, 90% of them for sockets it does not hold, and Redis would write
+//     10,000,000 a second. Each socket costs Redis two subscribed channels (its user's
+//     and its session's): about 280 bytes each (measured: 100,000 channels on Redis
+//     7.0 took 28 MB, subscribed in 0.4 s), so 2,000,000 channels, 570 MB, spread over
+//     the Cluster; each instance holds 200,000 of them on one pub/sub connection per
+//     node.
+//   - Session events, as they are today: one channel per store, and every instance
+//     receives every event. The fleet's 1,000,000 sockets make 100,000 events a second,
+//     and HTTP requests add theirs; each instance receives all of them, of which a
+//     tenth concern its handles and cache, and Redis writes 1,000,000 a second. On a
+//     Cluster it is worse: the scripts PUBLISH the events, and a plain PUBLISH goes to
+//     every node over the Cluster bus. Each instance's event rate grows with the whole
+//     fleet: double the instances and every instance receives twice the events.
+//
+// The numbers say that session events should move to the same routing (a channel per
+// session hash, in the session key's hash slot so that the scripts can SPUBLISH it,
+// subscribed while a process holds a handle or a cached copy of the session) once a
+// fleet has more than a few instances: at 10, it cuts each instance's events, and
+// Redis's writes, tenfold. It has a price: a SUBSCRIBE for every session a process
+// starts caching, and the events lost in a reconnect must still resync every
+// subscription. With two or three instances one channel is simpler and costs little
+// more. That move is not made yet.
 package wsauth

@@ -55,9 +55,9 @@ type Handle struct {
 	hash     string
 	app      *fiber.App
 	deadline time.Time
-	ctx      context.Context // cancelled when the handle ends
+	ctx      context.Context // cancelled when the handle ends; its Done is Done's
 	cancel   context.CancelFunc
-	done     chan struct{}
+	queued   int // 1 + the handle's place in its registry's deadline queue; 0: not in it; guarded by reg.mu
 
 	missed  store.EventKind // what the handle may have missed before it joined the registry
 	claimed atomic.Bool     // a Handler serves the socket (or the handle was given up)
@@ -65,7 +65,6 @@ type Handle struct {
 	mu        sync.Mutex
 	nextTouch time.Time
 	err       error
-	expiry    *time.Timer // ends the handle at the session's absolute deadline
 	unclaimed *time.Timer // ends the handle if no Handler takes it
 
 	// conn is the socket to close when the session ends, set by a Conn while its
@@ -85,7 +84,6 @@ func open(eng *session.Engine, st *session.State, app *fiber.App, cfg Config) (*
 		deadline:  st.Deadline(),
 		ctx:       ctx,
 		cancel:    cancel,
-		done:      make(chan struct{}),
 		nextTouch: time.Now().Add(eng.Idle / 3),
 	}
 	if err := attach(eng, h, cfg.MaxSocketsPerSession, cfg.MaxSocketsPerUser); err != nil {
@@ -109,16 +107,11 @@ func open(eng *session.Engine, st *session.State, app *fiber.App, cfg Config) (*
 		h.nextTouch = time.Time{}
 		h.mu.Unlock()
 	}
-	if !h.deadline.IsZero() {
-		h.mu.Lock()
-		h.expiry = time.AfterFunc(time.Until(h.deadline), func() { h.end(ErrExpired) })
-		h.mu.Unlock()
-	}
 	return h, nil
 }
 
 // Done is closed when the session ends or the socket closes.
-func (h *Handle) Done() <-chan struct{} { return h.done }
+func (h *Handle) Done() <-chan struct{} { return h.ctx.Done() }
 
 // Err returns nil while the session is live, then why it ended: ErrLoggedOut,
 // ErrRevoked, ErrExpired, or ErrClosed when the socket closed first.
@@ -150,15 +143,12 @@ func (h *Handle) end(why error) {
 		return
 	}
 	h.err = why
-	if h.expiry != nil {
-		h.expiry.Stop()
-	}
 	if h.unclaimed != nil {
 		h.unclaimed.Stop()
 	}
 	h.mu.Unlock()
-	close(h.done)
-	h.cancel()
+	h.cancel() // closes Done
+
 	h.reg.remove(h)
 	if why == ErrClosed {
 		return
@@ -235,6 +225,7 @@ func (h *Handle) claim() bool {
 	h.mu.Lock()
 	if h.unclaimed != nil {
 		h.unclaimed.Stop()
+		h.unclaimed = nil // not kept for the socket's life
 	}
 	h.mu.Unlock()
 	return true

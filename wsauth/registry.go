@@ -1,8 +1,10 @@
 package wsauth
 
 import (
+	"container/heap"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,15 +24,20 @@ type registry struct {
 	key  *session.Engine
 
 	mu          sync.Mutex
-	handles     map[string]map[*Handle]struct{} // by session hash
-	owners      map[string]int                  // handles by openid
-	created     time.Time                       // when the subscription began
-	recent      [recentEvents]recentEvent       // the last events, a ring
-	next        int                             // where the next event goes in recent
-	resyncAt    time.Time                       // the last EventResync
+	handles     map[string][]*Handle      // by session hash; a few each (Config.MaxSocketsPerSession)
+	owners      map[string]int            // handles by openid
+	created     time.Time                 // when the subscription began
+	recent      [recentEvents]recentEvent // the last events, a ring
+	next        int                       // where the next event goes in recent
+	resyncAt    time.Time                 // the last EventResync
 	n           int
 	unsubscribe func()
 	stop        chan struct{}
+
+	// The absolute deadlines of the handles: one timer for the registry, set for the
+	// earliest, rather than one per handle, which would cost every socket a timer.
+	deadlines deadlineQueue
+	expiry    *time.Timer // nil until a handle has a deadline
 }
 
 // registries are keyed by the middleware that authenticated the sockets, so two apps
@@ -85,7 +92,7 @@ func attach(k *session.Engine, h *Handle, perSession, perUser int) error {
 
 func newRegistry(k *session.Engine) (*registry, error) {
 	st, idle := k.Store, k.Idle
-	r := &registry{st: st, idle: idle, key: k, handles: map[string]map[*Handle]struct{}{}, owners: map[string]int{},
+	r := &registry{st: st, idle: idle, key: k, handles: map[string][]*Handle{}, owners: map[string]int{},
 		stop: make(chan struct{}), created: time.Now()}
 	unsubscribe, err := st.Subscribe(r.onEvent)
 	if err != nil {
@@ -102,12 +109,13 @@ func newRegistry(k *session.Engine) (*registry, error) {
 func (r *registry) add(h *Handle) store.EventKind {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	hs := r.handles[h.hash]
-	if hs == nil {
-		hs = map[*Handle]struct{}{}
-		r.handles[h.hash] = hs
+	r.handles[h.hash] = append(r.handles[h.hash], h)
+	if !h.deadline.IsZero() {
+		heap.Push(&r.deadlines, h)
+		if r.deadlines[0] == h {
+			r.armExpiry()
+		}
 	}
-	hs[h] = struct{}{}
 	r.owners[h.st.OpenID()]++
 	r.n++
 	r.key.Metrics.Handles(1)
@@ -127,13 +135,18 @@ func (r *registry) add(h *Handle) store.EventKind {
 func (r *registry) remove(h *Handle) {
 	r.mu.Lock()
 	hs := r.handles[h.hash]
-	if _, ok := hs[h]; !ok {
+	i := slices.Index(hs, h)
+	if i < 0 {
 		r.mu.Unlock()
 		return
 	}
-	delete(hs, h)
-	if len(hs) == 0 {
+	if len(hs) == 1 {
 		delete(r.handles, h.hash)
+	} else {
+		r.handles[h.hash] = slices.Delete(hs, i, i+1)
+	}
+	if h.queued > 0 {
+		heap.Remove(&r.deadlines, h.queued-1)
 	}
 	if r.owners[h.st.OpenID()]--; r.owners[h.st.OpenID()] == 0 {
 		delete(r.owners, h.st.OpenID())
@@ -152,6 +165,9 @@ func (r *registry) remove(h *Handle) {
 	if r.n == 0 && registries[r.key] == r {
 		delete(registries, r.key)
 		close(r.stop)
+		if r.expiry != nil {
+			r.expiry.Stop()
+		}
 		// Not under the locks: a store may wait for an event call in flight, and
 		// that call may be the one ending this handle.
 		go r.unsubscribe()
@@ -160,19 +176,71 @@ func (r *registry) remove(h *Handle) {
 	registriesMu.Unlock()
 }
 
+// armExpiry sets the registry's timer for the earliest deadline. r.mu is held.
+func (r *registry) armExpiry() {
+	d := time.Until(r.deadlines[0].deadline)
+	if r.expiry == nil {
+		r.expiry = time.AfterFunc(d, r.expire)
+		return
+	}
+	r.expiry.Reset(d)
+}
+
+// expire ends the handles whose session reached its absolute deadline, and sets the
+// timer for the next.
+func (r *registry) expire() {
+	now := time.Now()
+	var due []*Handle
+	r.mu.Lock()
+	for len(r.deadlines) > 0 && !now.Before(r.deadlines[0].deadline) {
+		due = append(due, heap.Pop(&r.deadlines).(*Handle))
+	}
+	if len(r.deadlines) > 0 {
+		r.armExpiry()
+	}
+	r.mu.Unlock()
+	for _, h := range due {
+		h.end(ErrExpired)
+	}
+}
+
+// deadlineQueue holds handles by absolute deadline, earliest first (container/heap).
+// Each handle knows its place, so that it leaves in O(log n) when it ends.
+type deadlineQueue []*Handle
+
+func (q deadlineQueue) Len() int           { return len(q) }
+func (q deadlineQueue) Less(i, j int) bool { return q[i].deadline.Before(q[j].deadline) }
+
+func (q deadlineQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].queued, q[j].queued = i+1, j+1
+}
+
+func (q *deadlineQueue) Push(x any) {
+	h := x.(*Handle)
+	*q = append(*q, h)
+	h.queued = len(*q)
+}
+
+func (q *deadlineQueue) Pop() any {
+	old := *q
+	h := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	h.queued = 0
+	return h
+}
+
 // each calls fn for the handles of one session, or of all sessions when hash is "".
 func (r *registry) each(hash string, fn func(h *Handle)) {
 	r.mu.Lock()
 	var hs []*Handle
 	if hash != "" {
-		for h := range r.handles[hash] {
-			hs = append(hs, h)
-		}
+		hs = append(hs, r.handles[hash]...)
 	} else {
+		hs = make([]*Handle, 0, r.n)
 		for _, m := range r.handles {
-			for h := range m {
-				hs = append(hs, h)
-			}
+			hs = append(hs, m...)
 		}
 	}
 	r.mu.Unlock()
@@ -217,8 +285,8 @@ func (r *registry) onEvent(e store.Event) {
 }
 
 // run keeps the registry's sessions alive while their sockets are open. Absolute
-// deadlines are not its job: each handle has a timer of its own, which no store call
-// can hold up.
+// deadlines are not its job: the registry's expiry timer ends those handles, and no
+// store call can hold it up.
 func (r *registry) run(stop <-chan struct{}) {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()

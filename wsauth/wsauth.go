@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
+	"github.com/valyala/fasthttp"
 
 	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/internal/session"
@@ -73,7 +74,7 @@ func New(config ...Config) fiber.Handler {
 		// fasthttp closes io.Closer values in Locals when the request ends: for an
 		// upgraded request, when the socket's handler returns; for an upgrade that
 		// failed, at once. That releases the handle.
-		c.Locals(localsKey, &release{h})
+		c.Locals(localsKey, &release{h: h, ctx: c.Context()})
 		err = c.Next()
 		if c.Response().StatusCode() != fiber.StatusSwitchingProtocols {
 			h.end(ErrClosed) // no socket: the upgrade failed after this middleware
@@ -85,7 +86,23 @@ func New(config ...Config) fiber.Handler {
 }
 
 // release ends its handle when fasthttp resets the request that carried it.
-type release struct{ h *Handle }
+type release struct {
+	h   *Handle
+	ctx *fasthttp.RequestCtx // the upgrade request's, which fasthttp keeps until the socket closes
+}
+
+// dropRequest lets go of the buffers of the upgrade request and of its 101 reply,
+// about 1.5 KiB a socket: fasthttp keeps the request's RequestCtx, and so its
+// buffers, until the socket's handler returns, though nothing reads them once the 101
+// is sent (contrib/websocket has copied the headers, params, query, cookies and
+// Locals the Conn serves). It runs in the handler, when fasthttp has written and
+// flushed the reply and left the RequestCtx to the handler's goroutine; fasthttp resets
+// the emptied request when the handler returns, and the next request that gets this
+// RequestCtx from its pool grows new buffers.
+func (r *release) dropRequest() {
+	r.ctx.Request = fasthttp.Request{}
+	r.ctx.Response = fasthttp.Response{}
+}
 
 func (r *release) Close() error {
 	r.h.end(ErrClosed)

@@ -29,6 +29,13 @@ const (
 	CacheBypass = "bypass" // loaded from the store while its events were not live
 )
 
+// What happened to the application messages of wsauth's Hub.
+const (
+	MessageSent      = "sent"      // sent through the hub (ToUser, ToSession, ToRoom)
+	MessageReceived  = "received"  // received from the store: the process holds a member of its topic
+	MessageDelivered = "delivered" // queued to a socket or a subscription, one per recipient
+)
+
 // Why a request or an upgrade was refused.
 const (
 	RefusedInvalid     = "invalid"     // unknown, expired or malformed credentials
@@ -41,6 +48,7 @@ var (
 	loginOutcomes  = []string{LoginOK, LoginRejected, LoginWeChatError, LoginUnavailable}
 	refusalReasons = []string{RefusedInvalid, RefusedUnavailable, RefusedOrigin, RefusedTooMany}
 	eventKinds     = []string{"changed", "deleted", "revoked", "expired", "resync"}
+	messageKinds   = []string{MessageSent, MessageReceived, MessageDelivered}
 	cacheResults   = []string{CacheHit, CacheMiss, CacheBypass}
 	// Store call latency, seconds: from a local Redis (0.2 ms) to the timeout (1 s).
 	latencyBounds = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
@@ -62,6 +70,8 @@ type Counts struct {
 	events          [5]atomic.Uint64
 	eventLag        histogram
 	cacheLookups    [3]atomic.Uint64
+	msgs            [3]atomic.Uint64
+	slowSockets     atomic.Uint64
 }
 
 // New returns Counts with every count at zero.
@@ -145,6 +155,26 @@ func count(counts []atomic.Uint64, names []string, name string) {
 	}
 }
 
+// Messages counts n application messages of one of the Message kinds.
+func (m *Counts) Messages(kind string, n int) {
+	if m == nil {
+		return
+	}
+	for i, k := range messageKinds {
+		if k == kind {
+			m.msgs[i].Add(uint64(n))
+			return
+		}
+	}
+}
+
+// TooSlow counts a socket closed because its queue of messages overflowed.
+func (m *Counts) TooSlow() {
+	if m != nil {
+		m.slowSockets.Add(1)
+	}
+}
+
 // Each calls fn with every sample, in a fixed order. m must not be nil.
 func (m *Counts) Each(fn func(Sample)) {
 	labelled := func(name, help, label string, values []string, counts []atomic.Uint64) {
@@ -163,6 +193,8 @@ func (m *Counts) Each(fn func(Sample)) {
 	labelled("mpsession_events_total", "Session events received from the store, by kind.", "kind", eventKinds, m.events[:])
 	fn(m.eventLag.sample("mpsession_event_lag_seconds", "How late session events arrive after the change, for stores that say when it was made."))
 	labelled("mpsession_cache_lookups_total", "Session lookups in the per-process cache, by result: hit (memory), miss (loaded and cached), bypass (loaded while the store's events were not live).", "result", cacheResults, m.cacheLookups[:])
+	labelled("mpsession_messages_total", "Application messages of wsauth's Hub: sent, received from the store, delivered to sockets and subscriptions.", "kind", messageKinds, m.msgs[:])
+	fn(Sample{Name: "mpsession_sockets_too_slow_total", Help: "Sockets closed because their queue of messages overflowed.", Kind: Counter, Value: float64(m.slowSockets.Load())})
 }
 
 // Kinds of samples, as metrics.Kind numbers them.

@@ -56,6 +56,11 @@ type msgConn struct {
 	ops     []msgOp
 	writing bool
 	topics  int // topics on this connection
+	// unconfirmed counts the SUBSCRIBEs of a channel that Redis has not confirmed
+	// yet: a topic whose last listener left before the confirmation, and that a new
+	// listener subscribes again, must wait for the confirmation of its own SUBSCRIBE,
+	// not take its predecessor's (an UNSUBSCRIBE is between them).
+	unconfirmed map[string]int
 }
 
 type msgOp struct {
@@ -190,6 +195,12 @@ func (s *Store) unlisten(ch string, t *msgTopic, l *msgListener) {
 // queueOp queues a command on c and starts its writer if none runs; s.msgs.mu must be
 // held.
 func (s *Store) queueOp(c *msgConn, op msgOp) {
+	if op.subscribe {
+		if c.unconfirmed == nil {
+			c.unconfirmed = map[string]int{}
+		}
+		c.unconfirmed[op.channel]++
+	}
 	c.ops = append(c.ops, op)
 	if !c.writing {
 		c.writing = true
@@ -237,6 +248,7 @@ func (s *Store) writeOps(c *msgConn) {
 		if err != nil && subscribe {
 			m.mu.Lock()
 			for _, ch := range channels {
+				s.confirmed(c, ch) // never to be
 				if t := m.topics[ch]; t != nil && t.conn == c && !t.confirmed && t.err == nil {
 					t.err = s.fail(context.Background(), "subscribe", err)
 					close(t.ready)
@@ -275,7 +287,7 @@ func (s *Store) writeOp(c *msgConn, ps *redis.PubSub, subscribe bool, channels [
 		}
 		done := make(chan struct{})
 		in := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
-		go s.deliver(in, done)
+		go s.deliver(c, in, done)
 		s.msgs.mu.Lock()
 		c.ps, c.done = ps, done
 		s.msgs.mu.Unlock()
@@ -295,7 +307,7 @@ func (s *Store) writeOp(c *msgConn, ps *redis.PubSub, subscribe bool, channels [
 
 // deliver calls the listeners of each message's topic, in the order Redis sent them,
 // until the connection closes, and marks subscriptions confirmed.
-func (s *Store) deliver(in <-chan any, done chan<- struct{}) {
+func (s *Store) deliver(c *msgConn, in <-chan any, done chan<- struct{}) {
 	defer close(done)
 	m := &s.msgs
 	for msg := range in {
@@ -321,13 +333,27 @@ func (s *Store) deliver(in <-chan any, done chan<- struct{}) {
 				continue
 			}
 			m.mu.Lock()
-			if t := m.topics[msg.Channel]; t != nil && !t.confirmed && t.err == nil {
+			last := s.confirmed(c, msg.Channel)
+			if t := m.topics[msg.Channel]; last && t != nil && t.conn == c && !t.confirmed && t.err == nil {
 				t.confirmed = true
 				close(t.ready)
 			}
 			m.mu.Unlock()
 		}
 	}
+}
+
+// confirmed notes that one SUBSCRIBE of ch on c was confirmed (or failed), and reports
+// whether it was the last one waiting: the one of ch's current topic. A confirmation
+// when none waits (go-redis subscribing again after a reconnect) is the last too.
+// s.msgs.mu must be held.
+func (s *Store) confirmed(c *msgConn, ch string) bool {
+	if n := c.unconfirmed[ch]; n > 1 {
+		c.unconfirmed[ch] = n - 1
+		return false
+	}
+	delete(c.unconfirmed, ch)
+	return true
 }
 
 // listening returns how many channels the store is subscribed to and on how many
