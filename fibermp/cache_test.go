@@ -47,11 +47,10 @@ func newProcess(t *testing.T, addr, prefix string) *process {
 	p.rs = redisstore.New(rdb, redisstore.Config{Prefix: prefix})
 	t.Cleanup(func() { _ = p.rs.Close() })
 	p.harness = newHarness(t, fibermp.Config{Store: p.rs, Cache: &fibermp.CacheConfig{}}, cachedRoutes)
-	// The first load subscribes the cache; the observer subscribes after it, so the
-	// store calls the cache first.
-	if r := p.do(t, "GET", "/whoami", loginWafer(t, p.harness, "o-first"), ""); r.status != 200 {
-		t.Fatalf("first request: %d %s", r.status, r.body)
-	}
+	// The cache subscribes in the background from the start; the observer subscribes
+	// after it (the store's events are live once someone subscribed, and the cache is
+	// the only one yet), so the store calls the cache first.
+	awaitLive(t, p.rs)
 	unsubscribe, err := p.rs.Subscribe(func(ev store.Event) {
 		select {
 		case p.events <- ev:
@@ -64,6 +63,18 @@ func newProcess(t *testing.T, addr, prefix string) *process {
 	}
 	t.Cleanup(unsubscribe)
 	return p
+}
+
+// awaitLive waits until the store's events are live.
+func awaitLive(t *testing.T, h store.EventHealth) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !h.EventsLive() {
+		if time.Now().After(deadline) {
+			t.Fatal("the store's events never turned live")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // await waits for an event of kind about the session id and returns when it arrived.

@@ -57,6 +57,7 @@ func storeOf(cfg Config, counts *counting.Counts) store.Store {
 	if err != nil {
 		panic("fibermp: Config.Cache: " + err.Error())
 	}
+	c.Start()
 	return c
 }
 

@@ -89,7 +89,9 @@
 //	_ = hub.ToUser(ctx, openid, []byte(`{"notice":"your turn"}`))
 //
 // Messages reach sockets as text frames written by wsauth, at most once, in the order
-// each sender sent them. A sender never waits for sockets: the sockets of its own
+// each sender sent them to one user, session or room; messages to two of them (a user
+// and a room the user's socket is in) may arrive in either order, as on a Cluster they
+// travel on different shards. A sender never waits for sockets: the sockets of its own
 // process get the message queued before the call returns, and the store carries it to
 // the others. Each socket has a queue of ConnConfig.QueueSize messages (256), drained
 // by a goroutine that exists only while the queue is not empty; a socket whose queue
@@ -107,7 +109,10 @@
 // sharded (SPUBLISH, SSUBSCRIBE): a message crosses only the shard that owns its
 // channel (its master, and its replicas), never the rest of the Cluster.
 // Messages published while a process's pub/sub connection is down are lost to that
-// process; go-redis subscribes again when it reconnects.
+// process; go-redis subscribes again when it reconnects. When a Cluster moves a
+// channel's slot to another shard, Redis ends that channel's subscription: the room or
+// user stays silent in that process until its members all leave and one joins again
+// (or the sockets reconnect); reshard while traffic is low.
 //
 // # At scale: 10 instances x 100,000 sockets
 //

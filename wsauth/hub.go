@@ -45,7 +45,8 @@ const subscriptionQueue = 1 << 16
 // may keep it.
 //
 // Messages reach sockets as text frames written by wsauth, at most once, in the order
-// each sender (one goroutine sending one message after another) sent them. Sending
+// each sender (one goroutine sending one message after another) sent them to one user,
+// session or room (a message to a user and one to a room may cross). Sending
 // never waits for sockets: each socket has a queue (ConnConfig.QueueSize), and one that
 // overflows is closed with CloseTooSlow. See the package doc for how messages cross
 // processes.
@@ -319,6 +320,11 @@ func (h *Hub) join(topic string, c *Conn, s *subscription) error {
 		h.mu.Unlock()
 		return ErrClosed
 	}
+	return h.joinLocked(topic, c, s)
+}
+
+// joinLocked is join with h.mu held on entry; it releases it.
+func (h *Hub) joinLocked(topic string, c *Conn, s *subscription) error {
 	t := h.topics[topic]
 	if t == nil {
 		t = &hubTopic{}
@@ -466,11 +472,12 @@ func (c *Conn) Join(ctx context.Context, room string) error {
 		h.mu.Unlock()
 		return ErrClosed
 	}
+	// The room and the topic's membership change together, under one lock, so that a
+	// Leave from another goroutine finds both or neither.
 	if !slices.Contains(c.rooms, topic) {
 		c.rooms = append(c.rooms, topic)
 	}
-	h.mu.Unlock()
-	if err := h.join(topic, c, nil); err != nil {
+	if err := h.joinLocked(topic, c, nil); err != nil {
 		_ = c.Leave(context.WithoutCancel(ctx), room)
 		return err
 	}
@@ -529,8 +536,9 @@ type subscription struct {
 // not block long: a subscription 65,536 messages behind drops further ones, and
 // HubStats.Dropped counts them. Listeners share msg: fn must not change it.
 //
-// unsubscribe takes fn out of the room; fn is not called after it returns, unless a
-// call was under way. It is safe to call more than once, and from fn.
+// unsubscribe takes fn out of the room: no message sent after it returns reaches fn,
+// and of those queued, at most the one being handed to fn when it was called may still
+// reach fn after it returns. It is safe to call more than once, and from fn.
 func (h *Hub) Subscribe(room string, fn func(msg []byte)) (unsubscribe func(), err error) {
 	if err := checkRoom(room); err != nil {
 		return nil, err

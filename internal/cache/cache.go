@@ -97,6 +97,7 @@ type Store struct {
 	unsubscribe func()       // the cache's own subscription to the backend
 	retryAt     atomic.Int64 // when a failed subscription may be tried again, UnixNano
 	closed      atomic.Bool
+	subscribing atomic.Bool // a background subscribe is under way
 
 	touchMu  sync.Mutex
 	touchDue map[string]string // session hash -> id, due for a background touch
@@ -162,11 +163,28 @@ func (c *Store) live() bool {
 		return false
 	}
 	if c.subs.Load() == nil {
-		if time.Now().UnixNano() < c.retryAt.Load() || c.subscribe() != nil {
-			return false
+		if time.Now().UnixNano() >= c.retryAt.Load() {
+			c.Start()
 		}
+		return false
 	}
 	return c.health.EventsLive()
+}
+
+// Start subscribes the cache to the store's events in the background, unless it is
+// subscribed or subscribing. Until it is, Load goes to the store. Subscribing is not
+// done on a request's time: it waits for the store (redisstore: up to 5 s on a hung
+// Redis).
+func (c *Store) Start() {
+	if c.subs.Load() != nil || !c.subscribing.CompareAndSwap(false, true) {
+		return
+	}
+	c.touchWG.Add(1)
+	go func() {
+		defer c.touchWG.Done()
+		defer c.subscribing.Store(false)
+		_ = c.subscribe()
+	}()
 }
 
 // subscribe starts the cache's own subscription to the backend, unless it runs. After a
@@ -242,8 +260,15 @@ func (c *Store) Load(ctx context.Context, id string, touch time.Duration) (*stor
 		return nil, err
 	}
 	// Only what no write or event overtook, read while events were live.
+	// A load with touch extended the session just now; one without says only that the
+	// last extension was no later than its expiry minus the idle timeout (earlier, near
+	// the deadline, which then costs one renewal, not one per read).
+	touched := rec.ExpiresAt.Add(-c.idle)
+	if touch > 0 {
+		touched = now
+	}
 	e := &entry{fields: cloneFields(rec.Fields), owner: rec.Owner, deadline: rec.Deadline,
-		expires: rec.ExpiresAt, touched: rec.ExpiresAt.Add(-c.idle), loaded: now}
+		expires: rec.ExpiresAt, touched: touched, loaded: now}
 	c.mu.Lock()
 	if c.health.EventsLive() && sh.Load() == seq && c.epoch.Load() == epoch {
 		c.entries.Add(hash, e)
@@ -261,12 +286,18 @@ func (e *entry) record() *store.Record {
 	return &store.Record{Fields: fields, Owner: e.owner, Deadline: e.deadline, ExpiresAt: e.expires}
 }
 
-// update replaces the entry of hash, if the cache has one, by change applied to a copy.
-// The write it reflects completed: loads under way no longer fill the cache.
-func (c *Store) update(hash string, change func(e *entry)) {
+// update replaces the entry of hash, if the cache has one, by change applied to a copy,
+// after a write that began when the shard's sequence was before. If another write or
+// an event of the shard completed meanwhile, the store's order of the two is unknown
+// here (replies may come back in either order): the entry is dropped instead, and the
+// next read loads what the store holds. Loads under way no longer fill the cache.
+func (c *Store) update(hash string, before uint64, change func(e *entry)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.shard(hash).Add(1)
+	if c.shard(hash).Add(1) != before+1 {
+		c.entries.Remove(hash)
+		return
+	}
 	e, ok := c.entries.Peek(hash)
 	if !ok {
 		return
@@ -277,6 +308,22 @@ func (c *Store) update(hash string, change func(e *entry)) {
 	c.entries.Add(hash, next)
 }
 
+// extendedAt records in the entry of hash, if the cache has one, that the store
+// extended the session at at by idle. It changes no field, so it needs no ordering
+// with writes, and leaves the shard's sequence alone.
+func (c *Store) extendedAt(hash string, at time.Time, idle time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries.Peek(hash)
+	if !ok {
+		return
+	}
+	next := &entry{fields: e.fields, owner: e.owner, deadline: e.deadline, expires: e.expires,
+		touched: e.touched, loaded: e.loaded}
+	c.extended(next, at, idle)
+	c.entries.Add(hash, next)
+}
+
 // extended records that the store extended the session to min(at+idle, deadline).
 func (c *Store) extended(e *entry, at time.Time, idle time.Duration) {
 	exp := at.Add(idle)
@@ -284,7 +331,10 @@ func (c *Store) extended(e *entry, at time.Time, idle time.Duration) {
 		exp = e.deadline
 	}
 	if exp.After(e.expires) {
-		e.expires, e.touched = exp, at
+		e.expires = exp
+	}
+	if at.After(e.touched) {
+		e.touched = at // also at the deadline, where the expiry no longer moves
 	}
 }
 
@@ -316,11 +366,12 @@ func (c *Store) mark(ctx context.Context) context.Context {
 func (c *Store) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
 	hash := store.Hash(id)
 	start := time.Now()
+	before := c.shard(hash).Load()
 	if err := c.Store.Save(c.mark(ctx), id, ch, idle); err != nil {
 		c.drop(hash)
 		return err
 	}
-	c.update(hash, func(e *entry) {
+	c.update(hash, before, func(e *entry) {
 		e.fields = cloneFields(e.fields)
 		ch.Apply(e.fields)
 		if idle > 0 {
@@ -333,13 +384,14 @@ func (c *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 // Incr increments in one store call and applies the result to the entry.
 func (c *Store) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
 	hash := store.Hash(id)
+	before := c.shard(hash).Load()
 	n, err := c.Store.Incr(c.mark(ctx), id, field, delta)
 	if err != nil {
 		c.drop(hash)
 		return 0, err
 	}
 	v := strconv.FormatInt(n, 10)
-	c.update(hash, func(e *entry) {
+	c.update(hash, before, func(e *entry) {
 		e.fields = cloneFields(e.fields)
 		e.fields[field] = v
 	})
@@ -354,7 +406,7 @@ func (c *Store) Touch(ctx context.Context, id string, idle time.Duration) error 
 		c.drop(hash)
 		return err
 	}
-	c.update(hash, func(e *entry) { c.extended(e, start, idle) })
+	c.extendedAt(hash, start, idle)
 	return nil
 }
 
@@ -367,7 +419,7 @@ func (c *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration)
 		if errs[i] != nil {
 			c.drop(hash)
 		} else {
-			c.update(hash, func(e *entry) { c.extended(e, start, idle) })
+			c.extendedAt(hash, start, idle)
 		}
 	}
 	return errs
@@ -477,6 +529,9 @@ const touchBatch = 512
 func (c *Store) dueForTouch(hash, id string) {
 	c.touchMu.Lock()
 	defer c.touchMu.Unlock()
+	if c.closed.Load() {
+		return
+	}
 	c.touchDue[hash] = id
 	if c.touching {
 		return
@@ -523,7 +578,9 @@ func (c *Store) flushTouches() {
 // Close stops the cache's subscription and waits for background extensions. It does not
 // close the store.
 func (c *Store) Close() error {
+	c.touchMu.Lock() // no background touch starts after this
 	c.closed.Store(true)
+	c.touchMu.Unlock()
 	c.subMu.Lock()
 	unsubscribe := c.unsubscribe
 	c.unsubscribe = nil

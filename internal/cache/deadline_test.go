@@ -1,0 +1,43 @@
+package cache
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mpsession/mpsession/internal/testenv"
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/redisstore"
+)
+
+// Within IdleTimeout of a session's absolute deadline, where a touch no longer moves
+// the expiry, cached reads still extend the session at most once per Renew, not once
+// per read.
+func TestRenewOnceNearDeadline(t *testing.T) {
+	rdb := testenv.Redis(t)
+	rs := redisstore.New(rdb, redisstore.Config{Prefix: testenv.RedisPrefix(t, rdb)})
+	defer rs.Close()
+	backend := &counted{Store: rs}
+	c, err := New(backend, rs, time.Hour, Config{Renew: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	id := "cache-test-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	// 30 minutes left of its lifetime, idle timeout an hour.
+	if err := c.Create(ctx, id, store.Record{Fields: map[string]string{"n": "1"}, Deadline: time.Now().Add(30 * time.Minute)}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if _, err := c.Load(ctx, id, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // lets the background flush run
+	}
+	c.touchWG.Wait()
+	if n := backend.touches.Load(); n > 2 {
+		t.Fatalf("Renew 1 min, 50 reads in 0.3 s: %d background touches (hits %d)", n, c.Hits.Load())
+	}
+}

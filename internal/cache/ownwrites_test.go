@@ -1,0 +1,58 @@
+package cache
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mpsession/mpsession/internal/testenv"
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/redisstore"
+)
+
+// Writes of this process to one cached session race: Redis applies them in one order,
+// and their replies may come back in the other. The cache must end holding what Redis
+// holds, though it skips the events of its own writes.
+func TestConcurrentOwnIncrs(t *testing.T) {
+	rs := redisstore.New(testenv.Redis(t), redisstore.Config{Prefix: testenv.RedisPrefix(t, testenv.Redis(t))})
+	defer rs.Close()
+	c, err := New(rs, rs, time.Hour, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for trial := 0; trial < 50; trial++ {
+		id := "cache-test-" + strconv.Itoa(trial) + "-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+		if err := c.Create(ctx, id, store.Record{Fields: map[string]string{"n": "0"}}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Load(ctx, id, 0); err != nil { // fills the cache
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 20; i++ {
+					if _, err := c.Incr(ctx, id, "n", 1); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		time.Sleep(50 * time.Millisecond) // every event has arrived
+		got, err := c.Load(ctx, id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Fields["n"] != "160" {
+			direct, _ := rs.Load(ctx, id, 0)
+			t.Fatalf("trial %d: the cache serves n=%s, Redis holds n=%s (hits %d)", trial, got.Fields["n"], direct.Fields["n"], c.Hits.Load())
+		}
+	}
+}
