@@ -165,14 +165,11 @@ func (b *bots) finish(ctx context.Context) error {
 	}
 }
 
-// idle is a persistent bot done with its run: out of the queue, its record counted. It
-// keeps its socket and session until stop.
-func (b *bots) idle(conn *websocket.Conn, token string) error {
-	err := conn.WriteJSON(clientMsg{Type: "leave"})
+// idle is a persistent bot done with its run: out of the queue and of any match, its
+// record counted. It keeps its socket and session until stop.
+func (b *bots) idle(token string) error {
 	var me struct{ Wins, Losses, Draws int64 }
-	if err == nil {
-		err = b.call("GET", "/api/me", token, nil, &me)
-	}
+	err := b.call("GET", "/api/me", token, nil, &me)
 	b.mu.Lock()
 	b.records += me.Wins + me.Losses + me.Draws
 	b.mu.Unlock()
@@ -290,11 +287,16 @@ func (b *bots) play(openID, nickname string, matches int) error {
 			readErr <- err // for the deferred wait
 			return err
 		case <-finish:
-			// The run is over: a bot waiting for an opponent leaves the queue, one in a
-			// match finishes it first.
+			// The run is over: a bot in a match finishes it first; one waiting for an
+			// opponent leaves the queue, and is idle once the server says it is out
+			// (left). A match that started meanwhile (matched is on its way, and the
+			// server answers the leave with an error) is played first: leaving it would
+			// forfeit it, a result the bot could miss.
 			finish, finished = nil, true
 			if !inMatch {
-				return b.idle(conn, token)
+				if err := conn.WriteJSON(clientMsg{Type: "leave", From: "queue"}); err != nil {
+					return err
+				}
 			}
 			continue
 		case <-think:
@@ -310,7 +312,13 @@ func (b *bots) play(openID, nickname string, matches int) error {
 		}
 		switch m.Type {
 		case "welcome", "resume_failed":
-			err = queue()
+			if !finished {
+				err = queue()
+			}
+		case "left":
+			if finished && !inMatch {
+				return b.idle(token)
+			}
 		case "matched", "resumed":
 			inMatch, theirs = true, false
 			_ = conn.SetReadDeadline(time.Time{})
@@ -340,7 +348,7 @@ func (b *bots) play(openID, nickname string, matches int) error {
 				return nil
 			}
 			if finished {
-				return b.idle(conn, token)
+				return b.idle(token)
 			}
 			// A pause of its own: two bots that finished a match together would
 			// otherwise queue together again, and play each other for ever.

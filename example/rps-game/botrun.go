@@ -18,7 +18,8 @@ import (
 // fleet, the time from a move to its result, and the check that the bots' session
 // records hold exactly two results per match played.
 
-// hostedCount counts what this instance's rooms ran to a result, for the report.
+// hostedCount counts what this instance's rooms ran to a result (a forfeit is one),
+// for the report.
 type hostedCount struct {
 	matches atomic.Int64 // between two bots
 	seats   atomic.Int64 // bot seats of every match, so a bot's match with a person counts once
@@ -39,6 +40,7 @@ func (h *hostedCount) add(bots int, across bool) {
 type tally struct {
 	Instance string  `json:"instance"`
 	Seconds  float64 `json:"seconds"` // how long the bots played
+	Ended    int64   `json:"ended"`   // Unix ms: when the run ended, so that an earlier run's tally is told apart
 	Matches  int64   `json:"matches"` // bot-against-bot matches this instance ran to a result
 	Across   int64   `json:"across"`  // of which between bots on different instances
 	Seats    int64   `json:"seats"`   // bot seats in the matches this instance ran to a result
@@ -69,7 +71,7 @@ func runBots(ctx context.Context, s *server, d time.Duration, instances int, rdb
 		return err
 	}
 	s.bots.mu.Lock()
-	mine := tally{Instance: s.url, Seconds: played.Seconds(), Matches: s.hosted.matches.Load(), Across: s.hosted.across.Load(), Seats: s.hosted.seats.Load(), Records: s.bots.records}
+	mine := tally{Instance: s.url, Seconds: played.Seconds(), Ended: time.Now().UnixMilli(), Matches: s.hosted.matches.Load(), Across: s.hosted.across.Load(), Seats: s.hosted.seats.Load(), Records: s.bots.records}
 	for _, d := range s.bots.samples {
 		mine.Micros = append(mine.Micros, d.Microseconds())
 	}
@@ -90,22 +92,26 @@ func runBots(ctx context.Context, s *server, d time.Duration, instances int, rdb
 		if err != nil {
 			return fmt.Errorf("bots run: %w", err)
 		}
-		if len(all) >= instances {
-			var ts []tally
-			for _, v := range all {
-				var t tally
-				if err := json.Unmarshal([]byte(v), &t); err != nil {
-					return fmt.Errorf("bots run: a malformed tally: %w", err)
-				}
+		// Tallies of an earlier run (other addresses; the key lives an hour) ended before
+		// this one started, and are left out.
+		var ts []tally
+		for _, v := range all {
+			var t tally
+			if err := json.Unmarshal([]byte(v), &t); err != nil {
+				return fmt.Errorf("bots run: a malformed tally: %w", err)
+			}
+			if t.Ended >= started.UnixMilli() {
 				ts = append(ts, t)
 			}
+		}
+		if len(ts) >= instances {
 			report(w, fmt.Sprintf("%d instances", len(ts)), ts)
 			return check(ts)
 		}
 		select {
 		case <-time.After(200 * time.Millisecond):
 		case <-fctx.Done():
-			return fmt.Errorf("bots run: %d of %d tallies in Redis: %w", len(all), instances, fctx.Err())
+			return fmt.Errorf("bots run: %d of %d tallies in Redis: %w", len(ts), instances, fctx.Err())
 		}
 	}
 }

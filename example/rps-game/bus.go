@@ -33,17 +33,17 @@ type roomMsg struct {
 	Addr   string `json:"a"`           // the sending socket
 	OpenID string `json:"o,omitempty"` // back
 	Choice Choice `json:"c,omitempty"` // move
-	Reason string `json:"r,omitempty"` // leave: why (left, logged_out, ...; busy: declined an offer)
+	Reason string `json:"r,omitempty"` // leave: why (left, logged_out, ...; busy, declined: an offer the client was not told of)
 }
 
 // playerMsg is what a match tells a socket, at playerRoom.
 type playerMsg struct {
-	Kind  string     `json:"k"` // offer, requeue, start, send, resumed, replaced, over, ended
+	Kind  string     `json:"k"` // offer, requeue, start, send, resumed, replaced, over, ended, forfeit
 	Match string     `json:"m"`
 	Seat  int        `json:"s,omitempty"`
 	Msg   *serverMsg `json:"msg,omitempty"` // for the client (over: the record is the socket's to fill)
-	// over: whether the result is in the database, and the player's counts there (nil
-	// for a bot, whose session counts with Incr).
+	// over, ended, forfeit: whether the result is in the database, and the player's
+	// counts there (nil for a bot, whose session counts with Incr).
 	Counted bool    `json:"counted,omitempty"`
 	DB      *record `json:"db,omitempty"`
 }
@@ -78,7 +78,7 @@ func decodePlayerMsg(data []byte) (playerMsg, bool) {
 	switch m.Kind {
 	case "offer", "requeue", "replaced":
 		return m, true
-	case "start", "resumed", "send", "ended", "over":
+	case "start", "resumed", "send", "ended", "over", "forfeit":
 		return m, m.Msg != nil
 	}
 	return m, false

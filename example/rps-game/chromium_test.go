@@ -157,6 +157,86 @@ func TestWebPage(t *testing.T) {
 	page.screenshot("phone-logged-out")
 }
 
+// The page and forfeits: the opponent drops and does not come back within the grace
+// period (the page shows them reconnecting, then a win by forfeit with the new record);
+// then the page's own connection drops and stays down past the grace period (the page
+// says it is reconnecting; once back, that the match is over, with the loss in the
+// record). Screenshots of each state, at phone and desktop size.
+func TestWebPageForfeit(t *testing.T) {
+	const grace = 4 * time.Second // long enough for the screenshots of the states it shows
+	s := startServer(t, config{Grace: grace})
+	page := openChromium(t)
+	page.phone()
+	page.navigate(s.url)
+	page.waitFor("the page to connect", `$('status').textContent.includes('Pick an opponent')`)
+	page.eval(`$('play').click()`)
+	page.waitFor("the page to queue", `$('status').textContent.includes('Waiting for an opponent')`)
+	bobUser := login(t, s, "oBob")
+	bob := bobUser.dial(false)
+	bob.send(clientMsg{Type: "queue"})
+	bob.expect("matched")
+	page.waitFor("the match to start", `$('match').checkVisibility() && !$('moves').querySelector('button').disabled`)
+	bob.send(clientMsg{Type: "move", Choice: "rock"})
+	page.move("scissors") // Bob leads 1-0, and still loses the match
+	bob.expect("round")
+	page.checkRound(1, "scissors", "rock")
+
+	both := func(name string) {
+		page.screenshot(name)
+		page.desktop()
+		page.screenshot(name)
+		page.phone()
+	}
+	bob.drop()
+	page.waitFor("the page to show the opponent reconnecting", `!$('away-badge').hidden && $('status').textContent.includes('lost the connection')`)
+	page.waitFor("the countdown of the opponent's grace period", `$('timer').textContent.includes('s to come back')`)
+	page.checkInView("the reconnecting badge", "away-badge")
+	both("opponent-reconnecting")
+	if r := page.waitFor("the forfeit", `$('outcome-text').dataset.result`); r != "win" {
+		t.Fatalf("want a win by forfeit; got %q", r)
+	}
+	if text := page.eval(`$('outcome-text').textContent`); !strings.Contains(text, "did not come back in time") || !strings.Contains(text, "win by forfeit") {
+		t.Errorf("want the page to say the opponent did not come back, a win by forfeit; got %s", text)
+	}
+	page.waitFor("the record 1-0-0", `$('wins').textContent === '1' && $('losses').textContent === '0' && $('draws').textContent === '0'`)
+	page.checkInView("the result", "outcome-text")
+	page.checkInView("the buttons to play again", "again")
+	page.checkPlayerView()
+	both("forfeit-won")
+
+	// Bob's next socket is told his match is over, with the loss in his record.
+	bob = bobUser.dial(false)
+	if m := bob.expect("resume_failed"); m.Record == nil || *m.Record != (record{Losses: 1}) {
+		t.Errorf("bob's resume_failed: want his record 0-1-0; got %+v", m.Record)
+	}
+
+	// A second match; the page's connection drops, and it does not reconnect in time.
+	page.eval(`$('again').click()`)
+	page.waitFor("the page to queue", `$('status').textContent.includes('Waiting for an opponent')`)
+	bob.send(clientMsg{Type: "queue"})
+	bob.expect("matched")
+	page.waitFor("the match to start", `$('match').checkVisibility() && !$('moves').querySelector('button').disabled`)
+	page.eval(`window.reconnect = connect; connect = () => {}; ws.close()`) // the network stays down
+	page.waitFor("the page to say it is reconnecting", `$('status').textContent.includes('reconnecting')`)
+	both("reconnecting")
+	bob.expect("opponent_away")
+	if m := bob.expect("opponent_left"); !m.Forfeit || m.Result != Win || m.Record == nil || *m.Record != (record{Wins: 1, Losses: 1}) {
+		t.Errorf("bob: want a win by forfeit, record 1-1-0; got %+v (record %v)", m, m.Record)
+	}
+	page.eval(`connect = window.reconnect; connect()`) // the network is back
+	if r := page.waitFor("the page to say the match is lost", `$('outcome').checkVisibility() && $('outcome-text').dataset.result`); r != "lose" {
+		t.Fatalf("want a loss by forfeit; got %q", r)
+	}
+	if text := page.eval(`$('outcome-text').textContent`); !strings.Contains(text, "lose by forfeit") {
+		t.Errorf("want the page to say the match is lost by forfeit; got %s", text)
+	}
+	page.waitFor("the record 1-1-0", `$('wins').textContent === '1' && $('losses').textContent === '1' && $('draws').textContent === '0'`)
+	page.waitFor("the leaderboard to show the loss", `$('leaders').querySelector('tr.me') && $('leaders').querySelector('tr.me').textContent.includes('1–1–0')`)
+	page.checkInView("the result", "outcome-text")
+	page.checkPlayerView()
+	both("forfeit-lost")
+}
+
 // move clicks one of the page's hands.
 func (p *page) move(choice string) {
 	p.t.Helper()

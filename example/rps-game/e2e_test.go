@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -111,22 +112,32 @@ func TestMoveTimeout(t *testing.T) {
 }
 
 // A logout (over HTTP, as from another tab) during a match closes that player's socket
-// with wsauth.CloseLoggedOut; the opponent is told and the match counts for nobody.
+// with wsauth.CloseLoggedOut, and forfeits the match: a loss for the player who logged
+// out, a win for the opponent, who is told (opponent_left, forfeit) with the new record.
+// The loss is in the database, where the next login finds it.
 func TestLogoutDuringMatch(t *testing.T) {
 	s := startServer(t, config{})
 	alice, bob, a, b := pair(t, s)
-	playRound(t, 1, a, b, Rock, Scissors)
+	playRound(t, 1, a, b, Rock, Scissors) // alice leads 1-0, and still loses the match
 
 	alice.do("POST", "/logout", nil, http.StatusNoContent, nil)
 	if code := a.expectClose(); code != wsauth.CloseLoggedOut {
 		t.Errorf("alice's socket: want close code %d; got %d", wsauth.CloseLoggedOut, code)
 	}
-	if m := b.expect("opponent_left"); m.Reason != "logged_out" {
-		t.Errorf("bob: want opponent_left for logged_out; got %+v", m)
+	m := b.expect("opponent_left")
+	if m.Reason != "logged_out" || !m.Forfeit || m.Result != Win || m.Record == nil || *m.Record != (record{Wins: 1}) ||
+		m.Score == nil || *m.Score != (Score{0, 1}) {
+		t.Errorf("bob: want opponent_left for logged_out, a win by forfeit at 0-1, record 1-0-0; got %+v (record %v)", m, m.Record)
 	}
 	alice.do("GET", "/api/me", nil, http.StatusUnauthorized, nil)
-	if got := bob.me().record; got != (record{}) {
-		t.Errorf("bob's record: want nothing counted; got %+v", got)
+	if got := bob.me().record; got != (record{Wins: 1}) {
+		t.Errorf("bob's session: want 1-0-0; got %+v", got)
+	}
+	if got := recordIn(t, s, "o-alice"); got != (record{Losses: 1}) {
+		t.Errorf("alice in the database: want 0-1-0; got %+v", got)
+	}
+	if got := recordIn(t, s, "o-bob"); got != (record{Wins: 1}) {
+		t.Errorf("bob in the database: want 1-0-0; got %+v", got)
 	}
 	// Bob is out of the room and may play again.
 	b.send(clientMsg{Type: "move", Choice: "rock"})
@@ -135,6 +146,62 @@ func TestLogoutDuringMatch(t *testing.T) {
 	}
 	b.send(clientMsg{Type: "queue"})
 	b.expect("queued")
+	// Alice's next login starts from the database's record, the loss included.
+	if got := login(t, s, "o-alice").me().record; got != (record{Losses: 1}) {
+		t.Errorf("alice logged in again: want 0-1-0; got %+v", got)
+	}
+}
+
+// A player who sends leave during a match forfeits it: their socket gets match_over
+// (a loss, forfeit) with the new record, the opponent opponent_left (a win, forfeit),
+// and both sessions and the database count it, once. A leave sent "from" the queue
+// (the client had not seen matched yet) does not forfeit a match.
+func TestLeaveDuringMatch(t *testing.T) {
+	s := startServer(t, config{})
+	alice, bob, a, b := pair(t, s)
+	// A leave meant for the queue (it crossed matched) leaves the match alone.
+	b.send(clientMsg{Type: "leave", From: "queue"})
+	if m := b.expect("error"); m.Message != "your match has started" {
+		t.Errorf("bob's leave from the queue in a match: want told the match has started; got %+v", m)
+	}
+	playRound(t, 1, a, b, Rock, Scissors)
+	b.send(clientMsg{Type: "move", Choice: "paper"}) // a move in, then bob leaves
+
+	b.send(clientMsg{Type: "leave"})
+	if m := b.expect("match_over"); !m.Forfeit || m.Reason != "left" || m.Result != Lose || m.Record == nil || *m.Record != (record{Losses: 1}) {
+		t.Errorf("bob: want match_over, a loss by forfeit, record 0-1-0; got %+v (record %v)", m, m.Record)
+	}
+	if m := a.expect("opponent_left"); !m.Forfeit || m.Reason != "left" || m.Result != Win || m.Record == nil || *m.Record != (record{Wins: 1}) {
+		t.Errorf("alice: want opponent_left, a win by forfeit, record 1-0-0; got %+v (record %v)", m, m.Record)
+	}
+	if got := alice.me().record; got != (record{Wins: 1}) {
+		t.Errorf("alice's session: want 1-0-0; got %+v", got)
+	}
+	if got := bob.me().record; got != (record{Losses: 1}) {
+		t.Errorf("bob's session: want 0-1-0; got %+v", got)
+	}
+	if got := recordIn(t, s, "o-alice"); got != (record{Wins: 1}) {
+		t.Errorf("alice in the database: want 1-0-0; got %+v", got)
+	}
+	if got := recordIn(t, s, "o-bob"); got != (record{Losses: 1}) {
+		t.Errorf("bob in the database: want 0-1-0; got %+v", got)
+	}
+	// Both are in the lobby; leaving the queue is answered, and they play again.
+	a.send(clientMsg{Type: "queue"})
+	a.expect("queued")
+	a.send(clientMsg{Type: "leave", From: "queue"})
+	a.expect("left")
+	a.send(clientMsg{Type: "queue"})
+	a.expect("queued")
+	b.send(clientMsg{Type: "queue"})
+	a.expect("matched")
+	b.expect("matched")
+	playRound(t, 1, a, b, Rock, Scissors)
+	playRound(t, 2, a, b, Rock, Scissors)
+	if m := a.expect("match_over"); m.Forfeit || *m.Record != (record{Wins: 2}) {
+		t.Errorf("alice's second match: want 2-0-0, no forfeit; got %+v (record %v)", m, m.Record)
+	}
+	b.expect("match_over")
 }
 
 // One user, two tabs (one session, two sockets), two matches at once, and HTTP writes
@@ -335,5 +402,113 @@ func TestLoginLimitAndMetrics(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if want := `mpsession_logins_total{outcome="ok"} 2`; !strings.Contains(string(body), want) {
 		t.Errorf("/metrics: want %q in\n%s", want, body)
+	}
+}
+
+// A forfeit against a bot counts in a bots run like any match: the bot's session gets
+// the win, and the run's check (one result in a bot's session per bot seat) holds.
+func TestForfeitInBotsRun(t *testing.T) {
+	s := startServer(t, config{Bots: 1})
+	alice := login(t, s, "o-alice")
+	a := alice.dial(false)
+	a.send(clientMsg{Type: "queue"})
+	var opp peer
+	if m := a.expect("matched", "queued"); json.Unmarshal(m.Opponent, &opp) != nil || !opp.Bot { // the bot queued first, or after alice
+		t.Fatalf("want the bot as the opponent; got %s", m.Opponent)
+	}
+	a.send(clientMsg{Type: "move", Choice: "rock"})
+	a.expect("round")
+	a.send(clientMsg{Type: "leave"})
+	if m := a.expect("match_over"); !m.Forfeit || m.Result != Lose || m.Record == nil || *m.Record != (record{Losses: 1}) {
+		t.Errorf("alice: want a loss by forfeit, record 0-1-0; got %+v (record %v)", m, m.Record)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.bots.finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.bots.mu.Lock()
+	records := s.bots.records
+	s.bots.mu.Unlock()
+	if seats := s.hosted.seats.Load(); records != 1 || seats != 1 {
+		t.Errorf("want the forfeit once in the bot's session and once in the tally; got %d results, %d bot seats", records, seats)
+	}
+	if err := check([]tally{{Seats: s.hosted.seats.Load(), Records: records}}); err != nil {
+		t.Error(err)
+	}
+}
+
+// "Stop waiting" ({"type":"leave","from":"queue"}) racing the start of a match: left
+// first, the match is declined (the opponent is queued again, or, if it had started,
+// told opponent_left "declined"); the start first, the leave is refused and the match
+// is played. Whichever wins, nobody forfeits a match they were not shown, and the
+// database counts exactly the matches played.
+func TestStopWaitingRacesMatchStart(t *testing.T) {
+	t.Run("one instance", func(t *testing.T) {
+		s := startServer(t, config{})
+		stopWaitingRace(t, s, s)
+	})
+	t.Run("two instances", func(t *testing.T) { // the match's messages cross Redis: a wider window
+		a, b := twoInstances(t, config{})
+		stopWaitingRace(t, a, b)
+	})
+}
+
+func stopWaitingRace(t *testing.T, s, other *server) {
+	t.Helper()
+	alice, bob := login(t, s, "o-alice"), login(t, other, "o-bob")
+	a, b := alice.dial(false), bob.dial(false)
+	var played, declined, left int
+	for i := range 40 {
+		a.send(clientMsg{Type: "queue"})
+		a.expect("queued")
+		b.send(clientMsg{Type: "queue"})
+		// Not a synchronisation: a sweep of the gap, 0 to 4 ms, so that the leave lands
+		// before, during and after the pairing and the offer. Every order is checked.
+		time.Sleep(time.Duration(i) * 100 * time.Microsecond)
+		a.send(clientMsg{Type: "leave", From: "queue"})
+		ma, err := a.read()
+		if err != nil || ma.Type != "left" && ma.Type != "matched" {
+			t.Fatalf("alice: want left or matched; got %+v (%v)", ma, err)
+		}
+		mb, err := b.read()
+		if err != nil || mb.Type != "queued" && mb.Type != "matched" {
+			t.Fatalf("bob: want queued or matched; got %+v (%v)", mb, err)
+		}
+		switch {
+		case ma.Type == "matched": // the match had started: it is played
+			if m := a.expect("error"); m.Message != "your match has started" {
+				t.Fatalf("alice: want her leave refused; got %+v", m)
+			}
+			if mb.Type != "matched" {
+				t.Fatalf("bob: want matched; got %+v", mb)
+			}
+			if oa, _ := playRounds(t, a, b, [][2]Choice{{Rock, Scissors}, {Rock, Scissors}}); oa.Forfeit || oa.Result != Win {
+				t.Fatalf("alice: want a win, played; got %+v", oa)
+			}
+			played++
+		case mb.Type == "matched": // started as alice left: declined
+			if m := b.expect("opponent_left"); m.Reason != "declined" || m.Forfeit || m.Record != nil {
+				t.Fatalf("bob: want opponent_left declined, nothing counted; got %+v", m)
+			}
+			declined++
+		default: // bob waits alone
+			b.send(clientMsg{Type: "leave", From: "queue"})
+			b.expect("left")
+			left++
+		}
+	}
+	t.Logf("played %d, declined at the start %d, left before the pairing or the start %d", played, declined, left)
+	want := [2]record{{Wins: int64(played)}, {Losses: int64(played)}}
+	for i, u := range []*user{alice, bob} {
+		if got := u.me().record; got != want[i] {
+			t.Errorf("%s's session: want %+v; got %+v", u.openID, want[i], got)
+		}
+		if played == 0 {
+			continue // no row yet
+		}
+		if got := recordIn(t, s, u.openID); got != want[i] {
+			t.Errorf("%s in the database: want %+v; got %+v", u.openID, want[i], got)
+		}
 	}
 }

@@ -17,6 +17,8 @@ func FuzzBusMessages(f *testing.F) {
 		playerMsg{Kind: "offer", Match: "m1", Seat: 1},
 		playerMsg{Kind: "start", Match: "m1", Msg: &serverMsg{Type: "matched"}},
 		playerMsg{Kind: "over", Match: "m1", Counted: true, DB: &record{Wins: 1}, Msg: &serverMsg{Type: "match_over", Result: Win}},
+		playerMsg{Kind: "ended", Match: "m1", Counted: true, DB: &record{Wins: 2}, Msg: &serverMsg{Type: "opponent_left", Reason: "disconnected", Result: Win, Forfeit: true}},
+		playerMsg{Kind: "forfeit", Match: "m1", Seat: 1, Counted: true, Msg: &serverMsg{Type: "match_over", Reason: "left", Result: Lose, Forfeit: true}},
 		ticket{ID: "t1", Addr: "a1", OpenID: "o-bob", Nickname: "Bob", WantBot: true},
 	} {
 		b, _ := json.Marshal(v)
@@ -39,7 +41,7 @@ func FuzzBusMessages(f *testing.F) {
 				t.Errorf("accepted %q: match %q, seat %d", data, m.Match, m.Seat)
 			}
 			switch m.Kind {
-			case "start", "resumed", "send", "ended", "over":
+			case "start", "resumed", "send", "ended", "over", "forfeit":
 				if m.Msg == nil {
 					t.Errorf("accepted %s without a message", m.Kind)
 				}
@@ -55,7 +57,7 @@ func FuzzBusMessages(f *testing.F) {
 // input panics, and a move is one of the three hands.
 func FuzzClientMessage(f *testing.F) {
 	for _, s := range []string{`{"type":"queue"}`, `{"type":"queue","opponent":"bot"}`, `{"type":"move","choice":"rock"}`,
-		`{"type":"leave"}`, `{"type":"move","choice":"ROCK"}`, `{"type":1}`, `[`, ``} {
+		`{"type":"leave"}`, `{"type":"leave","from":"queue"}`, `{"type":"move","choice":"ROCK"}`, `{"type":1}`, `[`, ``} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

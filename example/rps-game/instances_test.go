@@ -174,10 +174,13 @@ func TestResumeOnOtherInstance(t *testing.T) {
 	ca.expect("queued")
 }
 
-// A player who does not come back within the grace period forfeits the match: the
-// opponent is told (opponent_left, disconnected) and the match counts for nobody, as
-// any abandoned match. A socket of that session opened later is told the match is
-// over, and goes to the lobby.
+// A player who does not come back within the grace period forfeits the match, across
+// two instances: alice on a drops from a match that runs on b. After the grace period
+// bob is told (opponent_left, disconnected, forfeit) with his new record; the database
+// has a loss for alice and a win for bob, exactly once, and bob's session has it. Alice's
+// session, which no socket of hers was there to update, catches up when her next socket
+// fails to resume the match (resume_failed, with the record), and she plays on. A match
+// then ended by its instance stopping counts for nobody.
 func TestForfeitAfterGrace(t *testing.T) {
 	const grace = time.Second
 	a, b := twoInstances(t, config{Grace: grace})
@@ -185,40 +188,80 @@ func TestForfeitAfterGrace(t *testing.T) {
 	ca, cb := alice.dial(false), bob.dial(false)
 	ca.send(clientMsg{Type: "queue"})
 	ca.expect("queued")
-	cb.send(clientMsg{Type: "queue"})
+	cb.send(clientMsg{Type: "queue"}) // bob pairs: the match runs on b
 	cb.expect("matched")
 	ca.expect("matched")
-	playRound(t, 1, ca, cb, Rock, Scissors)
+	playRound(t, 1, ca, cb, Rock, Scissors) // alice leads 1-0, and loses the match
 
 	dropped := time.Now()
 	ca.drop()
 	if m := cb.expect("opponent_away"); m.Grace != 1 {
 		t.Errorf("opponent_away: want 1 s of grace; got %+v", m)
 	}
-	if m := cb.expect("opponent_left"); m.Reason != "disconnected" {
-		t.Errorf("want opponent_left for disconnected; got %+v", m)
-	}
+	m := cb.expect("opponent_left")
 	waited := time.Since(dropped)
+	if m.Reason != "disconnected" || !m.Forfeit || m.Result != Win || m.Record == nil || *m.Record != (record{Wins: 1}) ||
+		m.Score == nil || *m.Score != (Score{0, 1}) {
+		t.Errorf("want opponent_left for disconnected, a win by forfeit at 0-1, record 1-0-0; got %+v (record %v)", m, m.Record)
+	}
 	t.Logf("forfeited %v after the drop (grace %v)", waited.Round(time.Millisecond), grace)
 	if waited < grace {
 		t.Errorf("forfeited after %v, before the grace period of %v", waited, grace)
 	}
-	if got := bob.me().record; got != (record{}) {
-		t.Errorf("bob's record: want nothing counted; got %+v", got)
+	if got := recordIn(t, a, "o-alice"); got != (record{Losses: 1}) {
+		t.Errorf("alice in the database: want 0-1-0; got %+v", got)
 	}
-	if _, err := a.lobby.records.get(context.Background(), "o-alice"); err != errNoRecord {
-		t.Errorf("alice in the database: want no row (nothing counted); got %v", err)
+	if got := recordIn(t, a, "o-bob"); got != (record{Wins: 1}) {
+		t.Errorf("bob in the database: want 1-0-0; got %+v", got)
+	}
+	if got := bob.at(a).me().record; got != (record{Wins: 1}) {
+		t.Errorf("bob's session, read on the other instance: want 1-0-0; got %+v", got)
 	}
 
 	ca = alice.at(b).dial(false)
-	if m := ca.expect("resume_failed"); m.Message == "" {
-		t.Errorf("resume_failed: want a message; got %+v", m)
+	if m := ca.expect("resume_failed"); m.Message == "" || m.Record == nil || *m.Record != (record{Losses: 1}) {
+		t.Errorf("resume_failed: want a message and the record 0-1-0; got %+v (record %v)", m, m.Record)
 	}
+	if got := alice.me().record; got != (record{Losses: 1}) {
+		t.Errorf("alice's session after the failed resume: want 0-1-0; got %+v", got)
+	}
+
+	// A whole match then adds to the records, and the forfeit is not counted again.
+	// Alice plays from a, so that the match runs on b with her socket elsewhere.
+	_ = ca.conn.Close()
+	ca = alice.dial(false)
 	ca.send(clientMsg{Type: "queue"})
 	ca.expect("queued")
 	cb.send(clientMsg{Type: "queue"})
 	cb.expect("matched")
 	ca.expect("matched")
+	if oa, ob := playRounds(t, ca, cb, [][2]Choice{{Paper, Rock}, {Paper, Rock}}); *oa.Record != (record{Wins: 1, Losses: 1}) ||
+		*ob.Record != (record{Wins: 1, Losses: 1}) {
+		t.Errorf("second match: want 1-1-0 for both; got %+v and %+v", oa.Record, ob.Record)
+	}
+	for _, who := range []string{"o-alice", "o-bob"} {
+		if got := recordIn(t, b, who); got != (record{Wins: 1, Losses: 1}) {
+			t.Errorf("%s in the database: want 1-1-0; got %+v", who, got)
+		}
+	}
+
+	// A third match, run on b, ends when b stops: the server's fault, not a forfeit.
+	ca.send(clientMsg{Type: "queue"})
+	ca.expect("queued")
+	cb.send(clientMsg{Type: "queue"})
+	cb.expect("matched")
+	ca.expect("matched")
+	playRound(t, 1, ca, cb, Rock, Scissors)
+	b.close()
+	m = ca.expect("opponent_left", "opponent_away") // bob's socket closes too, and may be seen away first
+	if m.Reason != "shutdown" || m.Forfeit || m.Record != nil {
+		t.Errorf("want opponent_left for shutdown, not a forfeit; got %+v", m)
+	}
+	for _, who := range []string{"o-alice", "o-bob"} {
+		if got := recordIn(t, a, who); got != (record{Wins: 1, Losses: 1}) {
+			t.Errorf("%s in the database after the shutdown: want 1-1-0; got %+v", who, got)
+		}
+	}
 }
 
 // An instance that stops while a player waits in the queue does not lose the player:

@@ -118,8 +118,9 @@ type lobby struct {
 	// when this server has no bots.
 	summon   func() error
 	instance string // this instance's URL, in its tickets
-	// hosted counts the matches this instance ran to a result, with their bot seats and
-	// whether the players were on different instances, for the bots' report.
+	// hosted counts the matches this instance ran to a result, a forfeit included, with
+	// their bot seats whose sessions got the result and whether the players were on
+	// different instances, for the bots' report.
 	hosted func(bots int, across bool)
 
 	ctx    context.Context // cancelled by close: the rooms end
@@ -308,7 +309,7 @@ func (l *lobby) serve(c *wsauth.Conn) {
 			}
 			p.move(choice)
 		case "leave":
-			p.leave()
+			p.leave(m.From == "queue")
 		default:
 			p.send(errorMsg("unknown message type " + strconv.Quote(m.Type)))
 		}
@@ -375,7 +376,10 @@ func (p *player) rejoin() {
 	}
 }
 
-// resumeFailed sends a resuming socket to the lobby when its match did not answer.
+// resumeFailed sends a resuming socket to the lobby when its match did not answer: it
+// ended while the player was away, most likely forfeited when the grace period ran out,
+// a loss no socket of this session was there to copy into it. So the session's record
+// is brought up to the database's, and resume_failed carries it.
 func (p *player) resumeFailed(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -384,7 +388,20 @@ func (p *player) resumeFailed(id string) {
 	}
 	p.phase, p.match = idle, ""
 	p.clearMatchField(id)
-	p.putLocked(outItem{msg: &serverMsg{Type: "resume_failed", Message: "that match is over"}})
+	msg := serverMsg{Type: "resume_failed", Message: "that match is over"}
+	if !p.bot { // a bot's record is in its session only
+		ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+		st, err := p.l.records.get(ctx, p.openID)
+		cancel()
+		switch {
+		case err == nil:
+			rec := syncRecord(p.l.log, p, record{Wins: st.Wins, Losses: st.Losses, Draws: st.Draws})
+			msg.Record = &rec
+		case !errors.Is(err, errNoRecord):
+			p.l.log.Warn("rps: record not read after a failed resume", "openid", p.openID, "err", err)
+		}
+	}
+	p.putLocked(outItem{msg: &msg})
 }
 
 // tell sends a message to the socket's match. p.mu is held.
@@ -478,19 +495,34 @@ func (p *player) move(c Choice) {
 	p.tell(roomMsg{Kind: "move", Choice: c})
 }
 
-// leave takes p out of the queue, or out of its match, which then ends.
-func (p *player) leave() {
+// leave takes p out of the queue, or out of its match, which the player forfeits: the
+// match answers with match_over (forfeit). Out of the queue, the client is told left.
+//
+// A match the client has not been told of (offered: matched goes out once both accept)
+// is declined, never forfeited. onlyQueue (the client sent "from":"queue") leaves a
+// match alone: a client that meant to stop waiting as its match started (matched was on
+// its way) plays it, and is told so.
+func (p *player) leave(onlyQueue bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch p.phase {
-	case queued:
-		p.unqueueLocked()
-	case offered, playing, resuming:
+	case playing, resuming:
+		if onlyQueue {
+			p.putLocked(outItem{msg: ptr(errorMsg("your match has started"))})
+			return
+		}
 		p.tell(roomMsg{Kind: "leave", Reason: "left"})
 		p.clearMatchField(p.match)
+		p.phase, p.match = idle, ""
+		return
+	case queued:
+		p.unqueueLocked()
+	case offered:
+		p.tell(roomMsg{Kind: "leave", Reason: "declined"})
 		p.match = ""
 	}
 	p.phase = idle
+	p.putLocked(outItem{msg: &serverMsg{Type: "left"}})
 }
 
 // gone is the socket closing: the session ended (the match is lost at once), or the
@@ -503,7 +535,11 @@ func (p *player) gone(reason string) {
 		p.resumeTimer.Stop()
 	}
 	switch p.phase {
-	case queued:
+	case queued, offered:
+		if p.phase == offered {
+			// The client was not told of the match: to it, it was still queued.
+			p.tell(roomMsg{Kind: "leave", Reason: "declined"})
+		}
 		p.unqueueLocked()
 		if reason == "disconnected" {
 			want := "any"
@@ -515,7 +551,7 @@ func (p *player) gone(reason string) {
 				p.l.log.Warn("rps: session not written", "openid", p.openID, "err", err)
 			}
 		}
-	case offered, playing, resuming:
+	case playing, resuming:
 		if reason == "disconnected" {
 			p.tell(roomMsg{Kind: "away"})
 		} else {
@@ -573,12 +609,25 @@ func (p *player) fromMatch(m playerMsg) []serverMsg {
 			p.phase, p.match = idle, ""
 			return []serverMsg{errorMsg("this match goes on in your newer connection")}
 		}
-	case "ended":
+	case "ended": // the opponent left: a win by forfeit when counted, nothing on a shutdown
 		if mine {
 			p.phase, p.match = idle, ""
 			p.clearMatchField(m.Match)
-			return []serverMsg{*m.Msg}
+			msg := *m.Msg
+			if m.Counted {
+				rec := p.recordResult(msg.Result, true, m.DB)
+				msg.Record = &rec
+			}
+			return []serverMsg{msg}
 		}
+	case "forfeit": // this socket left the match, which it lost
+		if p.match == m.Match {
+			p.phase, p.match = idle, ""
+		}
+		msg := *m.Msg
+		rec := p.recordResult(msg.Result, m.Counted, m.DB)
+		msg.Record = &rec
+		return []serverMsg{msg}
 	case "over":
 		if mine && m.Msg != nil {
 			p.phase, p.match = idle, ""

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,7 @@ type msg struct {
 	Score       *Score
 	Record      *record
 	Reason      string
+	Forfeit     bool
 	Message     string
 	Grace       int
 	Moved       *bool
@@ -208,17 +210,22 @@ func (c *client) read() (msg, error) {
 	}
 }
 
-// expect reads the next message and checks its type.
-func (c *client) expect(typ string) msg {
+// expect reads the next message, past any of the types in skip, and checks its type.
+func (c *client) expect(typ string, skip ...string) msg {
 	c.t.Helper()
-	m, err := c.read()
-	if err != nil {
-		c.t.Fatalf("want %s; got %v", typ, err)
+	for {
+		m, err := c.read()
+		if err != nil {
+			c.t.Fatalf("want %s; got %v", typ, err)
+		}
+		if m.Type != typ && slices.Contains(skip, m.Type) {
+			continue
+		}
+		if m.Type != typ {
+			c.t.Fatalf("want %s; got %+v", typ, m)
+		}
+		return m
 	}
-	if m.Type != typ {
-		c.t.Fatalf("want %s; got %+v", typ, m)
-	}
-	return m
 }
 
 // expectClose reads until the server closes the socket and returns the close code.

@@ -40,6 +40,10 @@ type nodeMatch struct {
 			}
 			Record record
 		}
+		Forfeit struct {
+			Result, Outcome, Status string
+			Record                  record
+		}
 		Dropped   struct{ View, Status string }
 		Reconnect struct {
 			Refused                 bool
@@ -75,10 +79,10 @@ type nodeMatch struct {
 // by node with a stub wx whose requests and sockets are real (miniprogram/test/wx.js),
 // against the real server. The mini program logs in with wx.login, connects with the
 // token in an Authorization header, and plays a best-of-three match against a player
-// this test plays; then its connection drops and it reconnects with backoff, it is
-// logged out from another device (4001) and logs in again to the same record, it plays
-// a bot, drops its connection in the middle of that match and resumes it, and it logs
-// out.
+// this test plays, and a second one that player leaves (a win by forfeit); then its
+// connection drops and it reconnects with backoff, it is logged out from another device
+// (4001) and logs in again to the same record, it plays a bot, drops its connection in
+// the middle of that match and resumes it, and it logs out.
 func TestMiniProgram(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
 		testenv.Unavailable(t, "node is not installed")
@@ -137,6 +141,21 @@ func TestMiniProgram(t *testing.T) {
 	if over := bob.expect("match_over"); over.Result != Lose {
 		t.Errorf("Bob: want a lost match; got %+v", over)
 	}
+	// A second match: Bob wins round 1 (rock against the mini program's scissors), then
+	// leaves, and forfeits it.
+	bob.send(clientMsg{Type: "queue"})
+	if m, err = bob.read(); err == nil && m.Type == "queued" {
+		m, err = bob.read()
+	}
+	if err != nil || m.Type != "matched" {
+		t.Fatalf("Bob: want the second match; got %+v (%v)", m, err)
+	}
+	bob.send(clientMsg{Type: "move", Choice: "rock"})
+	bob.expect("round")
+	bob.send(clientMsg{Type: "leave"})
+	if over := bob.expect("match_over"); over.Result != Lose || !over.Forfeit || over.Record == nil || *over.Record != (record{Losses: 2}) {
+		t.Errorf("Bob: want a loss by forfeit, record 0-2-0; got %+v (record %v)", over, over.Record)
+	}
 
 	err = cmd.Wait()
 	exited = true
@@ -168,6 +187,10 @@ func TestMiniProgram(t *testing.T) {
 		t.Errorf("match: want the last round told and the record 1-0-0; got %q, %+v", mt.RoundText, mt.Record)
 	}
 
+	if f := st.Forfeit; f.Result != "win" || !strings.Contains(f.Outcome, "you win by forfeit") || f.Record != (record{Wins: 2}) {
+		t.Errorf("forfeit: want a win by forfeit, said so, and the record 2-0-0; got %+v", f)
+	}
+
 	if d := st.Dropped; d.View != "connecting" || !strings.Contains(d.Status, "Connection lost") {
 		t.Errorf("dropped: want the page to say the connection is lost; got %+v", d)
 	}
@@ -181,7 +204,7 @@ func TestMiniProgram(t *testing.T) {
 	}
 
 	rl := st.Relogin
-	if rl.LogoutStatus/100 != 2 || rl.CloseCode != 4001 || rl.Logins != 2 || !rl.NewToken || rl.Record != (record{Wins: 1}) {
+	if rl.LogoutStatus/100 != 2 || rl.CloseCode != 4001 || rl.Logins != 2 || !rl.NewToken || rl.Record != (record{Wins: 2}) {
 		t.Errorf("relogin: want close 4001, a second wx.login, a new token and the record kept; got %+v", rl)
 	}
 	if want := "You were logged out on another device, and have logged in again. Pick an opponent."; rl.Status != want {
@@ -200,7 +223,7 @@ func TestMiniProgram(t *testing.T) {
 	if !b.Bot || b.Opponent == "" || b.Rounds < 2 || b.Rounds > 3 {
 		t.Errorf("bot: want a match of 2 or 3 rounds against a bot; got %+v", b)
 	}
-	want := record{Wins: 1}
+	want := record{Wins: 2}
 	switch b.Result {
 	case Win:
 		want.Wins++

@@ -6,11 +6,12 @@ import "github.com/mpsession/mpsession/fibermp"
 // apart by "type". README.md lists them with examples.
 
 // clientMsg is anything a client sends: {"type":"queue","opponent":"bot"},
-// {"type":"move","choice":"rock"}, {"type":"leave"}.
+// {"type":"move","choice":"rock"}, {"type":"leave"}, {"type":"leave","from":"queue"}.
 type clientMsg struct {
 	Type     string `json:"type"`
 	Opponent string `json:"opponent,omitempty"` // queue: "any" (default) or "bot"
 	Choice   string `json:"choice,omitempty"`   // move
+	From     string `json:"from,omitempty"`     // leave: "queue" leaves the queue only, never a match
 }
 
 // serverMsg is anything the server sends; each type fills the members it needs.
@@ -24,10 +25,11 @@ type serverMsg struct {
 	Round       int     `json:"round,omitempty"`       // round
 	You         *Choice `json:"you,omitempty"`         // round: "" when the timer ran out
 	Them        *Choice `json:"them,omitempty"`        // round
-	Result      Result  `json:"result,omitempty"`      // round, match_over
-	Score       *Score  `json:"score,omitempty"`       // round, match_over
-	Record      *record `json:"record,omitempty"`      // welcome, match_over
-	Reason      string  `json:"reason,omitempty"`      // opponent_left
+	Result      Result  `json:"result,omitempty"`      // round, match_over, opponent_left (a forfeit)
+	Score       *Score  `json:"score,omitempty"`       // round, match_over, opponent_left
+	Record      *record `json:"record,omitempty"`      // welcome, match_over, opponent_left (counted), resume_failed
+	Reason      string  `json:"reason,omitempty"`      // opponent_left; match_over after a forfeit
+	Forfeit     bool    `json:"forfeit,omitempty"`     // opponent_left, match_over: a player left, and the match counts
 	Message     string  `json:"message,omitempty"`     // error, resume_failed
 	Grace       int     `json:"grace,omitempty"`       // opponent_away: seconds left to come back
 	Moved       *bool   `json:"moved,omitempty"`       // resumed: you have moved this round

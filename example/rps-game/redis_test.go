@@ -10,7 +10,7 @@ import (
 
 // Two instances sharing sessions through Redis: a token from one works on the other,
 // results written by one are read by the other, and a logout on one closes the socket
-// on the other. Here both players connect to the same instance; instances_test.go has
+// on the other, forfeiting the match. Here both players connect to the same instance; instances_test.go has
 // them on different ones.
 func TestTwoInstancesOnRedis(t *testing.T) {
 	rdb := testenv.Redis(t)
@@ -45,7 +45,11 @@ func TestTwoInstancesOnRedis(t *testing.T) {
 	if code := ca.expectClose(); code != wsauth.CloseLoggedOut {
 		t.Errorf("alice's socket: want close code %d; got %d", wsauth.CloseLoggedOut, code)
 	}
-	if m := cb.expect("opponent_left"); m.Reason != "logged_out" {
-		t.Errorf("bob: want opponent_left for logged_out; got %+v", m)
+	// The logout forfeits the match: a win for bob, written on b, read on a.
+	if m := cb.expect("opponent_left"); m.Reason != "logged_out" || !m.Forfeit || m.Record == nil || *m.Record != (record{Wins: 1, Losses: 1}) {
+		t.Errorf("bob: want opponent_left for logged_out, a win by forfeit, record 1-1-0; got %+v (record %v)", m, m.Record)
+	}
+	if got := bob.at(a).me().record; got != (record{Wins: 1, Losses: 1}) {
+		t.Errorf("bob's record on the other instance: want 1-1-0; got %+v", got)
 	}
 }

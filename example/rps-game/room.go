@@ -15,8 +15,10 @@ import (
 // gone meanwhile (its instance died with its ticket in the queue) costs the other a
 // requeue. A player whose socket drops is away: the move timer stops, the opponent is
 // told, and the match waits the grace period for a socket of the player's session,
-// which may connect to any instance, to take the seat back. After it the match is over
-// for nobody, as when a player leaves.
+// which may connect to any instance, to take the seat back. After it the player
+// forfeits the match, as one who leaves it, logs out or is logged out does: a loss for
+// them and a win for the opponent, recorded like any result (forfeit). A match ended
+// by its instance shutting down counts for nobody: that is the server's fault.
 type room struct {
 	l     *lobby
 	id    string
@@ -203,7 +205,14 @@ func (r *room) play() {
 				}
 				switch e.Kind {
 				case "leave":
-					r.abandon(1-i, e.Reason)
+					if e.Reason == "declined" {
+						// Both had accepted, but the start crossed the player's leaving the
+						// queue: they never saw the match, and cannot forfeit it.
+						r.to(r.seats[1-i].t.Addr, playerMsg{Kind: "ended", Msg: &serverMsg{Type: "opponent_left", Reason: "declined"}})
+						r.l.log.Info("rps: match declined as it started", "match", r.id, "left", r.seats[i].t.OpenID)
+						return
+					}
+					r.forfeit(&m, 1-i, e.Reason)
 					return
 				case "away":
 					if r.seats[i].away != nil {
@@ -236,7 +245,7 @@ func (r *room) play() {
 			if r.seats[e.seat].away == nil || r.seats[e.seat].gone != e.gone {
 				continue // back in time; the timer's send was already on its way
 			}
-			r.abandon(1-e.seat, "disconnected")
+			r.forfeit(&m, 1-e.seat, "disconnected")
 			return
 		case <-timer.C:
 			// A missing move loses the round.
@@ -340,9 +349,57 @@ func (r *room) over(m *Match) {
 	r.l.log.Info("rps: match over", "match", r.id, "a", r.seats[0].t.OpenID, "b", r.seats[1].t.OpenID, "result", m.Result(), "score", m.Wins)
 }
 
-// abandon ends the match because a player left: the other is told, and the match
-// counts for nobody.
-func (r *room) abandon(stayer int, reason string) {
-	r.to(r.seats[stayer].t.Addr, playerMsg{Kind: "ended", Msg: &serverMsg{Type: "opponent_left", Reason: reason}})
-	r.l.log.Info("rps: match abandoned", "match", r.id, "left", r.seats[1-stayer].t.OpenID, "reason", reason)
+// forfeit ends the match because a player left it (reason: left, disconnected after
+// the grace period, logged_out, revoked, expired): the leaver loses it and the stayer
+// wins it, whatever the score, written as over writes a result (one transaction, then
+// each socket copies its player's counts into its live session). The stayer gets
+// opponent_left with forfeit and the record; the leaver's socket, when it is still open
+// (it sent leave), gets match_over with forfeit; a leaver without one finds the loss in
+// the database at the next login, or when a new socket of the session fails to resume.
+func (r *room) forfeit(m *Match, stayer int, reason string) {
+	leaver := 1 - stayer
+	var outs []outcome
+	for i, s := range r.seats {
+		res := Win
+		if i == leaver {
+			res = Lose
+		}
+		if !s.t.Bot {
+			outs = append(outs, outcome{OpenID: s.t.OpenID, Nickname: s.t.Nickname, Result: res})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	counts, err := r.l.records.played(ctx, outs...)
+	cancel()
+	if err != nil {
+		r.l.log.Error("rps: forfeit not recorded", "stayer", r.seats[stayer].t.OpenID, "leaver", r.seats[leaver].t.OpenID, "err", err)
+	}
+	counted := err == nil
+	tell := func(i int, msg serverMsg, kind string) {
+		score := m.Score(i)
+		msg.Score, msg.Forfeit = &score, counted
+		pm := playerMsg{Kind: kind, Counted: counted, Msg: &msg}
+		if db, ok := counts[r.seats[i].t.OpenID]; ok {
+			pm.DB = &db
+		}
+		r.to(r.seats[i].t.Addr, pm)
+	}
+	tell(stayer, serverMsg{Type: "opponent_left", Reason: reason, Result: Win}, "ended")
+	// Sent whatever the reason: a socket that closed (logged out, dropped) is no longer
+	// subscribed, and the message goes nowhere.
+	tell(leaver, serverMsg{Type: "match_over", Reason: reason, Result: Lose}, "forfeit")
+	if counted {
+		// The bots' tally counts the bot seats whose result reaches a session: the
+		// stayer's, unless it is away too; the leaver's only when its socket is still
+		// open, after a leave. A bot whose socket dropped logs out.
+		bots := 0
+		if r.seats[stayer].t.Bot && r.seats[stayer].away == nil {
+			bots++
+		}
+		if r.seats[leaver].t.Bot && reason == "left" {
+			bots++
+		}
+		r.l.hosted(bots, r.seats[0].t.Instance != r.seats[1].t.Instance)
+	}
+	r.l.log.Info("rps: match forfeited", "match", r.id, "left", r.seats[leaver].t.OpenID, "reason", reason, "counted", counted)
 }

@@ -10,6 +10,10 @@ const CLOSED = { // wsauth close codes: the session ended under the open socket
   4002: 'You logged in somewhere else, so this page was logged out.',
   4003: 'Your login has expired.',
 };
+const LEFT = { // why the opponent is gone (opponent_left's reason)
+  left: 'left the match', disconnected: 'did not come back in time', logged_out: 'logged out',
+  revoked: 'was logged out', expired: 'was logged out',
+};
 const HINT_AFTER = 6000; // ms alone in the queue before the page suggests a bot
 
 let token = localStorage.getItem('rps.token');
@@ -24,6 +28,7 @@ let moveTimeout = 20;
 let deadline = 0;
 let timerId = 0;
 let hintId = 0;
+let awayId = 0; // the opponent's grace period countdown
 
 function status(text) { $('status').textContent = text; }
 
@@ -134,7 +139,7 @@ function connect() {
     if (ws !== sock) return;
     ws = null;
     if (CLOSED[e.code]) { // log in again, rather than reconnect with a dead token
-      if (inMatch) endMatch('abandoned', 'Logged out: the match does not count.');
+      if (inMatch) endMatch('lose', 'You left the match: it counts as a loss.');
       idle();
       forget();
       notice(loggingOut ? 'You logged out.' : CLOSED[e.code], true);
@@ -223,15 +228,23 @@ function handle(m) {
       startRound(m.round + 1);
       if (m.moved) { enableMoves(false); status('Back in the match. You have moved; waiting for ' + opponent + '…'); }
       else status('Back in the match. Round ' + (m.round + 1) + ': make your move.');
+      if (m.away) stopTimer(); // the round waits for the opponent too
       away(m.away);
       break;
-    case 'resume_failed':
-      if (inMatch) endMatch('abandoned', 'You were away too long: the match is over and does not count.');
+    case 'resume_failed': { // over while this player was away: forfeited, if the grace period ran out
+      const lost = m.record && m.record.losses > +$('losses').textContent;
+      if (m.record) showRecord(m.record);
+      if (inMatch) {
+        if (lost) endMatch('lose', 'You did not come back in time: you lose by forfeit.');
+        else endMatch('abandoned', 'The match ended while you were away.');
+      }
+      loadLeaderboard();
       break;
+    }
     case 'opponent_away':
-      away(true);
       stopTimer(); // the round waits for them
-      status(opponent + ' lost the connection. Waiting up to ' + m.grace + ' s for them to come back…');
+      away(true, m.grace);
+      status(opponent + ' lost the connection. If they are not back in ' + m.grace + ' s, you win by forfeit.');
       break;
     case 'opponent_back':
       away(false);
@@ -260,6 +273,12 @@ function handle(m) {
       break;
     }
     case 'match_over':
+      if (m.forfeit) { // this player left the match
+        if (m.record) showRecord(m.record);
+        if (inMatch) endMatch('lose', 'You left the match: it counts as a loss.');
+        loadLeaderboard();
+        break;
+      }
       endMatch(m.result, { win: 'You win the match ' + m.score.you + '–' + m.score.them + '!',
         lose: 'You lose the match ' + m.score.you + '–' + m.score.them + '.',
         draw: 'A draw, ' + m.score.you + '–' + m.score.them + '.' }[m.result]);
@@ -268,10 +287,23 @@ function handle(m) {
       loadLeaderboard();
       break;
     case 'opponent_left':
-      endMatch('abandoned', opponent + ' ' + ({ logged_out: 'logged out', revoked: 'was logged out', expired: 'was logged out' }[m.reason] || 'left') +
-        '. The match does not count.');
+      if (m.forfeit) {
+        endMatch('win', opponent + ' ' + (LEFT[m.reason] || 'left the match') + ': you win by forfeit!');
+        if (m.record) showRecord(m.record);
+        loadMe();
+        loadLeaderboard();
+      } else if (m.reason === 'shutdown') {
+        endMatch('abandoned', 'The server running the match stopped. The match does not count.');
+      } else if (m.reason === 'declined') {
+        endMatch('abandoned', opponent + ' stopped waiting as the match began. It does not count.');
+      } else { // the result could not be written
+        endMatch('abandoned', opponent + ' ' + (LEFT[m.reason] || 'left the match') + '. The match could not be recorded.');
+      }
+      break;
+    case 'left': // out of the queue, as the page already shows
       break;
     case 'error':
+      if (m.message === 'your match has started') break; // "Stop waiting" crossed "matched": play it
       status(m.message.startsWith('this server has no bots') ? 'There are no bots on this server.' : '⚠ ' + m.message);
       if (!inMatch) idle();
       break;
@@ -329,6 +361,7 @@ function startRound(n) {
 function enableMoves(on) { for (const b of $('moves').children) b.disabled = !on; }
 
 function tick() {
+  if (awayId) return; // the opponent's countdown has the place: the move timer waits
   const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
   $('timer').textContent = left + ' s left';
   $('timer').classList.toggle('low', left <= 5);
@@ -337,8 +370,22 @@ function tick() {
 
 function stopTimer() { clearInterval(timerId); timerId = 0; $('timer').textContent = ''; }
 
-// away shows whether the opponent is reconnecting.
-function away(on) { $('away-badge').hidden = !on; }
+// away shows whether the opponent is reconnecting, and counts down the seconds they
+// have left to come back, in the move timer's place (that timer waits meanwhile).
+function away(on, grace) {
+  $('away-badge').hidden = !on;
+  clearInterval(awayId);
+  awayId = 0;
+  if (!on || !grace) return;
+  const until = Date.now() + grace * 1000;
+  const show = () => {
+    const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+    $('timer').textContent = left + ' s to come back';
+    $('timer').classList.toggle('low', left <= 5);
+  };
+  show();
+  awayId = setInterval(show, 250);
+}
 
 function endMatch(result, text) {
   inMatch = false;
@@ -383,7 +430,9 @@ function queue(opponent) {
 
 $('play').onclick = $('again').onclick = () => queue();
 $('play-bot').onclick = $('again-bot').onclick = $('hint-bot').onclick = () => queue('bot');
-$('leave').onclick = () => { send({ type: 'leave' }); idle(); status('Pick an opponent.'); };
+// "from":"queue": should the match start meanwhile, the player plays it rather than
+// forfeit a match they have not seen.
+$('leave').onclick = () => { send({ type: 'leave', from: 'queue' }); idle(); status('Pick an opponent.'); };
 for (const b of $('moves').children) {
   b.onclick = () => {
     send({ type: 'move', choice: b.dataset.choice });

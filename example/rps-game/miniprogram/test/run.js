@@ -5,9 +5,10 @@
 //
 // It loads the mini program's own app.js and page with a stub wx (wx.js), and presses
 // the page's buttons as its WXML would: a best-of-three match against a player (the Go
-// test), a dropped connection, a logout on "another device" (close 4001), a match
-// against a bot with a dropped connection in the middle, and a logout. It prints one JSON object of what it saw, which the Go
-// test checks.
+// test), a second match the player leaves (a win by forfeit), a dropped connection, a
+// logout on "another device" (close 4001), a match against a bot with a dropped
+// connection in the middle, and a logout. It prints one JSON object of what it saw,
+// which the Go test checks.
 'use strict';
 const [base, openid] = process.argv.slice(2);
 const stub = require('./wx.js')(base, openid);
@@ -69,6 +70,13 @@ async function main() {
   await play(() => 'paper');
   out.steps.match = { result: page.data.result, outcome: page.data.outcome, score: [page.data.scoreYou, page.data.scoreThem],
     history: page.data.history, roundText: page.data.roundText, record: record(), status: page.data.status };
+
+  // A second match, which the Go test's player leaves after round 1: a win by forfeit.
+  tap('playSomeone');
+  await until('the second match', () => page.data.view === 'match' && !page.data.over);
+  tap('move', { choice: 'scissors' });
+  await until('the forfeit', () => page.data.over, 30000);
+  out.steps.forfeit = { result: page.data.result, outcome: page.data.outcome, record: record(), status: page.data.status };
 
   // The network goes: the socket closes with 1006, the next connect fails too, and the
   // client tries again with a longer delay each time, with the same token.

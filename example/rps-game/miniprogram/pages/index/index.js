@@ -8,7 +8,10 @@ const ENDED = { // why the session ended under the socket, said once the client 
   revoked: 'You were logged out by a newer login, and have logged in again.',
   expired: 'Your login expired, and you have logged in again.',
 };
-const LEFT = { logged_out: 'logged out', revoked: 'was logged out', expired: 'was logged out' };
+const LEFT = { // why the opponent is gone (opponent_left's reason)
+  left: 'left the match', disconnected: 'did not come back in time', logged_out: 'logged out',
+  revoked: 'was logged out', expired: 'was logged out',
+};
 const HINT_AFTER = 6000; // ms alone in the queue before the page suggests a bot
 
 Page({
@@ -70,7 +73,7 @@ Page({
           this.setData({ canMove: false, status: 'Connection lost; reconnecting: your match waits for you…' });
           break;
         }
-        if (this.inMatch()) this.endMatch('abandoned', 'Logged out: the match does not count.');
+        if (this.inMatch()) this.endMatch('lose', 'You were logged out during the match: it counts as a loss.');
         this.idle();
         this.setData({ view: 'connecting', status: info.ended ? 'Logging in again…' : 'Connection lost; reconnecting…' });
         break;
@@ -117,12 +120,18 @@ Page({
         else this.setData({ status: 'Back in the match. Round ' + (m.round + 1) + ': make your move.' });
         break;
       }
-      case 'resume_failed':
-        if (this.inMatch()) this.endMatch('abandoned', 'You were away too long: the match is over and does not count.');
+      case 'resume_failed': { // over while this player was away: forfeited, if the grace period ran out
+        const lost = m.record && m.record.losses > this.data.losses;
+        if (m.record) this.showRecord(m.record);
+        if (this.inMatch()) {
+          if (lost) this.endMatch('lose', 'You did not come back in time: you lose by forfeit.');
+          else this.endMatch('abandoned', 'The match ended while you were away.');
+        }
         break;
+      }
       case 'opponent_away':
         this.stopTimer(); // the round waits for them
-        this.setData({ away: true, secondsLeft: 0, status: this.data.opponent + ' lost the connection. Waiting up to ' + m.grace + ' s for them to come back…' });
+        this.setData({ away: true, secondsLeft: 0, status: this.data.opponent + ' lost the connection. If they are not back in ' + m.grace + ' s, you win by forfeit.' });
         break;
       case 'opponent_back':
         this.setData({ away: false, status: this.data.opponent + ' is back. ' + (this.data.picked ? 'Waiting for their move…' : 'Your move!') });
@@ -148,6 +157,11 @@ Page({
         break;
       }
       case 'match_over': {
+        if (m.forfeit) { // this player left the match
+          if (m.record) this.showRecord(m.record);
+          if (this.inMatch()) this.endMatch('lose', 'You left the match: it counts as a loss.');
+          break;
+        }
         const score = m.score.you + '–' + m.score.them;
         this.endMatch(m.result, { win: 'You win the match ' + score + '!', lose: 'You lose the match ' + score + '.',
           draw: 'A draw, ' + score + '.' }[m.result]);
@@ -155,9 +169,21 @@ Page({
         break;
       }
       case 'opponent_left':
-        this.endMatch('abandoned', this.data.opponent + ' ' + (LEFT[m.reason] || 'left') + '. The match does not count.');
+        if (m.forfeit) {
+          this.endMatch('win', this.data.opponent + ' ' + (LEFT[m.reason] || 'left the match') + ': you win by forfeit!');
+          if (m.record) this.showRecord(m.record);
+        } else if (m.reason === 'shutdown') {
+          this.endMatch('abandoned', 'The server running the match stopped. The match does not count.');
+        } else if (m.reason === 'declined') {
+          this.endMatch('abandoned', this.data.opponent + ' stopped waiting as the match began. It does not count.');
+        } else { // the result could not be written
+          this.endMatch('abandoned', this.data.opponent + ' ' + (LEFT[m.reason] || 'left the match') + '. The match could not be recorded.');
+        }
+        break;
+      case 'left': // out of the queue, as the page already shows
         break;
       case 'error':
+        if (m.message === 'your match has started') break; // "Leave" crossed "matched": play it
         this.setData({ status: m.message.startsWith('this server has no bots') ? 'There are no bots on this server.' : '⚠ ' + m.message });
         if (!this.inMatch()) this.idle();
         break;
@@ -168,7 +194,9 @@ Page({
   playSomeone() { this.client.send({ type: 'queue' }); },
   playBot() { this.client.send({ type: 'queue', opponent: 'bot' }); },
   leave() {
-    this.client.send({ type: 'leave' });
+    // "from":"queue": should the match start meanwhile, the player plays it rather than
+    // forfeit a match they have not seen.
+    this.client.send({ type: 'leave', from: 'queue' });
     this.idle();
     this.setData({ status: 'Pick an opponent.' });
   },
