@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/store/redisstore"
 	"github.com/mpsession/mpsession/wx"
@@ -54,6 +55,21 @@ type contender struct {
 	// admin asks the Redis server the contender uses for its CPU time and its command
 	// counts; nil without Redis.
 	admin redis.UniversalClient
+	// lookups counts the session cache's lookups, for the cached contenders; nil for
+	// the others.
+	lookups *metrics.Metrics
+}
+
+// storeLoads returns how many of the cached contender's lookups went to Redis (misses
+// and bypasses): one round trip each, HGETALL and PEXPIREAT.
+func (c *contender) storeLoads() int64 {
+	var n float64
+	c.lookups.Each(func(s metrics.Sample) {
+		if s.Name == "mpsession_cache_lookups_total" && s.Labels["result"] != "hit" {
+			n += s.Value
+		}
+	})
+	return int64(n)
 }
 
 func (c *contender) String() string { return c.op + "/" + c.name }
@@ -181,7 +197,7 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 
 	mem := store.NewMemory()
 	e.onClose(mem.Close)
-	mc, err := login(fibermpApp(wxc, mem, nil))
+	mc, err := login(fibermpApp(wxc, mem, nil, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +232,7 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 	rdb.AddHook(mpTrips)
 	rs := redisstore.New(rdb, redisstore.Config{Prefix: prefix + "mp:"})
 	e.onClose(rs.Close)
-	rc, err := login(fibermpApp(wxc, rs, nil))
+	rc, err := login(fibermpApp(wxc, rs, nil, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -234,11 +250,12 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 	crdb.AddHook(cachedTrips)
 	crs := redisstore.New(crdb, redisstore.Config{Prefix: prefix + "mpc:"})
 	e.onClose(crs.Close)
-	cc, err := login(fibermpApp(wxc, crs, &fibermp.CacheConfig{}))
+	lookups := metrics.New()
+	cc, err := login(fibermpApp(wxc, crs, &fibermp.CacheConfig{}, lookups))
 	if err != nil {
 		return nil, err
 	}
-	cc.trips, cc.admin = cachedTrips, admin
+	cc.trips, cc.admin, cc.lookups = cachedTrips, admin, lookups
 
 	// The floor of any read with one Redis round trip: bare Fiber and one GET.
 	brdb, err := dialRedis(redisAddr)
@@ -391,7 +408,7 @@ func bareRedisApp(rdb redis.UniversalClient, key string) *fiber.App {
 // fibermpApp serves the routes with fibermp, as its README shows, speaking the Token
 // protocol, with the session cache when cache is not nil. A login puts k = "teal" in
 // the new session.
-func fibermpApp(client *wx.Client, st store.Store, cache *fibermp.CacheConfig) *fiber.App {
+func fibermpApp(client *wx.Client, st store.Store, cache *fibermp.CacheConfig, m *metrics.Metrics) *fiber.App {
 	app := newApp()
 	app.Use(fibermp.New(fibermp.Config{
 		Client:      client,
@@ -399,6 +416,7 @@ func fibermpApp(client *wx.Client, st store.Store, cache *fibermp.CacheConfig) *
 		Protocol:    fibermp.Token,
 		IdleTimeout: sessionTTL,
 		Cache:       cache,
+		Metrics:     m,
 		OnLogin:     func(_ *fiber.Ctx, l *fibermp.Login) error { return l.Set("k", "teal") },
 	}))
 	app.Get("/read", fibermp.Required(), func(c *fiber.Ctx) error {
