@@ -395,6 +395,12 @@ func TestCloseStopsEvents(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
+			// Close returns once both goroutines are done (their WaitGroup); each may
+			// still be between its deferred Done and its return for a moment.
+			deadline := time.Now().Add(5 * time.Second)
+			for eventGoroutines() != 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
 			if n := eventGoroutines(); n != 0 {
 				t.Errorf("goroutines after Close: want 0; got %d", n)
 			}
