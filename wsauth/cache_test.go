@@ -13,8 +13,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/internal/testenv"
-	"github.com/mpsession/mpsession/store/redisstore"
 	"github.com/mpsession/mpsession/wsauth"
 	"github.com/mpsession/mpsession/wx/wxtest"
 )
@@ -24,11 +22,7 @@ import (
 // once end in an exact total that sockets and requests on both read; a field set over
 // HTTP on A is read by B's socket; a logout on B closes A's socket.
 func TestCachedSessionsAcrossProcesses(t *testing.T) {
-	rdbA, rdbB := testenv.Redis(t), testenv.Redis(t)
-	prefix := testenv.RedisPrefix(t, rdbA)
-	stA := redisstore.New(rdbA, redisstore.Config{Prefix: prefix})
-	stB := redisstore.New(rdbB, redisstore.Config{Prefix: prefix})
-	t.Cleanup(func() { _ = stA.Close(); _ = stB.Close() })
+	stA, stB := sharedRedisStores(t)
 	wechat := wxtest.NewServer(appID, appSecret)
 	t.Cleanup(wechat.Close)
 	cfg := fibermp.Config{Protocol: fibermp.Token, Cache: &fibermp.CacheConfig{}}

@@ -12,8 +12,6 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/internal/testenv"
-	"github.com/mpsession/mpsession/store/redisstore"
 	"github.com/mpsession/mpsession/wsauth"
 	"github.com/mpsession/mpsession/wx/wxtest"
 )
@@ -22,11 +20,7 @@ import (
 // with its own client and store): a logout through A closes a socket held by B. It
 // reports the delay from the logout reply to the close frame over 100 trials.
 func TestTwoInstances(t *testing.T) {
-	rdbA, rdbB := testenv.Redis(t), testenv.Redis(t)
-	prefix := testenv.RedisPrefix(t, rdbA)
-	stA := redisstore.New(rdbA, redisstore.Config{Prefix: prefix})
-	stB := redisstore.New(rdbB, redisstore.Config{Prefix: prefix})
-	t.Cleanup(func() { _ = stA.Close(); _ = stB.Close() })
+	stA, stB := sharedRedisStores(t)
 	wechat := wxtest.NewServer(appID, appSecret)
 	t.Cleanup(wechat.Close)
 	a := newServer(t, stA, wechat, fibermp.Config{Protocol: fibermp.Token})

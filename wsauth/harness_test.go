@@ -57,6 +57,19 @@ func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
 	}
 }
 
+// sharedRedisStores returns two stores on the test Redis under one prefix, each with a
+// client of its own, as two processes would have; they close after the test's servers
+// (registered before them), whose sockets hold listeners until they close.
+func sharedRedisStores(t *testing.T) (a, b *redisstore.Store) {
+	t.Helper()
+	rdbA, rdbB := testenv.Redis(t), testenv.Redis(t)
+	prefix := testenv.RedisPrefix(t, rdbA)
+	a = redisstore.New(rdbA, redisstore.Config{Prefix: prefix})
+	b = redisstore.New(rdbB, redisstore.Config{Prefix: prefix})
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	return a, b
+}
+
 // newServer starts a server on st, with wechat as its WeChat (a new one when nil), and
 // more routes when given.
 func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.Config, routes ...func(app *fiber.App)) *server {

@@ -18,9 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
-	"github.com/mpsession/mpsession/store/redisstore"
 	"github.com/mpsession/mpsession/wsauth"
 	"github.com/mpsession/mpsession/wx/wxtest"
 )
@@ -130,12 +128,7 @@ func twoInstances(t *testing.T, kind string) (a, b *msgServer) {
 		st := stores(t)["memory"](t)
 		return newMsgServer(t, st, wechat), newMsgServer(t, st, wechat)
 	}
-	rdbA, rdbB := testenv.Redis(t), testenv.Redis(t)
-	prefix := testenv.RedisPrefix(t, rdbA)
-	stA := redisstore.New(rdbA, redisstore.Config{Prefix: prefix})
-	stB := redisstore.New(rdbB, redisstore.Config{Prefix: prefix})
-	// Closed after the servers, whose sockets hold listeners until they close.
-	t.Cleanup(func() { _ = stA.Close(); _ = stB.Close() })
+	stA, stB := sharedRedisStores(t)
 	return newMsgServer(t, stA, wechat), newMsgServer(t, stB, wechat)
 }
 
