@@ -478,10 +478,40 @@ func (c *Conn) Join(ctx context.Context, room string) error {
 		c.rooms = append(c.rooms, topic)
 	}
 	if err := h.joinLocked(topic, c, nil); err != nil {
-		_ = c.Leave(context.WithoutCancel(ctx), room)
-		return err
+		return h.joinFailed(topic, c, err)
 	}
 	return nil
+}
+
+// joinFailed handles a Join whose listener failed with err. Another Join of the room
+// may have started a listener meanwhile: when it is live the socket is in the room;
+// while one is under way Join waits for it; when none is, the socket leaves the room,
+// in the same critical section as that check, and Join returns err.
+func (h *Hub) joinFailed(topic string, c *Conn, err error) error {
+	for {
+		h.mu.Lock()
+		t := h.topics[topic]
+		if t != nil && t.stop != nil && slices.Contains(c.rooms, topic) {
+			h.mu.Unlock()
+			return nil
+		}
+		if t != nil && t.pending != nil {
+			p := t.pending
+			h.mu.Unlock()
+			<-p
+			continue
+		}
+		var stop func()
+		if i := slices.Index(c.rooms, topic); i >= 0 {
+			c.rooms = slices.Delete(c.rooms, i, i+1)
+			stop = h.removeLocked(topic, c, nil)
+		}
+		h.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+		return err
+	}
 }
 
 // Leave takes the socket out of room: no message sent to the room after Leave returns

@@ -179,6 +179,12 @@ func (c *Store) Start() {
 	if c.subs.Load() != nil || !c.subscribing.CompareAndSwap(false, true) {
 		return
 	}
+	c.touchMu.Lock() // as dueForTouch: nothing joins touchWG once Close began
+	defer c.touchMu.Unlock()
+	if c.closed.Load() {
+		c.subscribing.Store(false)
+		return
+	}
 	c.touchWG.Add(1)
 	go func() {
 		defer c.touchWG.Done()
@@ -308,36 +314,6 @@ func (c *Store) update(hash string, before uint64, change func(e *entry)) {
 	c.entries.Add(hash, next)
 }
 
-// incremented applies an own increment that left field at n. The store applied it to
-// n-delta: when the entry holds that, nothing else changed the field in between (in
-// the entry's view), and it takes n; otherwise it is dropped. Increments of one field
-// whose replies come back in another order than the store applied them then either
-// chain up to the store's last value or drop the entry: each takes the field from its
-// old value to its new one, and a chain of all of them from where the entry stands can
-// only end where the store's own chain ended. Writes of other fields need no order
-// with it. Loads under way no longer fill the cache.
-func (c *Store) incremented(hash, field string, n, delta int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.shard(hash).Add(1)
-	e, ok := c.entries.Peek(hash)
-	if !ok {
-		return
-	}
-	cur, ok := e.fields[field]
-	if !ok {
-		cur = "0" // a missing field counts as 0
-	}
-	if cur != strconv.FormatInt(n-delta, 10) {
-		c.entries.Remove(hash)
-		return
-	}
-	next := &entry{fields: cloneFields(e.fields), owner: e.owner, deadline: e.deadline, expires: e.expires,
-		touched: e.touched, loaded: e.loaded}
-	next.fields[field] = strconv.FormatInt(n, 10)
-	c.entries.Add(hash, next)
-}
-
 // extendedAt records in the entry of hash, if the cache has one, that the store
 // extended the session at at by idle. It changes no field, so it needs no ordering
 // with writes, and leaves the shard's sequence alone.
@@ -414,12 +390,17 @@ func (c *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 // Incr increments in one store call and applies the result to the entry.
 func (c *Store) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
 	hash := store.Hash(id)
+	before := c.shard(hash).Load()
 	n, err := c.Store.Incr(c.mark(ctx), id, field, delta)
 	if err != nil {
 		c.drop(hash)
 		return 0, err
 	}
-	c.incremented(hash, field, n, delta)
+	v := strconv.FormatInt(n, 10)
+	c.update(hash, before, func(e *entry) {
+		e.fields = cloneFields(e.fields)
+		e.fields[field] = v
+	})
 	return n, nil
 }
 
