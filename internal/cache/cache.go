@@ -20,11 +20,15 @@
 //     interval, in the background, batched (store.TouchMany): a cached read costs no
 //     round trip, and the session's expiry in the store lags the last read by at most
 //     Renew.
-//   - Writes (Save, Incr, Touch) go to the store in one call each and are applied to the
-//     entry when they succeed; the events they send back are recognised by their origin
-//     (store.WithOrigin) and skipped. A Load that was under way while a write or an event
-//     about its session completed does not fill the cache, since it may have read what
-//     was there before.
+//   - Writes (Save, Incr, Touch) go to the store in one call each, and the events they
+//     send back are recognised by their origin (store.WithOrigin) and skipped. A Save
+//     or an Incr that succeeded is applied to the entry when no other write or event of
+//     its shard (sessions are spread over 256 by hash) completed while it was under way,
+//     and drops the entry otherwise: replies may come back in another order than the
+//     store ran the writes. A Load that was under way while a write or an event of its
+//     shard completed does not fill the cache, since it may have read what was there
+//     before. Concurrent writes to one session from one process therefore cost a reload
+//     now and then, never a stale read once they have all returned.
 //
 // A write made in another process is seen by every Load that starts after its event
 // reached this process: the window is the event's trip through the store (measured in
