@@ -72,7 +72,7 @@ func BenchmarkIncr(b *testing.B) {
 }
 
 func benchRoute(b *testing.B, st store.Store, path string) {
-	h := newHarness(b, fibermp.Config{Store: st}, routes)
+	h := newHarness(b, fibermp.Config{Protocol: fibermp.Wafer, Store: st}, routes)
 	hdr := loginWafer(b, h, "o-bench")
 	method := fasthttp.MethodGet
 	if path == "/incr" {
@@ -103,7 +103,7 @@ func benchRoute(b *testing.B, st store.Store, path string) {
 // to write, none more to keep the session alive.
 func TestRedisRoundTrips(t *testing.T) {
 	st, cc := redisStore(t)
-	h := newHarness(t, fibermp.Config{Store: st}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: st}, routes)
 	hdr := loginWafer(t, h, "o-trips")
 	h.do(t, "GET", "/color", hdr, "") // the first call of each script may load it
 	write := map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}
@@ -142,7 +142,7 @@ func TestRedisOutage(t *testing.T) {
 	st := redisstore.New(rdb)
 	t.Cleanup(func() { _ = st.Close() })
 	const timeout = 500 * time.Millisecond
-	h := newHarness(t, fibermp.Config{Store: st, StoreTimeout: timeout}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: st, StoreTimeout: timeout}, routes)
 	hdr := loginWafer(t, h, "o-outage")
 
 	down := func(how string) {

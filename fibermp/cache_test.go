@@ -46,7 +46,7 @@ func newProcess(t *testing.T, addr, prefix string) *process {
 	rdb.AddHook(p.trips)
 	p.rs = redisstore.New(rdb, redisstore.Config{Prefix: prefix})
 	t.Cleanup(func() { _ = p.rs.Close() })
-	p.harness = newHarness(t, fibermp.Config{Store: p.rs, Cache: &fibermp.CacheConfig{}}, cachedRoutes)
+	p.harness = newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: p.rs, Cache: &fibermp.CacheConfig{}}, cachedRoutes)
 	// The cache subscribes in the background from the start; the observer subscribes
 	// after it (the store's events are live once someone subscribed, and the cache is
 	// the only one yet), so the store calls the cache first.
@@ -273,7 +273,7 @@ func TestCacheSubscriptionKilled(t *testing.T) {
 func TestCacheMetrics(t *testing.T) {
 	st, _ := redisStore(t)
 	m := metrics.New()
-	h := newHarness(t, fibermp.Config{Store: st, Cache: &fibermp.CacheConfig{}, Metrics: m}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: st, Cache: &fibermp.CacheConfig{}, Metrics: m}, routes)
 	hdr := loginWafer(t, h, "o-metrics")
 	for range 5 {
 		if r := h.do(t, "GET", "/color", hdr, ""); r.status != 200 {

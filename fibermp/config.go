@@ -1,6 +1,8 @@
 package fibermp
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -32,8 +34,8 @@ type Config struct {
 	Client *wx.Client
 
 	// Store keeps the sessions. Use a shared store (store/redisstore) when several
-	// processes serve the same clients. The default in-memory store lives as long as
-	// the process; to stop its cleanup goroutine earlier, pass your own and Close it.
+	// processes serve the same clients. The Manager closes the default in-memory store
+	// when it closes; a store passed here is the caller's to close, after the Manager.
 	//
 	// Optional. Default: store.NewMemory()
 	Store store.Store
@@ -46,10 +48,10 @@ type Config struct {
 	// Optional. Default: 1 * time.Second
 	StoreTimeout time.Duration
 
-	// Protocol is the wire protocol spoken with clients: Wafer (wafer-client-sdk),
-	// Wafer2 (wafer2-client-sdk) or Token (plain JSON, bearer tokens).
+	// Protocol is the wire protocol spoken with clients: Token (plain JSON, bearer
+	// tokens), Wafer (wafer-client-sdk) or Wafer2 (wafer2-client-sdk).
 	//
-	// Optional. Default: Wafer
+	// Optional. Default: Token
 	Protocol Protocol
 
 	// QueryCredentials accepts Wafer credentials (X-WX-Id, X-WX-Skey, and the login's
@@ -113,7 +115,8 @@ type Config struct {
 	// store announces a change made elsewhere, and bypassed while the store cannot vouch
 	// for its announcements; see CacheConfig for the bounds and the README for what it
 	// changes. With the in-memory store it is ignored (sessions already are in memory);
-	// New panics for a store whose events stay in one process (fiberstore).
+	// NewManager returns an error for a store whose events do not reach every process
+	// (fiberstore).
 	//
 	// Optional. Default: nil (every request loads its session from the store)
 	Cache *CacheConfig
@@ -150,7 +153,7 @@ type CacheConfig struct {
 
 // ConfigDefault is the default config. AppID and AppSecret (or Client) have no default.
 var ConfigDefault = Config{
-	Protocol:        Wafer,
+	Protocol:        Token,
 	LoginPath:       "/login",
 	LogoutPath:      "/logout",
 	IdleTimeout:     2 * time.Hour,
@@ -158,13 +161,13 @@ var ConfigDefault = Config{
 	StoreTimeout:    time.Second,
 }
 
-// configDefault fills the zero fields of the first config with the defaults. It panics
-// on a config no request could work with, as Fiber's middlewares do.
-func configDefault(config ...Config) Config {
-	if len(config) < 1 {
-		panic("fibermp: Config.AppID and Config.AppSecret (or Config.Client) are required")
+// configDefault fills the zero fields of the first config with the defaults, and
+// returns an error for a config no request could work with.
+func configDefault(config ...Config) (Config, error) {
+	var cfg Config
+	if len(config) > 0 {
+		cfg = config[0]
 	}
-	cfg := config[0]
 	if cfg.LoginPath == "" {
 		cfg.LoginPath = ConfigDefault.LoginPath
 	}
@@ -181,20 +184,24 @@ func configDefault(config ...Config) Config {
 		cfg.StoreTimeout = ConfigDefault.StoreTimeout
 	}
 	if cfg.AbsoluteTimeout < cfg.IdleTimeout {
-		panic("fibermp: Config.AbsoluteTimeout is shorter than Config.IdleTimeout")
+		return cfg, errors.New("fibermp: Config.AbsoluteTimeout is shorter than Config.IdleTimeout")
 	}
-	if cfg.Protocol < Wafer || cfg.Protocol > Token {
-		panic("fibermp: unknown Config.Protocol")
+	if cfg.Protocol < Token || cfg.Protocol > Wafer2 {
+		return cfg, fmt.Errorf("fibermp: unknown Config.Protocol %d", cfg.Protocol)
 	}
 	if cfg.Client == nil {
+		if cfg.AppID == "" && cfg.AppSecret == "" {
+			return cfg, errors.New("fibermp: Config.AppID and Config.AppSecret, or Config.Client, are required " +
+				"(for local development, a Client whose BaseURL is a wxtest.Server's URL)")
+		}
 		c, err := wx.New(wx.Config{AppID: cfg.AppID, AppSecret: cfg.AppSecret})
 		if err != nil {
-			panic("fibermp: " + err.Error())
+			return cfg, fmt.Errorf("fibermp: %w", err)
 		}
 		cfg.Client = c
 	}
-	if cfg.Store == nil {
-		cfg.Store = store.NewMemory()
+	if cfg.Cache != nil && (cfg.Cache.MaxEntries < 0 || cfg.Cache.MaxAge < 0 || cfg.Cache.Renew < 0) {
+		return cfg, errors.New("fibermp: Config.Cache: MaxEntries, MaxAge and Renew must not be negative")
 	}
-	return cfg
+	return cfg, nil
 }

@@ -21,7 +21,7 @@ func (failDelete) Delete(ctx context.Context, id string) error { return errDown 
 func TestLogoutDeleteFails(t *testing.T) {
 	mem := store.NewMemory()
 	defer mem.Close()
-	h := newHarness(t, fibermp.Config{Store: failDelete{mem}}, func(app fiber.Router) {
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: failDelete{mem}}, func(app fiber.Router) {
 		app.Post("/destroy", fibermp.Required(), func(c *fiber.Ctx) error { return fibermp.Get(c).Destroy() })
 	})
 	hdr := loginWafer(t, h, "o-dl")

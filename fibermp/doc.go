@@ -5,13 +5,18 @@
 // optional encrypted user data, verified) by creating a server-side session, and attaches
 // that session to every later request that carries its credentials:
 //
-//	app := fiber.New()
-//	app.Use(fibermp.New(fibermp.Config{
+//	mp, err := fibermp.NewManager(fibermp.Config{
 //		AppID:     "wx...",
 //		AppSecret: os.Getenv("WX_SECRET"),
 //		Store:     redisstore.New(rdb), // default: in memory
-//	}))
-//	app.Post("/score", fibermp.Required(), func(c *fiber.Ctx) error {
+//	})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	defer mp.Close(context.Background())
+//	app := fiber.New()
+//	app.Use(mp.Handler())
+//	app.Post("/score", mp.Required(), func(c *fiber.Ctx) error {
 //		n, err := fibermp.Get(c).Incr("score", 1)
 //		if err != nil {
 //			return err
@@ -19,15 +24,21 @@
 //		return c.JSON(fiber.Map{"score": n})
 //	})
 //
+// The Manager owns the sessions: the login and logout endpoints, the session of every
+// request, and what runs for them in the background (the cache, the default store),
+// which Close stops. Package wsauth builds a socket server on it. An application that
+// serves HTTP only and never stops may write app.Use(fibermp.New(cfg)) instead.
+//
 // # Protocols
 //
-// Existing clients work unchanged. Wafer (the default) is the protocol of
-// wafer-client-sdk: login with the X-WX-Code header, later requests with X-WX-Id and
-// X-WX-Skey, and session errors in the envelope the SDK recognises by its magic key.
-// Wafer2 is the protocol of wafer2-client-sdk: login the same way, later requests with
-// X-WX-Skey only. Token is plain JSON for new clients and web pages: POST {"code": ...}
+// Token, the default, is plain JSON for new clients and web pages: POST {"code": ...}
 // to the login path, get {"token","expiresIn","openid"}, then send
-// "Authorization: Bearer <token>" or X-Session-Id.
+// "Authorization: Bearer <token>" or X-Session-Id. Existing clients work unchanged with
+// Config.Protocol set. Wafer is the protocol of wafer-client-sdk: login with the
+// X-WX-Code header, later requests with X-WX-Id and X-WX-Skey, and session errors in
+// the envelope the SDK recognises by its magic key.
+// Wafer2 is the protocol of wafer2-client-sdk: login the same way, later requests with
+// X-WX-Skey only.
 //
 // Whatever the protocol, a request whose session is unknown or expired gets the
 // protocol's invalid-session reply, which makes the SDKs log in again and retry once; a
@@ -67,5 +78,5 @@
 // # Mounting
 //
 // LoginPath and LogoutPath are matched below the prefix the middleware is mounted at:
-// app.Group("/api").Use(fibermp.New(cfg)) answers /api/login.
+// app.Group("/api").Use(mp.Handler()) answers /api/login.
 package fibermp

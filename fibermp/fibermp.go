@@ -1,8 +1,11 @@
 package fibermp
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/sync/singleflight"
@@ -13,52 +16,127 @@ import (
 	"github.com/mpsession/mpsession/store"
 )
 
-type middleware struct {
-	cfg    Config
-	counts *counting.Counts // cfg.Metrics's
-	eng    *session.Engine
-	proto  session.Protocol
-	logins singleflight.Group
+// Manager owns the sessions of an application: the login and logout endpoints, the
+// session of every request, and what runs in the background for them (the cache's
+// subscription and renewals, the default store's cleanup). Make one with NewManager,
+// mount Handler, and Close it when the server stops. Package wsauth builds its socket
+// server on a Manager.
+//
+// A Manager is safe for use by several goroutines.
+type Manager struct {
+	cfg      Config
+	counts   *counting.Counts // cfg.Metrics's
+	eng      *session.Engine
+	proto    session.Protocol
+	logins   singleflight.Group
+	cache    *cache.Store // nil: no cache
+	ownStore store.Store  // the default store, which Close closes; nil when the caller gave one
+
+	closeOnce sync.Once
 }
 
-// New creates the middleware: it answers the login and logout endpoints, and attaches
-// the session to every request that carries valid credentials (read it with Get). A
-// request whose credentials are invalid or expired is answered with the protocol's
-// invalid-session reply, which makes the client log in again; a request without
-// credentials passes through without a session (guard routes with Required).
-//
-// LoginPath and LogoutPath are matched below the prefix the middleware is mounted at:
-// under app.Group("/api").Use(fibermp.New(cfg)), or in a sub-app mounted at "/api",
-// the login endpoint is /api/login.
-func New(config ...Config) fiber.Handler {
-	cfg := configDefault(config...)
-	counts := counting.Of(cfg.Metrics)
-	m := &middleware{cfg: cfg, proto: session.Protocol(cfg.Protocol), counts: counts}
+// NewManager returns a Manager for config, or an error for a config no request could
+// work with: neither AppID and AppSecret nor Client, an unknown Protocol, an
+// AbsoluteTimeout shorter than IdleTimeout, a Cache on a store whose events do not
+// reach every process. Every other field has a default: the store is in memory and the
+// protocol is Token.
+func NewManager(config ...Config) (*Manager, error) {
+	cfg, err := configDefault(config...)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{proto: session.Protocol(cfg.Protocol), counts: counting.Of(cfg.Metrics)}
+	if cfg.Store == nil {
+		m.ownStore = store.NewMemory()
+		cfg.Store = m.ownStore
+	}
+	m.cfg = cfg
+	st := session.Bounded(cfg.Store, cfg.StoreTimeout, m.counts)
+	if _, local := cfg.Store.(*store.Memory); cfg.Cache != nil && !local {
+		health, _ := cfg.Store.(store.EventHealth)
+		c, err := cache.New(st, health, cfg.IdleTimeout, cache.Config{
+			MaxEntries: cfg.Cache.MaxEntries, MaxAge: cfg.Cache.MaxAge, Renew: cfg.Cache.Renew, Metrics: m.counts})
+		if err != nil {
+			m.closeOwnStore()
+			return nil, fmt.Errorf("fibermp: Config.Cache: %w", err)
+		}
+		c.Start()
+		m.cache, st = c, c
+	}
 	m.eng = &session.Engine{
-		Store:    storeOf(cfg, counts),
-		Metrics:  counts,
+		Store:    st,
+		Metrics:  m.counts,
 		Protocol: m.proto,
 		Idle:     cfg.IdleTimeout,
 		Wrap:     func(st *session.State) any { return &Session{st: st} },
 	}
-	return m.handle
+	return m, nil
 }
 
-// storeOf returns the store the middleware calls: the configured one, each call bounded
-// by StoreTimeout, behind the cache when there is one.
-func storeOf(cfg Config, counts *counting.Counts) store.Store {
-	st := session.Bounded(cfg.Store, cfg.StoreTimeout, counts)
-	if _, local := cfg.Store.(*store.Memory); cfg.Cache == nil || local {
-		return st
-	}
-	health, _ := cfg.Store.(store.EventHealth)
-	c, err := cache.New(st, health, cfg.IdleTimeout, cache.Config{
-		MaxEntries: cfg.Cache.MaxEntries, MaxAge: cfg.Cache.MaxAge, Renew: cfg.Cache.Renew, Metrics: counts})
+// New returns the middleware of a new Manager that is never closed, for an application
+// that serves HTTP only and runs until it exits: app.Use(fibermp.New(cfg)). It panics
+// where NewManager returns an error, as Fiber's middlewares do for a bad config.
+// Applications with sockets (package wsauth), tests, and any program that must stop
+// what the Manager runs use NewManager.
+func New(config ...Config) fiber.Handler {
+	m, err := NewManager(config...)
 	if err != nil {
-		panic("fibermp: Config.Cache: " + err.Error())
+		panic(err.Error())
 	}
-	c.Start()
-	return c
+	return m.Handler()
+}
+
+// Handler returns the middleware: it answers the login and logout endpoints, and
+// attaches the session to every request that carries valid credentials (read it with
+// Get). A request whose credentials are invalid or expired is answered with the
+// protocol's invalid-session reply, which makes the client log in again; a request
+// without credentials passes through without a session (guard routes with Required).
+//
+// LoginPath and LogoutPath are matched below the prefix the middleware is mounted at:
+// under app.Group("/api").Use(m.Handler()), or in a sub-app mounted at "/api", the
+// login endpoint is /api/login.
+func (m *Manager) Handler() fiber.Handler { return m.handle }
+
+// Required returns a handler that lets only requests with a session of m pass, and
+// answers the others with the protocol's invalid-session reply, so clients log in and
+// retry. Put it after Handler on the route.
+func (m *Manager) Required() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if session.StateOf(c) != nil && session.EngineOf(c) == m.eng {
+			return c.Next()
+		}
+		return session.InvalidSession(c, m.proto, session.InvalidStatus(c), "login required")
+	}
+}
+
+// Close stops what the Manager runs in the background: the cache's subscription and
+// renewals, and the default in-memory store. A store given in Config.Store is the
+// caller's to close, after the Manager and the socket servers built on it. Requests
+// served after Close fail with 503. Close waits for background store calls under way,
+// until ctx is done; it may be called more than once.
+func (m *Manager) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.closeOnce.Do(func() {
+			if m.cache != nil {
+				_ = m.cache.Close()
+			}
+			m.closeOwnStore()
+		})
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("fibermp: close: %w", ctx.Err())
+	}
+}
+
+func (m *Manager) closeOwnStore() {
+	if m.ownStore != nil {
+		_ = m.ownStore.Close()
+	}
 }
 
 // Get returns the request's session, or nil if the request carries none.
@@ -72,7 +150,7 @@ func Get(c *fiber.Ctx) *Session {
 
 // Required returns a handler that lets only requests with a session pass and answers
 // the others with the protocol's invalid-session reply, so clients log in and retry.
-// It must run after the middleware New returns.
+// It must run after the middleware (Manager.Handler or New).
 func Required() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if session.StateOf(c) != nil {
@@ -80,13 +158,13 @@ func Required() fiber.Handler {
 		}
 		e := session.EngineOf(c)
 		if e == nil {
-			return fiber.NewError(fiber.StatusInternalServerError, "fibermp.Required runs without fibermp.New before it")
+			return fiber.NewError(fiber.StatusInternalServerError, "fibermp.Required runs without the fibermp middleware before it")
 		}
 		return session.InvalidSession(c, e.Protocol, session.InvalidStatus(c), "login required")
 	}
 }
 
-func (m *middleware) handle(c *fiber.Ctx) error {
+func (m *Manager) handle(c *fiber.Ctx) error {
 	if m.cfg.Next != nil && m.cfg.Next(c) {
 		return c.Next()
 	}
@@ -166,7 +244,7 @@ func relativePath(c *fiber.Ctx) string {
 	return path
 }
 
-func (m *middleware) logout(c *fiber.Ctx, cr session.Credentials, valid bool) error {
+func (m *Manager) logout(c *fiber.Ctx, cr session.Credentials, valid bool) error {
 	if valid {
 		s, err := m.eng.Open(c.UserContext(), cr)
 		switch {
@@ -181,4 +259,8 @@ func (m *middleware) logout(c *fiber.Ctx, cr session.Credentials, valid bool) er
 		}
 	}
 	return session.LoggedOut(c, m.proto)
+}
+
+func init() {
+	session.ManagerEngine = func(m any) *session.Engine { return m.(*Manager).eng }
 }

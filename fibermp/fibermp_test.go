@@ -89,7 +89,7 @@ func loginWafer(t testing.TB, h *harness, openID string) map[string]string {
 }
 
 func TestWaferLogin(t *testing.T) {
-	h := newHarness(t, fibermp.Config{}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer}, routes)
 	r := h.do(t, "GET", "/login", map[string]string{"x-wx-code": h.code("o-alice")}, "")
 	if r.status != 200 {
 		t.Fatalf("want 200; got %d %s", r.status, r.body)
@@ -305,7 +305,7 @@ func TestTokenProtocol(t *testing.T) {
 }
 
 func TestUserData(t *testing.T) {
-	h := newHarness(t, fibermp.Config{}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer}, routes)
 	info := map[string]any{"nickName": "Erin", "openId": "o-erin", "unionId": "u-erin"}
 	h.wx.AddUser(wxtest.User{OpenID: "o-erin", UnionID: "u-erin"})
 	h.wx.AddUser(wxtest.User{OpenID: "o-mallory"})
@@ -360,7 +360,7 @@ func TestUserData(t *testing.T) {
 }
 
 func TestOnLogin(t *testing.T) {
-	h := newHarness(t, fibermp.Config{OnLogin: func(c *fiber.Ctx, l *fibermp.Login) error {
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, OnLogin: func(c *fiber.Ctx, l *fibermp.Login) error {
 		if l.OpenID == "o-banned" {
 			return errors.New("this account is suspended")
 		}
@@ -380,7 +380,7 @@ func TestOnLogin(t *testing.T) {
 }
 
 func TestConcurrentLoginsShareOneExchange(t *testing.T) {
-	h := newHarness(t, fibermp.Config{}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer}, routes)
 	h.wx.Fail("jscode2session", wxtest.Fault{Latency: 200 * time.Millisecond})
 	code := h.code("o-hank")
 	var wg sync.WaitGroup
@@ -404,7 +404,7 @@ func TestConcurrentLoginsShareOneExchange(t *testing.T) {
 }
 
 func TestSingleSession(t *testing.T) {
-	h := newHarness(t, fibermp.Config{SingleSession: true}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, SingleSession: true}, routes)
 	first := loginWafer(t, h, "o-ivy")
 	second := loginWafer(t, h, "o-ivy")
 	if r := h.do(t, "GET", "/whoami", first, ""); r.json(t)["error"] != "ERR_INVALID_SESSION" {
@@ -416,7 +416,7 @@ func TestSingleSession(t *testing.T) {
 }
 
 func TestFieldsPersist(t *testing.T) {
-	h := newHarness(t, fibermp.Config{}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer}, routes)
 	hdr := loginWafer(t, h, "o-jack")
 	h.do(t, "POST", "/color", map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}, `{"color":"teal"}`)
 	if got := h.do(t, "GET", "/color", hdr, "").json(t)["color"]; got != "teal" {
@@ -461,7 +461,7 @@ func testConcurrentWrites(t *testing.T, st store.Store) {
 	var mu sync.Mutex
 	var arrived int
 	release := make(chan struct{})
-	h := newHarness(t, fibermp.Config{Store: st}, func(app fiber.Router) {
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: st}, func(app fiber.Router) {
 		routes(app)
 		app.Post("/both/:k/:v", fibermp.Required(), func(c *fiber.Ctx) error {
 			mu.Lock()
@@ -537,7 +537,7 @@ func TestExpiry(t *testing.T) {
 	// Durations leave slack for a loaded machine: the requests come well inside the
 	// idle timeout, the checks well after it.
 	const idle, absolute = 900 * time.Millisecond, 2500 * time.Millisecond
-	h := newHarness(t, fibermp.Config{IdleTimeout: idle, AbsoluteTimeout: absolute}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, IdleTimeout: idle, AbsoluteTimeout: absolute}, routes)
 	hdr := loginWafer(t, h, "o-lee")
 	// Each request extends the idle timeout: stay busy past one idle period.
 	for i := 0; i < 4; i++ {
@@ -567,7 +567,7 @@ func TestStoreOutage(t *testing.T) {
 	mem := store.NewMemory()
 	defer mem.Close()
 	broken := &switchStore{Store: mem}
-	h := newHarness(t, fibermp.Config{Store: broken}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: broken}, routes)
 	hdr := loginWafer(t, h, "o-max")
 
 	broken.set(errDown)
@@ -613,7 +613,7 @@ func TestUnavailableError(t *testing.T) {
 	defer mem.Close()
 	broken := &switchStore{Store: mem}
 	errs := make(chan error, 2)
-	h := newHarness(t, fibermp.Config{Store: broken}, func(app fiber.Router) {
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: broken}, func(app fiber.Router) {
 		app.Post("/try", fibermp.Required(), func(c *fiber.Ctx) error {
 			_, err := fibermp.Get(c).Incr("n", 1)
 			errs <- err
@@ -702,7 +702,7 @@ func TestLogout(t *testing.T) {
 }
 
 func TestNext(t *testing.T) {
-	h := newHarness(t, fibermp.Config{Next: func(c *fiber.Ctx) bool { return c.Path() == "/public" }}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Next: func(c *fiber.Ctx) bool { return c.Path() == "/public" }}, routes)
 	r := h.do(t, "GET", "/public", map[string]string{"X-WX-Id": "bad", "X-WX-Skey": "bad"}, "")
 	if r.status != 200 || string(r.body) != `{"session":false}` {
 		t.Errorf("skipped route: want 200 {\"session\":false}; got %d %s", r.status, r.body)
@@ -710,7 +710,7 @@ func TestNext(t *testing.T) {
 }
 
 func TestRegenerate(t *testing.T) {
-	h := newHarness(t, fibermp.Config{}, func(app fiber.Router) {
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer}, func(app fiber.Router) {
 		routes(app)
 		app.Post("/regenerate", fibermp.Required(), func(c *fiber.Ctx) error {
 			s := fibermp.Get(c)
@@ -743,7 +743,7 @@ func TestRegenerate(t *testing.T) {
 func TestTooLarge(t *testing.T) {
 	mem := store.NewMemory(store.MemoryConfig{MaxRecordBytes: 1024})
 	defer mem.Close()
-	h := newHarness(t, fibermp.Config{Store: mem}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: mem}, routes)
 	hdr := loginWafer(t, h, "o-sam")
 	r := h.do(t, "POST", "/set/big/"+strings.Repeat("x", 1500), hdr, "")
 	if r.status != 413 || r.json(t)["error"] != fibermp.ErrCodeTooLarge || r.header.Get("Retry-After") != "" {
@@ -789,7 +789,7 @@ func TestMounted(t *testing.T) {
 // code may come in the query string, matched case-insensitively, except on a WebSocket
 // upgrade, which never takes them from the URL.
 func TestQueryCredentials(t *testing.T) {
-	h := newHarness(t, fibermp.Config{QueryCredentials: true}, routes)
+	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, QueryCredentials: true}, routes)
 	r := h.do(t, "GET", "/login?x-wx-code="+h.code("o-query"), nil, "")
 	session, _ := r.json(t)["session"].(map[string]any)
 	if r.status != 200 || session == nil {

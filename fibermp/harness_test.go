@@ -81,7 +81,16 @@ func newHarnessAt(t testing.TB, prefix string, cfg fibermp.Config, routes func(a
 		c.SetUserContext(context.WithValue(c.UserContext(), requestMark{}, true))
 		return c.Next()
 	})
-	r.Use(fibermp.New(cfg))
+	mp, err := fibermp.NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // after the app's shutdown, registered later
+		if err := mp.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	r.Use(mp.Handler())
 	if routes != nil {
 		routes(r)
 	}

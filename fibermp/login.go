@@ -63,7 +63,7 @@ type loginError struct {
 
 func (e *loginError) Error() string { return e.msg }
 
-func (m *middleware) login(c *fiber.Ctx) error {
+func (m *Manager) login(c *fiber.Ctx) error {
 	p := m.proto
 	req, err := readLogin(c, p, m.cfg.QueryCredentials)
 	if err != nil {
@@ -138,7 +138,7 @@ func readLogin(c *fiber.Ctx, p session.Protocol, query bool) (loginRequest, erro
 
 // createSession exchanges the code, verifies the user data, runs OnLogin and stores the
 // new session.
-func (m *middleware) createSession(c *fiber.Ctx, req loginRequest) (*loginResult, error) {
+func (m *Manager) createSession(c *fiber.Ctx, req loginRequest) (*loginResult, error) {
 	ctx := c.UserContext()
 	wxs, err := m.cfg.Client.Code2Session(ctx, req.Code)
 	if err != nil {

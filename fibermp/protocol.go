@@ -6,16 +6,17 @@ import "github.com/mpsession/mpsession/internal/session"
 type Protocol int
 
 const (
+	// Token is a plain JSON protocol for new clients and web pages: login by POSTing
+	// {"code":...}, later requests with "Authorization: Bearer <token>" or X-Session-Id.
+	// It is the default.
+	Token Protocol = iota
 	// Wafer is the protocol of wafer-client-sdk (and the wafer-node-session and
 	// mp-session-koa2 servers): login with X-WX-Code, later requests with X-WX-Id and
 	// X-WX-Skey, errors in an envelope marked by the SDK's magic key.
-	Wafer Protocol = iota
+	Wafer
 	// Wafer2 is the protocol of wafer2-client-sdk: login with X-WX-Code, later requests
 	// with X-WX-Skey, replies {"code":0,"data":...} and {"code":-1,"error":...}.
 	Wafer2
-	// Token is a plain JSON protocol for new clients and web pages: login by POSTing
-	// {"code":...}, later requests with "Authorization: Bearer <token>" or X-Session-Id.
-	Token
 )
 
 func (p Protocol) String() string { return session.Protocol(p).String() }

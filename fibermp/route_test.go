@@ -20,7 +20,7 @@ func TestMiddlewareOnRoute(t *testing.T) {
 	client, _ := wx.New(wx.Config{AppID: appID, AppSecret: appSecret, BaseURL: fake.URL})
 	sessions := store.NewMemory()
 	defer sessions.Close()
-	mw := fibermp.New(fibermp.Config{Client: client, Store: sessions})
+	mw := fibermp.New(fibermp.Config{Protocol: fibermp.Wafer, Client: client, Store: sessions})
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.All("/login", mw)
 	app.Get("/me", mw, fibermp.Required(), func(c *fiber.Ctx) error { return c.SendString(fibermp.Get(c).OpenID()) })

@@ -9,7 +9,7 @@
 // wsauth counts into the same one.
 //
 //	m := metrics.New()
-//	app.Use(fibermp.New(fibermp.Config{..., Metrics: m}))
+//	mp, err := fibermp.NewManager(fibermp.Config{..., Metrics: m})
 //	m.Each(func(s metrics.Sample) { fmt.Println(s.Name, s.Labels, s.Value) })
 package metrics
 

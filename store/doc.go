@@ -32,7 +32,7 @@
 //
 //	sessions := store.NewMemory()
 //	defer sessions.Close()
-//	app.Use(fibermp.New(fibermp.Config{Store: sessions /* ... */}))
+//	mp, err := fibermp.NewManager(fibermp.Config{Store: sessions /* ... */})
 //
 // The methods are for fibermp, wsauth and store implementations; the examples show them.
 package store

@@ -26,7 +26,7 @@ func TestCachedSessionsAcrossProcesses(t *testing.T) {
 	wechat := wxtest.NewServer(appID, appSecret)
 	t.Cleanup(wechat.Close)
 	cfg := fibermp.Config{Protocol: fibermp.Token, Cache: &fibermp.CacheConfig{}}
-	field := func(app *fiber.App) {
+	field := func(app *app) {
 		app.Get("/field/:k", fibermp.Required(), func(c *fiber.Ctx) error {
 			raw, _ := fibermp.Get(c).Raw(c.Params("k"))
 			return c.Send(raw)

@@ -54,13 +54,22 @@ func TestTwoInstances(t *testing.T) {
 	waitHandles(t, 0)
 }
 
-// waitHandles waits until the process holds want live handles.
+// waitHandles waits until the socket servers of the tests hold want live handles.
 func waitHandles(t testing.TB, want int) {
 	t.Helper()
+	handles := func() int {
+		servers.Lock()
+		defer servers.Unlock()
+		n := 0
+		for _, s := range servers.all {
+			n += s.Handles()
+		}
+		return n
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for wsauth.Handles() != want {
+	for handles() != want {
 		if time.Now().After(deadline) {
-			t.Fatalf("want %d live handles; got %d", want, wsauth.Handles())
+			t.Fatalf("want %d live handles; got %d", want, handles())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -147,9 +156,9 @@ func TestEndWhileClosing(t *testing.T) {
 	waitHandles(t, 0)
 }
 
-// TestCloseAll closes every open socket of one app with 1001 and waits for the
-// handlers; the sockets of another app in the same process stay open.
-func TestCloseAll(t *testing.T) {
+// TestShutdown closes every open socket of one server with 1001 and waits for the
+// handlers; the sockets of another server in the same process stay open.
+func TestShutdown(t *testing.T) {
 	st := stores(t)["memory"](t)
 	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token})
 	other := newServer(t, st, s.wx, fibermp.Config{Protocol: fibermp.Token})
@@ -170,7 +179,7 @@ func TestCloseAll(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := wsauth.CloseAll(ctx, s.app, "server shutting down"); err != nil {
+	if err := s.ws.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for range conns {

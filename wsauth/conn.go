@@ -1,60 +1,15 @@
 package wsauth
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	fws "github.com/gofiber/contrib/websocket"
-	"github.com/gofiber/fiber/v2"
 )
-
-// ConnConfig defines the config of the sockets Handler serves.
-type ConnConfig struct {
-	// ReadLimit is the largest message the peer may send; a larger one closes the
-	// socket with 1009 (message too big).
-	//
-	// Optional. Default: 64 << 10
-	ReadLimit int64
-
-	// PingInterval is how often a ping frame is sent. Below 60 s it also keeps proxies
-	// such as nginx (proxy_read_timeout 60 s) from closing a quiet socket.
-	//
-	// Optional. Default: 25 * time.Second
-	PingInterval time.Duration
-
-	// ReadTimeout closes the socket when nothing, not even a pong, arrives for this
-	// long: the peer is gone.
-	//
-	// Optional. Default: 60 * time.Second
-	ReadTimeout time.Duration
-
-	// WriteTimeout bounds every write.
-	//
-	// Optional. Default: 10 * time.Second
-	WriteTimeout time.Duration
-
-	// QueueSize is how many messages from the Hub (ToUser, ToSession, ToRoom) may wait
-	// to be written to the socket. A socket whose queue is full when another message
-	// comes is closed with CloseTooSlow, so that a client that stopped reading holds
-	// neither memory nor the other sockets up.
-	//
-	// Optional. Default: 256
-	QueueSize int
-}
-
-// ConnConfigDefault is the default config of the sockets Handler serves.
-var ConnConfigDefault = ConnConfig{
-	ReadLimit:    64 << 10,
-	PingInterval: 25 * time.Second,
-	ReadTimeout:  60 * time.Second,
-	WriteTimeout: 10 * time.Second,
-	QueueSize:    256,
-}
 
 // Conn is a WebSocket with what contrib/websocket leaves to every handler: writes from
 // several goroutines one at a time (a game broadcasting to a socket while its handler
@@ -64,14 +19,22 @@ var ConnConfigDefault = ConnConfig{
 type Conn struct {
 	c        *fws.Conn
 	h        *Handle // the live session
-	cfg      ConnConfig
+	srv      *Server
+	cfg      *Config // srv.cfg
 	wmu      sync.Mutex
 	once     sync.Once
 	pmu      sync.Mutex  // held by a ping in flight; Close waits for it
 	closed   bool        // guarded by pmu
 	pinging  atomic.Bool // a ping is in flight: the next one waits
-	nextPing time.Time   // guarded by liveConns.mu
+	nextPing time.Time   // guarded by srv.conns.mu
 	gone     bool        // guarded by wmu: closed, writes fail
+	closing  atomic.Bool // Close began: reads drain until the peer's close or the deadline
+
+	// The close frame: sent once, never after the handler returned (fasthttp then
+	// recycles the connection).
+	cmu       sync.Mutex
+	closeSent bool // guarded by cmu
+	finished  bool // guarded by cmu: the handler returned
 
 	// Messages from the hub (hub.go).
 	hub     *Hub
@@ -83,80 +46,27 @@ type Conn struct {
 	outDone bool     // closed, or too slow: queue nothing more
 }
 
-// Handler returns a contrib/websocket handler that runs fn with the socket of a session
-// wsauth.New authenticated:
-//
-//	app.Get("/ws", wsauth.New(), websocket.New(wsauth.Handler(func(c *wsauth.Conn) { ... })))
-//
-// The socket is set up as config says (read limit, pings, read deadline), closed with
-// CloseLoggedOut, CloseRevoked or CloseExpired when its session ends, and closed when
-// fn returns. A socket that wsauth.New did not authenticate (the middleware is missing
-// from the route) is closed with 1011 without running fn.
-func Handler(fn func(c *Conn), config ...ConnConfig) func(*fws.Conn) {
-	cfg := connConfigDefault(config...)
-	return func(conn *fws.Conn) {
-		r, _ := conn.Locals(localsKey).(*release)
-		if r == nil {
-			_ = conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseInternalServerErr, "socket not authenticated by wsauth.New"), time.Now().Add(time.Second))
-			return
-		}
-		if !r.h.claim() {
-			_ = conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseTryAgainLater, "handshake took too long"), time.Now().Add(time.Second))
-			return
-		}
-		r.dropRequest()
-		c := wrap(conn, r.h, cfg)
-		defer c.Close()
-		fn(c)
-	}
-}
-
-func connConfigDefault(config ...ConnConfig) ConnConfig {
-	cfg := ConnConfigDefault
-	if len(config) > 0 {
-		cfg = config[0]
-		if cfg.ReadLimit <= 0 {
-			cfg.ReadLimit = ConnConfigDefault.ReadLimit
-		}
-		if cfg.PingInterval <= 0 {
-			cfg.PingInterval = ConnConfigDefault.PingInterval
-		}
-		if cfg.ReadTimeout <= 0 {
-			cfg.ReadTimeout = ConnConfigDefault.ReadTimeout
-		}
-		if cfg.WriteTimeout <= 0 {
-			cfg.WriteTimeout = ConnConfigDefault.WriteTimeout
-		}
-		if cfg.QueueSize <= 0 {
-			cfg.QueueSize = ConnConfigDefault.QueueSize
-		}
-	}
-	return cfg
-}
-
 // wrap sets up conn and starts its pings.
-func wrap(conn *fws.Conn, h *Handle, cfg ConnConfig) *Conn {
-	c := &Conn{c: conn, cfg: cfg, h: h, hub: hubOf(h.reg.key)}
-	// The inner connection, not contrib's Conn, which goes back to a pool.
-	h.bind(conn.Conn)
-	conn.SetReadLimit(cfg.ReadLimit)
-	_ = conn.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
+func (s *Server) wrap(conn *fws.Conn, h *Handle) *Conn {
+	c := &Conn{c: conn, cfg: &s.cfg, h: h, srv: s, hub: s.hub}
+	conn.SetReadLimit(s.cfg.ReadLimit)
+	_ = conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
 	conn.SetPongHandler(c.pong)
-	liveConns.add(c)
-	h.reg.key.Metrics.Sockets(1)
+	s.conns.add(c)
+	s.m.Sockets(1)
 	c.hub.attachConn(c)
+	h.bind(c)
 	return c
 }
 
-// liveConns is every open Conn of the process. One goroutine, which runs while there are
-// Conns, sends their pings (a goroutine per socket for a timer would cost more than the
-// socket); CloseAll closes those of one app.
-var liveConns = connSet{conns: map[*Conn]struct{}{}}
-
+// connSet is the open Conns of a Server, from the start of their handler to its end.
+// One goroutine, which runs while there are Conns, sends their pings (a goroutine per
+// socket for a timer would cost more than the socket).
 type connSet struct {
 	mu    sync.Mutex
 	conns map[*Conn]struct{}
 	stop  chan struct{}
+	loops sync.WaitGroup // the ping goroutine
 }
 
 func (p *connSet) add(c *Conn) {
@@ -166,6 +76,7 @@ func (p *connSet) add(c *Conn) {
 	p.conns[c] = struct{}{}
 	if p.stop == nil {
 		p.stop = make(chan struct{})
+		p.loops.Add(1)
 		go p.run(p.stop)
 	}
 }
@@ -180,59 +91,30 @@ func (p *connSet) remove(c *Conn) {
 	}
 }
 
-// of returns the open Conns of app.
-func (p *connSet) of(app *fiber.App) []*Conn {
+func (p *connSet) all() []*Conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var cs []*Conn
+	cs := make([]*Conn, 0, len(p.conns))
 	for c := range p.conns {
-		if c.h.app == app {
-			cs = append(cs, c)
-		}
+		cs = append(cs, c)
 	}
 	return cs
 }
 
-// CloseAll closes every socket of app that Handler serves with 1001 (going away) and
-// reason, and waits until their handlers have returned or ctx is done. Call it when the
-// server shuts down, after app.Shutdown, which does not wait for upgraded connections.
-// Sockets of other apps in the process are left alone.
-func CloseAll(ctx context.Context, app *fiber.App, reason string) error {
-	for _, c := range liveConns.of(app) {
-		go c.goAway(reason)
-	}
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		n := len(liveConns.of(app))
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wsauth: %d sockets still open: %w", n, ctx.Err())
-		case <-t.C:
-		}
-	}
+func (p *connSet) running() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
 }
 
-// goAway sends the close frame and ends the handler's read soon after, unless the
-// handler has closed the socket already.
-func (c *Conn) goAway(reason string) {
-	c.pmu.Lock()
-	defer c.pmu.Unlock()
-	if c.closed {
-		return
-	}
-	deadline := time.Now().Add(time.Second)
-	_ = c.c.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseGoingAway, reason), deadline)
-	_ = c.c.SetReadDeadline(deadline.Add(time.Second))
-}
+// wait waits for the ping goroutine, which stops with the last Conn.
+func (p *connSet) wait() { p.loops.Wait() }
 
 // pingTick bounds how late a ping may be.
 const pingTick = 500 * time.Millisecond
 
 func (p *connSet) run(stop <-chan struct{}) {
+	defer p.loops.Done()
 	t := time.NewTicker(pingTick)
 	defer t.Stop()
 	var due []*Conn
@@ -311,13 +193,28 @@ func (c *Conn) Query(key string, defaultValue ...string) string {
 func (c *Conn) IP() string { return c.c.IP() }
 
 // ReadMessage reads the next message. Each message, like each pong, extends the read
-// deadline.
+// deadline. A text message that is not valid UTF-8 closes the socket with 1007
+// (invalid payload). After Close, no message reaches the caller: ReadMessage returns
+// ErrClosed once the peer has answered the close frame, or a second after it was sent.
 func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
-	mt, p, err := c.c.ReadMessage()
-	if err == nil {
+	for {
+		mt, p, err := c.c.ReadMessage()
+		if c.closing.Load() {
+			if err != nil {
+				return 0, nil, ErrClosed
+			}
+			continue // sent after the close frame: dropped
+		}
+		if err != nil {
+			return mt, p, err
+		}
+		if mt == fws.TextMessage && !utf8.Valid(p) {
+			_ = c.CloseWith(fws.CloseInvalidFramePayloadData, "invalid UTF-8 in a text message")
+			continue
+		}
 		_ = c.c.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
+		return mt, p, nil
 	}
-	return mt, p, err
 }
 
 // ReadJSON reads the next message as JSON into v.
@@ -350,37 +247,63 @@ func (c *Conn) WriteJSON(v any) error {
 	return c.WriteMessage(fws.TextMessage, b)
 }
 
-// CloseWith sends a close frame with code and reason (at most 123 bytes), then closes
-// the socket.
-func (c *Conn) CloseWith(code int, reason string) error {
-	_ = c.c.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, reason), time.Now().Add(c.cfg.WriteTimeout))
-	return c.Close()
-}
+// Close closes the socket with 1000 (normal closure); see CloseWith.
+func (c *Conn) Close() error { return c.CloseWith(fws.CloseNormalClosure, "") }
 
-// Close stops the pings and closes the socket. It is safe to call more than once.
-func (c *Conn) Close() error {
-	var err error
+// CloseWith closes the socket with code and reason (at most 123 bytes), from any
+// goroutine: it sends the close frame (unless one was sent already), makes later writes
+// to the socket fail with ErrClosed, stops the pings and the Hub's messages, and frees
+// the socket's place under the caps at once. The session (Session) stays writable until
+// the handler returns. The handler's read returns ErrClosed when the peer
+// answers the close frame, or a second after it was sent; when the handler returns,
+// the connection closes. It is safe to call more than once: the first code is sent.
+func (c *Conn) CloseWith(code int, reason string) error {
 	c.once.Do(func() {
-		liveConns.remove(c)
-		c.h.reg.key.Metrics.Sockets(-1)
+		c.closing.Store(true)
+		// Writes under way fail at once, instead of waiting up to WriteTimeout for a
+		// peer that stopped reading, and none starts after.
+		lockAborting(&c.wmu, c.c.NetConn())
+		c.gone = true
+		c.wmu.Unlock()
+		c.sendClose(code, reason)
+		lockAborting(&c.pmu, c.c.NetConn())
+		c.closed = true
+		c.pmu.Unlock()
+		c.srv.m.Sockets(-1)
 		c.hub.detachConn(c)
 		c.outMu.Lock()
 		c.outDone, c.out = true, nil
 		c.outMu.Unlock()
-		// fasthttp closes the connection when the handler returns (closing it here
-		// does nothing unless the server keeps hijacked connections), and recycles it:
-		// wait for the writes under way, a ping or a message stuck on a peer that
-		// stopped reading failing at once.
-		err = c.c.Close()
-		lockAborting(&c.pmu, c.c.NetConn())
-		c.closed = true
-		c.pmu.Unlock()
-		lockAborting(&c.wmu, c.c.NetConn())
-		c.gone = true
-		c.wmu.Unlock()
-		c.h.bind(nil)
+		// Its place under the caps is free now; the handle itself lives until the
+		// handler returns, so that the handler may still write the session.
+		c.h.reg.remove(c.h)
 	})
-	return err
+	return nil
+}
+
+// sendClose sends the close frame once, unless the handler has returned, and bounds the
+// handler's read to a second after it.
+func (c *Conn) sendClose(code int, reason string) {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	if c.closeSent || c.finished {
+		return
+	}
+	c.closeSent = true
+	deadline := time.Now().Add(time.Second)
+	_ = c.c.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, reason), deadline)
+	_ = c.c.SetReadDeadline(deadline)
+}
+
+// finish runs when the handler returns: the socket is closed if the handler did not,
+// and nothing touches the connection after, which fasthttp closes and recycles.
+func (c *Conn) finish() {
+	_ = c.Close()
+	c.h.bind(nil)
+	c.cmu.Lock()
+	c.finished = true
+	c.cmu.Unlock()
+	c.srv.conns.remove(c)
 }
 
 // lockAborting locks mu, which a write to nc may hold: such a write fails at once

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	fws "github.com/gofiber/contrib/websocket"
-	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/store"
@@ -33,8 +32,8 @@ func TestDestroyFailureKeepsEvents(t *testing.T) {
 	mem := store.NewMemory()
 	t.Cleanup(func() { _ = mem.Close() })
 	st := &flakyDelete{Store: mem}
-	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token}, func(app *fiber.App) {
-		app.Get("/destroyer", wsauth.New(wsauth.Config{}), fws.New(wsauth.Handler(func(c *wsauth.Conn) {
+	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token}, func(app *app) {
+		app.Get("/destroyer", app.ws(wsauth.Config{}).Upgrade(func(c *wsauth.Conn) {
 			for {
 				if _, _, err := c.ReadMessage(); err != nil {
 					return
@@ -42,7 +41,7 @@ func TestDestroyFailureKeepsEvents(t *testing.T) {
 				err := c.Session().Destroy()
 				_ = c.WriteMessage(fws.TextMessage, []byte("destroy: "+errString(err)))
 			}
-		})))
+		}))
 	})
 	a, b := s.login(t, "o-a"), s.login(t, "o-b")
 	ca := mustDial(t, "ws"+s.url[4:]+"/destroyer", bearer(a))

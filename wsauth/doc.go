@@ -1,25 +1,34 @@
-// Package wsauth authenticates WebSocket upgrades with mini-program sessions and gives
-// each socket's handler a live session handle.
+// Package wsauth serves the WebSockets of a fibermp.Manager's sessions: it
+// authenticates each upgrade with the session's credentials before anything is
+// upgraded, gives the socket's handler a live session handle, and sends messages to
+// users, sessions and rooms across processes.
 //
-// It runs on the upgrade request, after fibermp.New and before contrib/websocket's
-// websocket.New, so an upgrade without valid credentials is refused with 401 (and the
-// protocol's invalid-session body) before anything is upgraded:
+// One Server owns the sockets of one Manager. Make it with NewServer, mount Upgrade on
+// a route (and Tickets, for clients that can only set a URL), keep its Hub wherever the
+// program sends from, and Shutdown it when the server stops:
 //
-//	app.Use(fibermp.New(fibermp.Config{AppID: appID, AppSecret: secret, Store: sessions}))
-//	app.Get("/tunnel", wsauth.Tickets(wsauth.TicketConfig{Path: "/ws"}))
-//	app.Get("/ws", wsauth.New(wsauth.Config{Origins: []string{"https://game.example"}}),
-//		websocket.New(wsauth.Handler(func(c *wsauth.Conn) {
-//			// c: one writer at a time, a read limit, pings
-//			s := c.Session() // the live session
-//			for {
-//				var move Move
-//				if err := c.ReadJSON(&move); err != nil {
-//					return // the socket closed, or the session ended (see s.Err)
-//				}
-//				score, _ := s.Incr("score", move.Points) // exact, alongside HTTP requests
-//				_ = c.WriteJSON(fiber.Map{"score": score})
+//	mp, err := fibermp.NewManager(fibermp.Config{AppID: appID, AppSecret: secret, Store: sessions})
+//	...
+//	ws, err := wsauth.NewServer(mp, wsauth.Config{Origins: []string{"https://game.example"}, TicketURL: "/ws"})
+//	...
+//	app.Use(mp.Handler())
+//	app.Get("/tunnel", ws.Tickets())
+//	app.Get("/ws", ws.Upgrade(func(c *wsauth.Conn) {
+//		// c: one writer at a time, a read limit, pings
+//		s := c.Session() // the live session
+//		for {
+//			var move Move
+//			if err := c.ReadJSON(&move); err != nil {
+//				return // the socket closed, or the session ended (see s.Err)
 //			}
-//		})))
+//			score, _ := s.Incr("score", move.Points) // exact, alongside HTTP requests
+//			_ = c.WriteJSON(fiber.Map{"score": score})
+//		}
+//	}))
+//	...
+//	_ = app.Shutdown()
+//	_ = ws.Shutdown(ctx) // closes the sockets with 1001 and waits for their handlers
+//	_ = mp.Close(ctx)
 //
 // # Credentials
 //
@@ -39,7 +48,7 @@
 //
 // # The live handle
 //
-// Handler is the one way to serve an authenticated socket. Conn.Session returns the
+// Server.Upgrade is the one way to serve an authenticated socket. Conn.Session returns the
 // socket's *Handle, which is a *fibermp.Session (the same getters, writers and errors
 // as on a request) that stays live: it starts from the session the upgrade loaded, its
 // reads reflect changes made since by HTTP requests and other processes, its writes go
@@ -47,11 +56,13 @@
 // the session is logged out, revoked or expires, in any process, Done closes and the
 // socket is closed with CloseLoggedOut, CloseRevoked or CloseExpired.
 //
-// The handles of one fibermp middleware share one store subscription, one keep-alive
-// goroutine and one timer for their absolute deadlines; the pings of every Conn share
-// another goroutine. At shutdown, CloseAll(ctx, app, reason) closes the sockets of app
-// and waits for their handlers: Fiber's Shutdown does not wait for upgraded
-// connections.
+// The handles of one Server share one store subscription, one keep-alive goroutine and
+// one timer for their absolute deadlines; the pings of its Conns share another
+// goroutine. Conn.Close and CloseWith close from the server's side: the close frame is
+// sent, the socket's place under the caps is freed at once, and the handler's read
+// returns ErrClosed when the client answers, or a second later. At shutdown,
+// Server.Shutdown closes every socket with 1001 and waits for the handlers: Fiber's
+// Shutdown does not wait for upgraded connections.
 //
 // # Many idle sockets
 //
@@ -69,21 +80,20 @@
 //		// app of their own if that matters.
 //		ReduceMemoryUsage: true,
 //	})
-//	...
-//	app.Get("/ws", wsauth.New(), websocket.New(wsauth.Handler(fn), websocket.Config{
+//	ws, err := wsauth.NewServer(mp, wsauth.Config{
 //		ReadBufferSize:  128,          // a control frame needs 125; larger messages skip the buffer
 //		WriteBufferSize: 1024,         // a buffer per message written, not per socket:
 //		WriteBufferPool: &sync.Pool{}, // it goes back to the pool when the message is out
-//	}))
+//	})
 //
 // # Messages to sockets in every process
 //
-// A Hub (HubOf on a request, Conn.Hub on a socket) sends application messages to every
+// A Hub (Server.Hub, from anywhere in the program) sends application messages to every
 // socket of a user (ToUser), of one session (ToSession) or of a room (ToRoom), in every
 // process that shares the store; sockets Join and Leave rooms, and Hub.Subscribe makes
 // a server-side member of a room (a match, a bot):
 //
-//	hub := c.Hub()
+//	hub := ws.Hub()
 //	_ = c.Join(ctx, "match:42") // this socket, until Leave or the socket closes
 //	_ = hub.ToRoom(ctx, "match:42", []byte(`{"move":"rock"}`))
 //	_ = hub.ToUser(ctx, openid, []byte(`{"notice":"your turn"}`))
@@ -93,7 +103,7 @@
 // and a room the user's socket is in) may arrive in either order, as on a Cluster they
 // travel on different shards. A sender never waits for sockets: the sockets of its own
 // process get the message queued before the call returns, and the store carries it to
-// the others. Each socket has a queue of ConnConfig.QueueSize messages (256), drained
+// the others. Each socket has a queue of Config.QueueSize messages (256), drained
 // by a goroutine that exists only while the queue is not empty; a socket whose queue
 // overflows (its client stopped reading) is closed with CloseTooSlow (4008), and the
 // others do not wait for it.

@@ -20,9 +20,8 @@ import (
 // and the app serves requests as before on the RequestCtxs that come back to
 // fasthttp's pool emptied.
 func TestUpgradeRequestDropped(t *testing.T) {
-	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token}, func(app *fiber.App) {
-		uncapped := wsauth.Config{MaxSocketsPerSession: -1, MaxSocketsPerUser: -1}
-		app.Get("/seen/:room", wsauth.New(uncapped), fws.New(wsauth.Handler(func(c *wsauth.Conn) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token}, func(app *app) {
+		app.Get("/seen/:room", app.ws(uncapped).Upgrade(func(c *wsauth.Conn) {
 			seen := strings.Join([]string{c.Headers("User-Agent"), c.Headers("X-Game"), c.Query("q"), c.Params("room"), c.IP(), c.Session().OpenID()}, "|")
 			if c.WriteMessage(fws.TextMessage, []byte(seen)) != nil {
 				return
@@ -32,7 +31,7 @@ func TestUpgradeRequestDropped(t *testing.T) {
 					return
 				}
 			}
-		})))
+		}))
 		app.Post("/echo/:k", func(c *fiber.Ctx) error {
 			return c.SendString(c.Params("k") + "|" + c.Get("X-Game") + "|" + c.Query("q") + "|" + string(c.Body()))
 		})

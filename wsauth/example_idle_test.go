@@ -1,6 +1,7 @@
 package wsauth_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,7 +14,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wsauth"
 	"github.com/mpsession/mpsession/wx"
 	"github.com/mpsession/mpsession/wx/wxtest"
@@ -25,8 +25,22 @@ func Example_manyIdleSockets() {
 	wechat := wxtest.NewServer("wx0123456789abcdef", "secret")
 	defer wechat.Close()
 	client, _ := wx.New(wx.Config{AppID: "wx0123456789abcdef", AppSecret: "secret", BaseURL: wechat.URL})
-	sessions := store.NewMemory()
-	defer sessions.Close()
+	mp, err := fibermp.NewManager(fibermp.Config{Client: client})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer mp.Close(context.Background())
+	ws, err := wsauth.NewServer(mp, wsauth.Config{
+		ReadBufferSize:  128,          // the least a control frame needs; larger messages skip the buffer
+		WriteBufferSize: 1024,         // lent by the pool while a message is written,
+		WriteBufferPool: &sync.Pool{}, // not held by an idle socket (one pool per WriteBufferSize)
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ws.Shutdown(context.Background())
 
 	app := fiber.New(fiber.Config{
 		DisableStartupMessage: true,
@@ -34,19 +48,14 @@ func Example_manyIdleSockets() {
 		// instead of keeping it for the socket's life (at some CPU cost per request).
 		ReduceMemoryUsage: true,
 	})
-	app.Use(fibermp.New(fibermp.Config{Client: client, Store: sessions, Protocol: fibermp.Token}))
-	writeBuffers := &sync.Pool{} // one pool per WriteBufferSize
-	app.Get("/ws", wsauth.New(), fws.New(wsauth.Handler(func(c *wsauth.Conn) {
+	app.Use(mp.Handler())
+	app.Get("/ws", ws.Upgrade(func(c *wsauth.Conn) {
 		for {
 			if _, _, err := c.ReadMessage(); err != nil {
 				return
 			}
 			_ = c.WriteMessage(fws.TextMessage, []byte(c.Session().OpenID()))
 		}
-	}), fws.Config{
-		ReadBufferSize:  128,          // the least a control frame needs; larger messages skip the buffer
-		WriteBufferSize: 1024,         // lent by the pool while a message is written,
-		WriteBufferPool: writeBuffers, // not held by an idle socket
 	}))
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go func() { _ = app.Listener(ln) }()

@@ -1,6 +1,7 @@
 package wsauth_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,7 +13,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wsauth"
 	"github.com/mpsession/mpsession/wx"
 	"github.com/mpsession/mpsession/wx/wxtest"
@@ -24,24 +24,33 @@ func Example() {
 	wechat := wxtest.NewServer("wx0123456789abcdef", "secret")
 	defer wechat.Close()
 	client, _ := wx.New(wx.Config{AppID: "wx0123456789abcdef", AppSecret: "secret", BaseURL: wechat.URL})
-	sessions := store.NewMemory()
-	defer sessions.Close()
+	mp, err := fibermp.NewManager(fibermp.Config{Client: client}) // in memory, Token protocol
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer mp.Close(context.Background())
+	ws, err := wsauth.NewServer(mp, wsauth.Config{Origins: []string{"https://game.example"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ws.Shutdown(context.Background())
 
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Use(fibermp.New(fibermp.Config{Client: client, Store: sessions, Protocol: fibermp.Token}))
-	app.Get("/score", fibermp.Required(), func(c *fiber.Ctx) error {
+	app.Use(mp.Handler())
+	app.Get("/score", mp.Required(), func(c *fiber.Ctx) error {
 		return c.SendString(fmt.Sprint(fibermp.Get(c).GetInt("score")))
 	})
-	app.Get("/ws", wsauth.New(wsauth.Config{Origins: []string{"https://game.example"}}),
-		fws.New(wsauth.Handler(func(c *wsauth.Conn) {
-			for {
-				if _, _, err := c.ReadMessage(); err != nil {
-					return
-				}
-				n, _ := c.Session().Incr("score", 10)
-				_ = c.WriteMessage(fws.TextMessage, []byte(fmt.Sprint(n)))
+	app.Get("/ws", ws.Upgrade(func(c *wsauth.Conn) {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
 			}
-		})))
+			n, _ := c.Session().Incr("score", 10)
+			_ = c.WriteMessage(fws.TextMessage, []byte(fmt.Sprint(n)))
+		}
+	}))
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go func() { _ = app.Listener(ln) }()
 	defer func() { _ = app.ShutdownWithTimeout(time.Second) }()

@@ -1,15 +1,15 @@
 package wsauth
 
-// Handles returns how many live handles the process holds, for tests that check that
+// Handles returns how many live handles the server holds, for tests that check that
 // closed sockets release theirs.
-func Handles() int {
-	registriesMu.Lock()
-	defer registriesMu.Unlock()
-	n := 0
-	for _, r := range registries {
-		r.mu.Lock()
-		n += r.n
-		r.mu.Unlock()
+func (s *Server) Handles() int {
+	s.regMu.Lock()
+	r := s.reg
+	s.regMu.Unlock()
+	if r == nil {
+		return 0
 	}
-	return n
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
 }

@@ -7,9 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fasthttp/websocket"
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
@@ -53,7 +50,6 @@ type Handle struct {
 	st       *session.State
 	reg      *registry
 	hash     string
-	app      *fiber.App
 	deadline time.Time
 	ctx      context.Context // cancelled when the handle ends; its Done is Done's
 	cancel   context.CancelFunc
@@ -67,26 +63,23 @@ type Handle struct {
 	err       error
 	unclaimed *time.Timer // ends the handle if no Handler takes it
 
-	// conn is the socket to close when the session ends, set by a Conn while its
-	// handler runs. fasthttp recycles the connection once the handler returns, so it
-	// is touched only under connMu, and Conn.Close clears it before returning.
+	// conn is the socket to close when the session ends, set while its handler runs.
 	connMu sync.Mutex
-	conn   *websocket.Conn
+	conn   *Conn
 }
 
-func open(eng *session.Engine, st *session.State, app *fiber.App, cfg Config) (*Handle, error) {
+func (s *Server) open(st *session.State) (*Handle, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handle{
 		Session:   st.Outer.(*fibermp.Session),
 		st:        st,
 		hash:      store.Hash(st.ID()),
-		app:       app,
 		deadline:  st.Deadline(),
 		ctx:       ctx,
 		cancel:    cancel,
-		nextTouch: time.Now().Add(eng.Idle / 3),
+		nextTouch: time.Now().Add(s.eng.Idle / 3),
 	}
-	if err := attach(eng, h, cfg.MaxSocketsPerSession, cfg.MaxSocketsPerUser); err != nil {
+	if err := s.attach(h); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -169,29 +162,23 @@ func closeFrame(why error) (int, string) {
 	return CloseExpired, "session expired"
 }
 
-// closeConn sends the close frame to the socket, if a handler still runs it.
-// WriteControl and SetReadDeadline are safe alongside the handler's own reads and
-// writes.
+// closeConn closes the socket with code, if a handler still runs it.
 func (h *Handle) closeConn(code int, reason string) {
 	h.connMu.Lock()
-	defer h.connMu.Unlock()
-	if h.conn == nil {
-		return
+	c := h.conn
+	h.connMu.Unlock()
+	if c != nil {
+		_ = c.CloseWith(code, reason)
 	}
-	deadline := time.Now().Add(time.Second)
-	_ = h.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
-	// The client answers the close frame and the handler's read returns; if it does
-	// not, the read deadline ends the wait.
-	_ = h.conn.SetReadDeadline(deadline.Add(time.Second))
 }
 
-// bind makes conn the socket closed when the session ends; nil unbinds it. A session
-// that already ended closes the socket at once.
-func (h *Handle) bind(conn *websocket.Conn) {
+// bind makes c the socket closed when the session ends; nil unbinds it. A session that
+// already ended closes the socket at once.
+func (h *Handle) bind(c *Conn) {
 	h.connMu.Lock()
-	h.conn = conn
+	h.conn = c
 	h.connMu.Unlock()
-	if conn == nil {
+	if c == nil {
 		return
 	}
 	if why := h.Err(); why != nil && why != ErrClosed {

@@ -32,13 +32,56 @@ const (
 	origin    = "https://game.example"
 )
 
-// server is a Fiber app with fibermp and a wsauth socket route, on a real listener.
+// server is a Fiber app with fibermp and wsauth socket routes, on a real listener.
 type server struct {
 	url string // http://127.0.0.1:port
 	wx  *wxtest.Server
 	st  store.Store
 	app *fiber.App
+	mp  *fibermp.Manager
+	ws  *wsauth.Server // the server of /ws (and its tickets)
 }
+
+// app is what a test's extra routes get: the app, and socket servers on its Manager.
+type app struct {
+	*fiber.App
+	mp *fibermp.Manager
+	t  testing.TB
+}
+
+// ws returns a new socket server of the app's Manager, shut down after the test.
+func (a *app) ws(cfg wsauth.Config) *wsauth.Server { return newWS(a.t, a.mp, cfg) }
+
+// servers are the socket servers of the tests that ran in this binary, for waitHandles.
+var servers struct {
+	sync.Mutex
+	all []*wsauth.Server
+}
+
+// newWS returns a socket server on mp, shut down when the test ends (after its app,
+// whose cleanup is registered later).
+func newWS(t testing.TB, mp *fibermp.Manager, cfg wsauth.Config) *wsauth.Server {
+	t.Helper()
+	ws, err := wsauth.NewServer(mp, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ws.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	servers.Lock()
+	servers.all = append(servers.all, ws)
+	servers.Unlock()
+	return ws
+}
+
+// uncapped is the config of the routes of the tests that are not about socket caps: a
+// socket the client closed may hold its place a moment longer.
+var uncapped = wsauth.Config{Origins: []string{origin}, MaxSocketsPerSession: 1 << 20, MaxSocketsPerUser: 1 << 20, TicketURL: "/ws"}
 
 // stores returns the stores every test runs on: memory, and Redis.
 func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
@@ -72,7 +115,7 @@ func sharedRedisStores(t *testing.T) (a, b *redisstore.Store) {
 
 // newServer starts a server on st, with wechat as its WeChat (a new one when nil), and
 // more routes when given.
-func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.Config, routes ...func(app *fiber.App)) *server {
+func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.Config, routes ...func(app *app)) *server {
 	t.Helper()
 	if wechat == nil {
 		wechat = wxtest.NewServer(appID, appSecret)
@@ -83,15 +126,22 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 		t.Fatal(err)
 	}
 	cfg.Client, cfg.Store = client, st
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Use(fibermp.New(cfg))
-	// No socket caps on the routes of the tests that are not about them: a socket the
-	// client closed may hold its place a moment longer.
-	uncapped := wsauth.Config{Origins: []string{origin}, MaxSocketsPerSession: -1, MaxSocketsPerUser: -1}
-	app.Get("/ws", wsauth.New(uncapped), fws.New(wsauth.Handler(echo)))
-	app.Get("/capped", wsauth.New(wsauth.Config{MaxSocketsPerSession: 2, MaxSocketsPerUser: 3}), fws.New(wsauth.Handler(echo)))
+	mp, err := fibermp.NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := mp.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	a := &app{App: fiber.New(fiber.Config{DisableStartupMessage: true}), mp: mp, t: t}
+	a.Use(mp.Handler())
+	ws := a.ws(uncapped)
+	a.Get("/ws", ws.Upgrade(echo))
+	a.Get("/capped", a.ws(wsauth.Config{MaxSocketsPerSession: 2, MaxSocketsPerUser: 3}).Upgrade(echo))
 	// The same minimal handler with and without wsauth, to measure what it costs.
-	app.Get("/idle", wsauth.New(uncapped), fws.New(wsauth.Handler(func(c *wsauth.Conn) {
+	a.Get("/idle", ws.Upgrade(func(c *wsauth.Conn) {
 		_ = c.Session()
 		for {
 			mt, msg, err := c.ReadMessage()
@@ -99,8 +149,8 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 				return
 			}
 		}
-	})))
-	app.Get("/bare", fws.New(func(conn *fws.Conn) {
+	}))
+	a.Get("/bare", fws.New(func(conn *fws.Conn) {
 		for {
 			mt, msg, err := conn.ReadMessage()
 			if err != nil || conn.WriteMessage(mt, msg) != nil {
@@ -108,23 +158,23 @@ func newServer(t testing.TB, st store.Store, wechat *wxtest.Server, cfg fibermp.
 			}
 		}
 	}))
-	app.Get("/tunnel", wsauth.Tickets(wsauth.TicketConfig{Path: "/ws"}))
-	app.Post("/set/:k/:v", fibermp.Required(), func(c *fiber.Ctx) error {
+	a.Get("/tunnel", ws.Tickets())
+	a.Post("/set/:k/:v", fibermp.Required(), func(c *fiber.Ctx) error {
 		return fibermp.Get(c).Set(c.Params("k"), c.Params("v"))
 	})
-	app.Post("/incr/:k", fibermp.Required(), func(c *fiber.Ctx) error {
+	a.Post("/incr/:k", fibermp.Required(), func(c *fiber.Ctx) error {
 		_, err := fibermp.Get(c).Incr(c.Params("k"), 1)
 		return err
 	})
-	app.Post("/logout-all", fibermp.Required(), func(c *fiber.Ctx) error {
+	a.Post("/logout-all", fibermp.Required(), func(c *fiber.Ctx) error {
 		_, err := fibermp.Get(c).DestroyAll()
 		return err
 	})
 	for _, r := range routes {
-		r(app)
+		r(a)
 	}
 
-	return &server{url: testenv.Serve(t, app), wx: wechat, st: st, app: app}
+	return &server{url: testenv.Serve(t, a.App), wx: wechat, st: st, app: a.App, mp: mp, ws: ws}
 }
 
 // echo is the socket handler: it answers text commands with the live session.

@@ -2,21 +2,15 @@ package wsauth
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
-	"weak"
 
 	fws "github.com/gofiber/contrib/websocket"
-	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/internal/counting"
-	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
 )
 
@@ -39,10 +33,10 @@ const CloseTooSlow = 4008
 const subscriptionQueue = 1 << 16
 
 // Hub sends application messages to sockets in every process that shares the store of
-// one fibermp middleware: to every socket of a user (ToUser), of one session
-// (ToSession), or of a room (ToRoom) that sockets Join and Leave. Get it with HubOf on
-// a request or Conn.Hub on a socket; it lives as long as the middleware, so goroutines
-// may keep it.
+// one fibermp.Manager: to every socket of a user (ToUser), of one session (ToSession),
+// or of a room (ToRoom) that sockets Join and Leave. Get it from Server.Hub (or
+// Conn.Hub on a socket) and keep it: it works from any goroutine until the Server's
+// Shutdown.
 //
 // Messages reach sockets as text frames written by wsauth, at most once, in the order
 // each sender (one goroutine sending one message after another) sent them to one user,
@@ -61,6 +55,7 @@ type Hub struct {
 
 	mu     sync.Mutex
 	topics map[string]*hubTopic
+	closed bool // guarded by mu: Server.Shutdown ran
 }
 
 // hubTopic is a user, session or room that this process holds members of.
@@ -136,41 +131,6 @@ func (h *Hub) Stats() HubStats {
 		TooSlow: h.tooSlow.Load(), Dropped: h.dropped.Load(), ListenErrors: h.listenErrors.Load(), Topics: n}
 }
 
-// Hubs are kept by the middleware they belong to, and forgotten with it: a hub does not
-// refer to its engine.
-var (
-	hubsMu sync.Mutex
-	hubs   = map[weak.Pointer[session.Engine]]*Hub{}
-)
-
-// HubOf returns the hub of the fibermp middleware that handled c (an HTTP request
-// behind fibermp.New, or an upgrade), or nil when no fibermp middleware ran.
-func HubOf(c *fiber.Ctx) *Hub {
-	eng := session.EngineOf(c)
-	if eng == nil {
-		return nil
-	}
-	return hubOf(eng)
-}
-
-func hubOf(eng *session.Engine) *Hub {
-	key := weak.Make(eng)
-	hubsMu.Lock()
-	defer hubsMu.Unlock()
-	if h := hubs[key]; h != nil {
-		return h
-	}
-	h := &Hub{broker: brokerOf(eng.Store), m: eng.Metrics, topics: map[string]*hubTopic{}}
-	_, _ = rand.Read(h.id[:])
-	hubs[key] = h
-	runtime.AddCleanup(eng, func(key weak.Pointer[session.Engine]) {
-		hubsMu.Lock()
-		delete(hubs, key)
-		hubsMu.Unlock()
-	}, key)
-	return h
-}
-
 // brokerOf returns the store's message transport, looking through the wrappers that
 // bound its calls, or nil when it has none (fiberstore): then messages stay in the
 // process.
@@ -232,6 +192,12 @@ func (h *Hub) ToRoom(ctx context.Context, room string, msg []byte) error {
 func (h *Hub) send(ctx context.Context, topic string, msg []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return ErrClosed
 	}
 	h.sent.Add(1)
 	h.m.Messages(counting.MessageSent, 1)
@@ -316,7 +282,7 @@ func (h *Hub) deliver(topic string, msg []byte, only *hubTopic) {
 // listens to the topic.
 func (h *Hub) join(topic string, c *Conn, s *subscription) error {
 	h.mu.Lock()
-	if c != nil && c.hubGone {
+	if h.closed || c != nil && c.hubGone {
 		h.mu.Unlock()
 		return ErrClosed
 	}
@@ -677,19 +643,27 @@ func (c *Conn) sendQueued() {
 	}
 }
 
-// closeTooSlow sends the socket a close frame with CloseTooSlow, if its peer takes one
-// within a second, and closes it: the handler's read ends (a second later when the
-// close frame went, for the peer's answer), and with the handler the connection.
-func (c *Conn) closeTooSlow() {
-	c.pmu.Lock()
-	if !c.closed {
-		deadline := time.Now().Add(time.Second)
-		readUntil := time.Now()
-		if c.c.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(CloseTooSlow, "too slow"), deadline) == nil {
-			readUntil = deadline
+// closeTooSlow closes the socket with CloseTooSlow: the handler's read ends (when the
+// peer answers, or a second later), and with the handler the connection.
+func (c *Conn) closeTooSlow() { _ = c.CloseWith(CloseTooSlow, "too slow") }
+
+// close stops every listener and subscription of the hub, at Server.Shutdown; sends
+// after it fail with ErrClosed.
+func (h *Hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	var stops []func()
+	for topic, t := range h.topics {
+		for _, sub := range t.subs {
+			sub.active.Store(false)
 		}
-		_ = c.c.SetReadDeadline(readUntil)
+		if t.stop != nil {
+			stops = append(stops, t.stop)
+		}
+		delete(h.topics, topic)
 	}
-	c.pmu.Unlock()
-	_ = c.Close()
+	h.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -14,7 +13,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/wsauth"
 	"github.com/mpsession/mpsession/wx"
 	"github.com/mpsession/mpsession/wx/wxtest"
@@ -27,12 +25,30 @@ func ExampleHub() {
 	wechat := wxtest.NewServer("wx0123456789abcdef", "secret")
 	defer wechat.Close()
 	client, _ := wx.New(wx.Config{AppID: "wx0123456789abcdef", AppSecret: "secret", BaseURL: wechat.URL})
-	sessions := store.NewMemory()
-	defer sessions.Close()
+	mp, err := fibermp.NewManager(fibermp.Config{Client: client})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer mp.Close(context.Background())
+	ws, err := wsauth.NewServer(mp)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ws.Shutdown(context.Background())
+	hub := ws.Hub() // usable from anywhere: handlers, goroutines, other apps
+
+	// The server-side member.
+	logged := make(chan string, 1)
+	if _, err := hub.Subscribe("lobby", func(msg []byte) { logged <- string(msg) }); err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Use(fibermp.New(fibermp.Config{Client: client, Store: sessions, Protocol: fibermp.Token}))
-	app.Get("/chat/:room", wsauth.New(), fws.New(wsauth.Handler(func(c *wsauth.Conn) {
+	app.Use(mp.Handler())
+	app.Get("/chat/:room", ws.Upgrade(func(c *wsauth.Conn) {
 		room := c.Params("room")
 		if err := c.Join(context.Background(), room); err != nil {
 			return
@@ -43,15 +59,8 @@ func ExampleHub() {
 				return
 			}
 		}
-	})))
-	// The server-side member, made once the hub is known: on the first post.
-	logged := make(chan string, 1)
-	var subscribed sync.Once
-	app.Post("/say/:room", fibermp.Required(), func(c *fiber.Ctx) error {
-		hub := wsauth.HubOf(c)
-		subscribed.Do(func() {
-			_, _ = hub.Subscribe("lobby", func(msg []byte) { logged <- string(msg) })
-		})
+	}))
+	app.Post("/say/:room", mp.Required(), func(c *fiber.Ctx) error {
 		msg := fibermp.Get(c).OpenID() + ": " + string(c.Body())
 		return hub.ToRoom(c.UserContext(), c.Params("room"), []byte(msg))
 	})

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,21 +25,22 @@ import (
 // msgServer is a server with a /member socket route and its hub.
 type msgServer struct {
 	*server
-	hub *wsauth.Hub
+	hub     *wsauth.Hub // of /member's server
+	slowHub *wsauth.Hub // of /slow's
 }
 
 // memberRoutes adds /member (queue of 256) and /slow (queue of 8): sockets that answer
 // "join R" with "joined R", "leave R" with "left R", "sid" with the session id, and
-// receive the hub's messages; and /hub, which hands the test its hub.
-func memberRoutes(hub *atomic.Pointer[wsauth.Hub]) func(app *fiber.App) {
-	return func(app *fiber.App) {
-		uncapped := wsauth.Config{MaxSocketsPerSession: -1, MaxSocketsPerUser: -1}
-		app.Get("/member", wsauth.New(uncapped), fws.New(wsauth.Handler(member)))
-		app.Get("/slow", wsauth.New(uncapped), fws.New(wsauth.Handler(member, wsauth.ConnConfig{QueueSize: 8})))
-		app.Get("/hub", func(c *fiber.Ctx) error {
-			hub.Store(wsauth.HubOf(c))
-			return nil
-		})
+// receive the hub's messages. The servers' hubs go to m.
+func memberRoutes(m *msgServer) func(app *app) {
+	return func(app *app) {
+		members := app.ws(uncapped)
+		slowCfg := uncapped
+		slowCfg.QueueSize = 8
+		slow := app.ws(slowCfg)
+		m.hub, m.slowHub = members.Hub(), slow.Hub()
+		app.Get("/member", members.Upgrade(member))
+		app.Get("/slow", slow.Upgrade(member))
 		app.Get("/sid", fibermp.Required(), func(c *fiber.Ctx) error {
 			return c.SendString(fibermp.Get(c).ID())
 		})
@@ -77,17 +77,9 @@ func member(c *wsauth.Conn) {
 
 func newMsgServer(t testing.TB, st store.Store, wechat *wxtest.Server) *msgServer {
 	t.Helper()
-	var hub atomic.Pointer[wsauth.Hub]
-	s := newServer(t, st, wechat, fibermp.Config{Protocol: fibermp.Token}, memberRoutes(&hub))
-	resp, err := http.Get(s.url + "/hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if hub.Load() == nil {
-		t.Fatal("no hub")
-	}
-	return &msgServer{server: s, hub: hub.Load()}
+	m := &msgServer{}
+	m.server = newServer(t, st, wechat, fibermp.Config{Protocol: fibermp.Token}, memberRoutes(m))
+	return m
 }
 
 // sessionID returns the session id behind a token.
@@ -473,7 +465,7 @@ func TestHubSlowSocket(t *testing.T) {
 		t.Fatalf("fast socket: %v", err)
 	}
 	t.Logf("%d messages of 64 KiB sent to both and read by the fast socket in %v", n, time.Since(start))
-	if got := s.hub.Stats().TooSlow; got != 1 {
+	if got := s.slowHub.Stats().TooSlow; got != 1 {
 		t.Errorf("want 1 socket closed as too slow; got %d", got)
 	}
 	// The slow client reads what the kernel held, then the end: the close frame

@@ -37,7 +37,7 @@ func TestJoinAfterAFailedJoin(t *testing.T) {
 	h := &Hub{broker: b, topics: map[string]*hubTopic{}}
 	ctx := context.Background()
 	for i := 0; i < 5000; i++ {
-		c := &Conn{hub: h, cfg: ConnConfig{QueueSize: 1 << 20}, sending: true}
+		c := &Conn{hub: h, cfg: &Config{QueueSize: 1 << 20}, sending: true}
 		b.armed.Store(true)
 		var wg sync.WaitGroup
 		var errA, errB error

@@ -20,7 +20,7 @@ func TestConcurrentJoinLeave(t *testing.T) {
 	h := &Hub{broker: rs, topics: map[string]*hubTopic{}}
 	ctx := context.Background()
 	for i := 0; i < 20000; i++ {
-		c := &Conn{hub: h, cfg: ConnConfig{QueueSize: 1 << 20}, sending: true} // no writer goroutine: the queue shows what was delivered
+		c := &Conn{hub: h, cfg: &Config{QueueSize: 1 << 20}, sending: true} // no writer goroutine: the queue shows what was delivered
 		var wg sync.WaitGroup
 		wg.Add(2)
 		go func() { defer wg.Done(); _ = c.Join(ctx, "arena") }()

@@ -356,7 +356,7 @@ type outageTally struct {
 
 // routes adds /tally/:k, the harness's /incr/:k that also counts and answers the new
 // value, and /get/:k, which answers a field's JSON value or null.
-func (tl *outageTally) routes(app *fiber.App) {
+func (tl *outageTally) routes(app *app) {
 	app.Post("/tally/:k", fibermp.Required(), func(c *fiber.Ctx) error {
 		s := fibermp.Get(c)
 		n, err := s.Incr(c.Params("k"), 1)

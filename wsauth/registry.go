@@ -8,20 +8,19 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
 )
 
 // sweepInterval is how often a registry looks for handles to keep alive or expire.
 const sweepInterval = time.Second
 
-// A registry holds the live handles of one fibermp middleware (and so of one store):
-// one event subscription and one keep-alive goroutine for all of them, not one per
-// socket. It exists while it has handles.
+// A registry holds the live handles of one Server: one event subscription and one
+// keep-alive goroutine for all of them, not one per socket. It exists while it has
+// handles.
 type registry struct {
 	st   store.Store
 	idle time.Duration
-	key  *session.Engine
+	srv  *Server
 
 	mu          sync.Mutex
 	handles     map[string][]*Handle      // by session hash; a few each (Config.MaxSocketsPerSession)
@@ -40,13 +39,6 @@ type registry struct {
 	expiry    *time.Timer // nil until a handle has a deadline
 }
 
-// registries are keyed by the middleware that authenticated the sockets, so two apps
-// (or two fibermp configurations) in one process never share one.
-var (
-	registriesMu sync.Mutex
-	registries   = map[*session.Engine]*registry{}
-)
-
 // recentEvent is an event a handle may have missed: one that arrived after its
 // session was loaded for the upgrade and before the handle joined the registry.
 type recentEvent struct {
@@ -64,41 +56,47 @@ const recentEvents = 1024
 // errTooMany refuses a socket past Config.MaxSocketsPerSession or MaxSocketsPerUser.
 var errTooMany = errors.New("wsauth: too many sockets")
 
-// attach adds h to the registry of its middleware, making the registry if needed, unless
-// its session or user already holds the most sockets allowed.
-func attach(k *session.Engine, h *Handle, perSession, perUser int) error {
-	registriesMu.Lock()
-	defer registriesMu.Unlock()
-	r := registries[k]
+// errShutdown refuses a socket after Server.Shutdown.
+var errShutdown = errors.New("wsauth: server shut down")
+
+// attach adds h to the server's registry, making the registry if needed, unless its
+// session or user already holds the most sockets allowed, or the server shut down.
+func (s *Server) attach(h *Handle) error {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	if s.shutdown {
+		return errShutdown
+	}
+	perSession, perUser := s.cfg.MaxSocketsPerSession, s.cfg.MaxSocketsPerUser
+	r := s.reg
 	if r != nil {
 		r.mu.Lock()
-		full := (perSession > 0 && len(r.handles[h.hash]) >= perSession) ||
-			(perUser > 0 && r.owners[h.st.OpenID()] >= perUser)
+		full := len(r.handles[h.hash]) >= perSession || r.owners[h.st.OpenID()] >= perUser
 		r.mu.Unlock()
 		if full {
 			return errTooMany
 		}
 	} else {
 		var err error
-		if r, err = newRegistry(k); err != nil {
+		if r, err = s.newRegistry(); err != nil {
 			return err
 		}
-		registries[k] = r
+		s.reg = r
 	}
 	h.reg = r
 	h.missed = r.add(h)
 	return nil
 }
 
-func newRegistry(k *session.Engine) (*registry, error) {
-	st, idle := k.Store, k.Idle
-	r := &registry{st: st, idle: idle, key: k, handles: map[string][]*Handle{}, owners: map[string]int{},
+func (s *Server) newRegistry() (*registry, error) {
+	r := &registry{st: s.eng.Store, idle: s.eng.Idle, srv: s, handles: map[string][]*Handle{}, owners: map[string]int{},
 		stop: make(chan struct{}), created: time.Now()}
-	unsubscribe, err := st.Subscribe(r.onEvent)
+	unsubscribe, err := r.st.Subscribe(r.onEvent)
 	if err != nil {
 		return nil, err
 	}
 	r.unsubscribe = unsubscribe
+	r.srv.bg.Add(1)
 	go r.run(r.stop)
 	return r, nil
 }
@@ -118,7 +116,7 @@ func (r *registry) add(h *Handle) store.EventKind {
 	}
 	r.owners[h.st.OpenID()]++
 	r.n++
-	r.key.Metrics.Handles(1)
+	r.srv.m.Handles(1)
 	loaded := h.st.LoadedAt()
 	if !r.created.Before(loaded) || !r.resyncAt.Before(loaded) || !r.recent[r.next].at.Before(loaded) {
 		return store.EventResync // subscribed, resynced or overflowed since the load
@@ -151,7 +149,7 @@ func (r *registry) remove(h *Handle) {
 	if r.owners[h.st.OpenID()]--; r.owners[h.st.OpenID()] == 0 {
 		delete(r.owners, h.st.OpenID())
 	}
-	r.key.Metrics.Handles(-1)
+	r.srv.m.Handles(-1)
 	r.n--
 	last := r.n == 0
 	r.mu.Unlock()
@@ -160,20 +158,25 @@ func (r *registry) remove(h *Handle) {
 	}
 	// The last handle is gone: retire the registry, unless a new handle joined it
 	// meanwhile. The next socket makes a new one.
-	registriesMu.Lock()
+	s := r.srv
+	s.regMu.Lock()
 	r.mu.Lock()
-	if r.n == 0 && registries[r.key] == r {
-		delete(registries, r.key)
+	if r.n == 0 && s.reg == r {
+		s.reg = nil
+		s.bg.Add(1) // before run may return, so that Shutdown's Wait sees both
 		close(r.stop)
 		if r.expiry != nil {
 			r.expiry.Stop()
 		}
 		// Not under the locks: a store may wait for an event call in flight, and
 		// that call may be the one ending this handle.
-		go r.unsubscribe()
+		go func() {
+			defer r.srv.bg.Done()
+			r.unsubscribe()
+		}()
 	}
 	r.mu.Unlock()
-	registriesMu.Unlock()
+	s.regMu.Unlock()
 }
 
 // armExpiry sets the registry's timer for the earliest deadline. r.mu is held.
@@ -252,7 +255,7 @@ func (r *registry) each(hash string, fn func(h *Handle)) {
 // onEvent runs on the store's event goroutine, so it only marks and signals: reloads
 // happen on the next read, close frames on their own goroutine.
 func (r *registry) onEvent(e store.Event) {
-	r.key.Metrics.Event(e.Kind.String(), e.At)
+	r.srv.m.Event(e.Kind.String(), e.At)
 	// Noted before the handles are looked at, under the same lock as add: a handle
 	// joining meanwhile either gets the event below or finds it here.
 	r.mu.Lock()
@@ -288,6 +291,7 @@ func (r *registry) onEvent(e store.Event) {
 // deadlines are not its job: the registry's expiry timer ends those handles, and no
 // store call can hold it up.
 func (r *registry) run(stop <-chan struct{}) {
+	defer r.srv.bg.Done()
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	var touching sync.WaitGroup

@@ -26,7 +26,7 @@ func TestMissedEvents(t *testing.T) {
 	}
 
 	early := handle("early") // loaded before the registry subscribed
-	r := &registry{handles: map[string][]*Handle{}, owners: map[string]int{}, created: time.Now(), key: eng}
+	r := &registry{handles: map[string][]*Handle{}, owners: map[string]int{}, created: time.Now(), srv: &Server{eng: eng}}
 	if got := r.add(early); got != store.EventResync {
 		t.Errorf("loaded before the subscription: want %v; got %v", store.EventResync, got)
 	}
@@ -63,7 +63,7 @@ func TestDeadlines(t *testing.T) {
 	mem := store.NewMemory()
 	t.Cleanup(func() { _ = mem.Close() })
 	eng := &session.Engine{Store: mem, Idle: time.Hour}
-	r := &registry{handles: map[string][]*Handle{}, owners: map[string]int{}, created: time.Now(), key: eng}
+	r := &registry{handles: map[string][]*Handle{}, owners: map[string]int{}, created: time.Now(), srv: &Server{eng: eng}}
 	t.Cleanup(func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()

@@ -51,7 +51,7 @@ func TestSentinelFailover(t *testing.T) {
 	stB, watchB := newStore()
 	wechat := wxtest.NewServer(appID, appSecret)
 	t.Cleanup(wechat.Close)
-	get := func(app *fiber.App) {
+	get := func(app *app) {
 		app.Get("/get/:k", fibermp.Required(), func(c *fiber.Ctx) error {
 			raw, ok := fibermp.Get(c).Raw(c.Params("k"))
 			if !ok {

@@ -3,6 +3,7 @@ package wsauth
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"net/url"
 
 	"github.com/gofiber/fiber/v2"
@@ -11,35 +12,40 @@ import (
 )
 
 // Tickets returns the handler of an HTTP endpoint that lets a logged-in client open a
-// socket with a URL alone. It stores a single-use ticket, valid for TicketConfig.TTL in
-// every process sharing the store, and answers with the socket's URL:
+// socket with a URL alone: app.Get("/tunnel", ws.Tickets()). It stores a single-use
+// ticket, valid for Config.TicketTTL in every process sharing the store, and answers
+// with the socket's URL:
 //
 //	Wafer, Token: {"url":"wss://host/ws?ticket=..."}   (what wafer-client-sdk's Tunnel expects)
 //	Wafer2:       {"code":0,"data":{"connectUrl":"wss://host/ws?ticket=..."}}
 //
-// Requests without a session get the protocol's invalid-session reply, so the SDKs log
-// in and retry. The URL is TicketConfig.URL when set, which production servers behind a
-// proxy should do; otherwise it is built from the request's Host header (see
-// TicketConfig.URL), never from headers a client could set to send the ticket
-// elsewhere.
-func Tickets(config TicketConfig) fiber.Handler {
-	cfg := ticketConfigDefault(config)
+// Requests without a valid session get the protocol's invalid-session reply, so the
+// SDKs log in and retry; the route needs nothing before it. The URL is built from
+// Config.TicketURL (see there), never from headers a client could set to send the
+// ticket elsewhere. Tickets panics when Config.TicketURL is not set, as a route is
+// mounted once, at startup.
+func (s *Server) Tickets() fiber.Handler {
+	if s.cfg.ticketURL == nil {
+		panic("wsauth: Tickets needs Config.TicketURL, the socket route the tickets open (\"/ws\")")
+	}
+	eng, cfg := s.eng, &s.cfg
 	return func(c *fiber.Ctx) error {
-		eng := session.EngineOf(c)
-		if eng == nil {
-			return fiber.NewError(fiber.StatusInternalServerError, "wsauth.Tickets runs without fibermp.New before it")
-		}
-		st := session.StateOf(c)
-		if st == nil {
+		st, err, _ := s.requestSession(c)
+		switch {
+		case errors.Is(err, session.ErrInvalid):
+			return session.InvalidSession(c, eng.Protocol, fiber.StatusUnauthorized, "invalid or expired session")
+		case err != nil:
+			return session.Unavailable(c, "session store unavailable")
+		case st == nil:
 			return session.InvalidSession(c, eng.Protocol, fiber.StatusUnauthorized, "login required")
 		}
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
 		ticket := base64.RawURLEncoding.EncodeToString(b)
-		if err := eng.Store.PutTicket(c.UserContext(), ticket, session.Seal(ticket, ticketName, st.Credentials().String()), cfg.TTL); err != nil {
+		if err := eng.Store.PutTicket(c.UserContext(), ticket, session.Seal(ticket, ticketName, st.Credentials().String()), cfg.TicketTTL); err != nil {
 			return session.Unavailable(c, "session store unavailable")
 		}
-		u := cfg.socketURL(c)
+		u := socketURL(cfg.ticketURL, c)
 		u.RawQuery = url.Values{TicketParam: {ticket}}.Encode()
 		if eng.Protocol == session.Wafer2 {
 			return c.JSON(fiber.Map{"code": 0, "data": fiber.Map{"connectUrl": u.String()}})
@@ -50,11 +56,11 @@ func Tickets(config TicketConfig) fiber.Handler {
 
 // socketURL is where a ticket is used: the configured URL, or this server as the
 // request reached it.
-func (cfg TicketConfig) socketURL(c *fiber.Ctx) url.URL {
-	if cfg.url != nil {
-		return *cfg.url
+func socketURL(configured *url.URL, c *fiber.Ctx) url.URL {
+	if configured.Host != "" {
+		return *configured
 	}
-	u := url.URL{Scheme: "ws", Host: string(c.Request().Host()), Path: cfg.Path}
+	u := url.URL{Scheme: "ws", Host: string(c.Request().Host()), Path: configured.Path}
 	if c.Context().IsTLS() {
 		u.Scheme = "wss"
 	}

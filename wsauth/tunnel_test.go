@@ -58,7 +58,7 @@ func TestSDKTunnel(t *testing.T) {
 		t.Run(tc.sdk, func(t *testing.T) {
 			wechat := wxtest.NewServer(appID, appSecret)
 			t.Cleanup(wechat.Close)
-			s := newServer(t, stores(t)["memory"](t), wechat, fibermp.Config{Protocol: tc.p}, func(app *fiber.App) {
+			s := newServer(t, stores(t)["memory"](t), wechat, fibermp.Config{Protocol: tc.p}, func(app *app) {
 				// What the stub wx object asks the test for.
 				app.Get("/_wx/code", func(c *fiber.Ctx) error {
 					return c.JSON(fiber.Map{"code": wechat.NewCode("o-tunnel")})
@@ -66,8 +66,9 @@ func TestSDKTunnel(t *testing.T) {
 				app.Get("/_wx/userinfo", func(c *fiber.Ctx) error {
 					return c.JSON(fiber.Map{}) // no encrypted data: a code-only login
 				})
-				app.Get("/wafer-ws", wsauth.New(), fws.New(wsauth.Handler(tunnel)))
-				app.Get("/wafer-tunnel", wsauth.Tickets(wsauth.TicketConfig{Path: "/wafer-ws"}))
+				ws := app.ws(wsauth.Config{TicketURL: "/wafer-ws"})
+				app.Get("/wafer-ws", ws.Upgrade(tunnel))
+				app.Get("/wafer-tunnel", ws.Tickets())
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

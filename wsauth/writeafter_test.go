@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	fws "github.com/gofiber/contrib/websocket"
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/wsauth"
 )
@@ -18,12 +15,12 @@ func TestWriteAfterLogout(t *testing.T) {
 	for name, mk := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			got := make(chan [2]error, 1)
-			s := newServer(t, mk(t), nil, fibermp.Config{Protocol: fibermp.Token}, func(app *fiber.App) {
-				app.Get("/waiter", wsauth.New(wsauth.Config{}), fws.New(wsauth.Handler(func(c *wsauth.Conn) {
+			s := newServer(t, mk(t), nil, fibermp.Config{Protocol: fibermp.Token}, func(app *app) {
+				app.Get("/waiter", app.ws(wsauth.Config{}).Upgrade(func(c *wsauth.Conn) {
 					h := c.Session()
 					<-h.Done()
 					got <- [2]error{h.Set("x", 1), h.Err()}
-				})))
+				}))
 			})
 			tok := s.login(t, "o-w")
 			_ = mustDial(t, "ws"+s.url[4:]+"/waiter", bearer(tok))

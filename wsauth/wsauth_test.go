@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
-	fws "github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"go.uber.org/goleak"
 
@@ -442,15 +441,26 @@ func TestHandleReads(t *testing.T) {
 	}
 }
 
-// TestHandlerWithoutNew: a socket route that forgot wsauth.New does not run the handler
-// on an unauthenticated socket; it closes it with 1011.
-func TestHandlerWithoutNew(t *testing.T) {
-	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token}, func(app *fiber.App) {
-		app.Get("/unguarded", fws.New(wsauth.Handler(echo)))
-	})
-	conn := mustDial(t, strings.Replace(s.url, "http", "ws", 1)+"/unguarded", nil)
-	if code, reason := closeCode(conn, 5*time.Second); code != websocket.CloseInternalServerErr {
-		t.Errorf("want close 1011; got %d %q", code, reason)
+// TestUpgradeWithoutMiddleware: a socket route needs nothing before it. On an app
+// without the Manager's middleware, Upgrade reads the credentials itself, and refuses
+// an upgrade without them with 401.
+func TestUpgradeWithoutMiddleware(t *testing.T) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
+	bare := fiber.New(fiber.Config{DisableStartupMessage: true})
+	bare.Get("/ws", s.ws.Upgrade(echo))
+	url := strings.Replace(testenv.Serve(t, bare), "http", "ws", 1) + "/ws"
+	conn := mustDial(t, url, bearer(s.login(t, "o-bare")))
+	if got := call(t, conn, "who"); got != "o-bare" {
+		t.Errorf("who: want o-bare; got %q", got)
+	}
+	_ = conn.Close()
+	c, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	if err == nil {
+		_ = c.Close()
+		t.Fatal("an upgrade without credentials was accepted")
+	}
+	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("want 401; got %v (%v)", resp, err)
 	}
 }
 
@@ -473,8 +483,8 @@ func TestTicketURL(t *testing.T) {
 		}
 		return body.URL
 	}
-	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token}, func(app *fiber.App) {
-		app.Get("/public-tunnel", wsauth.Tickets(wsauth.TicketConfig{URL: "wss://game.example/ws"}))
+	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token}, func(app *app) {
+		app.Get("/public-tunnel", app.ws(wsauth.Config{TicketURL: "wss://game.example/ws"}).Tickets())
 	})
 	h := bearer(s.login(t, "o-spoof"))
 	h.Set("X-Forwarded-Host", "evil.example")

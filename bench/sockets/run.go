@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -336,18 +337,23 @@ func newEnv(o options) (_ *env, err error) {
 		return nil
 	})
 
-	newApp := func(rdb *redis.Client, reduceMemory bool) (*fiber.App, *redisstore.Store, error) {
+	newApp := func(rdb *redis.Client, reduceMemory bool) (*fiber.App, *fibermp.Manager, *redisstore.Store, error) {
 		st := redisstore.New(rdb, redisstore.Config{Prefix: e.prefix})
 		e.onClose(st.Close)
 		client, err := wx.New(wx.Config{AppID: appID, AppSecret: appSecret, BaseURL: e.wxs.URL, HTTPClient: e.wxHTTP})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		mp, err := fibermp.NewManager(fibermp.Config{Client: client, Store: st})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		e.onClose(func() error { return mp.Close(context.Background()) })
 		app := fiber.New(fiber.Config{DisableStartupMessage: true, ReduceMemoryUsage: reduceMemory})
-		app.Use(fibermp.New(fibermp.Config{Client: client, Store: st, Protocol: fibermp.Token}))
-		return app, st, nil
+		app.Use(mp.Handler())
+		return app, mp, st, nil
 	}
-	a, _, err := newApp(e.rdbA, false)
+	a, _, _, err := newApp(e.rdbA, false)
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +365,7 @@ func newEnv(o options) (_ *env, err error) {
 	if e.urlA, err = e.serve(a); err != nil {
 		return nil, err
 	}
-	b, stB, err := newApp(e.rdbB, o.sock.reduceMemory)
+	b, mpB, stB, err := newApp(e.rdbB, o.sock.reduceMemory)
 	if err != nil {
 		return nil, err
 	}
@@ -370,11 +376,20 @@ func newEnv(o options) (_ *env, err error) {
 		return nil, err
 	}
 	e.onClose(func() error { unsubscribe(); return nil })
-	wsConfig := fws.Config{ReadBufferSize: o.sock.readBuffer, WriteBufferSize: o.sock.writeBuffer}
+	wsConfig := wsauth.Config{ReadBufferSize: o.sock.readBuffer, WriteBufferSize: o.sock.writeBuffer}
 	if o.sock.writePool {
 		wsConfig.WriteBufferPool = &sync.Pool{}
 	}
-	b.Get("/ws", wsauth.New(), fws.New(wsauth.Handler(e.socket), wsConfig))
+	ws, err := wsauth.NewServer(mpB, wsConfig)
+	if err != nil {
+		return nil, err
+	}
+	e.onClose(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return ws.Shutdown(ctx)
+	})
+	b.Get("/ws", ws.Upgrade(e.socket))
 	if e.urlB, err = e.serve(b); err != nil {
 		return nil, err
 	}

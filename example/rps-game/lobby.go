@@ -107,6 +107,7 @@ func (p *player) writeLoop(done chan<- struct{}) {
 // lobby holds this instance's sockets and the matches it runs, and pairs players
 // through the queue: its own (memQueue), or Redis's, shared by every instance.
 type lobby struct {
+	bus         bus // the socket server's hub
 	log         *slog.Logger
 	records     *records
 	queue       queue
@@ -249,7 +250,7 @@ func (p *player) ticketLost(id string) {
 // the upgrade, so c.Session() is the player's live session.
 func (l *lobby) serve(c *wsauth.Conn) {
 	s := c.Session()
-	p := &player{l: l, conn: c, s: s, bus: c.Hub(), addr: newID(), openID: s.OpenID(), bot: l.isBot(s.OpenID()),
+	p := &player{l: l, conn: c, s: s, bus: l.bus, addr: newID(), openID: s.OpenID(), bot: l.isBot(s.OpenID()),
 		out: make(chan outItem, outboxSize)}
 	if !l.join() {
 		_ = c.CloseWith(fws.CloseGoingAway, "server shutting down")

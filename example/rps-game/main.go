@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	fws "github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
@@ -208,15 +207,30 @@ func start(cfg config) (*server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{m}, prometheus.NewGoCollector())
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	app.Use(fibermp.New(fibermp.Config{Client: client, Store: sessions, Protocol: fibermp.Token, OnLogin: onLogin(recs, cfg.Log), Metrics: m}))
+	mp, err := fibermp.NewManager(fibermp.Config{Client: client, Store: sessions, OnLogin: onLogin(recs, cfg.Log), Metrics: m})
+	if err != nil {
+		s.closeAll()
+		return nil, err
+	}
+	ws, err := wsauth.NewServer(mp, wsauth.Config{
+		Origins:   append(ownOrigins(cfg.Addr, ln.Addr()), cfg.Origins...),
+		ReadLimit: 4 << 10,
+	})
+	if err != nil {
+		_ = mp.Close(context.Background())
+		s.closeAll()
+		return nil, err
+	}
+	s.mp, s.ws = mp, ws
+	s.lobby.bus = ws.Hub()
+	app.Use(mp.Handler())
 	if fake != nil {
 		mountWeChat(app, fake)
 	}
 	app.Get("/api/me", fibermp.Required(), me)
 	app.Post("/api/nickname", fibermp.Required(), setNickname(recs))
 	app.Get("/api/leaderboard", leaderboard(recs))
-	app.Get("/ws", wsauth.New(wsauth.Config{Origins: append(ownOrigins(cfg.Addr, ln.Addr()), cfg.Origins...)}),
-		fws.New(wsauth.Handler(s.lobby.serve, wsauth.ConnConfig{ReadLimit: 4 << 10})))
+	app.Get("/ws", ws.Upgrade(s.lobby.serve))
 	serveWeb(app)
 	if fake != nil {
 		tag := "" // on Redis, the bots of several instances meet: their openids say whose they are

@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/wsauth"
 )
 
@@ -21,6 +22,8 @@ type server struct {
 	ln                    net.Listener
 	served                chan struct{}
 	lobby                 *lobby
+	mp                    *fibermp.Manager
+	ws                    *wsauth.Server
 	bots                  *bots // nil with real WeChat
 	hosted                hostedCount
 	rdb                   *redis.Client // with -redis
@@ -52,8 +55,11 @@ func (s *server) shutdown() {
 	s.lobby.close(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = wsauth.CloseAll(ctx, s.app, "server shutting down")
+		_ = s.ws.Shutdown(ctx)
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.mp.Close(ctx)
 	s.closeAll()
 }
 

@@ -188,7 +188,7 @@ func (m *Counts) Each(fn func(Sample)) {
 	fn(Sample{Name: "mpsession_store_calls_total", Help: "Calls to the session store.", Kind: Counter, Value: float64(m.storeCalls.Load())})
 	fn(Sample{Name: "mpsession_store_errors_total", Help: "Calls to the session store that failed for want of the store (unreachable, timed out).", Kind: Counter, Value: float64(m.storeErrors.Load())})
 	fn(m.storeLatency.sample("mpsession_store_call_seconds", "How long calls to the session store took."))
-	fn(Sample{Name: "mpsession_sockets", Help: "Open WebSockets served by wsauth.Handler.", Kind: Gauge, Value: float64(m.sockets.Load())})
+	fn(Sample{Name: "mpsession_sockets", Help: "Open WebSockets served by wsauth.", Kind: Gauge, Value: float64(m.sockets.Load())})
 	fn(Sample{Name: "mpsession_handles", Help: "Live session handles of open WebSockets.", Kind: Gauge, Value: float64(m.handles.Load())})
 	labelled("mpsession_events_total", "Session events received from the store, by kind.", "kind", eventKinds, m.events[:])
 	fn(m.eventLag.sample("mpsession_event_lag_seconds", "How late session events arrive after the change, for stores that say when it was made."))

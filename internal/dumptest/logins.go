@@ -2,6 +2,7 @@ package dumptest
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -40,14 +41,23 @@ func Logins(t testing.TB, st store.Store) (secrets []Secret, clear string) {
 		// app.Test rather than a listener: the stores' TestMain allows no goroutine
 		// left behind, and a fasthttp listener leaves its worker pool's cleaner.
 		app := fiber.New(fiber.Config{DisableStartupMessage: true, DisableDefaultDate: true})
-		app.Use(fibermp.New(fibermp.Config{Client: client, Store: st, Protocol: p}))
+		mp, err := fibermp.NewManager(fibermp.Config{Client: client, Store: st, Protocol: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = mp.Close(context.Background()) })
+		ws, err := wsauth.NewServer(mp, wsauth.Config{TicketURL: "/ws"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app.Use(mp.Handler())
 		app.Get("/whoami", fibermp.Required(), func(c *fiber.Ctx) error {
 			s := fibermp.Get(c)
 			return c.JSON(fiber.Map{"unionid": s.UnionID(), "userInfo": s.UserInfo()})
 		})
 		app.Post("/note", fibermp.Required(), func(c *fiber.Ctx) error { return fibermp.Get(c).Set("note", clear) })
 		app.Post("/regenerate", fibermp.Required(), func(c *fiber.Ctx) error { return fibermp.Get(c).Regenerate(c) })
-		app.Get("/ticket", fibermp.Required(), wsauth.Tickets(wsauth.TicketConfig{Path: "/ws"}))
+		app.Get("/ticket", fibermp.Required(), ws.Tickets())
 
 		openID, unionID := "o-dump-"+p.String(), "UNION-"+p.String()+"-"+rand.Text()
 		// No value contains another protocol's: a leak of wafer2's would be reported

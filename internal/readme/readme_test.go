@@ -72,7 +72,6 @@ func TestProgram(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_ = run.Process.Kill()
-		_ = run.Wait()
 		if t.Failed() {
 			t.Logf("the program's output:\n%s", logs.String())
 		}
@@ -120,6 +119,12 @@ func TestProgram(t *testing.T) {
 			t.Errorf("socket: want %s; got %s", wantMsg, got)
 		}
 	}
+	// 5. a message to the user's sockets from an HTTP route, through the hub
+	do(t, "POST", base+"/poke/alice", "", login.Token, 200)
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != `{"poke":true}` {
+		t.Errorf("poke: want {\"poke\":true}; got %s, %v", msg, err)
+	}
 	// Without a valid token the upgrade is refused: no socket.
 	_, resp, err = websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
 	if err == nil || resp == nil || resp.StatusCode != 401 {
@@ -130,6 +135,23 @@ func TestProgram(t *testing.T) {
 		do(t, "POST", base+"/login", `{"code":"made-up"}`, "", 401)
 	}
 	do(t, "POST", base+"/login", `{"code":"made-up"}`, "", 429)
+
+	// Ctrl-C: the socket is closed with 1001 and the program exits.
+	if err := run.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Errorf("socket at Ctrl-C: want close 1001; got %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- run.Wait() }()
+	select {
+	case err := <-exited:
+		t.Logf("the program exited after Ctrl-C: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Error("the program did not exit within 15 s of Ctrl-C")
+	}
 }
 
 func freeAddr(t *testing.T) string {

@@ -16,8 +16,8 @@ import (
 // ErrInvalid means the credentials name no live session.
 var ErrInvalid = errors.New("fibermp: invalid session")
 
-// Engine is what one fibermp middleware knows about its sessions, handed to the
-// packages that build on it through the request's Locals.
+// Engine is what one fibermp.Manager knows about its sessions, handed to the packages
+// that build on it: through the request's Locals, and to wsauth by ManagerEngine.
 type Engine struct {
 	Store    store.Store // bounded by the store timeout (see Bounded)
 	Protocol Protocol
@@ -27,6 +27,11 @@ type Engine struct {
 	// Wrap makes the application's view of a new state (fibermp's *Session).
 	Wrap func(*State) any
 }
+
+// ManagerEngine returns the engine of a *fibermp.Manager. fibermp sets it when it is
+// initialised, so that wsauth reaches the engine of the Manager it is given without the
+// engine being part of fibermp's API. It links two packages and holds no state.
+var ManagerEngine func(manager any) *Engine
 
 type localsKey int
 

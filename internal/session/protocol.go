@@ -15,9 +15,9 @@ import (
 type Protocol int
 
 const (
-	Wafer Protocol = iota
+	Token Protocol = iota
+	Wafer
 	Wafer2
-	Token
 )
 
 func (p Protocol) String() string {

@@ -6,7 +6,7 @@
 //
 //	st := fiberstore.New(storage)
 //	defer st.Close()
-//	app.Use(fibermp.New(fibermp.Config{Store: st /* ... */}))
+//	mp, err := fibermp.NewManager(fibermp.Config{Store: st /* ... */})
 //
 // A session is one blob under <Prefix>s:<base64url of SHA-256(id)>, holding its fields,
 // owner, deadline and exact expiry; the blob never holds the id. Each owner has one blob
