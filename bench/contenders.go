@@ -20,6 +20,7 @@ import (
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/store/redisstore"
 	"github.com/mpsession/mpsession/wx"
 	"github.com/mpsession/mpsession/wx/wxtest"
@@ -195,7 +196,7 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 		return c, err
 	}
 
-	mem := store.NewMemory()
+	mem := memstore.New()
 	e.onClose(mem.Close)
 	mc, err := login(fibermpApp(wxc, mem, nil, nil))
 	if err != nil {
@@ -311,7 +312,7 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 
 // waitEventsLive waits until the store's event subscription is live (the session
 // cache serves from memory only then), for at most limit.
-func waitEventsLive(st store.EventHealth, limit time.Duration) error {
+func waitEventsLive(st interface{ EventsLive() bool }, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for !st.EventsLive() {
 		if time.Now().After(deadline) {

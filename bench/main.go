@@ -1,5 +1,5 @@
 // Command bench measures mpsession against what its users would run instead, side by
-// side in one run, and prints the ratios DESIGN.md sets as targets:
+// side in one run, and prints the ratios docs/DESIGN.md sets as targets:
 //
 //   - an authenticated read with the memory store: fibermp against bare Fiber serving
 //     the same route with no session (target: at least 0.8x);

@@ -147,7 +147,7 @@ type options struct {
 	cpuProfile string
 }
 
-// A comparison is one of DESIGN.md's targets: ours serves at least target times the
+// A comparison is one of the targets of docs/DESIGN.md: ours serves at least target times the
 // requests per second of base. A target of 0 marks a comparison that is no target, only
 // a figure to read the others by.
 type comparison struct {

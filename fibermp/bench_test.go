@@ -12,6 +12,7 @@ import (
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/store/redisstore"
 )
 
@@ -47,7 +48,7 @@ func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 }
 
 func benchStores(b *testing.B) map[string]store.Store {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	b.Cleanup(func() { _ = mem.Close() })
 	rs, _ := redisStore(b)
 	return map[string]store.Store{"memory": mem, "redis": rs}

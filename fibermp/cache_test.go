@@ -66,7 +66,7 @@ func newProcess(t *testing.T, addr, prefix string) *process {
 }
 
 // awaitLive waits until the store's events are live.
-func awaitLive(t *testing.T, h store.EventHealth) {
+func awaitLive(t *testing.T, h interface{ EventsLive() bool }) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !h.EventsLive() {
@@ -237,7 +237,7 @@ func TestCacheSubscriptionKilled(t *testing.T) {
 	ctx := context.Background()
 	hdr := loginWafer(t, a.harness, "o-killed")
 	write := map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}
-	health := store.EventHealth(b.rs)
+	health := b.rs.Capabilities().Events
 	for i := range 20 {
 		b.do(t, "GET", "/color", hdr, "") // cached on B
 		if err := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {

@@ -37,7 +37,7 @@ type Config struct {
 	// processes serve the same clients. The Manager closes the default in-memory store
 	// when it closes; a store passed here is the caller's to close, after the Manager.
 	//
-	// Optional. Default: store.NewMemory()
+	// Optional. Default: memstore.New()
 	Store store.Store
 
 	// StoreTimeout bounds every call to the store made for a request or a socket: a

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 )
 
 // failDelete fails every Delete, as a store that went down between a request's load
@@ -19,7 +20,7 @@ func (failDelete) Delete(ctx context.Context, id string) error { return errDown 
 
 // TestLogoutDeleteFails: a logout whose Delete fails answers 503 at once.
 func TestLogoutDeleteFails(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	defer mem.Close()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: failDelete{mem}}, func(app fiber.Router) {
 		app.Post("/destroy", fibermp.Required(), func(c *fiber.Ctx) error { return fibermp.Get(c).Destroy() })

@@ -10,7 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/wx"
 	"github.com/mpsession/mpsession/wx/wxtest"
 )
@@ -21,7 +21,7 @@ func Example() {
 	wechat := wxtest.NewServer("wx0123456789abcdef", "secret")
 	defer wechat.Close()
 	client, _ := wx.New(wx.Config{AppID: "wx0123456789abcdef", AppSecret: "secret", BaseURL: wechat.URL})
-	sessions := store.NewMemory()
+	sessions := memstore.New()
 	defer sessions.Close()
 
 	app := fiber.New()

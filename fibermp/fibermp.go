@@ -14,6 +14,7 @@ import (
 	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 )
 
 // Manager owns the sessions of an application: the login and logout endpoints, the
@@ -47,14 +48,13 @@ func NewManager(config ...Config) (*Manager, error) {
 	}
 	m := &Manager{proto: session.Protocol(cfg.Protocol), counts: counting.Of(cfg.Metrics)}
 	if cfg.Store == nil {
-		m.ownStore = store.NewMemory()
+		m.ownStore = memstore.New()
 		cfg.Store = m.ownStore
 	}
 	m.cfg = cfg
 	st := session.Bounded(cfg.Store, cfg.StoreTimeout, m.counts)
-	if _, local := cfg.Store.(*store.Memory); cfg.Cache != nil && !local {
-		health, _ := cfg.Store.(store.EventHealth)
-		c, err := cache.New(st, health, cfg.IdleTimeout, cache.Config{
+	if cfg.Cache != nil && !cfg.Store.Capabilities().InProcess {
+		c, err := cache.New(st, cfg.IdleTimeout, cache.Config{
 			MaxEntries: cfg.Cache.MaxEntries, MaxAge: cfg.Cache.MaxAge, Renew: cfg.Cache.Renew, Metrics: m.counts})
 		if err != nil {
 			m.closeOwnStore()

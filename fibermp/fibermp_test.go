@@ -18,6 +18,7 @@ import (
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/wx/wxtest"
 )
 
@@ -445,7 +446,7 @@ func TestFieldsPersist(t *testing.T) {
 func TestConcurrentWrites(t *testing.T) {
 	for name, st := range map[string]func(t *testing.T) store.Store{
 		"memory": func(t *testing.T) store.Store {
-			m := store.NewMemory()
+			m := memstore.New()
 			t.Cleanup(func() { _ = m.Close() })
 			return m
 		},
@@ -564,7 +565,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestStoreOutage(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	defer mem.Close()
 	broken := &switchStore{Store: mem}
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: broken}, routes)
@@ -609,7 +610,7 @@ func TestStoreOutage(t *testing.T) {
 // Session method: an error that wraps ErrUnavailable and the store's, and none for the
 // store's answers (a field that is no integer).
 func TestUnavailableError(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	defer mem.Close()
 	broken := &switchStore{Store: mem}
 	errs := make(chan error, 2)
@@ -741,7 +742,7 @@ func TestRegenerate(t *testing.T) {
 }
 
 func TestTooLarge(t *testing.T) {
-	mem := store.NewMemory(store.MemoryConfig{MaxRecordBytes: 1024})
+	mem := memstore.New(memstore.Config{MaxRecordBytes: 1024})
 	defer mem.Close()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: mem}, routes)
 	hdr := loginWafer(t, h, "o-sam")

@@ -16,6 +16,7 @@ import (
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/wx"
 	"github.com/mpsession/mpsession/wx/wxtest"
 )
@@ -59,7 +60,7 @@ func newHarnessAt(t testing.TB, prefix string, cfg fibermp.Config, routes func(a
 		cfg.Client = c
 	}
 	if cfg.Store == nil {
-		m := store.NewMemory()
+		m := memstore.New()
 		t.Cleanup(func() { _ = m.Close() })
 		cfg.Store = m
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storekit"
 	"github.com/mpsession/mpsession/wx"
 )
 
@@ -209,7 +210,7 @@ func (m *Manager) createSession(c *fiber.Ctx, req loginRequest) (*loginResult, e
 			return nil, err
 		}
 	}
-	rec.ExpiresAt = store.ExpiresAt(now, m.cfg.IdleTimeout, rec.Deadline)
+	rec.ExpiresAt = storekit.ExpiresAt(now, m.cfg.IdleTimeout, rec.Deadline)
 	s := m.eng.NewState(ctx, cred, &rec)
 	return &loginResult{session: s, userInfo: l.UserInfo}, nil
 }

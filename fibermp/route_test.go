@@ -7,7 +7,7 @@ import (
 
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/internal/testenv"
-	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/wx"
 	"github.com/mpsession/mpsession/wx/wxtest"
 )
@@ -18,7 +18,7 @@ func TestMiddlewareOnRoute(t *testing.T) {
 	fake := wxtest.NewServer(appID, appSecret)
 	defer fake.Close()
 	client, _ := wx.New(wx.Config{AppID: appID, AppSecret: appSecret, BaseURL: fake.URL})
-	sessions := store.NewMemory()
+	sessions := memstore.New()
 	defer sessions.Close()
 	mw := fibermp.New(fibermp.Config{Protocol: fibermp.Wafer, Client: client, Store: sessions})
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})

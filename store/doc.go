@@ -1,5 +1,6 @@
-// Package store keeps WeChat Mini Program sessions for fibermp: the Store interface that
-// every backend implements, its errors and events, and Memory, the default store.
+// Package store defines how WeChat Mini Program sessions are kept for fibermp: the Store
+// interface every backend implements, what a store declares it can do (Capabilities:
+// events, messages between processes), its errors and its events.
 //
 // A session is a record of named fields (fibermp stores JSON in them) with an owner (the
 // user's openid), an idle timeout and an absolute deadline. The Store contract, which
@@ -15,14 +16,15 @@
 //   - An owner index. Sessions lists an owner's sessions and DeleteOwner logs a user out
 //     everywhere, or everywhere but here.
 //   - Single-use tickets (for WebSocket URLs), taken atomically by TakeTicket.
-//   - Events. Subscribe tells live WebSocket handles, in every process the backend
-//     reaches, that a session changed, was deleted, revoked or expired.
+//   - Events, declared in Capabilities: Subscribe tells live WebSocket handles, in every
+//     process the backend reaches, that a session changed, was deleted, revoked or
+//     expired; Shared and EventsLive say whether a cache may rely on them.
 //   - Sentinel errors to branch on (ErrNotFound, ErrExists, ErrTooLarge, ...); backend
 //     failures, including a done context, are returned as they are.
 //
 // The stores:
 //
-//   - Memory, in this package: one process, no dependencies; the default.
+//   - store/memstore: in memory, one process, no dependencies; the default.
 //   - store/redisstore: Redis (single node, Sentinel or Cluster), for several processes;
 //     events travel over Redis pub/sub.
 //   - store/fiberstore: an adapter for any fiber.Storage (MySQL, Postgres, MongoDB, ...);
@@ -30,9 +32,11 @@
 //
 // Most applications only choose a store and hand it to fibermp:
 //
-//	sessions := store.NewMemory()
+//	sessions := memstore.New()
 //	defer sessions.Close()
 //	mp, err := fibermp.NewManager(fibermp.Config{Store: sessions /* ... */})
 //
-// The methods are for fibermp, wsauth and store implementations; the examples show them.
+// The methods are for fibermp, wsauth and store implementations. Those who write a store
+// use store/storekit for the checks and arithmetic every store shares, and
+// store/storetest to check it against the contract.
 package store

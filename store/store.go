@@ -21,7 +21,8 @@ var (
 	ErrEmptyID = errors.New("store: empty id")
 
 	// ErrTooLarge is returned when a write would make a record larger than the store's
-	// limit (see Size and DefaultMaxRecordBytes). Nothing is written.
+	// limit (DefaultMaxRecordBytes unless the store is configured otherwise). Nothing is
+	// written.
 	ErrTooLarge = errors.New("store: record too large")
 
 	// ErrReservedField is returned when a field name starts with ReservedPrefix.
@@ -68,20 +69,6 @@ type Change struct {
 // Empty reports whether the change writes nothing.
 func (c Change) Empty() bool { return len(c.Set) == 0 && len(c.Delete) == 0 }
 
-// Apply writes c to fields: it sets the fields of c.Set, then deletes those of
-// c.Delete, so that a field both set and deleted is deleted. It is for stores that hold
-// a record as a map, so that they all apply a Change the same way; a store that applies
-// it elsewhere (redisstore, in a Lua script) keeps the same order. fields must not be
-// nil when c sets a field.
-func (c Change) Apply(fields map[string]string) {
-	for name, v := range c.Set {
-		fields[name] = v
-	}
-	for _, name := range c.Delete {
-		delete(fields, name)
-	}
-}
-
 // Store keeps sessions as records of named fields.
 //
 // Sessions are identified by the id the client holds; implementations key their storage by
@@ -92,7 +79,9 @@ func (c Change) Apply(fields map[string]string) {
 // store keeps them all.
 //
 // Every method honours ctx: when it is done before the backend answers, the method
-// returns an error that wraps ctx.Err(). All methods are safe for concurrent use. A
+// returns an error that wraps ctx.Err(). The store/storekit package has the checks and
+// arithmetic every implementation shares, and store/storetest checks one against this
+// contract. All methods are safe for concurrent use. A
 // non-positive idle timeout or ticket TTL is an error. Methods called after Close return
 // errors; Close may be called more than once.
 type Store interface {
@@ -157,18 +146,17 @@ type Store interface {
 	// The others, and callers after expiry, get ErrNotFound.
 	TakeTicket(ctx context.Context, ticket string) (string, error)
 
-	// Subscribe registers fn to receive events about every session in the store, from
-	// every process that shares it when the backend can carry them across processes.
-	// The subscription is live when Subscribe returns: every write that starts after it
-	// is delivered. Each successful write sends one event (a Save of an empty Change
-	// sends none), and events about one session arrive in the order of the writes.
-	// fn is called from one goroutine per store and must not block. The returned
-	// function unregisters fn; it is safe to call more than once, and a call of fn
-	// already in flight may still finish after it returns.
-	//
-	// Most applications will not need this method: wsauth uses it to keep live
-	// WebSocket handles current.
-	Subscribe(fn func(Event)) (unsubscribe func(), err error)
+	// TouchMany does what Touch does for each id and returns one error per id, nil
+	// where the touch succeeded. A store extends many sessions at once for less than a
+	// Touch each where it can (redisstore: one pipelined round trip per node); others
+	// call storekit.TouchEach.
+	TouchMany(ctx context.Context, ids []string, idle time.Duration) []error
+
+	// Capabilities declares what the store offers beyond sessions and tickets: its
+	// events, its messages between processes, and whether it lives in this process. It
+	// returns the same value for the store's life. Callers read what a store can do
+	// here, never by type assertion.
+	Capabilities() Capabilities
 
 	// Close releases the store's background work and subscriptions. It does not close
 	// a client the caller passed in.
@@ -223,69 +211,74 @@ type Event struct {
 	// how late events arrive.
 	At time.Time
 
-	// Origin is the origin of the context the write was made with (see WithOrigin),
-	// or "" when it had none. A cache that applied its own write already skips the
-	// event the write sends back.
+	// Origin is the origin of the view the write was made through (Events.From), or ""
+	// for a write made through the store itself. A cache that applied its own write
+	// already skips the event the write sends back.
 	Origin string
 }
 
-type originKey struct{}
+// Capabilities is what a store declares it offers beyond sessions and tickets (see
+// Store.Capabilities). The zero value offers nothing: no events, no messages.
+type Capabilities struct {
+	// InProcess is true for a store that keeps its records in this process and whose
+	// calls never wait on I/O (the memory store): callers bound none of its calls with
+	// a timeout, and put no cache in front of it.
+	InProcess bool
 
-// WithOrigin returns ctx marked with origin: the events of writes made with it carry
-// origin in Event.Origin, in every process. origin is at most 64 bytes of printable
-// ASCII; longer or other origins are not carried.
-func WithOrigin(ctx context.Context, origin string) context.Context {
-	return context.WithValue(ctx, originKey{}, origin)
+	// Events are the store's session events, or nil for a store that sends none.
+	// Live WebSocket handles (wsauth) and the session cache follow them.
+	Events Events
+
+	// Broker carries application messages between the processes that share the store,
+	// or is nil for a store that carries none. wsauth's Hub sends through it.
+	Broker Broker
 }
 
-// OriginOf returns the origin ctx carries for the events of its writes, or "" when it
-// carries none (or one that cannot be carried: see WithOrigin).
-func OriginOf(ctx context.Context) string {
-	o, _ := ctx.Value(originKey{}).(string)
-	if len(o) > 64 {
-		return ""
-	}
-	for i := 0; i < len(o); i++ {
-		if o[i] < 0x21 || o[i] > 0x7e {
-			return ""
-		}
-	}
-	return o
-}
+// Events is a store's feed of session events.
+type Events interface {
+	// Subscribe registers fn to receive events about every session in the store, from
+	// every process that shares it when the backend can carry them across processes.
+	// The subscription is live when Subscribe returns: every write that starts after it
+	// is delivered. Each successful write sends one event (a Save of an empty Change
+	// sends none), and events about one session arrive in the order of the writes. fn
+	// is called from one goroutine per store and must not block. The returned function
+	// unregisters fn; it is safe to call more than once, and a call of fn already in
+	// flight may still finish after it returns.
+	Subscribe(fn func(Event)) (unsubscribe func(), err error)
 
-// EventHealth is implemented by stores that can vouch for their events: redisstore,
-// whose events cross processes, and Memory, whose events stay in its one process and
-// are exact unless a subscriber fell behind. A cache of sessions serves from memory
-// only while EventsLive reports true. fiberstore does not implement it: its events do
-// not leave the process that made the change.
-type EventHealth interface {
+	// Shared reports whether the events of the writes of every process sharing the
+	// store reach the subscribers of every process (redisstore), or those of one
+	// process only (fiberstore). A store used by one process only (memory) reports
+	// true. Only shared events can keep a cache of sessions exact.
+	Shared() bool
+
 	// EventsLive reports whether every event sent since the last EventResync is known
 	// to be delivered or on its way: the subscription is connected and answered a
 	// health check within the store's bound (redisstore: 1 second). When it turns
 	// true again after being false, subscribers have received an EventResync first.
-	// Before the first Subscribe it reports false.
+	// Before the first Subscribe, and always for a store whose events are not Shared,
+	// it reports false. A session cache serves from memory only while it is true.
 	EventsLive() bool
+
+	// From returns a view of the store whose writes send events with Event.Origin set
+	// to origin, so that their writer can tell them from the others' (a cache applies
+	// its own writes when they return). origin is 1 to 64 bytes of printable ASCII;
+	// From panics on another. The view shares everything else with the store, and
+	// closing it closes nothing.
+	From(origin string) Store
 }
 
-// ManyToucher is implemented by stores that extend many sessions at once for less than
-// a Touch each (redisstore: one pipelined round trip per node).
-type ManyToucher interface {
-	// TouchMany does what Touch does for each id and returns one error per id, nil
-	// where the touch succeeded.
-	TouchMany(ctx context.Context, ids []string, idle time.Duration) []error
-}
-
-// TouchMany extends the sessions ids as Touch does, in one batch when st is a
-// ManyToucher and one Touch at a time otherwise, and returns one error per id.
-func TouchMany(ctx context.Context, st Store, ids []string, idle time.Duration) []error {
-	if mt, ok := st.(ManyToucher); ok {
-		return mt.TouchMany(ctx, ids, idle)
+// ValidOrigin reports whether origin can be given to Events.From and carried in events.
+func ValidOrigin(origin string) bool {
+	if origin == "" || len(origin) > 64 {
+		return false
 	}
-	errs := make([]error, len(ids))
-	for i, id := range ids {
-		errs[i] = st.Touch(ctx, id, idle)
+	for i := 0; i < len(origin); i++ {
+		if origin[i] < 0x21 || origin[i] > 0x7e {
+			return false
+		}
 	}
-	return errs
+	return true
 }
 
 // Messages between processes.
@@ -326,12 +319,4 @@ type Broker interface {
 	// must not change it. stop is safe to call more than once and from fn; no call of
 	// fn starts after it returns.
 	Listen(topic string, fn func(msg []byte)) (stop func(), err error)
-}
-
-// CheckTopic returns ErrTopic unless topic is 1 to MaxTopicBytes bytes long.
-func CheckTopic(topic string) error {
-	if topic == "" || len(topic) > MaxTopicBytes {
-		return ErrTopic
-	}
-	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/wsauth"
 )
 
@@ -29,7 +30,7 @@ func (f *flakyDelete) Delete(ctx context.Context, id string) error {
 // TestDestroyFailureKeepsEvents: a Handle.Destroy that fails returns, and the store's
 // events keep closing other sockets on logout.
 func TestDestroyFailureKeepsEvents(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	st := &flakyDelete{Store: mem}
 	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token}, func(app *app) {

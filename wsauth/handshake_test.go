@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 )
 
 // TestAbortedUpgradeLeaksHandle: an upgrade whose client resets the connection before
 // the 101 is flushed runs no Handler (fasthttp neither runs the hijack handler nor
 // resets the request), and still leaves no live handle behind.
 func TestAbortedUpgradeLeavesNoHandle(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	s := newServer(t, mem, nil, fibermp.Config{Protocol: fibermp.Token})
 	tok := s.login(t, "o-leak")
@@ -36,7 +36,7 @@ func TestAbortedUpgradeLeavesNoHandle(t *testing.T) {
 
 // TestAbortedUpgradesKeepNoPlace: aborted upgrades do not use up a session's socket cap.
 func TestAbortedUpgradesKeepNoPlace(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	s := newServer(t, mem, nil, fibermp.Config{Protocol: fibermp.Token})
 	tok := s.login(t, "o-cap")

@@ -20,6 +20,7 @@ import (
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/store/redisstore"
 	"github.com/mpsession/mpsession/wsauth"
 	"github.com/mpsession/mpsession/wx"
@@ -87,7 +88,7 @@ var uncapped = wsauth.Config{Origins: []string{origin}, MaxSocketsPerSession: 1 
 func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
 	return map[string]func(t *testing.T) store.Store{
 		"memory": func(t *testing.T) store.Store {
-			m := store.NewMemory()
+			m := memstore.New()
 			t.Cleanup(func() { _ = m.Close() })
 			return m
 		},

@@ -131,23 +131,6 @@ func (h *Hub) Stats() HubStats {
 		TooSlow: h.tooSlow.Load(), Dropped: h.dropped.Load(), ListenErrors: h.listenErrors.Load(), Topics: n}
 }
 
-// brokerOf returns the store's message transport, looking through the wrappers that
-// bound its calls, or nil when it has none (fiberstore): then messages stay in the
-// process.
-func brokerOf(st store.Store) store.Broker {
-	for st != nil {
-		if b, ok := st.(store.Broker); ok {
-			return b
-		}
-		u, ok := st.(interface{ Unwrap() store.Store })
-		if !ok {
-			return nil
-		}
-		st = u.Unwrap()
-	}
-	return nil
-}
-
 func userTopic(openid string) string  { return "u:" + store.Hash(openid) }
 func sessionTopic(hash string) string { return "s:" + hash }
 func roomTopic(room string) string    { return "r:" + room }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/wsauth"
 )
 
@@ -36,7 +37,7 @@ func (s *changeAfterLoad) Load(ctx context.Context, id string, touch time.Durati
 // load and the handle's registration is not missed.
 func TestChangeBetweenLoadAndAttach(t *testing.T) {
 	for _, del := range []bool{false, true} {
-		mem := store.NewMemory()
+		mem := memstore.New()
 		t.Cleanup(func() { _ = mem.Close() })
 		st := &changeAfterLoad{Store: mem, delete: del}
 		s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token})

@@ -399,7 +399,7 @@ func (w *outageWatch) at() time.Time { return time.Unix(0, w.last.Load()) }
 func watchResyncs(t testing.TB, st store.Store) *outageWatch {
 	t.Helper()
 	w := &outageWatch{}
-	unsubscribe, err := st.Subscribe(func(e store.Event) {
+	unsubscribe, err := st.Capabilities().Events.Subscribe(func(e store.Event) {
 		if e.Kind == store.EventResync {
 			w.last.Store(time.Now().UnixNano())
 			w.count.Add(1)

@@ -91,7 +91,7 @@ func (s *Server) attach(h *Handle) error {
 func (s *Server) newRegistry() (*registry, error) {
 	r := &registry{st: s.eng.Store, idle: s.eng.Idle, srv: s, handles: map[string][]*Handle{}, owners: map[string]int{},
 		stop: make(chan struct{}), created: time.Now()}
-	unsubscribe, err := r.st.Subscribe(r.onEvent)
+	unsubscribe, err := r.st.Capabilities().Events.Subscribe(r.onEvent) // NewServer checked it is not nil
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +350,7 @@ func (r *registry) touch(now time.Time, handles []*Handle) {
 			ids[i] = h.st.ID()
 		}
 		// Bounded by the store timeout; not cancelled by any one handle's end.
-		errs := store.TouchMany(context.Background(), r.st, ids, r.idle)
+		errs := r.st.TouchMany(context.Background(), ids, r.idle)
 		for i, h := range batch {
 			h.mu.Lock()
 			if errs[i] == nil {

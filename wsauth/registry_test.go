@@ -9,12 +9,13 @@ import (
 
 	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 )
 
 // TestMissedEvents: a handle joining the registry learns what happened to its session
 // since the upgrade loaded it, and asks for a reload when the registry cannot tell.
 func TestMissedEvents(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	eng := &session.Engine{Store: mem, Idle: time.Hour}
 	handle := func(id string) *Handle {
@@ -60,7 +61,7 @@ func TestMissedEvents(t *testing.T) {
 // TestDeadlines: the registry's one expiry timer ends each handle at its session's
 // absolute deadline, earliest first, and a handle that ends first leaves the queue.
 func TestDeadlines(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	eng := &session.Engine{Store: mem, Idle: time.Hour}
 	r := &registry{handles: map[string][]*Handle{}, owners: map[string]int{}, created: time.Now(), srv: &Server{eng: eng}}

@@ -215,7 +215,7 @@ type storeWatch struct {
 func watchStore(t testing.TB, st store.Store) *storeWatch {
 	t.Helper()
 	w := &storeWatch{changed: make(chan struct{}, 64)}
-	unsubscribe, err := st.Subscribe(func(e store.Event) {
+	unsubscribe, err := st.Capabilities().Events.Subscribe(func(e store.Event) {
 		switch e.Kind {
 		case store.EventResync:
 			w.resyncs.Add(1)

@@ -53,9 +53,12 @@ func NewServer(mp *fibermp.Manager, config ...Config) (*Server, error) {
 		return nil, err
 	}
 	eng := session.ManagerEngine(mp)
+	if eng.Store.Capabilities().Events == nil {
+		return nil, errors.New("wsauth: the Manager's store sends no session events (Capabilities().Events is nil): live sockets need them")
+	}
 	s := &Server{eng: eng, m: eng.Metrics, cfg: cfg}
 	s.conns.conns = map[*Conn]struct{}{}
-	s.hub = &Hub{broker: brokerOf(eng.Store), m: eng.Metrics, topics: map[string]*hubTopic{}}
+	s.hub = &Hub{broker: eng.Store.Capabilities().Broker, m: eng.Metrics, topics: map[string]*hubTopic{}}
 	_, _ = rand.Read(s.hub.id[:])
 	return s, nil
 }

@@ -8,13 +8,13 @@ import (
 	"testing"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 )
 
 // TestQueryCredentialsOnOddUpgrade: with QueryCredentials on, an upgrade, however its
 // Upgrade header lists "websocket", never takes credentials from the query.
 func TestQueryCredentialsOnOddUpgrade(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	s := newServer(t, mem, nil, fibermp.Config{Protocol: fibermp.Wafer, QueryCredentials: true})
 	id, skey := s.loginWafer(t, "o-q")

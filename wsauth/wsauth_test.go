@@ -22,6 +22,7 @@ import (
 	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/wsauth"
 )
 
@@ -368,7 +369,7 @@ func (f *flakyStore) Load(ctx context.Context, id string, touch time.Duration) (
 // last values known while the store fails (Reload says why), and catches up after.
 // Its field-name errors are fibermp's.
 func TestHandleReads(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	st := &flakyStore{Store: mem}
 	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token})
@@ -553,7 +554,7 @@ func (s *touchStore) TouchMany(ctx context.Context, ids []string, idle time.Dura
 	if n := int64(len(ids)); n > s.maxBatch.Load() {
 		s.maxBatch.Store(n)
 	}
-	errs := store.TouchMany(ctx, s.Store, ids, idle)
+	errs := s.Store.TouchMany(ctx, ids, idle)
 	if s.hang.Load() {
 		<-ctx.Done() // the sessions were extended, but the answer never comes
 		for i := range errs {
@@ -563,10 +564,21 @@ func (s *touchStore) TouchMany(ctx context.Context, ids []string, idle time.Dura
 	return errs
 }
 
-func (s *touchStore) Subscribe(fn func(store.Event)) (func(), error) {
-	return s.Store.Subscribe(func(e store.Event) {
-		if e.Kind != store.EventExpired {
-			fn(e)
+// Capabilities gives events without EventExpired, and says the store may wait (it
+// hangs when told to), so that its calls are bounded by the store timeout.
+func (s *touchStore) Capabilities() store.Capabilities {
+	caps := s.Store.Capabilities()
+	caps.InProcess = false
+	caps.Events = noExpiry{caps.Events}
+	return caps
+}
+
+type noExpiry struct{ store.Events }
+
+func (e noExpiry) Subscribe(fn func(store.Event)) (func(), error) {
+	return e.Events.Subscribe(func(ev store.Event) {
+		if ev.Kind != store.EventExpired {
+			fn(ev)
 		}
 	})
 }
@@ -575,7 +587,7 @@ func (s *touchStore) Subscribe(fn func(store.Event)) (func(), error) {
 // call each, and a session's absolute deadline closes its socket on time even while
 // every touch hangs until the store timeout.
 func TestKeepAlive(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	st := &touchStore{Store: mem}
 	t.Cleanup(func() {

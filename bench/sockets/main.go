@@ -1,4 +1,4 @@
-// Command sockets measures DESIGN.md's socket target: 100,000 concurrent authenticated
+// Command sockets measures the socket target of docs/DESIGN.md: 100,000 concurrent authenticated
 // sockets with live handles on one process at 12 KiB or less each, and a logout in one
 // process closing the socket in another within 100 ms (p99).
 //

@@ -35,7 +35,7 @@ const (
 	appID     = "wx0123456789abcdef"
 	appSecret = "sockets-secret-0123456789abcdef0"
 
-	// targetSockets, targetPerSocket and targetP99 are DESIGN.md's target.
+	// targetSockets, targetPerSocket and targetP99 are the socket target of docs/DESIGN.md.
 	targetSockets   = 100000
 	targetPerSocket = 12 << 10 // heap and stack in use per idle socket, bytes
 	targetP99       = 100 * time.Millisecond

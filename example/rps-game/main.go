@@ -32,6 +32,7 @@ import (
 	"github.com/mpsession/mpsession/fibermp"
 	"github.com/mpsession/mpsession/metrics"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/store/redisstore"
 	"github.com/mpsession/mpsession/wsauth"
 	"github.com/mpsession/mpsession/wx"
@@ -160,7 +161,7 @@ func start(cfg config) (*server, error) {
 	var sessions store.Store
 	var q queue = &memQueue{}
 	if cfg.Redis == "" {
-		sessions, s.storeName = store.NewMemory(), "memory"
+		sessions, s.storeName = memstore.New(), "memory"
 	} else {
 		// ContextTimeoutEnabled: a hung Redis fails requests within fibermp's store
 		// timeout rather than go-redis's retries.

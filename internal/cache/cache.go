@@ -9,7 +9,7 @@
 //     is dropped on EventResync. Events are handled before they are passed on to the
 //     cache's own subscribers (wsauth's live handles), so a handle that reloads after an
 //     event gets what the store holds.
-//   - While the store cannot vouch for its events (store.EventHealth.EventsLive reports
+//   - While the store cannot vouch for its events (store.Events.EventsLive reports
 //     false: the subscription is down, or missed a health check), every Load goes to the
 //     store and nothing is cached. When events are live again, the store has sent an
 //     EventResync, which dropped every entry.
@@ -17,11 +17,12 @@
 //     MaxAge, and the cache holds at most MaxEntries entries (least recently used go
 //     first).
 //   - A Load that hits extends the session in the store at most once per Renew
-//     interval, in the background, batched (store.TouchMany): a cached read costs no
+//     interval, in the background, batched (Store.TouchMany): a cached read costs no
 //     round trip, and the session's expiry in the store lags the last read by at most
 //     Renew.
 //   - Writes (Save, Incr, Touch) go to the store in one call each, and the events they
-//     send back are recognised by their origin (store.WithOrigin) and skipped. A Save
+//     send back are recognised by their origin (the cache writes through
+//     store.Events.From) and skipped. A Save
 //     or an Incr that succeeded is applied to the entry when no other write or event of
 //     its shard (sessions are spread over 256 by hash) completed while it was under way,
 //     and drops the entry otherwise: replies may come back in another order than the
@@ -50,6 +51,7 @@ import (
 
 	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storekit"
 )
 
 // Defaults of Config.
@@ -73,7 +75,7 @@ type Config struct {
 }
 
 // ErrNoEvents is returned by New for a store whose events do not reach every process.
-var ErrNoEvents = errors.New("cache: the store's events do not reach every process (it does not implement store.EventHealth)")
+var ErrNoEvents = errors.New("cache: the store's events do not reach every process (its Capabilities().Events are nil or not Shared)")
 
 // shards is how many load sequences a cache keeps: a Load compares its session's shard
 // before and after it reads the store.
@@ -81,8 +83,9 @@ const shards = 256
 
 // Store is a store.Store with a cache in front of Load. See the package doc.
 type Store struct {
-	store.Store // the backend; Sessions, PutTicket and TakeTicket go straight to it
-	health      store.EventHealth
+	store.Store              // the backend; Sessions, PutTicket and TakeTicket go straight to it
+	health      store.Events // the backend's
+	own         store.Store  // the backend, writing with the cache's origin
 	idle        time.Duration
 	renew       time.Duration
 	maxAge      time.Duration
@@ -131,11 +134,11 @@ type subscriber struct {
 }
 
 // New returns st with a cache in front of it, for sessions whose idle timeout is idle.
-// health tells whether st's events are live: it is st itself, or the store st wraps
-// (redisstore implements it; memory needs no cache). Without it New returns
+// st's events must be Shared (redisstore; memory needs no cache): otherwise New returns
 // ErrNoEvents.
-func New(st store.Store, health store.EventHealth, idle time.Duration, cfg Config) (*Store, error) {
-	if health == nil {
+func New(st store.Store, idle time.Duration, cfg Config) (*Store, error) {
+	health := st.Capabilities().Events
+	if health == nil || !health.Shared() {
 		return nil, ErrNoEvents
 	}
 	if idle <= 0 {
@@ -156,8 +159,9 @@ func New(st store.Store, health store.EventHealth, idle time.Duration, cfg Confi
 	}
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	return &Store{Store: st, health: health, idle: idle, renew: min(cfg.Renew, idle), maxAge: cfg.MaxAge,
-		origin: tagPrefix + hex.EncodeToString(b[:]), entries: entries, touchDue: map[string]string{}, metrics: cfg.Metrics}, nil
+	origin := tagPrefix + hex.EncodeToString(b[:])
+	return &Store{Store: st, health: health, own: health.From(origin), idle: idle, renew: min(cfg.Renew, idle), maxAge: cfg.MaxAge,
+		origin: origin, entries: entries, touchDue: map[string]string{}, metrics: cfg.Metrics}, nil
 }
 
 // live reports whether entries may be served and filled: the cache receives the store's
@@ -208,7 +212,7 @@ func (c *Store) subscribe() error {
 	if c.subs.Load() != nil {
 		return nil
 	}
-	unsubscribe, err := c.Store.Subscribe(c.onEvent)
+	unsubscribe, err := c.health.Subscribe(c.onEvent)
 	if err != nil {
 		c.retryAt.Store(time.Now().Add(time.Second).UnixNano())
 		return err
@@ -361,29 +365,25 @@ func (c *Store) drop(hash string) {
 // without them, as if the writes had been made with no origin.
 const tagPrefix = "mpsession-cache:"
 
-// mark returns ctx marked with the cache's origin, so that the cache knows the events
-// of its writes, unless the caller gave an origin of its own: then the events carry
-// that one, and the cache drops its entry when its own write's event comes back (a
-// reload, never a stale read).
-func (c *Store) mark(ctx context.Context) context.Context {
-	if store.OriginOf(ctx) != "" {
-		return ctx
-	}
-	return store.WithOrigin(ctx, c.origin)
-}
-
 // Save writes ch in one store call and applies it to the entry.
 func (c *Store) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	return c.save(ctx, c.own, id, ch, idle)
+}
+
+// save writes ch through w: the cache's own view of the store, whose events it skips,
+// or a view with another origin (From), whose events come back and drop the entry (a
+// reload, never a stale read).
+func (c *Store) save(ctx context.Context, w store.Store, id string, ch store.Change, idle time.Duration) error {
 	hash := store.Hash(id)
 	start := time.Now()
 	before := c.shard(hash).Load()
-	if err := c.Store.Save(c.mark(ctx), id, ch, idle); err != nil {
+	if err := w.Save(ctx, id, ch, idle); err != nil {
 		c.drop(hash)
 		return err
 	}
 	c.update(hash, before, func(e *entry) {
 		e.fields = cloneFields(e.fields)
-		ch.Apply(e.fields)
+		storekit.Apply(ch, e.fields)
 		if idle > 0 {
 			c.extended(e, start, idle)
 		}
@@ -393,9 +393,13 @@ func (c *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 
 // Incr increments in one store call and applies the result to the entry.
 func (c *Store) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	return c.incr(ctx, c.own, id, field, delta)
+}
+
+func (c *Store) incr(ctx context.Context, w store.Store, id, field string, delta int64) (int64, error) {
 	hash := store.Hash(id)
 	before := c.shard(hash).Load()
-	n, err := c.Store.Incr(c.mark(ctx), id, field, delta)
+	n, err := w.Incr(ctx, id, field, delta)
 	if err != nil {
 		c.drop(hash)
 		return 0, err
@@ -423,7 +427,7 @@ func (c *Store) Touch(ctx context.Context, id string, idle time.Duration) error 
 // TouchMany extends sessions as Touch does, in one batch when the store can.
 func (c *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
 	start := time.Now()
-	errs := store.TouchMany(ctx, c.Store, ids, idle)
+	errs := c.Store.TouchMany(ctx, ids, idle)
 	for i, id := range ids {
 		hash := store.Hash(id)
 		if errs[i] != nil {
@@ -437,7 +441,7 @@ func (c *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration)
 
 // Create creates the session in the store; the cache fills on its first Load.
 func (c *Store) Create(ctx context.Context, id string, rec store.Record, idle time.Duration) error {
-	err := c.Store.Create(c.mark(ctx), id, rec, idle)
+	err := c.own.Create(ctx, id, rec, idle)
 	if err == nil {
 		c.drop(store.Hash(id))
 	}
@@ -445,8 +449,10 @@ func (c *Store) Create(ctx context.Context, id string, rec store.Record, idle ti
 }
 
 // Delete deletes the session from the store and from the cache.
-func (c *Store) Delete(ctx context.Context, id string) error {
-	err := c.Store.Delete(c.mark(ctx), id)
+func (c *Store) Delete(ctx context.Context, id string) error { return c.delete(ctx, c.own, id) }
+
+func (c *Store) delete(ctx context.Context, w store.Store, id string) error {
+	err := w.Delete(ctx, id)
 	c.drop(store.Hash(id))
 	return err
 }
@@ -455,16 +461,65 @@ func (c *Store) Delete(ctx context.Context, id string) error {
 // the store for them first (one more round trip, for a rare call): their events drop
 // them too, but a request of this process must not use one in between.
 func (c *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	return c.deleteOwner(ctx, c.own, owner, keep)
+}
+
+func (c *Store) deleteOwner(ctx context.Context, w store.Store, owner string, keep []string) (int, error) {
 	hashes, err := c.Store.Sessions(ctx, owner)
 	if err != nil {
 		return 0, err
 	}
-	n, err := c.Store.DeleteOwner(c.mark(ctx), owner, keep...)
+	n, err := w.DeleteOwner(ctx, owner, keep...)
 	for _, hash := range hashes {
 		c.drop(hash)
 	}
 	return n, err
 }
+
+// Capabilities are the backend's, with the cache's own events: subscribers get each
+// event after the cache has handled it.
+func (c *Store) Capabilities() store.Capabilities {
+	caps := c.Store.Capabilities()
+	caps.Events = events{c}
+	return caps
+}
+
+// events is the cache's store.Events.
+type events struct{ c *Store }
+
+func (e events) Subscribe(fn func(store.Event)) (func(), error) { return e.c.Subscribe(fn) }
+func (e events) Shared() bool                                   { return true }
+func (e events) EventsLive() bool {
+	return !e.c.closed.Load() && e.c.subs.Load() != nil && e.c.health.EventsLive()
+}
+
+// From returns the cache whose writes go through the backend's view with origin: the
+// events of those writes reach subscribers with it, and drop the cache's entry.
+func (e events) From(origin string) store.Store {
+	return &view{Store: e.c, w: e.c.health.From(origin)}
+}
+
+// view is the cache writing with an origin of the caller's.
+type view struct {
+	*Store
+	w store.Store // the backend's view
+}
+
+func (v *view) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	return v.save(ctx, v.w, id, ch, idle)
+}
+
+func (v *view) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	return v.incr(ctx, v.w, id, field, delta)
+}
+
+func (v *view) Delete(ctx context.Context, id string) error { return v.delete(ctx, v.w, id) }
+
+func (v *view) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	return v.deleteOwner(ctx, v.w, owner, keep)
+}
+
+func (v *view) Close() error { return nil }
 
 // onEvent drops what the event makes stale, then passes it on. It runs on the store's
 // event goroutine.
@@ -613,7 +668,3 @@ func cloneFields(fields map[string]string) map[string]string {
 	}
 	return c
 }
-
-// Unwrap returns the store the cache is in front of, for what looks through wrappers
-// for an optional interface of the store (wsauth's hub finds the store.Broker this way).
-func (c *Store) Unwrap() store.Store { return c.Store }

@@ -12,28 +12,62 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// health is an EventHealth a test turns on and off.
+// health is an EventsLive a test turns on and off.
 type health struct{ live atomic.Bool }
 
-func (h *health) EventsLive() bool { return h.live.Load() }
+// testEvents are a backend's events as a test's wrapping store gives them: the views of
+// From are wrapped as the store is, events are dropped while mute is set, and
+// EventsLive is health's when there is one.
+type testEvents struct {
+	store.Events
+	wrap   func(store.Store) store.Store
+	mute   *atomic.Bool
+	health *health
+}
 
-// counted counts the calls that reach the backend.
+func (e testEvents) From(origin string) store.Store { return e.wrap(e.Events.From(origin)) }
+
+func (e testEvents) Subscribe(fn func(store.Event)) (func(), error) {
+	return e.Events.Subscribe(func(ev store.Event) {
+		if e.mute == nil || !e.mute.Load() {
+			fn(ev)
+		}
+	})
+}
+
+func (e testEvents) EventsLive() bool {
+	if e.health != nil {
+		return e.health.live.Load()
+	}
+	return e.Events.EventsLive()
+}
+
+// counted counts the calls that reach the backend, its views' included.
 type counted struct {
 	store.Store
+	*counts
+	health *health // nil: the backend's
+}
+
+type counts struct {
 	loads, saves, incrs, touches atomic.Int64
 	mute                         atomic.Bool // events are lost, as by a broken subscription
 }
 
-func (c *counted) Subscribe(fn func(store.Event)) (func(), error) {
-	return c.Store.Subscribe(func(ev store.Event) {
-		if !c.mute.Load() {
-			fn(ev)
-		}
-	})
+func newCounted(st store.Store, h *health) *counted {
+	return &counted{Store: st, counts: &counts{}, health: h}
+}
+
+func (c *counted) Capabilities() store.Capabilities {
+	caps := c.Store.Capabilities()
+	caps.Events = testEvents{Events: caps.Events, mute: &c.mute, health: c.health,
+		wrap: func(v store.Store) store.Store { return &counted{Store: v, counts: c.counts, health: c.health} }}
+	return caps
 }
 
 func (c *counted) Load(ctx context.Context, id string, touch time.Duration) (*store.Record, error) {
@@ -53,11 +87,11 @@ func (c *counted) Incr(ctx context.Context, id, field string, delta int64) (int6
 
 func (c *counted) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
 	c.touches.Add(int64(len(ids)))
-	return store.TouchMany(ctx, c.Store, ids, idle)
+	return c.Store.TouchMany(ctx, ids, idle)
 }
 
 type fixture struct {
-	mem     *store.Memory // the backend, as another process writes it
+	mem     *memstore.Store // the backend, as another process writes it
 	backend *counted
 	health  *health
 	cache   *Store
@@ -68,10 +102,11 @@ const idle = time.Hour
 
 func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
-	mem := store.NewMemory()
-	f := &fixture{mem: mem, backend: &counted{Store: mem}, health: &health{}, events: make(chan store.Event, 1024)}
+	mem := memstore.New()
+	h := &health{}
+	f := &fixture{mem: mem, backend: newCounted(mem, h), health: h, events: make(chan store.Event, 1024)}
 	f.health.live.Store(true)
-	c, err := New(f.backend, f.health, idle, cfg)
+	c, err := New(f.backend, idle, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,10 +156,10 @@ func (f *fixture) load(t *testing.T, id string) map[string]string {
 }
 
 func TestNeedsHealth(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	defer mem.Close()
-	if _, err := New(mem, nil, idle, Config{}); !errors.Is(err, ErrNoEvents) {
-		t.Fatalf("New without health: %v, want ErrNoEvents", err)
+	if _, err := New(noEvents{mem}, idle, Config{}); !errors.Is(err, ErrNoEvents) {
+		t.Fatalf("New on a store without events: %v, want ErrNoEvents", err)
 	}
 }
 
@@ -318,11 +353,11 @@ func TestBounds(t *testing.T) {
 // A session is never served past its expiry as the cache knows it, even when no
 // event says it expired.
 func TestNotServedPastExpiry(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	defer mem.Close()
 	h := &health{}
 	h.live.Store(true)
-	c, err := New(mem, h, 80*time.Millisecond, Config{Renew: time.Hour})
+	c, err := New(newCounted(mem, h), 80*time.Millisecond, Config{Renew: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,13 +377,14 @@ func TestNotServedPastExpiry(t *testing.T) {
 
 // Cached reads extend the session in the store once per Renew, in the background.
 func TestRenew(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	defer mem.Close()
-	backend := &counted{Store: mem}
+	backend := newCounted(mem, nil)
 	h := &health{}
 	h.live.Store(true)
 	const idle = 400 * time.Millisecond
-	c, err := New(backend, h, idle, Config{Renew: 100 * time.Millisecond})
+	backend.health = h
+	c, err := New(backend, idle, Config{Renew: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,3 +472,8 @@ func TestConcurrentWritersAgree(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// noEvents is a store that declares no events.
+type noEvents struct{ store.Store }
+
+func (noEvents) Capabilities() store.Capabilities { return store.Capabilities{} }

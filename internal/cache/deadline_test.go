@@ -18,8 +18,8 @@ func TestRenewOnceNearDeadline(t *testing.T) {
 	rdb := testenv.Redis(t)
 	rs := redisstore.New(rdb, redisstore.Config{Prefix: testenv.RedisPrefix(t, rdb)})
 	defer rs.Close()
-	backend := &counted{Store: rs}
-	c, err := New(backend, rs, time.Hour, Config{Renew: time.Minute})
+	backend := newCounted(rs, nil)
+	c, err := New(backend, time.Hour, Config{Renew: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

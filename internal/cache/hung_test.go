@@ -45,7 +45,7 @@ func TestLoadsBypassWhileSubscribingToHungRedis(t *testing.T) {
 	defer rdb.Close()
 	rs := redisstore.New(rdb, redisstore.Config{})
 	defer rs.Close()
-	c, err := New(rs, rs, time.Hour, Config{})
+	c, err := New(rs, time.Hour, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func reviewSetup(t *testing.T) (*redisstore.Store, *slowIncr, *Store, chan store
 	rs := redisstore.New(rdb, redisstore.Config{Prefix: testenv.RedisPrefix(t, rdb)})
 	t.Cleanup(func() { rs.Close() })
 	slow := &slowIncr{Store: rs, hold: make(chan chan struct{}, 1)}
-	c, err := New(slow, rs, time.Hour, Config{})
+	c, err := New(slow, time.Hour, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestStartVsClose(t *testing.T) {
 	defer rs.Close()
 	ctx := context.Background()
 	for trial := 0; trial < 2000; trial++ {
-		c, err := New(rs, rs, time.Hour, Config{})
+		c, err := New(rs, time.Hour, Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,4 +145,11 @@ func TestStartVsClose(t *testing.T) {
 			<-done
 		}
 	}
+}
+
+// Capabilities gives the views of From the same hold.
+func (s *slowIncr) Capabilities() store.Capabilities {
+	caps := s.Store.Capabilities()
+	caps.Events = testEvents{Events: caps.Events, wrap: func(v store.Store) store.Store { return &slowIncr{Store: v, hold: s.hold} }}
+	return caps
 }

@@ -18,7 +18,7 @@ import (
 func TestConcurrentOwnIncrs(t *testing.T) {
 	rs := redisstore.New(testenv.Redis(t), redisstore.Config{Prefix: testenv.RedisPrefix(t, testenv.Redis(t))})
 	defer rs.Close()
-	c, err := New(rs, rs, time.Hour, Config{})
+	c, err := New(rs, time.Hour, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

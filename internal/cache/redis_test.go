@@ -19,7 +19,7 @@ func TestConformance(t *testing.T) {
 	prefixes := map[store.Store]string{}
 	cached := func(t *testing.T, prefix string, maxRecordBytes int) store.Store {
 		rs := redisstore.New(testenv.Redis(t), redisstore.Config{Prefix: prefix, MaxRecordBytes: maxRecordBytes})
-		c, err := New(rs, rs, time.Hour, Config{})
+		c, err := New(rs, time.Hour, Config{})
 		if err != nil {
 			t.Fatal(err)
 		}

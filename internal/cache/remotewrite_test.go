@@ -40,7 +40,7 @@ func TestOwnWriteAppliedOverNewerRemoteWrite(t *testing.T) {
 	rsB := redisstore.New(rdbB, redisstore.Config{Prefix: prefix}) // another process
 	defer rsB.Close()
 	slow := &slowReply{Store: rsA, hold: make(chan chan struct{}, 1)}
-	c, err := New(slow, rsA, time.Hour, Config{})
+	c, err := New(slow, time.Hour, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,4 +90,11 @@ func waitEvent(t *testing.T, events chan store.Event) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event")
 	}
+}
+
+// Capabilities gives the views of From the same hold.
+func (s *slowReply) Capabilities() store.Capabilities {
+	caps := s.Store.Capabilities()
+	caps.Events = testEvents{Events: caps.Events, wrap: func(v store.Store) store.Store { return &slowReply{Store: v, hold: s.hold} }}
+	return caps
 }

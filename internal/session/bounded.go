@@ -14,7 +14,7 @@ import (
 // instead of holding them, and counted in m when it is not nil. The in-memory store
 // cannot hang: without metrics it is returned as it is.
 func Bounded(st store.Store, timeout time.Duration, m *counting.Counts) store.Store {
-	_, local := st.(*store.Memory)
+	local := st.Capabilities().InProcess
 	if local && m == nil {
 		return st
 	}
@@ -25,7 +25,7 @@ func Bounded(st store.Store, timeout time.Duration, m *counting.Counts) store.St
 }
 
 type bounded struct {
-	store.Store // Subscribe and Close, which need no bound
+	store.Store // Close, which needs no bound
 	timeout     time.Duration
 	m           *counting.Counts
 }
@@ -125,11 +125,26 @@ func (b *bounded) TakeTicket(ctx context.Context, ticket string) (string, error)
 
 func (b *bounded) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
 	ctx, cancel, start := b.begin(ctx)
-	errs := store.TouchMany(ctx, b.Store, ids, idle)
+	errs := b.Store.TouchMany(ctx, ids, idle)
 	b.end(cancel, start, errors.Join(errs...))
 	return errs
 }
 
-// Unwrap returns the store b bounds, for what looks through wrappers for an optional
-// interface of the store (wsauth's hub finds the store's store.Broker this way).
-func (b *bounded) Unwrap() store.Store { return b.Store }
+// Capabilities are those of the store b bounds, except that the views of its events'
+// From are bounded too.
+func (b *bounded) Capabilities() store.Capabilities {
+	caps := b.Store.Capabilities()
+	if caps.Events != nil {
+		caps.Events = boundedEvents{Events: caps.Events, b: b}
+	}
+	return caps
+}
+
+type boundedEvents struct {
+	store.Events
+	b *bounded
+}
+
+func (e boundedEvents) From(origin string) store.Store {
+	return &bounded{Store: e.Events.From(origin), timeout: e.b.timeout, m: e.b.m}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 )
 
 // slowIncr returns the store's answer only when released: the socket goroutine that
@@ -26,7 +27,7 @@ func (s *slowIncr) Incr(ctx context.Context, id, field string, delta int64) (int
 // TestLateWriteDoesNotOverwriteReload: a live write whose answer comes back after a
 // reload saw a newer value does not put its older result over it.
 func TestLateWriteDoesNotOverwriteReload(t *testing.T) {
-	mem := store.NewMemory()
+	mem := memstore.New()
 	defer mem.Close()
 	ctx := context.Background()
 	id := NewCredentials(Token).ID

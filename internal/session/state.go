@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storekit"
 )
 
 // ErrRegenerateLive is returned by Regenerate on a socket's live session: new
@@ -255,7 +256,7 @@ func (s *State) write(op string, ch store.Change) error {
 	if err := s.eng.Store.Save(ctx, id, ch, s.eng.Idle); err != nil {
 		return s.storeError(op, err)
 	}
-	s.apply(gen, func(fields map[string]string) { ch.Apply(fields) })
+	s.apply(gen, func(fields map[string]string) { storekit.Apply(ch, fields) })
 	return nil
 }
 

@@ -12,7 +12,7 @@ type Config struct {
 	// Optional. Default: "mpsession:"
 	Prefix string
 
-	// MaxRecordBytes limits the size of a session's fields (see store.Size). A write that
+	// MaxRecordBytes limits the size of a session's fields (see storekit.Size). A write that
 	// would exceed it returns store.ErrTooLarge and writes nothing. The MySQL driver keeps
 	// values in a BLOB column (65,535 bytes), which the default limit plus the record's
 	// framing can exceed: alter the column to MEDIUMBLOB or lower this limit.

@@ -53,10 +53,13 @@
 // time the session is extended past the bound its index entry had, about once per idle
 // timeout while it is used.
 //
-// Its events carry the origin of the write (store.WithOrigin) like every store's, but
-// they never leave the process, so the Store does not implement store.EventHealth: a
-// per-process session cache cannot learn from it what other processes change, and
-// must not be put in front of it when several processes share the backend.
+// Capabilities declares its events (store.Capabilities.Events) and nothing else: no
+// Broker, since the backend carries no messages, and not InProcess, since the backend is
+// a database. Writes made through a view from Events.From carry its origin in their events
+// like every store's, but the events never leave the process: Events.Shared and
+// Events.EventsLive report false, so a per-process session cache cannot learn from them
+// what other processes change, and must not be put in front of the store when several
+// processes share the backend.
 //
 // # Expiry on reads
 //

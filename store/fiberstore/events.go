@@ -1,9 +1,11 @@
 package fiberstore
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mpsession/mpsession/store"
 )
@@ -123,3 +125,57 @@ func (d *dispatcher) close() {
 	close(d.done)
 	<-d.exited
 }
+
+// Capabilities implements store.Store. The store sends events, but only to subscribers in
+// the process that made the change, so they are not Shared; it carries no messages between
+// processes (no Broker), and its backend is a database, not this process's memory.
+func (s *Store) Capabilities() store.Capabilities {
+	return store.Capabilities{Events: events{s}}
+}
+
+// events is the store's store.Events; Subscribe is the Store's.
+type events struct{ *Store }
+
+// Shared implements store.Events: events reach the subscribers of the process that made
+// the change only.
+func (events) Shared() bool { return false }
+
+// EventsLive implements store.Events: events that are not Shared cannot vouch for the
+// writes of other processes, so a session cache must not serve from memory on them.
+func (events) EventsLive() bool { return false }
+
+// From implements store.Events.
+func (e events) From(origin string) store.Store {
+	if !store.ValidOrigin(origin) {
+		panic("fiberstore: From: invalid origin")
+	}
+	return &view{Store: e.Store, origin: origin}
+}
+
+// view is the store whose writes' events carry an origin.
+type view struct {
+	*Store
+	origin string
+}
+
+func (v *view) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	return v.save(ctx, id, ch, idle, v.origin)
+}
+
+func (v *view) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	return v.incr(ctx, id, field, delta, v.origin)
+}
+
+func (v *view) Delete(ctx context.Context, id string) error { return v.delete(ctx, id, v.origin) }
+
+func (v *view) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	return v.deleteOwner(ctx, owner, keep, v.origin)
+}
+
+// Close closes nothing: the view shares the store, which its owner closes.
+func (v *view) Close() error { return nil }
+
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Events = events{}
+)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storekit"
 )
 
 // ttlMargin is added to every TTL given to the backend. Backends count TTLs in whole
@@ -34,8 +35,6 @@ type Store struct {
 	events *dispatcher
 	closed atomic.Bool
 }
-
-var _ store.Store = (*Store)(nil)
 
 // New returns a store that keeps its records in storage, which may be any gofiber/storage
 // driver. The store does not own storage: Close leaves it open, and nothing calls its
@@ -64,8 +63,9 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Subscribe registers fn for events about sessions changed through this Store. Events
-// stay in this process: the backend cannot carry them to others.
+// Subscribe registers fn for events about sessions changed through this Store (and its
+// views, see store.Events.From). Events stay in this process: the backend cannot carry
+// them to others. It implements store.Events.Subscribe for Capabilities().Events.
 func (s *Store) Subscribe(fn func(store.Event)) (func(), error) {
 	return s.events.subscribe(fn)
 }
@@ -80,12 +80,12 @@ func (s *Store) Create(ctx context.Context, id string, rec store.Record, idle ti
 		return fmt.Errorf("fiberstore: %s: idle %v is not positive", op, idle)
 	}
 	for k := range rec.Fields {
-		if err := store.CheckField(k); err != nil {
+		if err := storekit.CheckField(k); err != nil {
 			return err
 		}
 	}
-	if n := store.Size(rec.Fields); n > s.max {
-		return store.TooLarge(n, s.max)
+	if n := storekit.Size(rec.Fields); n > s.max {
+		return storekit.TooLarge(n, s.max)
 	}
 	h := sha256.Sum256([]byte(id))
 	key := s.key('s', &h)
@@ -179,11 +179,16 @@ func needsTouch(r *record, now time.Time, touch time.Duration) bool {
 
 // Save implements store.Store.
 func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	return s.save(ctx, id, ch, idle, "")
+}
+
+// save is Save; its event carries origin.
+func (s *Store) save(ctx context.Context, id string, ch store.Change, idle time.Duration, origin string) error {
 	const op = "save"
 	if err := s.check(op, id); err != nil {
 		return err
 	}
-	if err := store.CheckChange(ch); err != nil {
+	if err := storekit.CheckChange(ch); err != nil {
 		return err
 	}
 	h := sha256.Sum256([]byte(id))
@@ -199,9 +204,9 @@ func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 	if ch.Empty() && idle <= 0 {
 		return nil
 	}
-	ch.Apply(r.fields)
-	if n := store.Size(r.fields); n > s.max {
-		return store.TooLarge(n, s.max)
+	storekit.Apply(ch, r.fields)
+	if n := storekit.Size(r.fields); n > s.max {
+		return storekit.TooLarge(n, s.max)
 	}
 	now := time.Now()
 	if idle > 0 {
@@ -211,7 +216,7 @@ func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 		return err
 	}
 	if !ch.Empty() {
-		s.events.emit(store.Event{Kind: store.EventChanged, Hash: hex.EncodeToString(h[:]), Fields: changed(ch), Origin: store.OriginOf(ctx)})
+		s.events.emit(store.Event{Kind: store.EventChanged, Hash: hex.EncodeToString(h[:]), Fields: changed(ch), Origin: origin})
 	}
 	return nil
 }
@@ -240,11 +245,16 @@ func changed(ch store.Change) []string {
 // Incr implements store.Store. It is exact among the callers of one Store; see the
 // package doc for several processes.
 func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	return s.incr(ctx, id, field, delta, "")
+}
+
+// incr is Incr; its event carries origin.
+func (s *Store) incr(ctx context.Context, id, field string, delta int64, origin string) (int64, error) {
 	const op = "incr"
 	if err := s.check(op, id); err != nil {
 		return 0, err
 	}
-	if err := store.CheckField(field); err != nil {
+	if err := storekit.CheckField(field); err != nil {
 		return 0, err
 	}
 	h := sha256.Sum256([]byte(id))
@@ -259,7 +269,7 @@ func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64,
 	}
 	var n int64
 	if v, ok := r.fields[field]; ok {
-		if n, ok = store.ParseInteger(v); !ok {
+		if n, ok = storekit.ParseInteger(v); !ok {
 			return 0, fmt.Errorf("%w: %q", store.ErrNotInteger, field)
 		}
 	}
@@ -268,13 +278,13 @@ func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64,
 	}
 	n += delta
 	r.fields[field] = strconv.FormatInt(n, 10)
-	if size := store.Size(r.fields); size > s.max {
-		return 0, store.TooLarge(size, s.max)
+	if size := storekit.Size(r.fields); size > s.max {
+		return 0, storekit.TooLarge(size, s.max)
 	}
 	if err := s.put(ctx, op, key, &h, r, time.Now().UnixMilli(), 0); err != nil {
 		return 0, err
 	}
-	s.events.emit(store.Event{Kind: store.EventChanged, Hash: hex.EncodeToString(h[:]), Fields: []string{field}, Origin: store.OriginOf(ctx)})
+	s.events.emit(store.Event{Kind: store.EventChanged, Hash: hex.EncodeToString(h[:]), Fields: []string{field}, Origin: origin})
 	return n, nil
 }
 
@@ -303,8 +313,19 @@ func (s *Store) Touch(ctx context.Context, id string, idle time.Duration) error 
 	return s.put(ctx, op, key, &h, r, now.UnixMilli(), idle)
 }
 
+// TouchMany implements store.Store, one Touch at a time: a fiber.Storage has no batch
+// of writes to do them in fewer round trips.
+func (s *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
+	return storekit.TouchEach(ctx, s, ids, idle)
+}
+
 // Delete implements store.Store. It also removes a session whose blob is corrupt.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	return s.delete(ctx, id, "")
+}
+
+// delete is Delete; its event carries origin.
+func (s *Store) delete(ctx context.Context, id string, origin string) error {
 	const op = "delete"
 	if err := s.check(op, id); err != nil {
 		return err
@@ -330,7 +351,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	ev := store.Event{Kind: store.EventDeleted, Hash: hex.EncodeToString(h[:]), Origin: store.OriginOf(ctx)}
+	ev := store.Event{Kind: store.EventDeleted, Hash: hex.EncodeToString(h[:]), Origin: origin}
 	if r != nil && r.expired(time.Now().UnixMilli()) {
 		ev = store.Event{Kind: store.EventExpired, Hash: ev.Hash} // an expiry has no origin
 	}
@@ -450,7 +471,7 @@ func (s *Store) check(op, id string) error {
 	if s.closed.Load() {
 		return wrap(op, errClosed)
 	}
-	return store.CheckID(id)
+	return storekit.CheckID(id)
 }
 
 // key returns <prefix><kind>:<base64url of the hash>. Base64 rather than the hex of
@@ -478,7 +499,7 @@ func expiresAt(now time.Time, idle time.Duration, deadline int64) int64 {
 	if deadline != 0 {
 		d = time.UnixMilli(deadline)
 	}
-	return store.ExpiresAt(now, idle, d).UnixMilli()
+	return storekit.ExpiresAt(now, idle, d).UnixMilli()
 }
 
 // ttl is what the backend is told: the time left, rounded up to whole seconds, plus

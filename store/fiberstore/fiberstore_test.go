@@ -42,14 +42,14 @@ func ticketKey(s *Store, ticket string) string {
 	return s.key('t', &h)
 }
 
-// events collects what a store publishes.
-type events struct {
+// recorder collects what a store publishes.
+type recorder struct {
 	mu  sync.Mutex
 	got []store.Event
 }
 
-func subscribe(t testing.TB, s *Store) *events {
-	e := &events{}
+func subscribe(t testing.TB, s *Store) *recorder {
+	e := &recorder{}
 	unsub, err := s.Subscribe(func(ev store.Event) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -63,7 +63,7 @@ func subscribe(t testing.TB, s *Store) *events {
 }
 
 // wait returns the events received once n have arrived, or fails after 5 s.
-func (e *events) wait(t testing.TB, n int) []store.Event {
+func (e *recorder) wait(t testing.TB, n int) []store.Event {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -705,5 +705,36 @@ func TestEventOrder(t *testing.T) {
 	}
 	if e := got[n+1]; e.Kind != store.EventRevoked || e.Hash != store.Hash(id) {
 		t.Errorf("DeleteOwner event: want revoked %s; got %+v", store.Hash(id), e)
+	}
+}
+
+// TestCapabilities checks what the store declares: events that stay in the process, no
+// Broker, not in-process, and views whose Close leaves the store open.
+func TestCapabilities(t *testing.T) {
+	s := newStore(t, newFake())
+	c := s.Capabilities()
+	if c.InProcess || c.Broker != nil || c.Events == nil {
+		t.Fatalf("Capabilities: want Events only; got %+v", c)
+	}
+	if c.Events.Shared() || c.Events.EventsLive() {
+		t.Errorf("Shared, EventsLive: want false, false; got %v, %v", c.Events.Shared(), c.Events.EventsLive())
+	}
+	ev := subscribe(t, s)
+	ctx := context.Background()
+	id := newID("id")
+	mustCreate(t, s, id, store.Record{}, hour)
+	v := c.Events.From("me")
+	if err := v.Close(); err != nil {
+		t.Errorf("view Close: want nil error; got %v", err)
+	}
+	if _, err := v.Incr(ctx, id, "n", 1); err != nil {
+		t.Fatalf("Incr through a closed view: want nil error; got %v", err)
+	}
+	if _, err := s.Incr(ctx, id, "n", 1); err != nil {
+		t.Fatal(err)
+	}
+	got := ev.wait(t, 2)
+	if got[0].Origin != "me" || got[1].Origin != "" {
+		t.Errorf("origins: want \"me\", \"\"; got %q, %q", got[0].Origin, got[1].Origin)
 	}
 }

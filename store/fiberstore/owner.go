@@ -62,6 +62,11 @@ func (s *Store) Sessions(ctx context.Context, owner string) ([]string, error) {
 // DeleteOwner implements store.Store. A session whose blob is corrupt is deleted and
 // counted, so that "log out everywhere" never leaves one behind.
 func (s *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	return s.deleteOwner(ctx, owner, keep, "")
+}
+
+// deleteOwner is DeleteOwner; its events carry origin.
+func (s *Store) deleteOwner(ctx context.Context, owner string, keep []string, origin string) (int, error) {
 	const op = "deleteowner"
 	if err := s.check(op, owner); err != nil {
 		return 0, err
@@ -93,7 +98,7 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (
 		if slices.Contains(kept, e.hash) {
 			continue
 		}
-		removed, err := s.revoke(ctx, op, owner, &e.hash)
+		removed, err := s.revoke(ctx, op, owner, &e.hash, origin)
 		if err != nil {
 			return n, err
 		}
@@ -112,9 +117,9 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (
 }
 
 // revoke deletes the session h if it is live and belongs to owner, takes it out of the
-// owner's index, and reports whether it deleted it. Both happen under the session's
+// owner's index, and reports whether it deleted it; its EventRevoked carries origin. Both happen under the session's
 // stripe, so that a session created again with the same id keeps its entry.
-func (s *Store) revoke(ctx context.Context, op, owner string, h *[32]byte) (bool, error) {
+func (s *Store) revoke(ctx context.Context, op, owner string, h *[32]byte, origin string) (bool, error) {
 	key := s.key('s', h)
 	if err := s.sessions.lock(ctx, h[0]); err != nil {
 		return false, wrap(op, err)
@@ -139,7 +144,7 @@ func (s *Store) revoke(ctx context.Context, op, owner string, h *[32]byte) (bool
 		s.events.emit(store.Event{Kind: store.EventExpired, Hash: hex.EncodeToString(h[:])})
 		return false, nil
 	}
-	s.events.emit(store.Event{Kind: store.EventRevoked, Hash: hex.EncodeToString(h[:]), Origin: store.OriginOf(ctx)})
+	s.events.emit(store.Event{Kind: store.EventRevoked, Hash: hex.EncodeToString(h[:]), Origin: origin})
 	return true, nil
 }
 

@@ -11,7 +11,7 @@ type Config struct {
 	// Optional. Default: "mpsession:"
 	Prefix string
 
-	// MaxRecordBytes limits the size of a session's fields as store.Size counts it.
+	// MaxRecordBytes limits the size of a session's fields as storekit.Size counts it.
 	// A Create, a Save or an Incr of a new field that would make a record larger
 	// returns store.ErrTooLarge and writes nothing.
 	//

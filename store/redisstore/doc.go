@@ -41,7 +41,7 @@
 //
 // The store takes "now" from the application's clock, as the session deadline does,
 // passes it to the scripts and sets absolute expiries (PEXPIREAT), so every expiry is
-// store.ExpiresAt computed on one clock, and scripts stay deterministic for
+// storekit.ExpiresAt computed on one clock, and scripts stay deterministic for
 // replication. Skew between the application's clock and Redis's shifts when Redis
 // drops keys by the skew; keep clocks in sync.
 //
@@ -52,6 +52,11 @@
 //
 // # Events and outages
 //
+// Store.Capabilities declares the store's events (store.Events: Subscribe and
+// EventsLive are the Store's own methods, Shared is true, and From returns the view
+// whose writes carry an origin) and its messages between processes (store.Broker:
+// Publish and Listen).
+//
 // The scripts publish their events on the channel themselves, at no extra round trip.
 // An event is one payload:
 //
@@ -60,10 +65,11 @@
 // kind is one byte (store.EventKind: 1 changed, 2 deleted, 3 revoked, 4 expired), hash
 // the 64 hex characters of the session's hash, then each changed field as its length
 // in decimal, a colon and its name, then "@" and the time of the write in Unix
-// milliseconds, then "#" and the origin of the write's context (store.WithOrigin), when
-// it has one; the origin runs to the end of the payload. A payload without an origin is
-// what versions before origins sent, but a process of such a version drops an event
-// that carries one. Subscribers drop any payload they cannot read.
+// milliseconds, then "#" and the origin of the view the write was made through
+// (store.Events.From), when it was made through one; the origin runs to the end of the
+// payload. A payload without an origin is what versions before origins sent, but a
+// process of such a version drops an event that carries one. Subscribers drop any
+// payload they cannot read.
 //
 // Subscribe opens one subscription per Store, whatever the number of subscribers, read
 // by one goroutine; go-redis reconnects and resubscribes it after a network error.
@@ -72,7 +78,7 @@
 //
 // A second goroutine checks the subscription's health: it sends a PING on the
 // subscription's connection every 250 ms, and the reading goroutine counts the pong,
-// like any event, as a sign of life. Store.EventsLive (store.EventHealth) reports true
+// like any event, as a sign of life. Store.EventsLive (store.Events) reports true
 // only while the subscription is confirmed, no read has failed since, and a pong or an
 // event arrived within the last second; a Redis that hangs, or a connection that
 // silently stops carrying anything, turns it false within a second, a broken

@@ -32,14 +32,11 @@ const (
 	retryDelay = 100 * time.Millisecond
 )
 
-// maxOriginBytes is the longest origin an event carries, as store.OriginOf allows.
-const maxOriginBytes = 64
-
 // encodeEvent returns an event as it travels on the channel: the kind as one byte, the
 // 64-character hash, then each field as its length in decimal, a colon and the name,
 // then, when at is not zero, "@" and at in Unix milliseconds, then, when origin is not
 // "", "#" and origin. origin comes last, so that it may hold any printable character; it
-// must be one that store.OriginOf returns.
+// must be "" (none) or one for which store.ValidOrigin is true.
 func encodeEvent(at time.Time, kind store.EventKind, hash, origin string, fields ...string) string {
 	n := 1 + len(hash) + 15 + 1 + len(origin)
 	for _, f := range fields {
@@ -65,7 +62,7 @@ func encodeEvent(at time.Time, kind store.EventKind, hash, origin string, fields
 }
 
 // decodeEvent reverses encodeEvent. It reports false for a payload it cannot read,
-// including one whose origin store.OriginOf would not return.
+// including one that carries an origin for which store.ValidOrigin is false.
 func decodeEvent(p string) (store.Event, bool) {
 	const hashLen = 64
 	if len(p) < 1+hashLen || p[0] < byte(store.EventChanged) || p[0] > byte(store.EventExpired) {
@@ -93,7 +90,7 @@ func decodeEvent(p string) (store.Event, bool) {
 	// '#'; the milliseconds hold none.
 	rest, origin, hasOrigin := strings.Cut(rest, "#")
 	if hasOrigin {
-		if !validOrigin(origin) {
+		if !store.ValidOrigin(origin) {
 			return store.Event{}, false
 		}
 		ev.Origin = origin
@@ -112,20 +109,6 @@ func decodeEvent(p string) (store.Event, bool) {
 	return ev, true
 }
 
-// validOrigin reports whether o is an origin that store.OriginOf returns and is not
-// empty: 1 to 64 bytes of printable ASCII other than space.
-func validOrigin(o string) bool {
-	if o == "" || len(o) > maxOriginBytes {
-		return false
-	}
-	for i := 0; i < len(o); i++ {
-		if o[i] < 0x21 || o[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 // subscriber is one registered callback. active turns false on unsubscribe, so that the
 // receive loop starts no call after unsubscribe returns.
 type subscriber struct {
@@ -133,13 +116,13 @@ type subscriber struct {
 	active atomic.Bool
 }
 
-// events is a Store's one subscription to its channel, shared by every subscriber. Two
-// goroutines serve it: the receive loop reads the connection and calls the subscribers,
-// and the health check sends a PING every pingInterval, whose pong the loop reads like
+// eventFeed is a Store's one subscription to its channel, shared by every subscriber.
+// Two goroutines serve it: the receive loop reads the connection and calls the
+// subscribers, and the health check sends a PING every pingInterval, whose pong the loop reads like
 // any message. After a network error (a read timeout is none), the loop's next read
 // has go-redis dial and resubscribe; the events published meanwhile are lost, so the
 // loop sends store.EventResync when Redis confirms the subscription again.
-type events struct {
+type eventFeed struct {
 	mu     sync.Mutex
 	ps     *redis.PubSub
 	closed bool
@@ -174,7 +157,7 @@ func (s *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) 
 	if fn == nil {
 		return nil, errors.New("redisstore: subscribe: nil func")
 	}
-	e := &s.events
+	e := &s.feed
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -207,19 +190,17 @@ func (s *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) 
 	}, nil
 }
 
-// EventsLive implements store.EventHealth. It reports true while the store's
+// EventsLive implements store.Events. It reports true while the store's
 // subscription is confirmed, has had no receive error since its last confirmation, and
 // has answered a health check (or carried an event) within the last second. When it
 // turns true after being false, every subscriber has received a store.EventResync
 // first. It reports false before the first Subscribe and after Close. It costs a few
 // atomic operations and no round trip.
-func (s *Store) EventsLive() bool { return s.events.live(monoNow()) }
-
-var _ store.EventHealth = (*Store)(nil)
+func (s *Store) EventsLive() bool { return s.feed.live(monoNow()) }
 
 // setSubs replaces the subscriber list with a changed copy; e.mu must be held. The
 // receive loop reads the list without a lock.
-func (e *events) setSubs(change func([]*subscriber) []*subscriber) {
+func (e *eventFeed) setSubs(change func([]*subscriber) []*subscriber) {
 	var old []*subscriber
 	if p := e.subs.Load(); p != nil {
 		old = *p
@@ -229,7 +210,7 @@ func (e *events) setSubs(change func([]*subscriber) []*subscriber) {
 }
 
 // startEvents subscribes and starts the receive loop and the health check;
-// s.events.mu must be held.
+// s.feed.mu must be held.
 func (s *Store) startEvents() error {
 	ctx, cancel := context.WithTimeout(context.Background(), subscribeTimeout)
 	defer cancel()
@@ -241,7 +222,7 @@ func (s *Store) startEvents() error {
 		_ = ps.Close()
 		return s.fail(ctx, "subscribe", err)
 	}
-	e := &s.events
+	e := &s.feed
 	e.ps = ps
 	e.heard.Store(monoNow())
 	loop, stop := context.WithCancel(context.Background())
@@ -268,7 +249,7 @@ func (s *Store) startEvents() error {
 // The timeout never cuts a reply short in practice: with a pong due every
 // pingInterval, a healthy connection is never silent for liveBound, and a silent one
 // is not in the middle of a reply.
-func (e *events) receive(ctx context.Context, ps *redis.PubSub) {
+func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub) {
 	defer e.wg.Done()
 	noRetry, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -329,7 +310,7 @@ func (e *events) receive(ctx context.Context, ps *redis.PubSub) {
 // A pong or a message proves the subscription as well as a confirmation does: go-redis
 // subscribes a new connection before it sends anything else on it, and Redis answers
 // in order, so the confirmation always comes first on a new connection.
-func (e *events) alive(now int64) {
+func (e *eventFeed) alive(now int64) {
 	for {
 		h := e.heard.Load()
 		if h != 0 && now-h <= int64(liveBound) {
@@ -348,7 +329,7 @@ func (e *events) alive(now int64) {
 
 // live reports whether the subscription proved live within liveBound of now, and
 // records a silence it finds (see heard).
-func (e *events) live(now int64) bool {
+func (e *eventFeed) live(now int64) bool {
 	for {
 		h := e.heard.Load()
 		if h == 0 {
@@ -364,7 +345,7 @@ func (e *events) live(now int64) bool {
 }
 
 // deliver calls the subscribers with ev; only the receive loop calls it.
-func (e *events) deliver(ev store.Event) {
+func (e *eventFeed) deliver(ev store.Event) {
 	p := e.subs.Load()
 	if p == nil {
 		return
@@ -382,7 +363,7 @@ func (e *events) deliver(ev store.Event) {
 // answers, which the loop sees as silence. The PING's context is cancelled before it is
 // sent, as the loop's is (see receive): when there is no connection, or the write
 // fails, go-redis does not dial here, and the loop, which sees the failure, dials.
-func (e *events) healthCheck(ctx context.Context, ps *redis.PubSub) {
+func (e *eventFeed) healthCheck(ctx context.Context, ps *redis.PubSub) {
 	defer e.wg.Done()
 	tick := time.NewTicker(pingInterval)
 	defer tick.Stop()
@@ -401,7 +382,7 @@ func (e *events) healthCheck(ctx context.Context, ps *redis.PubSub) {
 
 // close stops the subscription and waits for its goroutines. It must not be called
 // from a subscriber.
-func (e *events) close() error {
+func (e *eventFeed) close() error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()

@@ -37,9 +37,9 @@ func ExampleNew_cluster() {
 	defer sessions.Close()
 }
 
-// A cache in front of the store marks its own writes with an origin, skips the events
-// they send back, drops everything on a resync, and serves from memory only while the
-// store vouches for its events.
+// A cache in front of the store makes its own writes through a view with an origin
+// (Events.From), skips the events they send back, drops everything on a resync, and
+// serves from memory only while the store vouches for its events.
 func ExampleStore_EventsLive() {
 	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}})
 	defer client.Close()
@@ -63,8 +63,8 @@ func ExampleStore_EventsLive() {
 	}
 	defer unsubscribe()
 
-	ctx := store.WithOrigin(context.Background(), origin)
-	if err := sessions.Save(ctx, "session-id", store.Change{Set: map[string]string{"color": `"red"`}}, 30*time.Minute); err != nil {
+	own := sessions.Capabilities().Events.From(origin)
+	if err := own.Save(context.Background(), "session-id", store.Change{Set: map[string]string{"color": `"red"`}}, 30*time.Minute); err != nil {
 		fmt.Println(err)
 	}
 	if sessions.EventsLive() {

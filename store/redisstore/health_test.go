@@ -322,7 +322,8 @@ func TestEventsLivePause(t *testing.T) {
 }
 
 // TestEventOriginAcrossStores checks that a second Store, with its own client, as in
-// another process, receives the origin of the first one's writes.
+// another process, receives the origin of the writes made through the first one's view
+// (Events.From), and none with those made through the first one itself.
 func TestEventOriginAcrossStores(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -335,7 +336,7 @@ func TestEventOriginAcrossStores(t *testing.T) {
 			}
 			defer unsubscribe()
 			ctx := t.Context()
-			withOrigin := store.WithOrigin(ctx, "process-1/cache")
+			withOrigin := first.Capabilities().Events.From("process-1/cache")
 			id, other := "id-"+rand.Text(), "id-"+rand.Text()
 			for _, x := range []string{id, other} {
 				if err := first.Create(ctx, x, store.Record{Owner: "owner-" + id}, time.Hour); err != nil {
@@ -356,7 +357,7 @@ func TestEventOriginAcrossStores(t *testing.T) {
 					t.Fatalf("%s: want an event; got none within 5s", what)
 				}
 			}
-			if err := first.Save(withOrigin, id, store.Change{Set: map[string]string{"a": "1"}}, time.Hour); err != nil {
+			if err := withOrigin.Save(ctx, id, store.Change{Set: map[string]string{"a": "1"}}, time.Hour); err != nil {
 				t.Fatal(err)
 			}
 			next("Save with an origin", store.EventChanged, id, "process-1/cache")
@@ -364,20 +365,54 @@ func TestEventOriginAcrossStores(t *testing.T) {
 				t.Fatal(err)
 			}
 			next("Incr without one", store.EventChanged, id, "")
-			if _, err := first.Incr(withOrigin, id, "n", 1); err != nil {
+			if _, err := withOrigin.Incr(ctx, id, "n", 1); err != nil {
 				t.Fatal(err)
 			}
 			next("Incr with an origin", store.EventChanged, id, "process-1/cache")
-			if err := first.Delete(withOrigin, id); err != nil {
+			if err := withOrigin.Delete(ctx, id); err != nil {
 				t.Fatal(err)
 			}
 			next("Delete with an origin", store.EventDeleted, id, "process-1/cache")
-			if _, err := first.DeleteOwner(withOrigin, "owner-"+id); err != nil {
+			if _, err := withOrigin.DeleteOwner(ctx, "owner-"+id); err != nil {
 				t.Fatal(err)
 			}
 			next("DeleteOwner with an origin", store.EventRevoked, other, "process-1/cache")
 		})
 	}
+}
+
+// TestCapabilities checks what the store declares, and that closing a view (Events.From)
+// closes nothing: the store's subscription stays live and its events flow.
+func TestCapabilities(t *testing.T) {
+	s := newStore(t, newClient(t), Config{})
+	c := s.Capabilities()
+	if c.InProcess || c.Events == nil || !c.Events.Shared() || c.Broker == nil {
+		t.Fatalf("Capabilities: want events, shared, and a broker, not in process; got %+v", c)
+	}
+	if c.Broker != store.Broker(s) {
+		t.Errorf("Capabilities: want the store as its broker; got %T", c.Broker)
+	}
+	w := watchHealth(t, s)
+	if !c.Events.EventsLive() {
+		t.Error("Events.EventsLive after Subscribe: want true; got false")
+	}
+	unsubscribe, err := c.Events.Subscribe(func(store.Event) {})
+	if err != nil {
+		t.Fatalf("Events.Subscribe: %v", err)
+	}
+	unsubscribe()
+	view := c.Events.From("o")
+	if err := view.Close(); err != nil {
+		t.Errorf("Close of a view: want nil; got %v", err)
+	}
+	if !s.EventsLive() {
+		t.Error("EventsLive after a view's Close: want true; got false")
+	}
+	id := "id-" + rand.Text()
+	if err := view.Create(t.Context(), id, store.Record{}, time.Hour); err != nil {
+		t.Fatalf("Create through a closed view: %v", err)
+	}
+	waitEventFlow(t, s, id, w.events, 5*time.Second)
 }
 
 // TestCloseStopsEvents checks that Close ends the receive loop and the health check,

@@ -9,11 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storekit"
 	"github.com/redis/go-redis/v9"
 )
-
-var _ store.Broker = (*Store)(nil)
 
 // Application messages (store.Broker) travel on one Redis channel per topic,
 // "<prefix>m:<topic>", so a process receives only the topics it listens to. On a
@@ -73,7 +71,7 @@ func (s *Store) msgChannel(topic string) string { return s.prefix + "m:" + topic
 // Publish implements store.Broker with PUBLISH, or SPUBLISH on a Cluster. It costs one
 // round trip, bounded by ctx.
 func (s *Store) Publish(ctx context.Context, topic string, msg []byte) error {
-	if err := store.CheckTopic(topic); err != nil {
+	if err := storekit.CheckTopic(topic); err != nil {
 		return err
 	}
 	var err error
@@ -104,7 +102,7 @@ var errRing = errors.New("messages need a single node, Sentinel or Cluster clien
 //
 // Stop the listeners before closing the Store: Close does not end them.
 func (s *Store) Listen(topic string, fn func(msg []byte)) (stop func(), err error) {
-	if err := store.CheckTopic(topic); err != nil {
+	if err := storekit.CheckTopic(topic); err != nil {
 		return nil, err
 	}
 	if fn == nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storekit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,11 +22,15 @@ type Store struct {
 	// sharded is true when keys may live on different nodes (Cluster, Ring), so that
 	// no script may touch two keys.
 	sharded bool
-	events  events
-	msgs    messages // application messages: messages.go
+	feed    eventFeed // session events: events.go
+	msgs    messages  // application messages: messages.go
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Events = events{}
+	_ store.Broker = (*Store)(nil)
+)
 
 // New returns a store that keeps sessions in the Redis that client reaches. The client
 // is required; Close does not close it.
@@ -58,7 +63,7 @@ func (s *Store) ticketKey(hash string) string  { return s.prefix + "t:{" + hash 
 // writes the session and its owner index atomically; on a sharded client the two
 // scripts go out in one pipeline, one to each node.
 func (s *Store) Create(ctx context.Context, id string, rec store.Record, idle time.Duration) error {
-	if err := store.CheckID(id); err != nil {
+	if err := storekit.CheckID(id); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -68,12 +73,12 @@ func (s *Store) Create(ctx context.Context, id string, rec store.Record, idle ti
 		return errors.New("redisstore: create: idle must be positive")
 	}
 	for k := range rec.Fields {
-		if err := store.CheckField(k); err != nil {
+		if err := storekit.CheckField(k); err != nil {
 			return err
 		}
 	}
-	if size := store.Size(rec.Fields); size > s.limit {
-		return store.TooLarge(size, s.limit)
+	if size := storekit.Size(rec.Fields); size > s.limit {
+		return storekit.TooLarge(size, s.limit)
 	}
 	now := time.Now()
 	var deadline int64
@@ -83,7 +88,7 @@ func (s *Store) Create(ctx context.Context, id string, rec store.Record, idle ti
 	hash := store.Hash(id)
 	nowMS := now.UnixMilli()
 	args := make([]any, 0, 5+2*len(rec.Fields))
-	args = append(args, store.ExpiresAt(now, idle, rec.Deadline).UnixMilli(), deadline, rec.Owner, hash, nowMS)
+	args = append(args, storekit.ExpiresAt(now, idle, rec.Deadline).UnixMilli(), deadline, rec.Owner, hash, nowMS)
 	for k, v := range rec.Fields {
 		args = append(args, k, v)
 	}
@@ -123,7 +128,7 @@ func (s *Store) Create(ctx context.Context, id string, rec store.Record, idle ti
 // for touch at most, but no operation sees it: every one checks the deadline itself
 // (see the package doc), and Record.ExpiresAt is the capped value.
 func (s *Store) Load(ctx context.Context, id string, touch time.Duration) (*store.Record, error) {
-	if err := store.CheckID(id); err != nil {
+	if err := storekit.CheckID(id); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -169,7 +174,7 @@ func (s *Store) Load(ctx context.Context, id string, touch time.Duration) (*stor
 	case touch > 0 && !ext.Val():
 		return nil, store.ErrNotFound // deleted between the two commands
 	case touch > 0:
-		rec.ExpiresAt = store.ExpiresAt(now, touch, rec.Deadline)
+		rec.ExpiresAt = storekit.ExpiresAt(now, touch, rec.Deadline)
 	case ttl.Val() > 0:
 		rec.ExpiresAt = now.Add(ttl.Val())
 	}
@@ -180,13 +185,18 @@ func (s *Store) Load(ctx context.Context, id string, touch time.Duration) (*stor
 // exists and that the change fits, writes it, extends the expiry and publishes the event.
 // A field both set and deleted in ch is deleted.
 func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
-	if err := store.CheckID(id); err != nil {
+	return s.save(ctx, id, ch, idle, "")
+}
+
+// save is Save, whose event carries origin ("" for none).
+func (s *Store) save(ctx context.Context, id string, ch store.Change, idle time.Duration, origin string) error {
+	if err := storekit.CheckID(id); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return s.fail(ctx, "save", err)
 	}
-	if err := store.CheckChange(ch); err != nil {
+	if err := storekit.CheckChange(ch); err != nil {
 		return err
 	}
 	hash := store.Hash(id)
@@ -207,7 +217,7 @@ func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 	args[2] = s.limit
 	args[3] = 2 * len(ch.Set)
 	args[4] = s.channel
-	args[5] = encodeEvent(time.Now(), store.EventChanged, hash, store.OriginOf(ctx), names...)
+	args[5] = encodeEvent(time.Now(), store.EventChanged, hash, origin, names...)
 	args[6] = hash
 	n, err := scriptSave.Run(ctx, s.client, []string{s.sessionKey(hash)}, args...).Int64()
 	switch {
@@ -216,7 +226,7 @@ func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 	case n == 0:
 		return store.ErrNotFound
 	case n < 0:
-		return store.TooLarge(int(-n), s.limit)
+		return storekit.TooLarge(int(-n), s.limit)
 	}
 	return nil
 }
@@ -225,18 +235,23 @@ func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 // new field would take the record past Config.MaxRecordBytes; an existing field whose
 // value gains digits is not checked (a counter is 20 bytes at most).
 func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
-	if err := store.CheckID(id); err != nil {
+	return s.incr(ctx, id, field, delta, "")
+}
+
+// incr is Incr, whose event carries origin ("" for none).
+func (s *Store) incr(ctx context.Context, id, field string, delta int64, origin string) (int64, error) {
+	if err := storekit.CheckID(id); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, s.fail(ctx, "incr", err)
 	}
-	if err := store.CheckField(field); err != nil {
+	if err := storekit.CheckField(field); err != nil {
 		return 0, err
 	}
 	hash := store.Hash(id)
 	res, err := scriptIncr.Run(ctx, s.client, []string{s.sessionKey(hash)}, field, delta,
-		time.Now().UnixMilli(), s.channel, encodeEvent(time.Now(), store.EventChanged, hash, store.OriginOf(ctx), field), hash, s.limit).Result()
+		time.Now().UnixMilli(), s.channel, encodeEvent(time.Now(), store.EventChanged, hash, origin, field), hash, s.limit).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return 0, store.ErrNotFound
@@ -255,14 +270,14 @@ func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64,
 		}
 		return n, nil
 	case int64:
-		return 0, store.TooLarge(int(v), s.limit)
+		return 0, storekit.TooLarge(int(v), s.limit)
 	}
 	return 0, fmt.Errorf("redisstore: incr: unexpected reply %T", res)
 }
 
 // Touch implements store.Store in one round trip.
 func (s *Store) Touch(ctx context.Context, id string, idle time.Duration) error {
-	if err := store.CheckID(id); err != nil {
+	if err := storekit.CheckID(id); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -283,8 +298,8 @@ func (s *Store) Touch(ctx context.Context, id string, idle time.Duration) error 
 	return nil
 }
 
-// TouchMany implements store.ManyToucher: the touches go in one pipeline (one round
-// trip per node on a Cluster).
+// TouchMany implements store.Store: the touches go in one pipeline (one round trip per
+// node on a Cluster), for less than a Touch each.
 func (s *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
 	errs := make([]error, len(ids))
 	if idle <= 0 {
@@ -297,7 +312,7 @@ func (s *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration)
 	cmds := make([]*redis.Cmd, len(ids))
 	pipe := s.client.Pipeline()
 	for i, id := range ids {
-		if errs[i] = store.CheckID(id); errs[i] != nil {
+		if errs[i] = storekit.CheckID(id); errs[i] != nil {
 			continue
 		}
 		hash := store.Hash(id)
@@ -329,7 +344,12 @@ func (s *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration)
 // step is tidying: Sessions and DeleteOwner skip and prune entries of sessions that are
 // gone, so its failure is not Delete's.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if err := store.CheckID(id); err != nil {
+	return s.delete(ctx, id, "")
+}
+
+// delete is Delete, whose event carries origin ("" for none).
+func (s *Store) delete(ctx context.Context, id string, origin string) error {
+	if err := storekit.CheckID(id); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -337,7 +357,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	}
 	hash := store.Hash(id)
 	owner, err := scriptDelete.Run(ctx, s.client, []string{s.sessionKey(hash)},
-		s.channel, encodeEvent(time.Now(), store.EventDeleted, hash, store.OriginOf(ctx))).Text()
+		s.channel, encodeEvent(time.Now(), store.EventDeleted, hash, origin)).Text()
 	if errors.Is(err, redis.Nil) {
 		return nil
 	}
@@ -355,7 +375,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // whether it still exists and still belongs to owner. A third removes the entries that
 // do not, when there are any.
 func (s *Store) Sessions(ctx context.Context, owner string) ([]string, error) {
-	if err := store.CheckID(owner); err != nil {
+	if err := storekit.CheckID(owner); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -406,7 +426,12 @@ func (s *Store) Sessions(ctx context.Context, owner string) ([]string, error) {
 // the entries from the index (one round trip), only after the sessions are gone, so
 // that a failure never leaves a live session outside the index.
 func (s *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
-	if err := store.CheckID(owner); err != nil {
+	return s.deleteOwner(ctx, owner, keep, "")
+}
+
+// deleteOwner is DeleteOwner, whose events carry origin ("" for none).
+func (s *Store) deleteOwner(ctx context.Context, owner string, keep []string, origin string) (int, error) {
+	if err := storekit.CheckID(owner); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -422,7 +447,6 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (
 		kept[store.Hash(id)] = true
 	}
 	now := time.Now().UnixMilli()
-	origin := store.OriginOf(ctx)
 	var calls []scriptCall
 	var drop []any
 	for _, h := range members {
@@ -454,7 +478,7 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (
 // hash; the value is stored as given, so a caller whose value is a credential seals it
 // first (wsauth does).
 func (s *Store) PutTicket(ctx context.Context, ticket string, value string, ttl time.Duration) error {
-	if err := store.CheckID(ticket); err != nil {
+	if err := storekit.CheckID(ticket); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -473,7 +497,7 @@ func (s *Store) PutTicket(ctx context.Context, ticket string, value string, ttl 
 
 // TakeTicket implements store.Store in one round trip (GETDEL).
 func (s *Store) TakeTicket(ctx context.Context, ticket string) (string, error) {
-	if err := store.CheckID(ticket); err != nil {
+	if err := storekit.CheckID(ticket); err != nil {
 		return "", err
 	}
 	if err := ctx.Err(); err != nil {
@@ -491,7 +515,53 @@ func (s *Store) TakeTicket(ctx context.Context, ticket string) (string, error) {
 
 // Close stops the store's subscription, if any. It does not close the client, and must
 // not be called from a subscriber.
-func (s *Store) Close() error { return s.events.close() }
+func (s *Store) Close() error { return s.feed.close() }
+
+// Capabilities implements store.Store: the store sends events that reach every process
+// sharing the Redis and the prefix (Subscribe, EventsLive), and carries messages between
+// them (Publish, Listen).
+func (s *Store) Capabilities() store.Capabilities {
+	return store.Capabilities{Events: events{s}, Broker: s}
+}
+
+// events is the store's store.Events: Subscribe and EventsLive are the Store's own.
+type events struct{ *Store }
+
+// Shared implements store.Events: events travel over Redis pub/sub to every process
+// sharing the Redis and the prefix.
+func (events) Shared() bool { return true }
+
+// From implements store.Events. It panics on an origin for which store.ValidOrigin is
+// false.
+func (e events) From(origin string) store.Store {
+	if !store.ValidOrigin(origin) {
+		panic("redisstore: From: invalid origin")
+	}
+	return &view{Store: e.Store, origin: origin}
+}
+
+// view is the store whose writes' events carry an origin (see the package doc).
+type view struct {
+	*Store
+	origin string
+}
+
+func (v *view) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	return v.save(ctx, id, ch, idle, v.origin)
+}
+
+func (v *view) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	return v.incr(ctx, id, field, delta, v.origin)
+}
+
+func (v *view) Delete(ctx context.Context, id string) error { return v.delete(ctx, id, v.origin) }
+
+func (v *view) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	return v.deleteOwner(ctx, owner, keep, v.origin)
+}
+
+// Close closes nothing: the view shares the store, which its owner closes.
+func (v *view) Close() error { return nil }
 
 // scriptCall is one script run in a pipeline.
 type scriptCall struct {

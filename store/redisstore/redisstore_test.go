@@ -21,6 +21,7 @@ import (
 
 	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/store/storetest"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
@@ -905,7 +906,7 @@ func TestEventEncoding(t *testing.T) {
 	}
 	for _, p := range []string{"", "\x01", "\x00" + hash, "\x05" + hash, "\x01" + hash + "3:ab", "\x01" + hash + "x", "\x01" + hash + "1",
 		"\x01" + hash + "@", "\x01" + hash + "@x", "\x01" + hash + "@-5", "\x01" + hash + "@+5", "\x01" + hash + "@99999999999999999999",
-		// Origins store.OriginOf would not give, and misplaced trailers.
+		// Origins store.ValidOrigin refuses, and misplaced trailers.
 		"\x01" + hash + "#", "\x01" + hash + "@5#", "\x01" + hash + "#a b", "\x01" + hash + "#a\x7f", "\x01" + hash + "#é",
 		"\x01" + hash + "#" + strings.Repeat("o", 65), "\x01" + hash + "@5#o\n", "\x01" + hash + "@5" + "1:a", "\x01" + hash + "@#o"} {
 		if ev, ok := decodeEvent(p); ok {
@@ -920,20 +921,39 @@ func TestEventEncoding(t *testing.T) {
 	}
 }
 
-// TestEventOriginLikeStore checks that the payload carries exactly the origins that
-// store.OriginOf returns.
+// TestEventOriginLikeStore checks that the payload carries exactly the origins for
+// which store.ValidOrigin is true, those that Events.From takes, and "" as none.
 func TestEventOriginLikeStore(t *testing.T) {
 	hash := store.Hash("id")
+	// From reaches no Redis: the client is never used.
+	c := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})
+	defer c.Close()
+	events := New(c).Capabilities().Events
 	for _, o := range []string{"o1", "", " ", "a b", "\x00", "\x7f", "é", strings.Repeat("x", 64), strings.Repeat("x", 65), "#", "@", "~!"} {
-		want := store.OriginOf(store.WithOrigin(t.Context(), o))
-		ev, ok := decodeEvent(encodeEvent(time.Time{}, store.EventDeleted, hash, want))
-		if !ok || ev.Origin != want {
-			t.Errorf("origin %q: store.OriginOf gives %q; the payload carries %q (%v)", o, want, ev.Origin, ok)
+		valid := store.ValidOrigin(o)
+		if taken := fromTakes(events, o); taken != valid {
+			t.Errorf("origin %q: store.ValidOrigin says %v; Events.From takes it: %v", o, valid, taken)
 		}
-		if _, ok := decodeEvent("\x02" + hash + "#" + o); ok != (o != "" && want == o) {
-			t.Errorf("decode of origin %q: want ok %v; got %v", o, want == o && o != "", ok)
+		if valid || o == "" {
+			ev, ok := decodeEvent(encodeEvent(time.Time{}, store.EventDeleted, hash, o))
+			if !ok || ev.Origin != o {
+				t.Errorf("origin %q: the payload carries %q (%v)", o, ev.Origin, ok)
+			}
+		}
+		if _, ok := decodeEvent("\x02" + hash + "#" + o); ok != valid {
+			t.Errorf("decode of origin %q: want ok %v; got %v", o, valid, ok)
 		}
 	}
+}
+
+// fromTakes reports whether events.From returns a view for origin rather than panic.
+func fromTakes(events store.Events, origin string) (taken bool) {
+	defer func() {
+		if recover() != nil {
+			taken = false
+		}
+	}()
+	return events.From(origin) != nil
 }
 
 // FuzzDecodeEvent feeds payloads as any publisher on the channel could send them.
@@ -953,8 +973,8 @@ func FuzzDecodeEvent(f *testing.F) {
 		if !ok {
 			return
 		}
-		if got := store.OriginOf(store.WithOrigin(t.Context(), ev.Origin)); got != ev.Origin {
-			t.Errorf("decode(%q): origin %q, which store.OriginOf turns into %q", p, ev.Origin, got)
+		if ev.Origin != "" && !store.ValidOrigin(ev.Origin) {
+			t.Errorf("decode(%q): origin %q, which store.ValidOrigin refuses", p, ev.Origin)
 		}
 		again, ok := decodeEvent(encodeEvent(ev.At, ev.Kind, ev.Hash, ev.Origin, ev.Fields...))
 		if !ok || fmt.Sprint(again) != fmt.Sprint(ev) {
@@ -963,8 +983,8 @@ func FuzzDecodeEvent(f *testing.F) {
 	})
 }
 
-// FuzzIncrLikeMemory checks that Redis and store.Memory agree on what Incr makes of a
-// value and a delta: the same result, or store.ErrNotInteger from both.
+// FuzzIncrLikeMemory checks that Redis and the memory store (memstore) agree on what
+// Incr makes of a value and a delta: the same result, or store.ErrNotInteger from both.
 func FuzzIncrLikeMemory(f *testing.F) {
 	for _, v := range []string{"0", "-1", "12", "+5", "-0", "007", " 5", "", "1e3",
 		"9223372036854775807", "-9223372036854775808", "9223372036854775808", "00000000000000000001"} {
@@ -979,7 +999,7 @@ func FuzzIncrLikeMemory(f *testing.F) {
 		}
 		ctx := t.Context()
 		rs := newStore(t, newClient(t), Config{})
-		ms := store.NewMemory()
+		ms := memstore.New()
 		defer ms.Close()
 		results := make([]string, 2)
 		for i, s := range []store.Store{rs, ms} {

@@ -33,7 +33,7 @@ local function live(k, now, channel, hash)
 end
 
 -- user_fields returns the length of each user field's value, by name, and the
--- record's size as store.Size counts it: the store's own fields ('\0' first) are not
+-- record's size as storekit.Size counts it: the store's own fields ('\0' first) are not
 -- counted.
 local function user_fields(k)
   local f = redis.call('HGETALL', k)
@@ -48,7 +48,7 @@ local function user_fields(k)
   return len, size
 end
 
--- expires returns min(now+idle, deadline), as store.ExpiresAt does.
+-- expires returns min(now+idle, deadline), as storekit.ExpiresAt does.
 local function expires(now, idle, d)
   local exp = now + idle
   if d > 0 and d < exp then exp = d end
@@ -98,7 +98,7 @@ return 1
 // scriptSave: KEYS session; ARGV now, idle (0: keep), limit, number of set arguments,
 // channel, event, hash, then field/value pairs to set, then fields to delete.
 // Returns 1, 0 if the session does not exist, or -size if it would grow too large.
-// It mirrors store.Change.Apply: the deletions come after the sets, in the size count
+// It mirrors storekit.Apply: the deletions come after the sets, in the size count
 // and in the writes, so that a field both set and deleted is deleted.
 var scriptSave = redis.NewScript(luaLib + `
 local k = KEYS[1]

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storekit"
 )
 
 func (s *suite) checkTests() []test {
@@ -165,7 +166,7 @@ func (s *suite) testTooLargeCreate(t *testing.T) {
 	id := newID("id")
 	over := map[string]string{"a": strings.Repeat("x", smallLimit-1), "b": ""}
 	err := st.Create(ctx, id, store.Record{Fields: over, Owner: owner}, hour)
-	wantErr(t, fmt.Sprintf("Create of %d bytes", store.Size(over)), store.ErrTooLarge, err)
+	wantErr(t, fmt.Sprintf("Create of %d bytes", storekit.Size(over)), store.ErrTooLarge, err)
 	wantGone(t, st, id, "after Create of a record too large")
 	got, err := st.Sessions(ctx, owner)
 	if err != nil || len(got) != 0 {
@@ -216,7 +217,7 @@ func (s *suite) testTooLargeSave(t *testing.T) {
 	}
 	for _, f := range fit {
 		if err := st.Save(ctx, id, f.ch, hour); err != nil {
-			t.Fatalf("Save to %d bytes, limit %d: want nil error; got %v", store.Size(f.want), smallLimit, err)
+			t.Fatalf("Save to %d bytes, limit %d: want nil error; got %v", storekit.Size(f.want), smallLimit, err)
 		}
 		wantFields(t, "Load after Save under the limit", f.want, load(t, st, id).Fields)
 	}
@@ -235,9 +236,9 @@ func (s *suite) testTooLargeGrowth(t *testing.T) {
 	for i := range 100 {
 		name := fmt.Sprintf("f%03d", i) // 94 bytes a field
 		err := st.Save(ctx, id, store.Change{Set: map[string]string{name: value}}, hour)
-		if store.Size(want)+len(name)+len(value) <= smallLimit {
+		if storekit.Size(want)+len(name)+len(value) <= smallLimit {
 			if err != nil {
-				t.Fatalf("Save #%d to %d bytes: want nil error; got %v", i+1, store.Size(want)+len(name)+len(value), err)
+				t.Fatalf("Save #%d to %d bytes: want nil error; got %v", i+1, storekit.Size(want)+len(name)+len(value), err)
 			}
 			want[name] = value
 			continue

@@ -36,7 +36,11 @@ type recorder struct {
 func subscribe(t *testing.T, st store.Store) *recorder {
 	t.Helper()
 	r := &recorder{ch: make(chan store.Event, 4096)}
-	unsub, err := st.Subscribe(func(e store.Event) {
+	events := st.Capabilities().Events
+	if events == nil {
+		t.Fatal("Capabilities().Events is nil: the store sends no events")
+	}
+	unsub, err := events.Subscribe(func(e store.Event) {
 		// A subscriber must not block.
 		select {
 		case r.ch <- e:
@@ -289,12 +293,22 @@ func (s *suite) testEventCrossProcess(t *testing.T) {
 	r2.expect(t, "event of DeleteOwner on the other instance", store.Event{Kind: store.EventRevoked, Hash: store.Hash(other)}, id, other)
 }
 
-// testEventOrigin checks that the events of writes made with store.WithOrigin carry the
-// origin, in this process and, when the store has a CrossProcess, in the other, and
-// that the events of writes made without one, or with one that cannot be carried,
-// carry none.
+// testEventOrigin checks that the events of writes made through Events.From carry the
+// origin, in this process and, when the store has a CrossProcess, in the other; that
+// the events of writes made through the store carry none; and that From refuses an
+// origin that cannot be carried.
 func (s *suite) testEventOrigin(t *testing.T) {
 	st := s.newStore(t)
+	for _, bad := range []string{"", "o 1", strings.Repeat("o", 65), "o\n"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("From(%q): want a panic", bad)
+				}
+			}()
+			st.Capabilities().Events.From(bad)
+		}()
+	}
 	rs := []*recorder{subscribe(t, st)}
 	if s.cfg.CrossProcess != nil {
 		rs = append(rs, subscribe(t, s.second(t, st)))
@@ -304,7 +318,8 @@ func (s *suite) testEventOrigin(t *testing.T) {
 	create(t, st, id, store.Record{Owner: owner}, hour)
 	create(t, st, other, store.Record{Owner: owner}, hour)
 	bg := t.Context()
-	o1 := store.WithOrigin(bg, "o1")
+	from := func(origin string) store.Store { return st.Capabilities().Events.From(origin) }
+	o1 := from("o1")
 	writes := []struct {
 		name   string
 		write  func() error
@@ -313,30 +328,21 @@ func (s *suite) testEventOrigin(t *testing.T) {
 		origin string
 	}{
 		{"Save with origin o1", func() error {
-			return st.Save(o1, id, store.Change{Set: map[string]string{"a": "1"}}, hour)
+			return o1.Save(bg, id, store.Change{Set: map[string]string{"a": "1"}}, hour)
 		}, store.EventChanged, id, "o1"},
 		{"Save without origin", func() error {
 			return st.Save(bg, id, store.Change{Set: map[string]string{"a": "2"}}, hour)
 		}, store.EventChanged, id, ""},
-		{"Incr with origin o1", func() error { _, err := st.Incr(o1, id, "n", 1); return err },
+		{"Incr with origin o1", func() error { _, err := o1.Incr(bg, id, "n", 1); return err },
 			store.EventChanged, id, "o1"},
 		{"Incr without origin", func() error { _, err := st.Incr(bg, id, "n", 1); return err },
 			store.EventChanged, id, ""},
-		{"Save with an origin too long to carry", func() error {
-			ctx := store.WithOrigin(bg, strings.Repeat("o", 65))
-			return st.Save(ctx, id, store.Change{Delete: []string{"a"}}, hour)
-		}, store.EventChanged, id, ""},
-		{"Incr with an origin holding a space", func() error {
-			_, err := st.Incr(store.WithOrigin(bg, "o 1"), id, "n", 1)
-			return err
-		}, store.EventChanged, id, ""},
 		{"Save with the longest origin", func() error {
-			ctx := store.WithOrigin(bg, strings.Repeat("~", 64))
-			return st.Save(ctx, id, store.Change{Set: map[string]string{"b": "1"}}, hour)
+			return from(strings.Repeat("~", 64)).Save(bg, id, store.Change{Set: map[string]string{"b": "1"}}, hour)
 		}, store.EventChanged, id, strings.Repeat("~", 64)},
-		{"Delete with origin o1", func() error { return st.Delete(o1, id) }, store.EventDeleted, id, "o1"},
+		{"Delete with origin o1", func() error { return o1.Delete(bg, id) }, store.EventDeleted, id, "o1"},
 		{"DeleteOwner with origin #@:", func() error {
-			_, err := st.DeleteOwner(store.WithOrigin(bg, "#@:"), owner)
+			_, err := from("#@:").DeleteOwner(bg, owner)
 			return err
 		}, store.EventRevoked, other, "#@:"},
 	}
@@ -362,14 +368,17 @@ func (s *suite) testEventOrigin(t *testing.T) {
 	}
 }
 
-// testEventHealth checks a store that implements store.EventHealth: EventsLive is false
-// before the first Subscribe, turns true once subscribed, and is false after Close.
-// Stores that do not implement it have nothing to check.
+// testEventHealth checks EventsLive: for Shared events, false before the first
+// Subscribe, true once subscribed, and false after Close; for events that are not
+// Shared, false always.
 func (s *suite) testEventHealth(t *testing.T) {
 	st := s.newStore(t)
-	health, ok := st.(store.EventHealth)
-	if !ok {
-		t.Logf("%T does not implement store.EventHealth: nothing to check", st)
+	health := st.Capabilities().Events
+	if !health.Shared() {
+		subscribe(t, st)
+		if health.EventsLive() {
+			t.Error("EventsLive of events that are not Shared: want false; got true")
+		}
 		return
 	}
 	if health.EventsLive() {

@@ -493,7 +493,7 @@ func (s *suite) testSessionCrossProcess(t *testing.T) {
 	arrived := func(string, store.EventKind) {}
 	if s.cfg.ReadAfterEvent {
 		events := make(chan store.Event, 16)
-		unsubscribe, err := st.Subscribe(func(ev store.Event) {
+		unsubscribe, err := st.Capabilities().Events.Subscribe(func(ev store.Event) {
 			if ev.Hash == store.Hash(id) {
 				events <- ev
 			}

@@ -1,4 +1,4 @@
-package store
+package memstore
 
 import (
 	"context"
@@ -6,13 +6,16 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storekit"
 )
 
-var _ Broker = (*Memory)(nil)
+var _ store.Broker = (*Store)(nil)
 
 var errMemoryNilListener = errors.New("store: memory: listen: nil func")
 
-// memoryBroker holds a Memory's topics. Each topic's listeners are a slice replaced,
+// memoryBroker holds a Store's topics. Each topic's listeners are a slice replaced,
 // never changed in place, so Publish reads it without holding the lock while it calls.
 type memoryBroker struct {
 	mu     sync.Mutex
@@ -24,11 +27,11 @@ type memoryListener struct {
 	active atomic.Bool
 }
 
-// Publish implements Broker in-process: it calls the topic's listeners on the caller's
+// Publish implements store.Broker in-process: it calls the topic's listeners on the caller's
 // goroutine, one after another, before it returns, so the messages of one caller reach
 // each listener in order.
-func (m *Memory) Publish(ctx context.Context, topic string, msg []byte) error {
-	if err := CheckTopic(topic); err != nil {
+func (m *Store) Publish(ctx context.Context, topic string, msg []byte) error {
+	if err := storekit.CheckTopic(topic); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -56,10 +59,10 @@ func (m *Memory) Publish(ctx context.Context, topic string, msg []byte) error {
 	return nil
 }
 
-// Listen implements Broker. The listener is live when it is added, so Listen returns
+// Listen implements store.Broker. The listener is live when it is added, so Listen returns
 // at once.
-func (m *Memory) Listen(topic string, fn func(msg []byte)) (stop func(), err error) {
-	if err := CheckTopic(topic); err != nil {
+func (m *Store) Listen(topic string, fn func(msg []byte)) (stop func(), err error) {
+	if err := storekit.CheckTopic(topic); err != nil {
 		return nil, err
 	}
 	if fn == nil {
@@ -99,14 +102,14 @@ func (m *Memory) Listen(topic string, fn func(msg []byte)) (stop func(), err err
 }
 
 // isClosed reports whether Close was called.
-func (m *Memory) isClosed() bool {
+func (m *Store) isClosed() bool {
 	m.subsMu.Lock()
 	defer m.subsMu.Unlock()
 	return m.closed
 }
 
 // listeningTopics returns how many topics have listeners, for tests.
-func (m *Memory) listeningTopics() int {
+func (m *Store) listeningTopics() int {
 	m.broker.mu.Lock()
 	defer m.broker.mu.Unlock()
 	return len(m.broker.topics)

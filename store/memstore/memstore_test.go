@@ -1,4 +1,4 @@
-package store_test
+package memstore_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/store/storetest"
 )
 
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 
 func newMemory(t *testing.T, maxRecordBytes int) store.Store {
 	// A short interval, so that the sweeper runs during the suite too.
-	m := store.NewMemory(store.MemoryConfig{MaxRecordBytes: maxRecordBytes, CleanupInterval: 50 * time.Millisecond})
+	m := memstore.New(memstore.Config{MaxRecordBytes: maxRecordBytes, CleanupInterval: 50 * time.Millisecond})
 	t.Cleanup(func() {
 		if err := m.Close(); err != nil {
 			t.Errorf("Close: want nil error; got %v", err)
@@ -43,7 +44,7 @@ func TestMemory(t *testing.T) {
 // found on access only.
 func TestMemoryNoSweep(t *testing.T) {
 	storetest.Run(t, storetest.Config{New: func(t *testing.T, maxRecordBytes int) store.Store {
-		m := store.NewMemory(store.MemoryConfig{MaxRecordBytes: maxRecordBytes})
+		m := memstore.New(memstore.Config{MaxRecordBytes: maxRecordBytes})
 		t.Cleanup(func() { m.Close() })
 		return m
 	}})
@@ -51,7 +52,7 @@ func TestMemoryNoSweep(t *testing.T) {
 
 func TestMemoryClose(t *testing.T) {
 	before := goleak.IgnoreCurrent()
-	m := store.NewMemory(store.MemoryConfig{CleanupInterval: time.Millisecond})
+	m := memstore.New(memstore.Config{CleanupInterval: time.Millisecond})
 	if _, err := m.Subscribe(func(store.Event) {}); err != nil {
 		t.Fatalf("Subscribe: want nil error; got %v", err)
 	}
@@ -79,7 +80,7 @@ func TestMemoryClose(t *testing.T) {
 // TestMemorySweep checks that the sweeper, not a read, removes an expired session and
 // tells subscribers.
 func TestMemorySweep(t *testing.T) {
-	m := store.NewMemory(store.MemoryConfig{CleanupInterval: 20 * time.Millisecond})
+	m := memstore.New(memstore.Config{CleanupInterval: 20 * time.Millisecond})
 	defer m.Close()
 	ctx := context.Background()
 	events := make(chan store.Event, 16)
@@ -113,7 +114,7 @@ func TestMemorySweep(t *testing.T) {
 // TestMemoryBlockedSubscriber checks that a subscriber that blocks stalls neither
 // writers nor Close, and that Memory counts what it drops.
 func TestMemoryBlockedSubscriber(t *testing.T) {
-	m := store.NewMemory()
+	m := memstore.New()
 	ctx := context.Background()
 	release := make(chan struct{})
 	inside := make(chan struct{})
@@ -179,7 +180,7 @@ func waitInside(t *testing.T, inside <-chan struct{}) {
 // events, among them the EventDeleted of a logout, gets every queued event, then one
 // EventResync, then the events of later writes.
 func TestMemoryResyncAfterDrop(t *testing.T) {
-	m := store.NewMemory()
+	m := memstore.New()
 	defer m.Close()
 	ctx := context.Background()
 	release := make(chan struct{})
@@ -258,13 +259,13 @@ func TestMemoryResyncAfterDrop(t *testing.T) {
 	}
 }
 
-// TestMemoryEventsLive checks Memory's store.EventHealth: false before Subscribe, true
+// TestMemoryEventsLive checks the memory store's EventsLive: false before Subscribe, true
 // once subscribed, false from a drop until the EventResync that follows it has been
 // delivered (never true while it is being delivered), and false after Close.
 func TestMemoryEventsLive(t *testing.T) {
-	m := store.NewMemory()
+	m := memstore.New()
 	defer m.Close()
-	var health store.EventHealth = m
+	health := m.Capabilities().Events
 	ctx := context.Background()
 	if health.EventsLive() {
 		t.Error("EventsLive before Subscribe: want false; got true")
@@ -343,17 +344,18 @@ func TestMemoryEventsLive(t *testing.T) {
 	}
 }
 
-// TestMemoryOrigin checks that every event of a write carries the origin of the write's
-// context, and that events of expiry carry none.
+// TestMemoryOrigin checks that every event of a write made through Events.From carries
+// its origin, and that events of other writes and of expiry carry none.
 func TestMemoryOrigin(t *testing.T) {
-	m := store.NewMemory()
+	m := memstore.New()
 	defer m.Close()
 	events := make(chan store.Event, 16)
 	if _, err := m.Subscribe(func(e store.Event) { events <- e }); err != nil {
 		t.Fatalf("Subscribe: want nil error; got %v", err)
 	}
 	bg := context.Background()
-	ctx := store.WithOrigin(bg, "cache-1")
+	ctx := bg
+	o := m.Capabilities().Events.From("cache-1")
 	for _, id := range []string{"a", "b"} {
 		if err := m.Create(bg, id, store.Record{Owner: "o"}, time.Hour); err != nil {
 			t.Fatalf("Create: want nil error; got %v", err)
@@ -368,19 +370,15 @@ func TestMemoryOrigin(t *testing.T) {
 		do   func() error
 		want store.Event
 	}{
-		{"Save", func() error { return m.Save(ctx, "a", store.Change{Set: map[string]string{"f": "1"}}, 0) },
+		{"Save", func() error { return o.Save(ctx, "a", store.Change{Set: map[string]string{"f": "1"}}, 0) },
 			store.Event{Kind: store.EventChanged, Hash: store.Hash("a"), Origin: "cache-1"}},
-		{"Incr", func() error { _, err := m.Incr(ctx, "a", "n", 1); return err },
+		{"Incr", func() error { _, err := o.Incr(ctx, "a", "n", 1); return err },
 			store.Event{Kind: store.EventChanged, Hash: store.Hash("a"), Origin: "cache-1"}},
 		{"Save without origin", func() error { return m.Save(bg, "a", store.Change{Delete: []string{"f"}}, 0) },
 			store.Event{Kind: store.EventChanged, Hash: store.Hash("a")}},
-		{"Incr with an origin not carried", func() error {
-			_, err := m.Incr(store.WithOrigin(bg, "has space"), "a", "n", 1)
-			return err
-		}, store.Event{Kind: store.EventChanged, Hash: store.Hash("a")}},
-		{"Delete", func() error { return m.Delete(ctx, "a") },
+		{"Delete", func() error { return o.Delete(ctx, "a") },
 			store.Event{Kind: store.EventDeleted, Hash: store.Hash("a"), Origin: "cache-1"}},
-		{"DeleteOwner", func() error { _, err := m.DeleteOwner(ctx, "o"); return err },
+		{"DeleteOwner", func() error { _, err := o.DeleteOwner(ctx, "o"); return err },
 			store.Event{Kind: store.EventRevoked, Hash: store.Hash("b"), Origin: "cache-1"}},
 		{"Load of an expired session", func() error {
 			if _, err := m.Load(ctx, "short", time.Hour); !errors.Is(err, store.ErrNotFound) {
@@ -407,7 +405,7 @@ func TestMemoryOrigin(t *testing.T) {
 // TestMemoryConfig checks the defaults and that the limit applies.
 func TestMemoryConfig(t *testing.T) {
 	ctx := context.Background()
-	m := store.NewMemory()
+	m := memstore.New()
 	defer m.Close()
 	big := string(make([]byte, store.DefaultMaxRecordBytes))
 	err := m.Create(ctx, "id", store.Record{Fields: map[string]string{"f": big}}, time.Hour)
@@ -415,7 +413,7 @@ func TestMemoryConfig(t *testing.T) {
 		t.Errorf("Create over the default limit: want %v; got %v", store.ErrTooLarge, err)
 	}
 
-	small := store.NewMemory(store.MemoryConfig{MaxRecordBytes: 10})
+	small := memstore.New(memstore.Config{MaxRecordBytes: 10})
 	defer small.Close()
 	if err := small.Create(ctx, "id", store.Record{Fields: map[string]string{"f": "999999999"}}, time.Hour); err != nil {
 		t.Fatalf("Create at the limit: want nil error; got %v", err)
@@ -428,7 +426,7 @@ func TestMemoryConfig(t *testing.T) {
 
 func TestMemoryInvalid(t *testing.T) {
 	ctx := context.Background()
-	m := store.NewMemory()
+	m := memstore.New()
 	defer m.Close()
 	if err := m.Create(ctx, "id", store.Record{}, 0); err == nil {
 		t.Error("Create with a zero idle timeout: want an error; got nil")
@@ -461,7 +459,7 @@ func TestMemoryInvalid(t *testing.T) {
 // deleted, and that the size is counted so.
 func TestMemorySetAndDelete(t *testing.T) {
 	ctx := context.Background()
-	m := store.NewMemory(store.MemoryConfig{MaxRecordBytes: 10})
+	m := memstore.New(memstore.Config{MaxRecordBytes: 10})
 	defer m.Close()
 	if err := m.Create(ctx, "id", store.Record{Fields: map[string]string{"a": "123456789"}}, time.Hour); err != nil {
 		t.Fatalf("Create: want nil error; got %v", err)
@@ -488,15 +486,15 @@ func TestMemorySetAndDelete(t *testing.T) {
 }
 
 func BenchmarkMemory(b *testing.B) {
-	m := store.NewMemory()
+	m := memstore.New()
 	defer m.Close()
 	storetest.Bench(b, m)
 }
 
-// The events of a write carry the origin of its context, so that whoever made the write
-// can tell its own events from others'.
-func ExampleWithOrigin() {
-	m := store.NewMemory()
+// The events of a write made through Events.From carry its origin, so that whoever
+// made the write can tell its own events from others'.
+func ExampleStore_Capabilities() {
+	m := memstore.New()
 	defer m.Close()
 	events := make(chan store.Event, 2)
 	if _, err := m.Subscribe(func(ev store.Event) { events <- ev }); err != nil {
@@ -505,7 +503,7 @@ func ExampleWithOrigin() {
 	}
 	ctx := context.Background()
 	_ = m.Create(ctx, "session-id", store.Record{}, time.Hour)
-	_, _ = m.Incr(store.WithOrigin(ctx, "cache-1"), "session-id", "n", 1)
+	_, _ = m.Capabilities().Events.From("cache-1").Incr(ctx, "session-id", "n", 1)
 	_, _ = m.Incr(ctx, "session-id", "n", 1)
 	for range 2 {
 		ev := <-events

@@ -1,4 +1,4 @@
-package store
+package memstore
 
 import (
 	"context"
@@ -13,41 +13,44 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storekit"
 )
 
-// MemoryConfig configures a Memory store.
-type MemoryConfig struct {
+// Config configures a memory store.
+type Config struct {
 	// MaxRecordBytes limits a record's size (see Size). Writes that would make a
-	// record larger return ErrTooLarge.
+	// record larger return store.ErrTooLarge.
 	//
-	// Optional. Default: DefaultMaxRecordBytes
+	// Optional. Default: store.DefaultMaxRecordBytes
 	MaxRecordBytes int
 
 	// CleanupInterval is how often a background goroutine removes expired sessions
-	// and tickets, sending EventExpired for each session. Expired records are never
+	// and tickets, sending store.EventExpired for each session. Expired records are never
 	// returned in between: every method checks expiry on access.
 	//
 	// Optional. Default: 1 * time.Minute
 	CleanupInterval time.Duration
 }
 
-// MemoryConfigDefault is the config NewMemory uses for fields left zero.
-var MemoryConfigDefault = MemoryConfig{
-	MaxRecordBytes:  DefaultMaxRecordBytes,
+// ConfigDefault is the config New uses for fields left zero.
+var ConfigDefault = Config{
+	MaxRecordBytes:  store.DefaultMaxRecordBytes,
 	CleanupInterval: 1 * time.Minute,
 }
 
 // memoryConfigDefault fills the zero fields of the first config, if any.
-func memoryConfigDefault(config ...MemoryConfig) MemoryConfig {
+func memoryConfigDefault(config ...Config) Config {
 	if len(config) == 0 {
-		return MemoryConfigDefault
+		return ConfigDefault
 	}
 	cfg := config[0]
 	if cfg.MaxRecordBytes <= 0 {
-		cfg.MaxRecordBytes = MemoryConfigDefault.MaxRecordBytes
+		cfg.MaxRecordBytes = ConfigDefault.MaxRecordBytes
 	}
 	if cfg.CleanupInterval <= 0 {
-		cfg.CleanupInterval = MemoryConfigDefault.CleanupInterval
+		cfg.CleanupInterval = ConfigDefault.CleanupInterval
 	}
 	return cfg
 }
@@ -56,23 +59,23 @@ func memoryConfigDefault(config ...MemoryConfig) MemoryConfig {
 // rarely wait for each other. A power of two, indexed by the first byte of the key.
 const memoryShards = 32
 
-// memoryEventQueue is how many events wait for a slow subscriber before Memory drops
+// memoryEventQueue is how many events wait for a slow subscriber before Store drops
 // them rather than make writers wait.
 const memoryEventQueue = 4096
 
-// Memory is a Store that keeps sessions in the process's memory: the default store,
+// Store is a Store that keeps sessions in the process's memory: the default store,
 // for a single process and for tests. Sessions are lost when the process exits and are
 // not shared with other processes; use store/redisstore for that.
 //
-// Events are delivered in-process. Memory queues up to 4096 events for its subscribers;
-// if a subscriber blocks long enough for the queue to fill, Memory drops further events
+// store.Events are delivered in-process. Store queues up to 4096 events for its subscribers;
+// if a subscriber blocks long enough for the queue to fill, Store drops further events
 // rather than stall writers, and counts them (see DroppedEvents). Once the subscribers
-// have caught up with the queue, they receive one EventResync, before any later event,
-// so that they check again what they cache: a dropped EventDeleted must not leave a
+// have caught up with the queue, they receive one store.EventResync, before any later event,
+// so that they check again what they cache: a dropped store.EventDeleted must not leave a
 // socket open after logout.
 //
-// A Memory must be closed to stop its background goroutines.
-type Memory struct {
+// A Store must be closed to stop its background goroutines.
+type Store struct {
 	limit int
 
 	shards [memoryShards]memoryShard
@@ -87,10 +90,10 @@ type Memory struct {
 	// without locking. subsMu serialises the replacements.
 	subsMu  sync.Mutex
 	subs    atomic.Pointer[[]*memorySub]
-	events  chan Event    // created by the first Subscribe
-	wake    chan struct{} // tells the dispatcher of a drop; created with events
+	events  chan store.Event // created by the first Subscribe
+	wake    chan struct{}    // tells the dispatcher of a drop; created with events
 	dropped atomic.Uint64
-	// resynced is dropped as it was when the last EventResync was delivered: while
+	// resynced is dropped as it was when the last store.EventResync was delivered: while
 	// they differ, events are lost and the resync that tells of them is to come.
 	resynced atomic.Uint64
 	closed   bool // guarded by subsMu
@@ -108,9 +111,9 @@ type memoryShard struct {
 }
 
 type memoryEntry struct {
-	hash     string // Hash(id), for events and Sessions
+	hash     string // store.Hash(id), for events and Sessions
 	fields   map[string]string
-	size     int // Size(fields)
+	size     int // storekit.Size(fields)
 	owner    string
 	deadline time.Time
 	expires  time.Time
@@ -122,7 +125,7 @@ type memoryTicket struct {
 }
 
 type memorySub struct {
-	fn   func(Event)
+	fn   func(store.Event)
 	gone atomic.Bool
 }
 
@@ -132,10 +135,10 @@ var (
 	errMemoryClosed = errors.New("store: memory: closed")
 )
 
-// NewMemory returns a Memory store and starts its cleanup goroutine.
-func NewMemory(config ...MemoryConfig) *Memory {
+// New returns a memory store and starts its cleanup goroutine.
+func New(config ...Config) *Store {
 	cfg := memoryConfigDefault(config...)
-	m := &Memory{
+	m := &Store{
 		limit:   cfg.MaxRecordBytes,
 		owners:  make(map[string]map[[sha256.Size]byte]struct{}),
 		tickets: make(map[[sha256.Size]byte]memoryTicket),
@@ -150,7 +153,7 @@ func NewMemory(config ...MemoryConfig) *Memory {
 	return m
 }
 
-// memoryKey returns the digest that Hash(id) encodes: Memory keys its maps by the 32 bytes
+// memoryKey returns the digest that store.Hash(id) encodes: Store keys its maps by the 32 bytes
 // rather than the 64-character hex, which spares an allocation on every call.
 func memoryKey(id string) [sha256.Size]byte {
 	// []byte(id) would allocate for ids longer than 32 bytes.
@@ -161,7 +164,7 @@ func memoryKey(id string) [sha256.Size]byte {
 	return sha256.Sum256([]byte(id))
 }
 
-func (m *Memory) shard(k *[sha256.Size]byte) *memoryShard {
+func (m *Store) shard(k *[sha256.Size]byte) *memoryShard {
 	return &m.shards[k[0]%memoryShards]
 }
 
@@ -170,11 +173,11 @@ func memoryCheck(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: memory: %w", err)
 	}
-	return CheckID(id)
+	return storekit.CheckID(id)
 }
 
 // Create implements Store.
-func (m *Memory) Create(ctx context.Context, id string, rec Record, idle time.Duration) error {
+func (m *Store) Create(ctx context.Context, id string, rec store.Record, idle time.Duration) error {
 	if err := memoryCheck(ctx, id); err != nil {
 		return err
 	}
@@ -182,13 +185,13 @@ func (m *Memory) Create(ctx context.Context, id string, rec Record, idle time.Du
 		return errMemoryIdle
 	}
 	for name := range rec.Fields {
-		if err := CheckField(name); err != nil {
+		if err := storekit.CheckField(name); err != nil {
 			return err
 		}
 	}
-	size := Size(rec.Fields)
+	size := storekit.Size(rec.Fields)
 	if size > m.limit {
-		return TooLarge(size, m.limit)
+		return storekit.TooLarge(size, m.limit)
 	}
 	fields := maps.Clone(rec.Fields)
 	if fields == nil {
@@ -202,7 +205,7 @@ func (m *Memory) Create(ctx context.Context, id string, rec Record, idle time.Du
 		size:     size,
 		owner:    rec.Owner,
 		deadline: rec.Deadline,
-		expires:  ExpiresAt(now, idle, rec.Deadline),
+		expires:  storekit.ExpiresAt(now, idle, rec.Deadline),
 	}
 
 	sh := m.shard(&k)
@@ -210,9 +213,9 @@ func (m *Memory) Create(ctx context.Context, id string, rec Record, idle time.Du
 	defer sh.mu.Unlock()
 	if old := sh.m[k]; old != nil {
 		if now.Before(old.expires) {
-			return ErrExists
+			return store.ErrExists
 		}
-		m.remove(sh, k, old, EventExpired, "")
+		m.remove(sh, k, old, store.EventExpired, "")
 	}
 	sh.m[k] = e
 	if e.owner != "" {
@@ -229,7 +232,7 @@ func (m *Memory) Create(ctx context.Context, id string, rec Record, idle time.Du
 }
 
 // Load implements Store. The record it returns is a copy.
-func (m *Memory) Load(ctx context.Context, id string, touch time.Duration) (*Record, error) {
+func (m *Store) Load(ctx context.Context, id string, touch time.Duration) (*store.Record, error) {
 	if err := memoryCheck(ctx, id); err != nil {
 		return nil, err
 	}
@@ -246,7 +249,7 @@ func (m *Memory) Load(ctx context.Context, id string, touch time.Duration) (*Rec
 		}
 		sh.mu.RUnlock()
 		if e == nil {
-			return nil, ErrNotFound
+			return nil, store.ErrNotFound
 		}
 		// Expired: fall through to remove it under the write lock.
 	}
@@ -257,13 +260,13 @@ func (m *Memory) Load(ctx context.Context, id string, touch time.Duration) (*Rec
 		return nil, err
 	}
 	if touch > 0 {
-		e.expires = ExpiresAt(now, touch, e.deadline)
+		e.expires = storekit.ExpiresAt(now, touch, e.deadline)
 	}
 	return e.record(), nil
 }
 
-func (e *memoryEntry) record() *Record {
-	return &Record{
+func (e *memoryEntry) record() *store.Record {
+	return &store.Record{
 		Fields:    maps.Clone(e.fields),
 		Owner:     e.owner,
 		Deadline:  e.deadline,
@@ -273,14 +276,14 @@ func (e *memoryEntry) record() *Record {
 
 // live returns the session under key k, removing it if it has expired. sh.mu must be
 // held for writing.
-func (m *Memory) live(sh *memoryShard, k [sha256.Size]byte, now time.Time) (*memoryEntry, error) {
+func (m *Store) live(sh *memoryShard, k [sha256.Size]byte, now time.Time) (*memoryEntry, error) {
 	e := sh.m[k]
 	if e == nil {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	if !now.Before(e.expires) {
-		m.remove(sh, k, e, EventExpired, "")
-		return nil, ErrNotFound
+		m.remove(sh, k, e, store.EventExpired, "")
+		return nil, store.ErrNotFound
 	}
 	return e, nil
 }
@@ -288,7 +291,7 @@ func (m *Memory) live(sh *memoryShard, k [sha256.Size]byte, now time.Time) (*mem
 // remove deletes e, under key k, from sh and from its owner's index, and tells
 // subscribers why, and the origin of the write that removed it ("" for an expiry).
 // sh.mu must be held for writing.
-func (m *Memory) remove(sh *memoryShard, k [sha256.Size]byte, e *memoryEntry, why EventKind, origin string) {
+func (m *Store) remove(sh *memoryShard, k [sha256.Size]byte, e *memoryEntry, why store.EventKind, origin string) {
 	delete(sh.m, k)
 	if e.owner != "" {
 		m.ownersMu.Lock()
@@ -301,16 +304,20 @@ func (m *Memory) remove(sh *memoryShard, k [sha256.Size]byte, e *memoryEntry, wh
 		m.ownersMu.Unlock()
 	}
 	if m.subscribed() {
-		m.publish(Event{Kind: why, Hash: e.hash, Origin: origin})
+		m.publish(store.Event{Kind: why, Hash: e.hash, Origin: origin})
 	}
 }
 
 // Save implements Store.
-func (m *Memory) Save(ctx context.Context, id string, ch Change, idle time.Duration) error {
+func (m *Store) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	return m.save(ctx, id, ch, idle, "")
+}
+
+func (m *Store) save(ctx context.Context, id string, ch store.Change, idle time.Duration, origin string) error {
 	if err := memoryCheck(ctx, id); err != nil {
 		return err
 	}
-	if err := CheckChange(ch); err != nil {
+	if err := storekit.CheckChange(ch); err != nil {
 		return err
 	}
 	k := memoryKey(id)
@@ -324,23 +331,23 @@ func (m *Memory) Save(ctx context.Context, id string, ch Change, idle time.Durat
 	}
 	size := e.size + sizeDelta(e.fields, ch)
 	if size > m.limit {
-		return TooLarge(size, m.limit)
+		return storekit.TooLarge(size, m.limit)
 	}
-	ch.Apply(e.fields)
+	storekit.Apply(ch, e.fields)
 	e.size = size
 	if idle > 0 {
-		e.expires = ExpiresAt(now, idle, e.deadline)
+		e.expires = storekit.ExpiresAt(now, idle, e.deadline)
 	}
 	if !ch.Empty() && m.subscribed() {
-		m.publish(Event{Kind: EventChanged, Hash: e.hash, Fields: changed(ch), Origin: OriginOf(ctx)})
+		m.publish(store.Event{Kind: store.EventChanged, Hash: e.hash, Fields: changed(ch), Origin: origin})
 	}
 	return nil
 }
 
 // changed returns the names of the fields ch sets or deletes. The slice has no spare
-// capacity, so a subscriber that appends to the Event.Fields it shares with others
+// capacity, so a subscriber that appends to the store.Event.Fields it shares with others
 // gets a copy rather than write into their array.
-func changed(ch Change) []string {
+func changed(ch store.Change) []string {
 	names := make([]string, 0, len(ch.Set)+len(ch.Delete))
 	for name := range ch.Set {
 		names = append(names, name)
@@ -353,8 +360,8 @@ func changed(ch Change) []string {
 	return slices.Clip(names)
 }
 
-// sizeDelta returns by how much applying ch changes Size(fields), without applying it.
-func sizeDelta(fields map[string]string, ch Change) int {
+// sizeDelta returns by how much applying ch changes storekit.Size(fields), without applying it.
+func sizeDelta(fields map[string]string, ch store.Change) int {
 	d := 0
 	for name, v := range ch.Set {
 		if slices.Contains(ch.Delete, name) {
@@ -378,15 +385,19 @@ func sizeDelta(fields map[string]string, ch Change) int {
 }
 
 // Incr implements Store. It reads integers as Redis's HINCRBY does (see parseInteger),
-// so that a value Memory increments, Redis would too. Like Save, it returns ErrTooLarge
+// so that a value Store increments, Redis would too. Like Save, it returns store.ErrTooLarge
 // rather than grow the record past the limit, whether by a new field or by a value
-// that gains digits. An increment past the range of int64 returns ErrNotInteger and
+// that gains digits. An increment past the range of int64 returns store.ErrNotInteger and
 // changes nothing.
-func (m *Memory) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+func (m *Store) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	return m.incr(ctx, id, field, delta, "")
+}
+
+func (m *Store) incr(ctx context.Context, id, field string, delta int64, origin string) (int64, error) {
 	if err := memoryCheck(ctx, id); err != nil {
 		return 0, err
 	}
-	if err := CheckField(field); err != nil {
+	if err := storekit.CheckField(field); err != nil {
 		return 0, err
 	}
 	k := memoryKey(id)
@@ -402,12 +413,12 @@ func (m *Memory) Incr(ctx context.Context, id, field string, delta int64) (int64
 	old, exists := e.fields[field]
 	if exists {
 		var ok bool
-		if n, ok = ParseInteger(old); !ok {
-			return 0, fmt.Errorf("%w: %q", ErrNotInteger, field)
+		if n, ok = storekit.ParseInteger(old); !ok {
+			return 0, fmt.Errorf("%w: %q", store.ErrNotInteger, field)
 		}
 	}
 	if delta > 0 && n > math.MaxInt64-delta || delta < 0 && n < math.MinInt64-delta {
-		return 0, fmt.Errorf("%w: %q: %d%+d overflows int64", ErrNotInteger, field, n, delta)
+		return 0, fmt.Errorf("%w: %q: %d%+d overflows int64", store.ErrNotInteger, field, n, delta)
 	}
 	n += delta
 	v := strconv.FormatInt(n, 10)
@@ -416,18 +427,18 @@ func (m *Memory) Incr(ctx context.Context, id, field string, delta int64) (int64
 		size += len(field)
 	}
 	if size > m.limit {
-		return 0, TooLarge(size, m.limit)
+		return 0, storekit.TooLarge(size, m.limit)
 	}
 	e.fields[field] = v
 	e.size = size
 	if m.subscribed() {
-		m.publish(Event{Kind: EventChanged, Hash: e.hash, Fields: []string{field}, Origin: OriginOf(ctx)})
+		m.publish(store.Event{Kind: store.EventChanged, Hash: e.hash, Fields: []string{field}, Origin: origin})
 	}
 	return n, nil
 }
 
 // Touch implements Store.
-func (m *Memory) Touch(ctx context.Context, id string, idle time.Duration) error {
+func (m *Store) Touch(ctx context.Context, id string, idle time.Duration) error {
 	if err := memoryCheck(ctx, id); err != nil {
 		return err
 	}
@@ -443,12 +454,16 @@ func (m *Memory) Touch(ctx context.Context, id string, idle time.Duration) error
 	if err != nil {
 		return err
 	}
-	e.expires = ExpiresAt(now, idle, e.deadline)
+	e.expires = storekit.ExpiresAt(now, idle, e.deadline)
 	return nil
 }
 
 // Delete implements Store.
-func (m *Memory) Delete(ctx context.Context, id string) error {
+func (m *Store) Delete(ctx context.Context, id string) error {
+	return m.delete(ctx, id, "")
+}
+
+func (m *Store) delete(ctx context.Context, id string, origin string) error {
 	if err := memoryCheck(ctx, id); err != nil {
 		return err
 	}
@@ -457,13 +472,13 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if e, err := m.live(sh, k, time.Now()); err == nil {
-		m.remove(sh, k, e, EventDeleted, OriginOf(ctx))
+		m.remove(sh, k, e, store.EventDeleted, origin)
 	}
 	return nil
 }
 
 // ownerKeys returns a copy of the keys in owner's index.
-func (m *Memory) ownerKeys(owner string) [][sha256.Size]byte {
+func (m *Store) ownerKeys(owner string) [][sha256.Size]byte {
 	m.ownersMu.Lock()
 	defer m.ownersMu.Unlock()
 	keys := make([][sha256.Size]byte, 0, len(m.owners[owner]))
@@ -474,7 +489,7 @@ func (m *Memory) ownerKeys(owner string) [][sha256.Size]byte {
 }
 
 // Sessions implements Store.
-func (m *Memory) Sessions(ctx context.Context, owner string) ([]string, error) {
+func (m *Store) Sessions(ctx context.Context, owner string) ([]string, error) {
 	if err := memoryCheck(ctx, owner); err != nil {
 		return nil, err
 	}
@@ -495,7 +510,11 @@ func (m *Memory) Sessions(ctx context.Context, owner string) ([]string, error) {
 }
 
 // DeleteOwner implements Store.
-func (m *Memory) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+func (m *Store) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	return m.deleteOwner(ctx, owner, keep, "")
+}
+
+func (m *Store) deleteOwner(ctx context.Context, owner string, keep []string, origin string) (int, error) {
 	if err := memoryCheck(ctx, owner); err != nil {
 		return 0, err
 	}
@@ -505,7 +524,6 @@ func (m *Memory) DeleteOwner(ctx context.Context, owner string, keep ...string) 
 	}
 	n := 0
 	now := time.Now()
-	origin := OriginOf(ctx)
 	for _, k := range m.ownerKeys(owner) {
 		if slices.Contains(kept, k) {
 			continue
@@ -513,7 +531,7 @@ func (m *Memory) DeleteOwner(ctx context.Context, owner string, keep ...string) 
 		sh := m.shard(&k)
 		sh.mu.Lock()
 		if e, err := m.live(sh, k, now); err == nil && e.owner == owner {
-			m.remove(sh, k, e, EventRevoked, origin)
+			m.remove(sh, k, e, store.EventRevoked, origin)
 			n++
 		}
 		sh.mu.Unlock()
@@ -522,7 +540,7 @@ func (m *Memory) DeleteOwner(ctx context.Context, owner string, keep ...string) 
 }
 
 // PutTicket implements Store. A ticket put again replaces the earlier one.
-func (m *Memory) PutTicket(ctx context.Context, ticket string, value string, ttl time.Duration) error {
+func (m *Store) PutTicket(ctx context.Context, ticket string, value string, ttl time.Duration) error {
 	if err := memoryCheck(ctx, ticket); err != nil {
 		return err
 	}
@@ -538,7 +556,7 @@ func (m *Memory) PutTicket(ctx context.Context, ticket string, value string, ttl
 }
 
 // TakeTicket implements Store.
-func (m *Memory) TakeTicket(ctx context.Context, ticket string) (string, error) {
+func (m *Store) TakeTicket(ctx context.Context, ticket string) (string, error) {
 	if err := memoryCheck(ctx, ticket); err != nil {
 		return "", err
 	}
@@ -549,16 +567,16 @@ func (m *Memory) TakeTicket(ctx context.Context, ticket string) (string, error) 
 	delete(m.tickets, k)
 	m.ticketsMu.Unlock()
 	if !ok || !now.Before(t.expires) {
-		return "", ErrNotFound
+		return "", store.ErrNotFound
 	}
 	return t.value, nil
 }
 
-// Subscribe implements Store. fn is called from one goroutine per Memory, in the order
-// of the writes; see Memory for what happens when it blocks. After unsubscribe returns,
+// Subscribe implements Store. fn is called from one goroutine per Store, in the order
+// of the writes; see Store for what happens when it blocks. After unsubscribe returns,
 // fn is called at most once more, with an event whose delivery had begun. Subscribe
 // returns an error after Close.
-func (m *Memory) Subscribe(fn func(Event)) (unsubscribe func(), err error) {
+func (m *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) {
 	if fn == nil {
 		return nil, errors.New("store: memory: Subscribe: nil func")
 	}
@@ -569,7 +587,7 @@ func (m *Memory) Subscribe(fn func(Event)) (unsubscribe func(), err error) {
 		return nil, errMemoryClosed
 	}
 	if m.events == nil {
-		m.events = make(chan Event, memoryEventQueue)
+		m.events = make(chan store.Event, memoryEventQueue)
 		m.wake = make(chan struct{}, 1)
 		m.wg.Add(1)
 		go m.dispatch(m.events, m.wake)
@@ -579,7 +597,7 @@ func (m *Memory) Subscribe(fn func(Event)) (unsubscribe func(), err error) {
 	return func() { m.unsubscribe(sub) }, nil
 }
 
-func (m *Memory) unsubscribe(sub *memorySub) {
+func (m *Store) unsubscribe(sub *memorySub) {
 	m.subsMu.Lock()
 	defer m.subsMu.Unlock()
 	sub.gone.Store(true)
@@ -589,14 +607,14 @@ func (m *Memory) unsubscribe(sub *memorySub) {
 
 // subscribed reports whether anyone listens, so that writers build no event for nobody.
 // It is false after Close, which removes the subscribers.
-func (m *Memory) subscribed() bool {
+func (m *Store) subscribed() bool {
 	return len(*m.subs.Load()) > 0
 }
 
 // publish queues e for the subscribers. Call it only when subscribed is true. Writers
 // call it while they hold the session's lock, so a session's events queue in the order
 // of its writes.
-func (m *Memory) publish(e Event) {
+func (m *Store) publish(e store.Event) {
 	e.At = time.Now()
 	// m.events was created before the first subscriber was added, and subscribed saw
 	// one.
@@ -608,38 +626,36 @@ func (m *Memory) publish(e Event) {
 }
 
 // drop counts an event that found the queue full, and has the dispatcher send an
-// EventResync for it.
-func (m *Memory) drop() {
+// store.EventResync for it.
+func (m *Store) drop() {
 	m.dropped.Add(1)
 	// The dispatcher may have emptied the queue since the send failed and be waiting for
-	// events that may never come: wake it to send the EventResync.
+	// events that may never come: wake it to send the store.EventResync.
 	select {
 	case m.wake <- struct{}{}:
 	default: // a wake-up is pending already, and will see the drop
 	}
 }
 
-// EventsLive implements EventHealth. Memory's events never leave the process, so they
-// are live while anyone is subscribed, except from a drop (see Memory) until the
-// EventResync that follows it has been delivered. It reports false before the first
+// EventsLive implements store.Events. The memory store's events never leave the process, so they
+// are live while anyone is subscribed, except from a drop (see Store) until the
+// store.EventResync that follows it has been delivered. It reports false before the first
 // Subscribe and after Close.
-func (m *Memory) EventsLive() bool {
+func (m *Store) EventsLive() bool {
 	return m.subscribed() && m.dropped.Load() == m.resynced.Load()
 }
 
-var _ EventHealth = (*Memory)(nil)
-
-// DroppedEvents returns how many events Memory has dropped because a subscriber blocked
-// for so long that its queue filled; each run of drops is followed by an EventResync
+// DroppedEvents returns how many events Store has dropped because a subscriber blocked
+// for so long that its queue filled; each run of drops is followed by an store.EventResync
 // once the subscribers caught up. It stays 0 while subscribers keep up.
-func (m *Memory) DroppedEvents() uint64 {
+func (m *Store) DroppedEvents() uint64 {
 	return m.dropped.Load()
 }
 
-// dispatch delivers the queued events. After a drop it sends one EventResync once the
+// dispatch delivers the queued events. After a drop it sends one store.EventResync once the
 // queue is empty, so that subscribers get the events queued before the drop first, and
 // one resync for a whole run of drops rather than one per event.
-func (m *Memory) dispatch(events <-chan Event, wake <-chan struct{}) {
+func (m *Store) dispatch(events <-chan store.Event, wake <-chan struct{}) {
 	defer m.wg.Done()
 	for {
 		select {
@@ -653,14 +669,14 @@ func (m *Memory) dispatch(events <-chan Event, wake <-chan struct{}) {
 			// resynced moves only once the resync is delivered, so that EventsLive
 			// stays false until then; a drop meanwhile makes another.
 			if d := m.dropped.Load(); d != m.resynced.Load() {
-				m.deliver(Event{Kind: EventResync})
+				m.deliver(store.Event{Kind: store.EventResync})
 				m.resynced.Store(d)
 			}
 		}
 	}
 }
 
-func (m *Memory) deliver(e Event) {
+func (m *Store) deliver(e store.Event) {
 	for _, sub := range *m.subs.Load() {
 		if !sub.gone.Load() {
 			sub.fn(e)
@@ -668,7 +684,7 @@ func (m *Memory) deliver(e Event) {
 	}
 }
 
-func (m *Memory) sweep(interval time.Duration) {
+func (m *Store) sweep(interval time.Duration) {
 	defer m.wg.Done()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -683,13 +699,13 @@ func (m *Memory) sweep(interval time.Duration) {
 }
 
 // removeExpired removes the sessions and tickets that expired by now.
-func (m *Memory) removeExpired(now time.Time) {
+func (m *Store) removeExpired(now time.Time) {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		for k, e := range sh.m {
 			if !now.Before(e.expires) {
-				m.remove(sh, k, e, EventExpired, "")
+				m.remove(sh, k, e, store.EventExpired, "")
 			}
 		}
 		sh.mu.Unlock()
@@ -707,7 +723,7 @@ func (m *Memory) removeExpired(now time.Time) {
 // delivered are dropped. It waits for a subscriber call in progress to return, so it
 // must not be called from a subscriber. The sessions stay readable and writable. Close
 // is safe to call more than once.
-func (m *Memory) Close() error {
+func (m *Store) Close() error {
 	m.subsMu.Lock()
 	if m.closed {
 		m.subsMu.Unlock()
@@ -723,3 +739,58 @@ func (m *Memory) Close() error {
 	m.wg.Wait()
 	return nil
 }
+
+// TouchMany implements store.Store, one Touch at a time: each costs no more than a map
+// lookup.
+func (m *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration) []error {
+	return storekit.TouchEach(ctx, m, ids, idle)
+}
+
+// Capabilities implements store.Store: the memory store lives in this process, sends
+// events and carries messages within it.
+func (m *Store) Capabilities() store.Capabilities {
+	return store.Capabilities{InProcess: true, Events: events{m}, Broker: m}
+}
+
+// events is the memory store's store.Events.
+type events struct{ *Store }
+
+// Shared implements store.Events: every writer is in this process.
+func (events) Shared() bool { return true }
+
+// From implements store.Events.
+func (e events) From(origin string) store.Store {
+	if !store.ValidOrigin(origin) {
+		panic("memstore: From: invalid origin")
+	}
+	return &view{Store: e.Store, origin: origin}
+}
+
+// view is the memory store whose writes' events carry an origin.
+type view struct {
+	*Store
+	origin string
+}
+
+func (v *view) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	return v.save(ctx, id, ch, idle, v.origin)
+}
+
+func (v *view) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	return v.incr(ctx, id, field, delta, v.origin)
+}
+
+func (v *view) Delete(ctx context.Context, id string) error { return v.delete(ctx, id, v.origin) }
+
+func (v *view) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	return v.deleteOwner(ctx, owner, keep, v.origin)
+}
+
+// Close closes nothing: the view shares the store, which its owner closes.
+func (v *view) Close() error { return nil }
+
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Events = events{}
+	_ store.Broker = (*Store)(nil)
+)

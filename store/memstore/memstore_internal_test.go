@@ -1,29 +1,31 @@
-package store
+package memstore
 
 import (
 	"testing"
 	"time"
+
+	"github.com/mpsession/mpsession/store"
 )
 
 // TestMemoryResyncAfterIdleDrop covers the drop that the dispatcher learns of only after
 // it has emptied the queue and gone idle (a writer's send failed on the full queue, then
 // the dispatcher drained it before the writer recorded the drop): no later event may
-// come to carry the EventResync, so the dispatcher must be woken for it.
+// come to carry the store.EventResync, so the dispatcher must be woken for it.
 func TestMemoryResyncAfterIdleDrop(t *testing.T) {
-	m := NewMemory()
+	m := New()
 	defer m.Close()
-	events := make(chan Event, 4)
-	if _, err := m.Subscribe(func(e Event) { events <- e }); err != nil {
+	events := make(chan store.Event, 4)
+	if _, err := m.Subscribe(func(e store.Event) { events <- e }); err != nil {
 		t.Fatalf("Subscribe: want nil error; got %v", err)
 	}
 	m.drop()
 	select {
 	case e := <-events:
-		if e.Kind != EventResync || e.Hash != "" {
-			t.Errorf("want %v with no hash; got %+v", EventResync, e)
+		if e.Kind != store.EventResync || e.Hash != "" {
+			t.Errorf("want %v with no hash; got %+v", store.EventResync, e)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatalf("want an %v after the drop; got none", EventResync)
+		t.Fatalf("want an %v after the drop; got none", store.EventResync)
 	}
 	select {
 	case e := <-events:

@@ -1,4 +1,4 @@
-package store_test
+package memstore_test
 
 import (
 	"context"
@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/memstore"
 )
 
-func ExampleMemory() {
-	sessions := store.NewMemory()
+func Example() {
+	sessions := memstore.New()
 	defer sessions.Close()
 	ctx := context.Background()
 
@@ -37,8 +38,8 @@ func ExampleMemory() {
 	// true
 }
 
-func ExampleMemory_Save() {
-	sessions := store.NewMemory()
+func ExampleStore_Save() {
+	sessions := memstore.New()
 	defer sessions.Close()
 	ctx := context.Background()
 	if err := sessions.Create(ctx, "session-id", store.Record{Fields: map[string]string{"cart": "[]", "coupon": `"X1"`}}, time.Hour); err != nil {
@@ -67,19 +68,8 @@ func ExampleMemory_Save() {
 	// store: not found
 }
 
-func ExampleChange_Apply() {
-	fields := map[string]string{"cart": "[]", "coupon": `"X1"`}
-	store.Change{
-		Set:    map[string]string{"cart": `["A-17"]`, "coupon": `"X2"`},
-		Delete: []string{"coupon"}, // deleted, though also set
-	}.Apply(fields)
-	fmt.Println(fields)
-	// Output:
-	// map[cart:["A-17"]]
-}
-
-func ExampleMemory_Incr() {
-	sessions := store.NewMemory()
+func ExampleStore_Incr() {
+	sessions := memstore.New()
 	defer sessions.Close()
 	ctx := context.Background()
 	if err := sessions.Create(ctx, "session-id", store.Record{}, time.Hour); err != nil {
@@ -100,8 +90,8 @@ func ExampleMemory_Incr() {
 	// 12
 }
 
-func ExampleMemory_Subscribe() {
-	sessions := store.NewMemory()
+func ExampleStore_Subscribe() {
+	sessions := memstore.New()
 	defer sessions.Close()
 	ctx := context.Background()
 	if err := sessions.Create(ctx, "session-id", store.Record{}, time.Hour); err != nil {

@@ -1,4 +1,4 @@
-package store
+package memstore
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 // TestMemoryBrokerForgets: a topic whose listeners all stopped holds nothing, and a
 // closed store refuses to publish and listen.
 func TestMemoryBrokerForgets(t *testing.T) {
-	m := NewMemory()
+	m := New()
 	var got []string
 	stops := []func(){}
 	for range 3 {
