@@ -24,7 +24,7 @@ var ErrRoom = errors.New("wsauth: room name must be 1 to 128 bytes")
 var ErrNoRecipient = errors.New("wsauth: empty openid or session id")
 
 // CloseTooSlow is the close code of a socket whose queue of messages overflowed (see
-// ConnConfig.QueueSize): its client stopped reading, or reads slower than it is sent to.
+// Config.QueueSize): its client stopped reading, or reads slower than it is sent to.
 // The client may reconnect; it missed messages.
 const CloseTooSlow = 4008
 
@@ -41,7 +41,7 @@ const subscriptionQueue = 1 << 16
 // Messages reach sockets as text frames written by wsauth, at most once, in the order
 // each sender (one goroutine sending one message after another) sent them to one user,
 // session or room (a message to a user and one to a room may cross). Sending
-// never waits for sockets: each socket has a queue (ConnConfig.QueueSize), and one that
+// never waits for sockets: each socket has a queue (Config.QueueSize), and one that
 // overflows is closed with CloseTooSlow. See the package doc for how messages cross
 // processes.
 //

@@ -246,7 +246,7 @@ func (p *player) ticketLost(id string) {
 	p.queueLocked(p.wantBot)
 }
 
-// serve runs one socket: the handler given to wsauth.Handler. wsauth has authenticated
+// serve runs one socket: the handler given to ws.Upgrade. wsauth has authenticated
 // the upgrade, so c.Session() is the player's live session.
 func (l *lobby) serve(c *wsauth.Conn) {
 	s := c.Session()
