@@ -142,10 +142,11 @@ func (s *State) refresh() {
 		return
 	}
 	s.mu.Lock()
-	ended := s.live && s.ctx.Err() != nil
+	ctx := s.ctx
+	ended := s.live && ctx.Err() != nil
 	s.mu.Unlock()
 	if !ended { // a socket that closed keeps what it knew
-		_ = s.Reload(nil)
+		_ = s.Reload(ctx)
 	}
 }
 
