@@ -110,10 +110,11 @@ func (m *Manager) Required() fiber.Handler {
 }
 
 // Close stops what the Manager runs in the background: the cache's subscription and
-// renewals, and the default in-memory store. A store given in Config.Store is the
-// caller's to close, after the Manager and the socket servers built on it. Requests
-// served after Close fail with 503. Close waits for background store calls under way,
-// until ctx is done; it may be called more than once.
+// renewals (requests after Close load from the store), and the default in-memory store.
+// A store given in Config.Store is the caller's to close, after the Manager and the
+// socket servers built on it. Call Close once the app has stopped taking requests. It
+// waits for the background store calls under way, until ctx is done; it may be called
+// more than once.
 func (m *Manager) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {

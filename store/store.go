@@ -292,7 +292,7 @@ var ErrTopic = errors.New("store: topic must be 1 to 256 bytes")
 
 // Broker is implemented by stores that carry application messages between the processes
 // that share them: redisstore over Redis pub/sub (one channel per topic, sharded pub/sub
-// on a Cluster), Memory within its process. fiberstore does not implement it. wsauth's
+// on a Cluster), memstore within its process. fiberstore declares none. wsauth's
 // Hub sends messages to sockets through it; most applications will not need it.
 //
 // Delivery is at most once: a message reaches the listeners of its topic that were live
@@ -314,7 +314,7 @@ type Broker interface {
 	// holds one backend subscription per topic, however many listeners it has, and
 	// drops it with the last one.
 	//
-	// fn is called from the store's delivery goroutine (or, for Memory, the
+	// fn is called from the store's delivery goroutine (or, for memstore, the
 	// publisher's) and must not block: hand the message on. Listeners share msg and
 	// must not change it. stop is safe to call more than once and from fn; no call of
 	// fn starts after it returns.

@@ -23,12 +23,13 @@ type Conn struct {
 	cfg      *Config // srv.cfg
 	wmu      sync.Mutex
 	once     sync.Once
-	pmu      sync.Mutex  // held by a ping in flight; Close waits for it
-	closed   bool        // guarded by pmu
-	pinging  atomic.Bool // a ping is in flight: the next one waits
-	nextPing time.Time   // guarded by srv.conns.mu
-	gone     bool        // guarded by wmu: closed, writes fail
-	closing  atomic.Bool // Close began: reads drain until the peer's close or the deadline
+	pmu      sync.Mutex   // held by a ping in flight; Close waits for it
+	closed   bool         // guarded by pmu
+	pinging  atomic.Bool  // a ping is in flight: the next one waits
+	nextPing time.Time    // guarded by srv.conns.mu
+	gone     bool         // guarded by wmu: closed, writes fail
+	closing  atomic.Bool  // Close began: reads drain until the peer's close or the deadline
+	closeBy  atomic.Int64 // when the read ends after Close, UnixNano; set before closing
 
 	// The close frame: sent once, never after the handler returned (fasthttp then
 	// recycles the connection).
@@ -46,13 +47,15 @@ type Conn struct {
 	outDone bool     // closed, or too slow: queue nothing more
 }
 
-// wrap sets up conn and starts its pings.
+// wrap sets up conn and starts its pings; nil when the server shut down.
 func (s *Server) wrap(conn *fws.Conn, h *Handle) *Conn {
 	c := &Conn{c: conn, cfg: &s.cfg, h: h, srv: s, hub: s.hub}
+	if !s.conns.add(c) {
+		return nil // Shutdown began
+	}
 	conn.SetReadLimit(s.cfg.ReadLimit)
 	_ = conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
 	conn.SetPongHandler(c.pong)
-	s.conns.add(c)
 	s.m.Sockets(1)
 	c.hub.attachConn(c)
 	h.bind(c)
@@ -65,13 +68,17 @@ func (s *Server) wrap(conn *fws.Conn, h *Handle) *Conn {
 type connSet struct {
 	mu    sync.Mutex
 	conns map[*Conn]struct{}
+	shut  bool // Shutdown began: add refuses
 	stop  chan struct{}
 	loops sync.WaitGroup // the ping goroutine
 }
 
-func (p *connSet) add(c *Conn) {
+func (p *connSet) add(c *Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.shut {
+		return false
+	}
 	c.nextPing = time.Now().Add(c.cfg.PingInterval)
 	p.conns[c] = struct{}{}
 	if p.stop == nil {
@@ -79,6 +86,7 @@ func (p *connSet) add(c *Conn) {
 		p.loops.Add(1)
 		go p.run(p.stop)
 	}
+	return true
 }
 
 func (p *connSet) remove(c *Conn) {
@@ -91,9 +99,11 @@ func (p *connSet) remove(c *Conn) {
 	}
 }
 
-func (p *connSet) all() []*Conn {
+// shutdown refuses Conns from now on and returns those open.
+func (p *connSet) shutdown() []*Conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shut = true
 	cs := make([]*Conn, 0, len(p.conns))
 	for c := range p.conns {
 		cs = append(cs, c)
@@ -158,7 +168,20 @@ func (c *Conn) sendPing(now time.Time) {
 // pong extends the read deadline when a pong arrives. A method value, not a closure
 // over the config, for the few bytes it saves each socket.
 func (c *Conn) pong(string) error {
-	return c.c.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
+	c.extendRead()
+	return nil
+}
+
+// extendRead extends the read deadline by ReadTimeout, unless Close began: then the
+// read ends a second after the close frame, whatever the peer sends meanwhile.
+func (c *Conn) extendRead() {
+	if c.closing.Load() {
+		return
+	}
+	_ = c.c.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
+	if c.closing.Load() { // Close began meanwhile and set its deadline: keep it
+		_ = c.c.SetReadDeadline(time.Unix(0, c.closeBy.Load()))
+	}
 }
 
 // Session returns the socket's live session.
@@ -212,7 +235,7 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 			_ = c.CloseWith(fws.CloseInvalidFramePayloadData, "invalid UTF-8 in a text message")
 			continue
 		}
-		_ = c.c.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
+		c.extendRead()
 		return mt, p, nil
 	}
 }
@@ -259,13 +282,16 @@ func (c *Conn) Close() error { return c.CloseWith(fws.CloseNormalClosure, "") }
 // the connection closes. It is safe to call more than once: the first code is sent.
 func (c *Conn) CloseWith(code int, reason string) error {
 	c.once.Do(func() {
+		c.closeBy.Store(time.Now().Add(time.Second).UnixNano())
 		c.closing.Store(true)
-		// Writes under way fail at once, instead of waiting up to WriteTimeout for a
-		// peer that stopped reading, and none starts after.
+		_ = c.c.SetReadDeadline(time.Unix(0, c.closeBy.Load()))
+		// The close frame first, while the connection can still write: it waits up to
+		// a second for a write under way. Then writes still under way (stuck on a peer
+		// that stopped reading) fail at once, and none starts after.
+		c.sendClose(code, reason)
 		lockAborting(&c.wmu, c.c.NetConn())
 		c.gone = true
 		c.wmu.Unlock()
-		c.sendClose(code, reason)
 		lockAborting(&c.pmu, c.c.NetConn())
 		c.closed = true
 		c.pmu.Unlock()
@@ -281,8 +307,7 @@ func (c *Conn) CloseWith(code int, reason string) error {
 	return nil
 }
 
-// sendClose sends the close frame once, unless the handler has returned, and bounds the
-// handler's read to a second after it.
+// sendClose sends the close frame once, unless the handler has returned.
 func (c *Conn) sendClose(code int, reason string) {
 	c.cmu.Lock()
 	defer c.cmu.Unlock()
@@ -290,9 +315,7 @@ func (c *Conn) sendClose(code int, reason string) {
 		return
 	}
 	c.closeSent = true
-	deadline := time.Now().Add(time.Second)
-	_ = c.c.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, reason), deadline)
-	_ = c.c.SetReadDeadline(deadline)
+	_ = c.c.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, reason), time.Unix(0, c.closeBy.Load()))
 }
 
 // finish runs when the handler returns: the socket is closed if the handler did not,

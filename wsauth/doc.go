@@ -108,8 +108,8 @@
 // overflows (its client stopped reading) is closed with CloseTooSlow (4008), and the
 // others do not wait for it.
 //
-// The store carries messages when it implements store.Broker: redisstore on Redis
-// pub/sub, the memory store within its process. fiberstore does not: with it, messages
+// The store carries messages when it declares a Broker (Capabilities): redisstore on Redis
+// pub/sub, memstore within its process. fiberstore declares none: with it, messages
 // reach the sockets of the sending process only. On Redis each user, session and room
 // is a channel of its own ("<prefix>m:u:<hash of openid>", "m:s:<hash of session id>",
 // "m:r:<room>"), and a process subscribes to a channel only while it holds a socket of

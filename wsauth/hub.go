@@ -397,8 +397,8 @@ func (h *Hub) detachConn(c *Conn) {
 	}
 }
 
-// Hub returns the hub of the socket's middleware. A hub stays valid after the socket
-// closes: keep it for background goroutines.
+// Hub returns the hub of the socket's Server (Server.Hub), which works from any
+// goroutine until the Server's Shutdown.
 func (c *Conn) Hub() *Hub { return c.hub }
 
 // Join puts the socket in room: from when Join returns until Leave returns or the

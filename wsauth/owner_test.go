@@ -60,8 +60,22 @@ func TestCloseCloses(t *testing.T) {
 				t.Errorf("want close %d; got %d %q", websocket.CloseNormalClosure, code, reason)
 			}
 		} else {
-			// The client sends on and never reads: the handler must not see it.
+			// The client sends on and never reads, nor answers the close frame: the
+			// handler must not see its message, and its pongs must not keep the read
+			// going.
 			_ = conn.WriteMessage(websocket.TextMessage, []byte("after the close"))
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(100 * time.Millisecond):
+						_ = conn.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
+					}
+				}
+			}()
 		}
 		r := <-results
 		if !errors.Is(r.err, wsauth.ErrClosed) {
@@ -77,6 +91,33 @@ func TestCloseCloses(t *testing.T) {
 			if code, _ := closeCode(conn, 5*time.Second); code != websocket.CloseNormalClosure {
 				t.Errorf("the client that did not answer: want close %d; got %d", websocket.CloseNormalClosure, code)
 			}
+		}
+		_ = conn.Close()
+	}
+}
+
+// TestCloseCodeWhileWriting: a close from another goroutine while the handler streams
+// large messages still reaches the client with its code, after the messages written
+// before it.
+func TestCloseCodeWhileWriting(t *testing.T) {
+	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{}, func(app *app) {
+		app.Get("/stream", app.ws(uncapped).Upgrade(func(c *wsauth.Conn) {
+			payload := make([]byte, 60<<10)
+			go func() {
+				time.Sleep(30 * time.Millisecond)
+				_ = c.CloseWith(4001, "logged out")
+			}()
+			for c.WriteMessage(websocket.BinaryMessage, payload) == nil {
+			}
+			_, _, _ = c.ReadMessage()
+		}))
+	})
+	url := "ws" + strings.TrimPrefix(s.url, "http") + "/stream"
+	token := s.login(t, "o-stream")
+	for i := range 5 {
+		conn := mustDial(t, url, bearer(token))
+		if code, reason := closeCode(conn, 5*time.Second); code != 4001 {
+			t.Errorf("run %d: want close 4001; got %d %q", i, code, reason)
 		}
 		_ = conn.Close()
 	}

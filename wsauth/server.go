@@ -159,8 +159,16 @@ func (s *Server) serve(fn func(c *Conn)) func(*fws.Conn) {
 			_ = conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseTryAgainLater, "handshake took too long"), time.Now().Add(time.Second))
 			return
 		}
+		if errors.Is(r.h.Err(), ErrClosed) { // Shutdown ended the handle while the 101 was on its way
+			_ = conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+			return
+		}
 		r.dropRequest()
 		c := s.wrap(conn, r.h)
+		if c == nil {
+			_ = conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+			return
+		}
 		defer c.finish()
 		fn(c)
 	}
@@ -289,7 +297,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.regMu.Lock()
 	s.shutdown = true
 	s.regMu.Unlock()
-	for _, c := range s.conns.all() {
+	for _, c := range s.conns.shutdown() {
 		go c.CloseWith(fws.CloseGoingAway, "server shutting down")
 	}
 	t := time.NewTicker(5 * time.Millisecond)

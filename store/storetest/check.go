@@ -133,7 +133,7 @@ func (s *suite) testReservedField(t *testing.T) {
 }
 
 // testEmptyFieldName checks that an empty field name is refused with ErrEmptyField
-// (store.CheckField) and that nothing is written.
+// (storekit.CheckField) and that nothing is written.
 func (s *suite) testEmptyFieldName(t *testing.T) {
 	st := s.newStore(t)
 	ctx := t.Context()
@@ -155,7 +155,7 @@ func (s *suite) testEmptyFieldName(t *testing.T) {
 	wantFields(t, "Load after writes with an empty field name", want, load(t, st, id).Fields)
 }
 
-// A record's size is store.Size: the lengths of its field names and values.
+// A record's size is storekit.Size: the lengths of its field names and values.
 const smallLimit = 1024
 
 func (s *suite) testTooLargeCreate(t *testing.T) {

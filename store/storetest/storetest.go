@@ -31,7 +31,7 @@
 //   - Subscribe returns once the subscription is live: a write made after it returns,
 //     in any process that shares the backend, reaches the subscriber.
 //   - Each successful write sends exactly one event, and a write that fails sends none.
-//   - An empty field name is refused (store.CheckField), as a reserved one is.
+//   - An empty field name is refused (storekit.CheckField), as a reserved one is.
 //   - Incr reads integers as Redis's HINCRBY does: an optional '-', then digits
 //     without a leading zero, within int64 ("+5", "007", "-0" and " 5" are
 //     store.ErrNotInteger), and an increment past int64 is store.ErrNotInteger.
