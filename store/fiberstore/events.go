@@ -1,13 +1,12 @@
 package fiberstore
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/storekit"
 )
 
 // errClosed is returned by every method of a closed Store.
@@ -146,34 +145,9 @@ func (events) EventsLive() bool { return false }
 
 // From implements store.Events.
 func (e events) From(origin string) store.Store {
-	if !store.ValidOrigin(origin) {
-		panic("fiberstore: From: invalid origin")
-	}
-	return &view{Store: e.Store, origin: origin}
+	s := e.Store
+	return storekit.View(s, storekit.Writes{Save: s.save, Incr: s.incr, Delete: s.delete, DeleteOwner: s.deleteOwner}, origin)
 }
-
-// view is the store whose writes' events carry an origin.
-type view struct {
-	*Store
-	origin string
-}
-
-func (v *view) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
-	return v.save(ctx, id, ch, idle, v.origin)
-}
-
-func (v *view) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
-	return v.incr(ctx, id, field, delta, v.origin)
-}
-
-func (v *view) Delete(ctx context.Context, id string) error { return v.delete(ctx, id, v.origin) }
-
-func (v *view) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
-	return v.deleteOwner(ctx, owner, keep, v.origin)
-}
-
-// Close closes nothing: the view shares the store, which its owner closes.
-func (v *view) Close() error { return nil }
 
 var (
 	_ store.Store  = (*Store)(nil)

@@ -125,3 +125,44 @@ func TouchEach(ctx context.Context, st store.Store, ids []string, idle time.Dura
 	}
 	return errs
 }
+
+// Writes are a store's four writes that send events, each taking the origin its event
+// carries ("" for none).
+type Writes struct {
+	Save        func(ctx context.Context, id string, ch store.Change, idle time.Duration, origin string) error
+	Incr        func(ctx context.Context, id, field string, delta int64, origin string) (int64, error)
+	Delete      func(ctx context.Context, id string, origin string) error
+	DeleteOwner func(ctx context.Context, owner string, keep []string, origin string) (int, error)
+}
+
+// View returns st whose writes go through w with origin: what a store's
+// store.Events.From returns. It panics on an origin for which store.ValidOrigin is
+// false. Closing the view closes nothing.
+func View(st store.Store, w Writes, origin string) store.Store {
+	if !store.ValidOrigin(origin) {
+		panic(fmt.Sprintf("storekit: invalid origin %q: 1 to 64 bytes of printable ASCII", origin))
+	}
+	return &view{Store: st, w: w, origin: origin}
+}
+
+type view struct {
+	store.Store
+	w      Writes
+	origin string
+}
+
+func (v *view) Save(ctx context.Context, id string, ch store.Change, idle time.Duration) error {
+	return v.w.Save(ctx, id, ch, idle, v.origin)
+}
+
+func (v *view) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
+	return v.w.Incr(ctx, id, field, delta, v.origin)
+}
+
+func (v *view) Delete(ctx context.Context, id string) error { return v.w.Delete(ctx, id, v.origin) }
+
+func (v *view) DeleteOwner(ctx context.Context, owner string, keep ...string) (int, error) {
+	return v.w.DeleteOwner(ctx, owner, keep, v.origin)
+}
+
+func (v *view) Close() error { return nil }
