@@ -43,8 +43,8 @@
 //
 // A browser's Origin must be on Config.Origins; requests without an Origin (mini
 // programs, native apps) pass on their credentials alone. One session holds at most
-// Config.MaxSocketsPerSession sockets, one user Config.MaxSocketsPerUser (per Server, so per process);
-// an upgrade past a cap is refused with 429.
+// Config.MaxSocketsPerSession sockets, one user Config.MaxSocketsPerUser (per Server,
+// so per process); an upgrade past a cap is refused with 429.
 //
 // # The live handle
 //
