@@ -24,7 +24,7 @@ func dialRedis(addr string) (redis.UniversalClient, error) {
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("Redis at %s: %w", addr, err)
+		return nil, fmt.Errorf("no Redis at %s: %w", addr, err)
 	}
 	return rdb, nil
 }
@@ -73,14 +73,14 @@ func redisVersion(rdb redis.UniversalClient) string {
 func redisCPU(rdb redis.UniversalClient) (time.Duration, error) {
 	info, err := rdb.Info(context.Background(), "cpu").Result()
 	if err != nil {
-		return 0, fmt.Errorf("Redis INFO cpu: %w", err)
+		return 0, fmt.Errorf("reading Redis INFO cpu: %w", err)
 	}
 	var total float64
 	for _, name := range []string{"used_cpu_user", "used_cpu_sys"} {
 		v, ok := infoField(info, name)
 		f, err := strconv.ParseFloat(v, 64)
 		if !ok || err != nil {
-			return 0, fmt.Errorf("Redis INFO cpu: no %s", name)
+			return 0, fmt.Errorf("reading Redis INFO cpu: no %s", name)
 		}
 		total += f
 	}
@@ -94,7 +94,7 @@ func redisCPU(rdb redis.UniversalClient) (time.Duration, error) {
 func commandCalls(rdb redis.UniversalClient) (map[string]int64, error) {
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
 	if err != nil {
-		return nil, fmt.Errorf("Redis INFO commandstats: %w", err)
+		return nil, fmt.Errorf("reading Redis INFO commandstats: %w", err)
 	}
 	return parseCommandStats(info)
 }
@@ -110,16 +110,16 @@ func parseCommandStats(info string) (map[string]int64, error) {
 		}
 		name, stats, ok := strings.Cut(rest, ":")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("Redis INFO commandstats: malformed line %q", line)
+			return nil, fmt.Errorf("reading Redis INFO commandstats: malformed line %q", line)
 		}
 		v, ok := strings.CutPrefix(stats, "calls=")
 		if !ok {
-			return nil, fmt.Errorf("Redis INFO commandstats: no calls in %q", line)
+			return nil, fmt.Errorf("reading Redis INFO commandstats: no calls in %q", line)
 		}
 		v, _, _ = strings.Cut(v, ",")
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("Redis INFO commandstats: calls of %s: %q", name, v)
+			return nil, fmt.Errorf("reading Redis INFO commandstats: calls of %s: %q", name, v)
 		}
 		if name != "info" {
 			calls[name] = n
@@ -208,18 +208,16 @@ func infoField(info, name string) (string, bool) {
 	return "", false
 }
 
-// tripCounter is a go-redis hook that counts round trips to Redis and the commands
-// they carry: a command is one round trip, and so is a pipeline, however many commands
-// it holds. A script is one command here (EVALSHA); INFO commandstats counts what it
-// runs.
-type tripCounter struct{ n, cmds atomic.Int64 }
+// tripCounter is a go-redis hook that counts round trips to Redis: a command is one
+// round trip, and so is a pipeline, however many commands it holds. INFO commandstats
+// counts the commands.
+type tripCounter struct{ n atomic.Int64 }
 
 func (t *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (t *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		t.n.Add(1)
-		t.cmds.Add(1)
 		return next(ctx, cmd)
 	}
 }
@@ -227,7 +225,6 @@ func (t *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (t *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		t.n.Add(1)
-		t.cmds.Add(int64(len(cmds)))
 		return next(ctx, cmds)
 	}
 }
@@ -238,12 +235,4 @@ func (t *tripCounter) load() int64 {
 		return 0
 	}
 	return t.n.Load()
-}
-
-// loadCmds returns the commands sent so far, or 0 for a contender without Redis.
-func (t *tripCounter) loadCmds() int64 {
-	if t == nil {
-		return 0
-	}
-	return t.cmds.Load()
 }

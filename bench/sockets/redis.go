@@ -17,7 +17,7 @@ func dialRedis(addr string) (*redis.Client, error) {
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("Redis at %s: %w; start it or set MPSESSION_REDIS_ADDR", addr, err)
+		return nil, fmt.Errorf("no Redis at %s: %w; start it or set MPSESSION_REDIS_ADDR", addr, err)
 	}
 	return rdb, nil
 }

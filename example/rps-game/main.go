@@ -26,6 +26,7 @@ import (
 	memorystorage "github.com/gofiber/storage/memory/v2"
 	redisstorage "github.com/gofiber/storage/redis/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
@@ -206,7 +207,7 @@ func start(cfg config) (*server, error) {
 	}
 	m := metrics.New()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{m}, prometheus.NewGoCollector())
+	reg.MustRegister(collector{m}, collectors.NewGoCollector())
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	mp, err := fibermp.NewManager(fibermp.Config{Client: client, Store: sessions, OnLogin: onLogin(recs, cfg.Log), Metrics: m})
 	if err != nil {

@@ -4,6 +4,7 @@ package readme
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -20,50 +21,96 @@ import (
 	"github.com/fasthttp/websocket"
 )
 
-// program returns the Go program of the README's "Use" section.
+// program returns the Go program of the README's "A complete server" section.
 func program(t *testing.T, root string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, use, ok := strings.Cut(string(b), "\n## Use\n")
+	_, use, ok := strings.Cut(string(b), "\n## A complete server\n")
 	if !ok {
-		t.Fatal(`README.md has no "## Use" section`)
+		t.Fatal(`README.md has no "## A complete server" section`)
 	}
 	m := regexp.MustCompile("(?s)```go\n(.*?)```").FindStringSubmatch(use)
 	if m == nil {
-		t.Fatal(`README.md's "## Use" section has no go block`)
+		t.Fatal(`README.md's "## A complete server" section has no go block`)
 	}
 	return m[1]
 }
 
+// quickStart returns the shell block of the README's "Quick start" section.
+func quickStart(t *testing.T, root string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, qs, ok := strings.Cut(string(b), "\n### Quick start\n")
+	if !ok {
+		t.Fatal(`README.md has no "### Quick start" section`)
+	}
+	m := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(qs)
+	if m == nil {
+		t.Fatal(`README.md's "### Quick start" section has no sh block`)
+	}
+	return m[1]
+}
+
+// TestProgram does what the README tells a reader: the program saved as main.go in a
+// folder beside a clone named mpsession, then the quick start's block, as written, in
+// bash (only its port is changed, so that tests may run side by side). Then it runs the
+// program it built and checks what the block does not show.
 func TestProgram(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	gomod := "module scores\n\ngo 1.26\n\nrequire github.com/mpsession/mpsession v0.0.0\n\nreplace github.com/mpsession/mpsession => " + root + "\n"
-	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	if err != nil {
+	tmp := t.TempDir()
+	if err := os.Symlink(root, filepath.Join(tmp, "mpsession")); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{"go.mod": []byte(gomod), "go.sum": sum, "main.go": []byte(program(t, root))} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	dir := filepath.Join(tmp, "scores")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	// The module's own dependencies are in the module cache: no network needed.
-	build := exec.Command("go", "build", "-mod=mod", "-o", "scores", ".")
-	build.Dir = dir
-	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("the README's program does not build: %v\n%s", err, out)
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(program(t, root)), 0o644); err != nil {
+		t.Fatal(err)
 	}
 
 	addr := freeAddr(t)
+	block := strings.ReplaceAll(quickStart(t, root), "127.0.0.1:3000", addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	sh := exec.CommandContext(ctx, "bash", "-c", block)
+	sh.Dir = dir
+	// The reader's environment: no workspace, no flags, and the program's own defaults.
+	sh.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=", "ADDR="+addr, "WX_APPID=", "WX_SECRET=")
+	var stderr bytes.Buffer
+	sh.Stderr = &stderr
+	out, err := sh.Output()
+	if err != nil {
+		t.Fatalf("the quick start failed: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.Bytes())
+	}
+	t.Logf("the quick start printed:\n%s", out)
+	// The program's own output (Fiber's banner) comes first, on the same terminal.
+	if want := "{\"score\":1}\n{\"score\":2}\n{\"score\":3}\n"; !strings.HasSuffix(string(out), want) {
+		t.Errorf("the quick start printed\n%s\nwant it to end with\n%s(stderr:\n%s)", out, want, stderr.Bytes())
+	}
+	if !strings.Contains(stderr.String(), "mpws: refused: HTTP 401 Unauthorized") {
+		t.Errorf("the quick start's socket without a session: want \"mpws: refused: HTTP 401 Unauthorized\" on stderr; got:\n%s", stderr.Bytes())
+	}
+	mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mod), "replace github.com/mpsession/mpsession => ../mpsession") {
+		t.Errorf("the quick start's go.mod does not use the clone:\n%s", mod)
+	}
+
+	addr = freeAddr(t)
 	run := exec.Command(filepath.Join(dir, "scores"))
+	run.Dir = dir
 	run.Env = append(os.Environ(), "ADDR="+addr, "WX_APPID=", "WX_SECRET=")
 	var logs bytes.Buffer
 	run.Stdout, run.Stderr = &logs, &logs
@@ -151,6 +198,55 @@ func TestProgram(t *testing.T) {
 		t.Logf("the program exited after Ctrl-C: %v", err)
 	case <-time.After(15 * time.Second):
 		t.Error("the program did not exit within 15 s of Ctrl-C")
+	}
+}
+
+// TestModuleGraph checks what the README promises of the module's dependencies: a
+// program that imports fibermp, wsauth and redisstore gets none of what only the
+// examples and bench use.
+func TestModuleGraph(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod": "module consumer\n\ngo 1.26\n\nreplace github.com/mpsession/mpsession => " + root + "\n",
+		"main.go": `package main
+
+import (
+	_ "github.com/mpsession/mpsession/fibermp"
+	_ "github.com/mpsession/mpsession/store/redisstore"
+	_ "github.com/mpsession/mpsession/wsauth"
+)
+
+func main() {}
+`,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gocmd := func(args ...string) string {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	gocmd("mod", "tidy")
+	all := gocmd("list", "-m", "all")
+	if !strings.Contains(all, "github.com/gofiber/fiber/v2 ") {
+		t.Fatalf("go list -m all does not list Fiber; it printed:\n%s", all)
+	}
+	for _, mod := range []string{"modernc.org/sqlite", "github.com/prometheus/client_golang", "github.com/gofiber/storage/redis", "github.com/maypok86/otter"} {
+		if strings.Contains(all, mod) {
+			t.Errorf("a program that imports fibermp, wsauth and redisstore has %s in its module graph:\n%s", mod, all)
+		}
 	}
 }
 
