@@ -33,9 +33,12 @@ const (
 // *fibermp.Session, with the same methods and errors as on a request, that lives as
 // long as the socket:
 //   - it starts from the session the upgrade was authenticated with;
-//   - reads reflect the session as it is now, including changes made by HTTP requests
-//     and by other processes sharing the store; when reloading fails (a store outage)
-//     they answer from the last values known, and Reload says why;
+//   - reads reflect the changes made by HTTP requests and by other processes sharing
+//     the store once the store's event about them has reached this process: a read a
+//     moment after another process's write returned may still see the value before it
+//     (on one machine, well under a millisecond; Reload reads the store at once);
+//     when reloading fails (a store outage) they answer from the last values known,
+//     and Reload says why;
 //   - Set, Delete and Incr write through to the store at once, atomically per field;
 //   - the session is kept alive while the socket is open;
 //   - when the session is logged out, revoked (a newer login with
