@@ -5,12 +5,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mpsession/mpsession/store"
 )
 
 // Concurrent requests of one client to one process (a mini program may have up to 10
 // requests in flight) increment a counter: afterwards the process serves the counter
 // Redis holds.
 func TestCacheConcurrentIncrs(t *testing.T) {
+	t.Parallel()
 	addr, prefix := sharedRedis(t)
 	a := newProcess(t, addr, prefix)
 	for trial := 0; trial < 20; trial++ {
@@ -29,7 +32,11 @@ func TestCacheConcurrentIncrs(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		time.Sleep(100 * time.Millisecond)
+		// Every event has reached the process (and its cache first): the cache skips
+		// them as its own, so they must change nothing.
+		for range 8 * 10 {
+			a.await(t, store.EventChanged, hdr["X-WX-Id"])
+		}
 		rec, err := a.rs.Load(t.Context(), hdr["X-WX-Id"], 0)
 		if err != nil {
 			t.Fatal(err)

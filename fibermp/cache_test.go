@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,10 +48,10 @@ func newProcess(t *testing.T, addr, prefix string) *process {
 	p.rs = redisstore.New(rdb, redisstore.Config{Prefix: prefix})
 	t.Cleanup(func() { _ = p.rs.Close() })
 	p.harness = newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: p.rs, Cache: &fibermp.CacheConfig{}}, cachedRoutes)
-	// The cache subscribes in the background from the start; the observer subscribes
-	// after it (the store's events are live once someone subscribed, and the cache is
-	// the only one yet), so the store calls the cache first.
-	awaitLive(t, p.rs)
+	// The cache subscribes in the background from the start: once its events are live
+	// it has subscribed, and requests use it. The observer subscribes after it, so the
+	// store calls the cache first.
+	awaitLive(t, p.harness.events())
 	unsubscribe, err := p.rs.Subscribe(func(ev store.Event) {
 		select {
 		case p.events <- ev:
@@ -104,6 +105,7 @@ func sharedRedis(t *testing.T) (addr, prefix string) {
 // reached B, and a cached read costs B no round trip. It measures the window: from A's
 // reply to the event's arrival at B.
 func TestCacheAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	addr, prefix := sharedRedis(t)
 	a, b := newProcess(t, addr, prefix), newProcess(t, addr, prefix)
 	const trials = 200
@@ -158,10 +160,12 @@ func TestCacheAcrossProcesses(t *testing.T) {
 
 // TestCacheRoundTrips: with the cache, a read makes no round trip, a write one.
 func TestCacheRoundTrips(t *testing.T) {
+	t.Parallel()
 	addr, prefix := sharedRedis(t)
 	p := newProcess(t, addr, prefix)
+	loadScripts(t, p.harness)
 	hdr := loginWafer(t, p.harness, "o-trips")
-	p.do(t, "GET", "/color", hdr, "") // loads the scripts, fills the cache
+	p.do(t, "GET", "/color", hdr, "") // fills the cache
 	write := map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}
 	for _, tc := range []struct {
 		name, method, path string
@@ -196,6 +200,7 @@ func TestCacheRoundTrips(t *testing.T) {
 // TestCacheExactTotals: increments of one session from two processes at once end in an
 // exact total, read on both once the last event is in.
 func TestCacheExactTotals(t *testing.T) {
+	t.Parallel()
 	addr, prefix := sharedRedis(t)
 	a, b := newProcess(t, addr, prefix), newProcess(t, addr, prefix)
 	hdr := loginWafer(t, a.harness, "o-totals")
@@ -229,6 +234,7 @@ func TestCacheExactTotals(t *testing.T) {
 // B serves no request from its cache, so a change A makes meanwhile (whose event B
 // never gets) is read on B; once B has subscribed again, reads are cached again.
 func TestCacheSubscriptionKilled(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartRedis(t) // a private server: the kill must not cut other tests
 	const prefix = "killed"
 	a, b := newProcess(t, srv.Addr, prefix), newProcess(t, srv.Addr, prefix)
@@ -238,10 +244,31 @@ func TestCacheSubscriptionKilled(t *testing.T) {
 	hdr := loginWafer(t, a.harness, "o-killed")
 	write := map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}
 	health := b.rs.Capabilities().Events
+	// Subscribed after B's cache: a resync reaches it once the cache has dropped
+	// everything.
+	var resyncs atomic.Int64
+	unsubscribe, err := b.rs.Subscribe(func(ev store.Event) {
+		if ev.Kind == store.EventResync {
+			resyncs.Add(1)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsubscribe()
 	for i := range 20 {
 		b.do(t, "GET", "/color", hdr, "") // cached on B
+		before := resyncs.Load()
 		if err := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
 			t.Fatal(err)
+		}
+		// Redis has closed B's connection, and B notices at once, but not before the
+		// reading goroutine has run: wait for it to have noticed (events not live), or
+		// to have subscribed again (a resync, which dropped what the cache held).
+		for deadline := time.Now().Add(10 * time.Second); health.EventsLive() && resyncs.Load() == before; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("B never noticed that its subscription was cut")
+			}
 		}
 		color := fmt.Sprintf("k%d", i)
 		if r := a.do(t, "POST", "/color", write, `{"color":"`+color+`"}`); r.status != 200 {
@@ -259,6 +286,14 @@ func TestCacheSubscriptionKilled(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	// An event of A's last write may still be on its way to B, and would drop what B
+	// caches next. Events come in order: once the event of a write to another session
+	// has arrived, it has too.
+	other := loginWafer(t, a.harness, "o-killed-other")
+	if r := a.do(t, "POST", "/incr", other, ""); r.status != 200 {
+		t.Fatalf("incr on A: %d %s", r.status, r.body)
+	}
+	b.await(t, store.EventChanged, other["X-WX-Id"])
 	b.do(t, "GET", "/color", hdr, "")
 	before := b.trips.n.Load()
 	if got := b.do(t, "GET", "/color", hdr, "").json(t)["color"]; got != "k19" {
@@ -271,9 +306,11 @@ func TestCacheSubscriptionKilled(t *testing.T) {
 
 // TestCacheMetrics: lookups in the cache are counted by result.
 func TestCacheMetrics(t *testing.T) {
+	t.Parallel()
 	st, _ := redisStore(t)
 	m := metrics.New()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: st, Cache: &fibermp.CacheConfig{}, Metrics: m}, routes)
+	awaitLive(t, h.events()) // else the first reads bypass the cache
 	hdr := loginWafer(t, h, "o-metrics")
 	for range 5 {
 		if r := h.do(t, "GET", "/color", hdr, ""); r.status != 200 {

@@ -33,6 +33,7 @@ type step struct {
 // in again and retries once), and logout. The wafer SDK runs a second time against the
 // middleware mounted under app.Group("/api"), where it logs in at /api/login.
 func TestClientSDKs(t *testing.T) {
+	t.Parallel()
 	dir := testenv.NodeSDKs(t)
 	for _, tc := range []struct {
 		name, sdk, prefix string

@@ -20,6 +20,7 @@ func (failDelete) Delete(ctx context.Context, id string) error { return errDown 
 
 // TestLogoutDeleteFails: a logout whose Delete fails answers 503 at once.
 func TestLogoutDeleteFails(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	defer mem.Close()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: failDelete{mem}}, func(app fiber.Router) {

@@ -90,6 +90,7 @@ func loginWafer(t testing.TB, h *harness, openID string) map[string]string {
 }
 
 func TestWaferLogin(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer}, routes)
 	r := h.do(t, "GET", "/login", map[string]string{"x-wx-code": h.code("o-alice")}, "")
 	if r.status != 200 {
@@ -159,6 +160,7 @@ func TestWaferLogin(t *testing.T) {
 }
 
 func TestLoginFailures(t *testing.T) {
+	t.Parallel()
 	for _, p := range []fibermp.Protocol{fibermp.Wafer, fibermp.Wafer2, fibermp.Token} {
 		t.Run(p.String(), func(t *testing.T) {
 			h := newHarness(t, fibermp.Config{Protocol: p}, routes)
@@ -228,6 +230,7 @@ func TestLoginFailures(t *testing.T) {
 }
 
 func TestWafer2Protocol(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer2}, routes)
 	r := h.do(t, "GET", "/login", map[string]string{"X-WX-Code": h.code("o-carol")}, "")
 	re := regexp.MustCompile(`^\{"code":0,"data":\{"skey":"([0-9a-f]{64})","userinfo":\{\},"time":(\d+)\}\}$`)
@@ -250,6 +253,7 @@ func TestWafer2Protocol(t *testing.T) {
 }
 
 func TestTokenProtocol(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Token, IdleTimeout: time.Hour}, routes)
 	r := h.do(t, "POST", "/login", map[string]string{"Content-Type": "application/json"}, `{"code":"`+h.code("o-dave")+`"}`)
 	var body struct {
@@ -306,6 +310,7 @@ func TestTokenProtocol(t *testing.T) {
 }
 
 func TestUserData(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer}, routes)
 	info := map[string]any{"nickName": "Erin", "openId": "o-erin", "unionId": "u-erin"}
 	h.wx.AddUser(wxtest.User{OpenID: "o-erin", UnionID: "u-erin"})
@@ -361,6 +366,7 @@ func TestUserData(t *testing.T) {
 }
 
 func TestOnLogin(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, OnLogin: func(c *fiber.Ctx, l *fibermp.Login) error {
 		if l.OpenID == "o-banned" {
 			return errors.New("this account is suspended")
@@ -381,6 +387,7 @@ func TestOnLogin(t *testing.T) {
 }
 
 func TestConcurrentLoginsShareOneExchange(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer}, routes)
 	h.wx.Fail("jscode2session", wxtest.Fault{Latency: 200 * time.Millisecond})
 	code := h.code("o-hank")
@@ -405,6 +412,7 @@ func TestConcurrentLoginsShareOneExchange(t *testing.T) {
 }
 
 func TestSingleSession(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, SingleSession: true}, routes)
 	first := loginWafer(t, h, "o-ivy")
 	second := loginWafer(t, h, "o-ivy")
@@ -417,6 +425,7 @@ func TestSingleSession(t *testing.T) {
 }
 
 func TestFieldsPersist(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer}, routes)
 	hdr := loginWafer(t, h, "o-jack")
 	h.do(t, "POST", "/color", map[string]string{"X-WX-Id": hdr["X-WX-Id"], "X-WX-Skey": hdr["X-WX-Skey"], "Content-Type": "application/json"}, `{"color":"teal"}`)
@@ -444,6 +453,7 @@ func TestFieldsPersist(t *testing.T) {
 // Two requests changing different fields of one session at the same time must both
 // persist, and concurrent increments must be exact.
 func TestConcurrentWrites(t *testing.T) {
+	t.Parallel()
 	for name, st := range map[string]func(t *testing.T) store.Store{
 		"memory": func(t *testing.T) store.Store {
 			m := memstore.New()
@@ -535,6 +545,7 @@ func (r reply) json2(t testing.TB) any {
 }
 
 func TestExpiry(t *testing.T) {
+	t.Parallel()
 	// Durations leave slack for a loaded machine: the requests come well inside the
 	// idle timeout, the checks well after it.
 	const idle, absolute = 900 * time.Millisecond, 2500 * time.Millisecond
@@ -565,6 +576,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestStoreOutage(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	defer mem.Close()
 	broken := &switchStore{Store: mem}
@@ -610,6 +622,7 @@ func TestStoreOutage(t *testing.T) {
 // Session method: an error that wraps ErrUnavailable and the store's, and none for the
 // store's answers (a field that is no integer).
 func TestUnavailableError(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	defer mem.Close()
 	broken := &switchStore{Store: mem}
@@ -677,6 +690,7 @@ func (s *switchStore) Save(ctx context.Context, id string, ch store.Change, idle
 }
 
 func TestLogout(t *testing.T) {
+	t.Parallel()
 	for _, p := range []fibermp.Protocol{fibermp.Wafer, fibermp.Wafer2} {
 		t.Run(p.String(), func(t *testing.T) {
 			h := newHarness(t, fibermp.Config{Protocol: p}, routes)
@@ -703,6 +717,7 @@ func TestLogout(t *testing.T) {
 }
 
 func TestNext(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Next: func(c *fiber.Ctx) bool { return c.Path() == "/public" }}, routes)
 	r := h.do(t, "GET", "/public", map[string]string{"X-WX-Id": "bad", "X-WX-Skey": "bad"}, "")
 	if r.status != 200 || string(r.body) != `{"session":false}` {
@@ -711,6 +726,7 @@ func TestNext(t *testing.T) {
 }
 
 func TestRegenerate(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer}, func(app fiber.Router) {
 		routes(app)
 		app.Post("/regenerate", fibermp.Required(), func(c *fiber.Ctx) error {
@@ -742,6 +758,7 @@ func TestRegenerate(t *testing.T) {
 }
 
 func TestTooLarge(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New(memstore.Config{MaxRecordBytes: 1024})
 	defer mem.Close()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, Store: mem}, routes)
@@ -759,6 +776,7 @@ func TestTooLarge(t *testing.T) {
 // sub-app: LoginPath and LogoutPath are matched below the prefix, and a path that only
 // looks like them is the application's.
 func TestMounted(t *testing.T) {
+	t.Parallel()
 	for _, prefix := range []string{"/api", "/api/v1", "mount:/api"} {
 		t.Run(prefix, func(t *testing.T) {
 			h := newHarnessAt(t, prefix, fibermp.Config{Protocol: fibermp.Token}, routes)
@@ -790,6 +808,7 @@ func TestMounted(t *testing.T) {
 // code may come in the query string, matched case-insensitively, except on a WebSocket
 // upgrade, which never takes them from the URL.
 func TestQueryCredentials(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fibermp.Config{Protocol: fibermp.Wafer, QueryCredentials: true}, routes)
 	r := h.do(t, "GET", "/login?x-wx-code="+h.code("o-query"), nil, "")
 	session, _ := r.json(t)["session"].(map[string]any)

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/store/memstore"
@@ -31,6 +32,7 @@ const (
 type harness struct {
 	wx    *wxtest.Server
 	store store.Store
+	mp    *fibermp.Manager
 	url   string
 
 	mu        sync.Mutex
@@ -86,6 +88,7 @@ func newHarnessAt(t testing.TB, prefix string, cfg fibermp.Config, routes func(a
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.mp = mp
 	t.Cleanup(func() { // after the app's shutdown, registered later
 		if err := mp.Close(context.Background()); err != nil {
 			t.Error(err)
@@ -97,6 +100,13 @@ func newHarnessAt(t testing.TB, prefix string, cfg fibermp.Config, routes func(a
 	}
 	h.url = testenv.Serve(t, app) + path
 	return h
+}
+
+// events returns the events of the store the Manager's requests use: with a cache,
+// the cache's, which are live once the cache has subscribed and the store vouches for
+// its events, so that requests are served from the cache.
+func (h *harness) events() store.Events {
+	return session.ManagerEngine(h.mp).Store.Capabilities().Events
 }
 
 // code returns a fresh wx.login code for openID, and remembers the user's session_key.

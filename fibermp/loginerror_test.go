@@ -11,6 +11,7 @@ import (
 // WeChat's errmsg is for the server's logs: it has echoed request parameters and holds
 // request ids. A refused login tells the client the errcode and fixed words, nothing else.
 func TestLoginErrorHoldsNoErrmsg(t *testing.T) {
+	t.Parallel()
 	const errmsg = "leaked text, rid: 6523f0e1-7c2a, hints: [ req_id: HiddenReqID ] js_code=EchoedCode"
 	tests := []struct {
 		code   int

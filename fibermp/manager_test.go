@@ -22,6 +22,7 @@ import (
 // TestNewManagerErrors: a config no request could work with fails at construction,
 // with an error that names the field.
 func TestNewManagerErrors(t *testing.T) {
+	t.Parallel()
 	wechat := wxtest.NewServer(appID, appSecret)
 	t.Cleanup(wechat.Close)
 	client, err := wx.New(wx.Config{AppID: appID, AppSecret: appSecret, BaseURL: wechat.URL})
@@ -67,6 +68,7 @@ func TestNewManagerErrors(t *testing.T) {
 // TestDefaults: a Manager made with nothing but a WeChat client speaks Token and keeps
 // its sessions in a store of its own, which its Close closes.
 func TestDefaults(t *testing.T) {
+	t.Parallel()
 	wechat := wxtest.NewServer(appID, appSecret)
 	t.Cleanup(wechat.Close)
 	client, err := wx.New(wx.Config{AppID: appID, AppSecret: appSecret, BaseURL: wechat.URL})

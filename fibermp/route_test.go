@@ -15,6 +15,7 @@ import (
 // TestMiddlewareOnRoute: on the login route itself (not app.Use), the middleware still
 // answers the login path.
 func TestMiddlewareOnRoute(t *testing.T) {
+	t.Parallel()
 	fake := wxtest.NewServer(appID, appSecret)
 	defer fake.Close()
 	client, _ := wx.New(wx.Config{AppID: appID, AppSecret: appSecret, BaseURL: fake.URL})

@@ -232,6 +232,10 @@ type Capabilities struct {
 	// Broker carries application messages between the processes that share the store,
 	// or is nil for a store that carries none. wsauth's Hub sends through it.
 	Broker Broker
+
+	// History keeps the recent messages of the Broker's topics, or is nil for a store
+	// that keeps none. wsauth's Hub uses it when its Config.History is set.
+	History History
 }
 
 // Events is a store's feed of session events.
@@ -310,7 +314,7 @@ type Broker interface {
 
 	// Listen calls fn with every message published on topic after Listen returns,
 	// until stop is called: Listen waits for the backend to confirm the subscription
-	// (redisstore: at most 5 seconds), and returns an error when it cannot. A store
+	// (redisstore: at most its Config.SubscribeTimeout), and returns an error when it cannot. A store
 	// holds one backend subscription per topic, however many listeners it has, and
 	// drops it with the last one.
 	//

@@ -22,6 +22,7 @@ import (
 // once end in an exact total that sockets and requests on both read; a field set over
 // HTTP on A is read by B's socket; a logout on B closes A's socket.
 func TestCachedSessionsAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	stA, stB := sharedRedisStores(t)
 	wechat := wxtest.NewServer(appID, appSecret)
 	t.Cleanup(wechat.Close)

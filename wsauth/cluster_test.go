@@ -20,6 +20,7 @@ import (
 // with its own client and store): a logout through A closes a socket held by B. It
 // reports the delay from the logout reply to the close frame over 100 trials.
 func TestTwoInstances(t *testing.T) {
+	t.Parallel()
 	stA, stB := sharedRedisStores(t)
 	wechat := wxtest.NewServer(appID, appSecret)
 	t.Cleanup(wechat.Close)
@@ -54,14 +55,15 @@ func TestTwoInstances(t *testing.T) {
 	waitHandles(t, 0)
 }
 
-// waitHandles waits until the socket servers of the tests hold want live handles.
+// waitHandles waits until the socket servers of t's top-level test hold want live
+// handles.
 func waitHandles(t testing.TB, want int) {
 	t.Helper()
 	handles := func() int {
 		servers.Lock()
 		defer servers.Unlock()
 		n := 0
-		for _, s := range servers.all {
+		for _, s := range servers.of[topTest(t)] {
 			n += s.Handles()
 		}
 		return n
@@ -78,6 +80,7 @@ func waitHandles(t testing.TB, want int) {
 // TestHandlesReleased: a socket that closes releases its handle, whichever side
 // closes it, and a refused upgrade leaves none.
 func TestHandlesReleased(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
 	token := s.login(t, "o-jack")
 	for i := 0; i < 20; i++ {
@@ -98,6 +101,8 @@ func TestHandlesReleased(t *testing.T) {
 // without -race for real figures:
 //
 //	go test -run TestIdleSocketMemory -v ./wsauth/
+//
+// It measures the whole process, so it does not run in parallel.
 func TestIdleSocketMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 3,000 sockets")
@@ -140,6 +145,7 @@ func TestIdleSocketMemory(t *testing.T) {
 // TestEndWhileClosing ends sessions while their sockets close, many times over: the
 // close frame must never touch a connection fasthttp has already recycled.
 func TestEndWhileClosing(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
 	for i := 0; i < 100; i++ {
 		token := s.login(t, "o-race")
@@ -159,6 +165,7 @@ func TestEndWhileClosing(t *testing.T) {
 // TestShutdown closes every open socket of one server with 1001 and waits for the
 // handlers; the sockets of another server in the same process stay open.
 func TestShutdown(t *testing.T) {
+	t.Parallel()
 	st := stores(t)["memory"](t)
 	s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token})
 	other := newServer(t, st, s.wx, fibermp.Config{Protocol: fibermp.Token})

@@ -70,6 +70,14 @@ type Config struct {
 	// Optional. Default: 10 * time.Second
 	WriteTimeout time.Duration
 
+	// History keeps the Hub's messages to each user, session and room for a while, so
+	// that a client that reconnects receives those it missed, on any instance (see
+	// "Recovery" in the package doc). It needs a store that keeps histories (memstore,
+	// redisstore). nil: off, at no cost.
+	//
+	// Optional. Default: nil
+	History *HistoryConfig
+
 	// QueueSize is how many messages from the Hub (ToUser, ToSession, ToRoom) may wait
 	// to be written to one socket. A socket whose queue is full when another message
 	// comes is closed with CloseTooSlow, so that a client that stopped reading holds
@@ -141,6 +149,11 @@ func configDefault(config ...Config) (Config, error) {
 		cfg.QueueSize < 0 || cfg.ReadBufferSize < 0 || cfg.WriteBufferSize < 0 || cfg.TicketTTL < 0 {
 		return cfg, errors.New("wsauth: Config: sizes and durations must not be negative")
 	}
+	history, err := historyDefault(cfg.History)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.History = history
 	if strings.ContainsAny(cfg.Protocol, ", \t") {
 		return cfg, fmt.Errorf("wsauth: Config.Protocol %q is not a subprotocol name", cfg.Protocol)
 	}

@@ -45,6 +45,8 @@ type Conn struct {
 	out     [][]byte // waiting to be written
 	sending bool     // a goroutine writes out
 	outDone bool     // closed, or too slow: queue nothing more
+
+	hist *connHistory // with Config.History: the socket's place in its streams (history.go)
 }
 
 // wrap sets up conn and starts its pings; nil when the server shut down.

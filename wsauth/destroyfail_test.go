@@ -30,6 +30,7 @@ func (f *flakyDelete) Delete(ctx context.Context, id string) error {
 // TestDestroyFailureKeepsEvents: a Handle.Destroy that fails returns, and the store's
 // events keep closing other sockets on logout.
 func TestDestroyFailureKeepsEvents(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	st := &flakyDelete{Store: mem}
@@ -57,8 +58,9 @@ func TestDestroyFailureKeepsEvents(t *testing.T) {
 		t.Errorf("Handle.Destroy with the store failing never returned: %v", err)
 	}
 	st.fail.Store(false)
-	s.post(t, "/set/x/1", a) // a change event for A: MarkStale blocks on A's lock
-	time.Sleep(100 * time.Millisecond)
+	// A change event for A, which would block the events on A's lock if the failed
+	// Destroy kept it, then B's logout: the store delivers them in that order.
+	s.post(t, "/set/x/1", a)
 	s.post(t, "/logout-all", b)
 	if code, reason := closeCode(cb, 2*time.Second); code != wsauth.CloseRevoked {
 		t.Errorf("B's socket after B's logout: want close %d; got %d %q", wsauth.CloseRevoked, code, reason)

@@ -111,8 +111,8 @@
 // The store carries messages when it declares a Broker (Capabilities): redisstore on Redis
 // pub/sub, memstore within its process. fiberstore declares none: with it, messages
 // reach the sockets of the sending process only. On Redis each user, session and room
-// is a channel of its own ("<prefix>m:u:<hash of openid>", "m:s:<hash of session id>",
-// "m:r:<room>"), and a process subscribes to a channel only while it holds a socket of
+// is a channel of its own ("<prefix>m:{u:<hash of openid>}", "m:{s:<hash of session
+// id>}", "m:{r:<room>}"), and a process subscribes to a channel only while it holds a socket of
 // that user or session, or a member of that room: a process receives the messages of
 // its own sockets and members, and nothing else (HubStats counts them; its own sends to
 // them come back too, and are skipped). On a Cluster the channels are
@@ -123,6 +123,44 @@
 // channel's slot to another shard, Redis ends that channel's subscription: the room or
 // user stays silent in that process until its members all leave and one joins again
 // (or the sockets reconnect); reshard while traffic is low.
+//
+// # Recovery
+//
+// Without Config.History, the Hub delivers at most once: a message sent while a
+// socket is reconnecting is lost to it. With it, the store (memstore, redisstore) keeps
+// the messages of every user, session and room for HistoryConfig.Window (2 minutes)
+// and at most HistoryConfig.Size (300) of them, each at a position: the stream's epoch
+// and an offset, 1, 2, 3, ... with no gap. On Redis, a send is then one round trip, a
+// script that adds the message to the topic's stream and publishes it; every process,
+// the sender's too, delivers it from the channel, so that each socket receives each of
+// its streams in order. Messages must then be JSON values (ErrNotJSON), and reach the
+// client in an envelope:
+//
+//	{"topic":"room:go","pos":"6f1c2a9e0b7d4c35.17","msg":{"move":"rock"}}
+//
+// where topic is "user", "session" or "room:<name>". A socket's first message is its
+// welcome, with its id and where each of its streams stands:
+//
+//	{"recovery":{"id":"<32 hex>","recovered":false,"pos":{"user":"….0","session":"….4"}}}
+//
+// and a Join is followed by an envelope with the room's position and no msg. The client
+// keeps the id and the last pos of each topic. When its socket drops (no close frame
+// needed), it reconnects, to any instance, with that state as JSON, {"id": ...,
+// "pos": {...}}: in the RecoverHeader (a mini program's wx.connectSocket({header}),
+// native apps), or, from a browser, as one more subprotocol, "recover." followed by the
+// JSON in unpadded base64url, after its credential: new WebSocket(url, ["mpsession",
+// token, "recover." + state]). The new socket is put back in the old one's rooms (kept
+// in the store for a day after they last changed, and only for the same session), and
+// its welcome says recovered: true when every message of its streams after the
+// positions sent was still kept: those follow the welcome, in order, then the live
+// ones, with none twice (the socket listens before it reads the streams, and skips what
+// it already wrote). recovered is false when the window or the size was exceeded, the
+// store lost the history (a Redis restarted empty), or the client sent no state: the
+// application then resyncs its client, as after a first connection. A socket that
+// stays open and misses a message (its process's pub/sub connection was cut) is closed
+// with CloseMissed (4009), so that the client reconnects and recovers. wafer-client-sdk's
+// Tunnel connects to a URL it is given, with no header of the application's: its
+// sockets start afresh.
 //
 // # At scale: 10 instances x 100,000 sockets
 //

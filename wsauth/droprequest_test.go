@@ -20,6 +20,7 @@ import (
 // and the app serves requests as before on the RequestCtxs that come back to
 // fasthttp's pool emptied.
 func TestUpgradeRequestDropped(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token}, func(app *app) {
 		app.Get("/seen/:room", app.ws(uncapped).Upgrade(func(c *wsauth.Conn) {
 			seen := strings.Join([]string{c.Headers("User-Agent"), c.Headers("X-Game"), c.Query("q"), c.Params("room"), c.IP(), c.Session().OpenID()}, "|")

@@ -58,6 +58,7 @@ type Handle struct {
 	cancel   context.CancelFunc
 	queued   int // 1 + the handle's place in its registry's deadline queue; 0: not in it; guarded by reg.mu
 
+	recover *Recover        // the recovery state the upgrade sent, with Config.History
 	missed  store.EventKind // what the handle may have missed before it joined the registry
 	claimed atomic.Bool     // a Handler serves the socket (or the handle was given up)
 

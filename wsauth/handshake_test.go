@@ -15,6 +15,7 @@ import (
 // the 101 is flushed runs no Handler (fasthttp neither runs the hijack handler nor
 // resets the request), and still leaves no live handle behind.
 func TestAbortedUpgradeLeavesNoHandle(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	s := newServer(t, mem, nil, fibermp.Config{Protocol: fibermp.Token})
@@ -36,6 +37,7 @@ func TestAbortedUpgradeLeavesNoHandle(t *testing.T) {
 
 // TestAbortedUpgradesKeepNoPlace: aborted upgrades do not use up a session's socket cap.
 func TestAbortedUpgradesKeepNoPlace(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	s := newServer(t, mem, nil, fibermp.Config{Protocol: fibermp.Token})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,10 +54,17 @@ type app struct {
 // ws returns a new socket server of the app's Manager, shut down after the test.
 func (a *app) ws(cfg wsauth.Config) *wsauth.Server { return newWS(a.t, a.mp, cfg) }
 
-// servers are the socket servers of the tests that ran in this binary, for waitHandles.
+// servers are the socket servers of the tests under way, by top-level test, for
+// waitHandles: tests that run in parallel each count their own.
 var servers struct {
 	sync.Mutex
-	all []*wsauth.Server
+	of map[string][]*wsauth.Server
+}
+
+// topTest returns the name of the top-level test t is, or is a subtest of.
+func topTest(t testing.TB) string {
+	name, _, _ := strings.Cut(t.Name(), "/")
+	return name
 }
 
 // newWS returns a socket server on mp, shut down when the test ends (after its app,
@@ -67,16 +75,26 @@ func newWS(t testing.TB, mp *fibermp.Manager, cfg wsauth.Config) *wsauth.Server 
 	if err != nil {
 		t.Fatal(err)
 	}
+	top := topTest(t)
+	servers.Lock()
+	if servers.of == nil {
+		servers.of = map[string][]*wsauth.Server{}
+	}
+	servers.of[top] = append(servers.of[top], ws)
+	servers.Unlock()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := ws.Shutdown(ctx); err != nil {
 			t.Error(err)
 		}
+		servers.Lock()
+		defer servers.Unlock()
+		servers.of[top] = slices.DeleteFunc(servers.of[top], func(s *wsauth.Server) bool { return s == ws })
+		if len(servers.of[top]) == 0 {
+			delete(servers.of, top)
+		}
 	})
-	servers.Lock()
-	servers.all = append(servers.all, ws)
-	servers.Unlock()
 	return ws
 }
 

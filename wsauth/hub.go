@@ -50,6 +50,8 @@ type Hub struct {
 	id     [hubIDLen]byte   // marks this hub's messages, which it delivers itself when sent
 	broker store.Broker     // nil: this process only
 	m      *counting.Counts // the middleware's metrics; nil: not counted
+	hist   store.History    // nil: Config.History is off
+	keep   store.Retention  // Config.History's bounds
 
 	sent, received, delivered, tooSlow, dropped, listenErrors atomic.Uint64
 
@@ -182,6 +184,9 @@ func (h *Hub) send(ctx context.Context, topic string, msg []byte) error {
 	if closed {
 		return ErrClosed
 	}
+	if h.hist != nil {
+		return h.publishKept(ctx, topic, msg)
+	}
 	h.sent.Add(1)
 	h.m.Messages(counting.MessageSent, 1)
 	frame := encodeFrame(h.id, msg)
@@ -220,6 +225,19 @@ func decodeFrame(frame []byte) (id [hubIDLen]byte, msg []byte, ok bool) {
 // listener returns the store listener of topic t: it delivers what other processes
 // sent, while t is the topic's current entry.
 func (h *Hub) listener(topic string, t *hubTopic) func(frame []byte) {
+	if h.hist != nil {
+		return func(payload []byte) {
+			pos, frame, err := store.ParseKept(payload)
+			if err != nil {
+				return
+			}
+			if _, msg, ok := decodeFrame(frame); ok {
+				h.received.Add(1)
+				h.m.Messages(counting.MessageReceived, 1)
+				h.deliverKept(topic, store.Kept{Pos: pos, Msg: msg}, t)
+			}
+		}
+	}
 	return func(frame []byte) {
 		id, msg, ok := decodeFrame(frame)
 		if !ok {
@@ -375,6 +393,10 @@ func connTopics(c *Conn) []string {
 // cannot listen to them the socket still gets what this process sends (and
 // HubStats.ListenErrors counts it); the next socket of the user or session tries again.
 func (h *Hub) attachConn(c *Conn) {
+	if h.hist != nil {
+		h.attachKept(c, c.h.recover)
+		return
+	}
 	for _, topic := range connTopics(c) {
 		_ = h.join(topic, c, nil)
 	}
@@ -423,11 +445,18 @@ func (c *Conn) Join(ctx context.Context, room string) error {
 	}
 	// The room and the topic's membership change together, under one lock, so that a
 	// Leave from another goroutine finds both or neither.
-	if !slices.Contains(c.rooms, topic) {
+	joined := !slices.Contains(c.rooms, topic)
+	if joined {
 		c.rooms = append(c.rooms, topic)
+		if c.hist != nil {
+			c.hist.waiting[topic] = nil // what arrives before the room's start is read
+		}
 	}
 	if err := h.joinLocked(topic, c, nil); err != nil {
 		return h.joinFailed(topic, c, err)
+	}
+	if joined && h.hist != nil {
+		h.joinKept(ctx, c, topic)
 	}
 	return nil
 }
@@ -453,6 +482,7 @@ func (h *Hub) joinFailed(topic string, c *Conn, err error) error {
 		var stop func()
 		if i := slices.Index(c.rooms, topic); i >= 0 {
 			c.rooms = slices.Delete(c.rooms, i, i+1)
+			c.forget(topic)
 			stop = h.removeLocked(topic, c, nil)
 		}
 		h.mu.Unlock()
@@ -478,10 +508,14 @@ func (c *Conn) Leave(ctx context.Context, room string) error {
 		return nil
 	}
 	c.rooms = slices.Delete(c.rooms, i, i+1)
+	c.forget(topic)
 	stop := h.removeLocked(topic, c, nil)
 	h.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	if h.hist != nil {
+		h.saveRooms(c)
 	}
 	return nil
 }
@@ -490,11 +524,7 @@ func (c *Conn) Leave(ctx context.Context, room string) error {
 func (c *Conn) Rooms() []string {
 	c.hub.mu.Lock()
 	defer c.hub.mu.Unlock()
-	rooms := make([]string, len(c.rooms))
-	for i, topic := range c.rooms {
-		rooms[i] = topic[len("r:"):]
-	}
-	return rooms
+	return c.roomsLocked()
 }
 
 // subscription is a server-side member of a room.

@@ -153,6 +153,7 @@ func send(t testing.TB, err error) {
 // and nobody else's; an instance with no socket of a user receives none of the
 // user's messages, counted.
 func TestHubUser(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"memory", "redis"} {
 		t.Run(kind, func(t *testing.T) {
 			a, b := twoInstances(t, kind)
@@ -228,6 +229,7 @@ func waitReceived(t testing.TB, hub *wsauth.Hub, want uint64) {
 // TestHubRoom: a room spans instances, with sockets on both and a server-side member;
 // each gets every message of each sender in order; a socket that left gets none.
 func TestHubRoom(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"memory", "redis"} {
 		t.Run(kind, func(t *testing.T) {
 			a, b := twoInstances(t, kind)
@@ -325,6 +327,7 @@ func TestHubRoom(t *testing.T) {
 // while others stay in it. A message sent after Join returned always arrives, once; one
 // sent after Leave returned never does.
 func TestHubJoinLeaveRace(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"memory", "redis"} {
 		t.Run(kind, func(t *testing.T) {
 			a, b := twoInstances(t, kind)
@@ -409,6 +412,7 @@ func TestHubJoinLeaveRace(t *testing.T) {
 // TestHubSlowSocket: a socket whose client stops reading is closed when its queue
 // overflows, while the other sockets of the room get every message.
 func TestHubSlowSocket(t *testing.T) {
+	t.Parallel()
 	s := newMsgServer(t, stores(t)["memory"](t), nil)
 	ctx := context.Background()
 	token := s.login(t, "o-slow")
@@ -489,7 +493,8 @@ func TestHubSlowSocket(t *testing.T) {
 
 // TestHubLatency sends 1,000 messages to 1,000 sockets over two instances, one message
 // to each user, and then 20 messages to a room of all 1,000, and reports the delivery
-// time, from before the send to the client's read, at p50 and p99.
+// time, from before the send to the client's read, at p50 and p99. It does not run in
+// parallel, so that the figures are its own.
 func TestHubLatency(t *testing.T) {
 	for _, kind := range []string{"memory", "redis"} {
 		t.Run(kind, func(t *testing.T) {
@@ -559,6 +564,7 @@ func TestHubLatency(t *testing.T) {
 // TestHubInProcessOnly: over a store that carries no messages (fiberstore), a hub
 // delivers in its own process.
 func TestHubInProcessOnly(t *testing.T) {
+	t.Parallel()
 	st := struct{ store.Store }{stores(t)["memory"](t)} // hides store.Broker
 	s := newMsgServer(t, st, nil)
 	conn := s.dialMember(t, s.login(t, "o-local"), "/member")
@@ -574,6 +580,7 @@ func TestHubInProcessOnly(t *testing.T) {
 // TestHubAfterClose: a socket that closed leaves every topic, and the hub listens to
 // nothing once the last socket and subscription are gone.
 func TestHubAfterClose(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"memory", "redis"} {
 		t.Run(kind, func(t *testing.T) {
 			a, _ := twoInstances(t, kind)

@@ -30,6 +30,7 @@ func (f *failOnce) Listen(topic string, fn func([]byte)) (func(), error) {
 // Two Joins of one room on one socket; the first Listen fails. When one of them
 // returned nil and no Leave was called, the socket is in the room.
 func TestJoinAfterAFailedJoin(t *testing.T) {
+	t.Parallel()
 	rdb := testenv.Redis(t)
 	rs := redisstore.New(rdb, redisstore.Config{Prefix: testenv.RedisPrefix(t, rdb)})
 	defer rs.Close()

@@ -14,6 +14,7 @@ import (
 // Rooms, so no message reaches it after a Leave that won, and closing it takes it out
 // of every topic it is in.
 func TestConcurrentJoinLeave(t *testing.T) {
+	t.Parallel()
 	rdb := testenv.Redis(t)
 	rs := redisstore.New(rdb, redisstore.Config{Prefix: testenv.RedisPrefix(t, rdb)})
 	defer rs.Close()

@@ -60,7 +60,8 @@ const (
 // A bound on time is checked on the time less what the test process spent stalled (see
 // outageClock), so that a loaded machine does not fail it and a hang still does. It
 // logs the latencies of the failing requests while Redis is killed and while it is hung,
-// the recovery times and the counts.
+// the recovery times and the counts. It does not run in parallel: its bounds are for
+// its own load.
 func TestOutageUnderLoad(t *testing.T) {
 	begin := time.Now()
 	clock := startOutageClock(t)

@@ -27,6 +27,7 @@ import (
 // a message the client sent after the close never reaches the handler, and the
 // socket's place under the caps is free before the handler returns.
 func TestCloseCloses(t *testing.T) {
+	t.Parallel()
 	type result struct {
 		err     error
 		took    time.Duration
@@ -100,10 +101,14 @@ func TestCloseCloses(t *testing.T) {
 // large messages still reaches the client with its code, after the messages written
 // before it.
 func TestCloseCodeWhileWriting(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{}, func(app *app) {
 		app.Get("/stream", app.ws(uncapped).Upgrade(func(c *wsauth.Conn) {
 			payload := make([]byte, 60<<10)
 			go func() {
+				// A moment of streaming to a client that reads nothing yet, so that
+				// the close comes while writes are under way: the timing is the case
+				// tested.
 				time.Sleep(30 * time.Millisecond)
 				_ = c.CloseWith(4001, "logged out")
 			}()
@@ -126,6 +131,7 @@ func TestCloseCodeWhileWriting(t *testing.T) {
 // TestInvalidUTF8 closes a socket whose text message is not UTF-8 with 1007, and the
 // handler never sees the message.
 func TestInvalidUTF8(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{})
 	conn := mustDial(t, s.wsURL(""), bearer(s.login(t, "o-utf8")))
 	if err := conn.WriteMessage(websocket.TextMessage, []byte("who \xff\xfe")); err != nil {
@@ -138,6 +144,7 @@ func TestInvalidUTF8(t *testing.T) {
 
 // TestConstructionErrors: a config no socket could work with fails at construction.
 func TestConstructionErrors(t *testing.T) {
+	t.Parallel()
 	wechat := wxtest.NewServer(appID, appSecret)
 	t.Cleanup(wechat.Close)
 	client, _ := wx.New(wx.Config{AppID: appID, AppSecret: appSecret, BaseURL: wechat.URL})
@@ -178,6 +185,7 @@ func TestConstructionErrors(t *testing.T) {
 // socket of one is neither counted by, reachable from nor closed by the other, and
 // each counts its own logins and sockets.
 func TestOwnersApart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	type owner struct {
 		*server
@@ -231,6 +239,7 @@ func TestOwnersApart(t *testing.T) {
 // second Fiber app of the same process (no request of the socket's app), reaches the
 // user's sockets on two instances sharing Redis.
 func TestHubFromAnywhere(t *testing.T) {
+	t.Parallel()
 	a, b := twoInstances(t, "redis")
 	token := a.login(t, "o-anywhere")
 	onA := a.dialMember(t, token, "/member")
@@ -263,7 +272,8 @@ func TestHubFromAnywhere(t *testing.T) {
 
 // TestOwnersStopEverything: with the session cache on Redis, sockets open, a room
 // joined and a server-side subscription, Shutdown and Close leave no goroutine that
-// the Server, the Hub, the Manager or the cache started.
+// the Server, the Hub, the Manager or the cache started. It looks at every goroutine of
+// the process, so it does not run in parallel.
 func TestOwnersStopEverything(t *testing.T) {
 	rdb := testenv.Redis(t)
 	rs := redisstore.New(rdb, redisstore.Config{Prefix: testenv.RedisPrefix(t, rdb)})

@@ -15,6 +15,7 @@ import (
 // TestMissedEvents: a handle joining the registry learns what happened to its session
 // since the upgrade loaded it, and asks for a reload when the registry cannot tell.
 func TestMissedEvents(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	eng := &session.Engine{Store: mem, Idle: time.Hour}
@@ -61,6 +62,7 @@ func TestMissedEvents(t *testing.T) {
 // TestDeadlines: the registry's one expiry timer ends each handle at its session's
 // absolute deadline, earliest first, and a handle that ends first leaves the queue.
 func TestDeadlines(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	eng := &session.Engine{Store: mem, Idle: time.Hour}

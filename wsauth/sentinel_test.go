@@ -37,6 +37,7 @@ const failoverLimit = 30 * time.Second
 // stay open, and that their live handles resubscribe (EventResync) and still learn of
 // changes and logouts made through the other server.
 func TestSentinelFailover(t *testing.T) {
+	t.Parallel()
 	rs := testenv.StartSentinel(t)
 	newStore := func() (*redisstore.Store, *storeWatch) {
 		rdb := redis.NewFailoverClient(&redis.FailoverOptions{

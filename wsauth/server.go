@@ -58,7 +58,14 @@ func NewServer(mp *fibermp.Manager, config ...Config) (*Server, error) {
 	}
 	s := &Server{eng: eng, m: eng.Metrics, cfg: cfg}
 	s.conns.conns = map[*Conn]struct{}{}
-	s.hub = &Hub{broker: eng.Store.Capabilities().Broker, m: eng.Metrics, topics: map[string]*hubTopic{}}
+	caps := eng.Store.Capabilities()
+	s.hub = &Hub{broker: caps.Broker, m: eng.Metrics, topics: map[string]*hubTopic{}}
+	if cfg.History != nil {
+		if caps.History == nil || caps.Broker == nil {
+			return nil, errors.New("wsauth: Config.History: the Manager's store keeps no history (Capabilities().History is nil)")
+		}
+		s.hub.hist, s.hub.keep = caps.History, cfg.History.retention()
+	}
 	_, _ = rand.Read(s.hub.id[:])
 	return s, nil
 }
@@ -109,6 +116,10 @@ func (s *Server) upgrade(c *fiber.Ctx, up fiber.Handler) error {
 		m.UpgradeRefused(counting.RefusedOrigin)
 		return session.ForbiddenOrigin(c)
 	}
+	var recovery *Recover
+	if s.hub.hist != nil { // read before authenticate replaces a subprotocol credential
+		recovery = recoverFrom(c.Get(RecoverHeader), c.Get(fiber.HeaderSecWebSocketProtocol))
+	}
 	st, err := s.authenticate(c)
 	switch {
 	case errors.Is(err, session.ErrInvalid):
@@ -136,6 +147,7 @@ func (s *Server) upgrade(c *fiber.Ctx, up fiber.Handler) error {
 	// fasthttp closes io.Closer values in Locals when the request ends: for an
 	// upgraded request, when the socket's handler returns; for an upgrade that
 	// failed, at once. That releases the handle.
+	h.recover = recovery
 	c.Locals(localsKey, &release{h: h, ctx: c.Context()})
 	err = up(c)
 	if c.Response().StatusCode() != fiber.StatusSwitchingProtocols {
@@ -270,6 +282,7 @@ func subprotocolCredential(offered, name string) (string, bool) {
 		switch {
 		case p == name:
 			found = true
+		case strings.HasPrefix(p, recoverProtocolPrefix): // a recovery state, not a credential
 		case p != "" && cred == "":
 			cred = p
 		}

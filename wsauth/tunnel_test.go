@@ -50,6 +50,7 @@ func tunnel(c *wsauth.Conn) {
 // (npm) under node against wsauth: the SDK asks the ticket endpoint for the socket URL,
 // connects with the ticket, and its messages reach a handler that knows who it is.
 func TestSDKTunnel(t *testing.T) {
+	t.Parallel()
 	dir := testenv.NodeSDKs(t)
 	for _, tc := range []struct {
 		sdk string

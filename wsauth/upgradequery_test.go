@@ -14,6 +14,7 @@ import (
 // TestQueryCredentialsOnOddUpgrade: with QueryCredentials on, an upgrade, however its
 // Upgrade header lists "websocket", never takes credentials from the query.
 func TestQueryCredentialsOnOddUpgrade(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	s := newServer(t, mem, nil, fibermp.Config{Protocol: fibermp.Wafer, QueryCredentials: true})

@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 
 // TestCredentials opens a socket by every way a client can authenticate.
 func TestCredentials(t *testing.T) {
+	t.Parallel()
 	for name, newStore := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			s := newServer(t, newStore(t), nil, fibermp.Config{Protocol: fibermp.Token})
@@ -113,6 +114,7 @@ func status(resp *http.Response) int {
 // TestRefusals checks that every bad upgrade is refused before any 101, with the
 // protocol's error body.
 func TestRefusals(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Wafer})
 	// A wafer session, logged in with the wafer protocol's headers.
 	id, skey := s.loginWafer(t, "o-bob")
@@ -171,6 +173,7 @@ func TestRefusals(t *testing.T) {
 // TestLiveSession: the socket sees HTTP changes at once, writes through, and
 // increments from the socket and from HTTP add up exactly.
 func TestLiveSession(t *testing.T) {
+	t.Parallel()
 	for name, newStore := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			s := newServer(t, newStore(t), nil, fibermp.Config{Protocol: fibermp.Token})
@@ -257,8 +260,10 @@ func waitFor(t testing.TB, conn *websocket.Conn, cmd, want string, within time.D
 
 // TestSessionEnd: logout, revocation and expiry close the socket with their code.
 func TestSessionEnd(t *testing.T) {
+	t.Parallel()
 	for name, newStore := range stores(t) {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			st := newStore(t)
 			s := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token})
 			t.Run("logout", func(t *testing.T) {
@@ -296,6 +301,7 @@ func TestSessionEnd(t *testing.T) {
 				}
 			})
 			t.Run("absolute deadline", func(t *testing.T) {
+				t.Parallel()
 				short := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token, IdleTimeout: time.Second, AbsoluteTimeout: 1500 * time.Millisecond})
 				conn := mustDial(t, short.wsURL(""), bearer(short.login(t, "o-gina")))
 				call(t, conn, "who")
@@ -304,13 +310,14 @@ func TestSessionEnd(t *testing.T) {
 				}
 			})
 			t.Run("kept alive while open", func(t *testing.T) {
+				t.Parallel()
 				// The idle timeout passes several times over while the socket is
 				// open and quiet: the session must survive it.
 				short := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Token, IdleTimeout: 1500 * time.Millisecond})
 				token := short.login(t, "o-hank")
 				conn := mustDial(t, short.wsURL(""), bearer(token))
 				call(t, conn, "who")
-				time.Sleep(4 * time.Second)
+				time.Sleep(4 * time.Second) // the clock passing is what is tested
 				if got := call(t, conn, "who"); got != "o-hank" {
 					t.Errorf("want o-hank; got %q", got)
 				}
@@ -325,6 +332,7 @@ func TestSessionEnd(t *testing.T) {
 // TestConcurrentWriters: writes from several goroutines through wsauth.Conn never
 // panic with "concurrent write to websocket connection", and none is lost.
 func TestConcurrentWriters(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
 	conn := mustDial(t, s.wsURL(""), bearer(s.login(t, "o-ivy")))
 	const n = 400
@@ -369,6 +377,7 @@ func (f *flakyStore) Load(ctx context.Context, id string, touch time.Duration) (
 // last values known while the store fails (Reload says why), and catches up after.
 // Its field-name errors are fibermp's.
 func TestHandleReads(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	st := &flakyStore{Store: mem}
@@ -446,6 +455,7 @@ func TestHandleReads(t *testing.T) {
 // without the Manager's middleware, Upgrade reads the credentials itself, and refuses
 // an upgrade without them with 401.
 func TestUpgradeWithoutMiddleware(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
 	bare := fiber.New(fiber.Config{DisableStartupMessage: true})
 	bare.Get("/ws", s.ws.Upgrade(echo))
@@ -468,6 +478,7 @@ func TestUpgradeWithoutMiddleware(t *testing.T) {
 // TestTicketURL: a client cannot choose where its ticket is sent. X-Forwarded-Host
 // counts only from a proxy the app trusts; a configured URL wins over the request.
 func TestTicketURL(t *testing.T) {
+	t.Parallel()
 	st := stores(t)["memory"](t)
 	get := func(s *server, path string, header http.Header) string {
 		t.Helper()
@@ -503,6 +514,7 @@ func TestTicketURL(t *testing.T) {
 // the config allows; one more is refused with 429 before any 101, and a closed socket
 // frees its place.
 func TestSocketCaps(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
 	capped := strings.Replace(s.wsURL(""), "/ws", "/capped", 1)
 	first, second := s.login(t, "o-greedy"), s.login(t, "o-greedy")
@@ -587,6 +599,7 @@ func (e noExpiry) Subscribe(fn func(store.Event)) (func(), error) {
 // call each, and a session's absolute deadline closes its socket on time even while
 // every touch hangs until the store timeout.
 func TestKeepAlive(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	t.Cleanup(func() { _ = mem.Close() })
 	st := &touchStore{Store: mem}
@@ -631,6 +644,7 @@ func TestKeepAlive(t *testing.T) {
 
 // TestMetrics counts what sockets do: open sockets and handles, events and refusals.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	m := metrics.New()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token, Metrics: m})
 	value := func(name string, labels map[string]string) float64 {
@@ -673,6 +687,7 @@ func TestMetrics(t *testing.T) {
 // TestCredentialHidden: a subprotocol credential never reaches the handler, even when
 // the headers carry a session as well.
 func TestCredentialHidden(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, stores(t)["memory"](t), nil, fibermp.Config{Protocol: fibermp.Token})
 	token := s.login(t, "o-both")
 	h := bearer(token)
@@ -693,6 +708,7 @@ func TestCredentialHidden(t *testing.T) {
 // TestProtocolsDoNotMix: where a Wafer and a Wafer2 middleware share a store, a Wafer
 // session is not opened by its id alone.
 func TestProtocolsDoNotMix(t *testing.T) {
+	t.Parallel()
 	st := stores(t)["memory"](t)
 	wafer := newServer(t, st, nil, fibermp.Config{Protocol: fibermp.Wafer})
 	wafer2 := newServer(t, st, wafer.wx, fibermp.Config{Protocol: fibermp.Wafer2})

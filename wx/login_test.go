@@ -297,7 +297,7 @@ func TestCode2SessionContext(t *testing.T) {
 	var wg sync.WaitGroup
 	var shortErr error
 	wg.Go(func() { _, shortErr = c.Code2Session(short, code) })
-	time.Sleep(10 * time.Millisecond)
+	waitCall(t, fake, wxtest.Code2Session) // the exchange is under way
 	s, err := c.Code2Session(context.Background(), code)
 	wg.Wait()
 	if !errors.Is(shortErr, context.DeadlineExceeded) {

@@ -33,6 +33,16 @@ func newFake(t testing.TB) *wxtest.Server {
 	return s
 }
 
+// waitCall waits until the fake has received a request at endpoint.
+func waitCall(t testing.TB, fake *wxtest.Server, endpoint string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); fake.Calls(endpoint) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s request within 5 s", endpoint)
+		}
+	}
+}
+
 // newHTTPClient returns an HTTP client with its own connection pool, closed at the end of
 // the test, so that no idle connection outlives it.
 func newHTTPClient(t testing.TB, timeout time.Duration) *http.Client {

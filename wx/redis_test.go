@@ -73,7 +73,7 @@ func testCacheExpiry(t *testing.T, c tokenCacheLocker) {
 	if err := c.Set(ctx, "short", "t", 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(120 * time.Millisecond)
+	time.Sleep(120 * time.Millisecond) // the TTL running out is what is tested (Redis keeps its own clock)
 	if _, found, err := c.Get(ctx, "short"); found || err != nil {
 		t.Errorf("want expired; got %v, %v", found, err)
 	}
@@ -109,7 +109,7 @@ func testCacheLock(t *testing.T, c tokenCacheLocker) {
 	if !ok {
 		t.Fatal("want taken")
 	}
-	time.Sleep(120 * time.Millisecond)
+	time.Sleep(120 * time.Millisecond) // the lock's TTL running out, as above
 	unlock4, ok, err := c.TryLock(ctx, "brief", time.Minute)
 	if !ok || err != nil {
 		t.Fatalf("expired lock: want taken; got %v, %v", ok, err)

@@ -151,7 +151,7 @@ func TestAccessTokenContext(t *testing.T) {
 	var wg sync.WaitGroup
 	var shortErr error
 	wg.Go(func() { _, shortErr = c.AccessToken(short) })
-	time.Sleep(10 * time.Millisecond)
+	waitCall(t, fake, wxtest.StableToken) // the fetch is under way
 	tok, err := c.AccessToken(context.Background())
 	wg.Wait()
 	if !errors.Is(shortErr, context.DeadlineExceeded) {
@@ -301,9 +301,7 @@ func testDropOnlyIfStillCached(t *testing.T, cache wx.TokenCache) {
 	var wg sync.WaitGroup
 	var aErr error
 	wg.Go(func() { _, aErr = a.PhoneNumber(ctx, fake.NewPhoneCode("o-a")) })
-	for fake.Calls(wxtest.PhoneNumber) == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitCall(t, fake, wxtest.PhoneNumber)
 	fake.InvalidateTokens()
 	if _, err := b.PhoneNumber(ctx, fake.NewPhoneCode("o-b")); err != nil {
 		t.Fatalf("B: %v", err)

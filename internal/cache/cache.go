@@ -181,8 +181,8 @@ func (c *Store) live() bool {
 
 // Start subscribes the cache to the store's events in the background, unless it is
 // subscribed or subscribing. Until it is, Load goes to the store. Subscribing is not
-// done on a request's time: it waits for the store (redisstore: up to 5 s on a hung
-// Redis).
+// done on a request's time: it waits for the store (redisstore: up to its
+// Config.SubscribeTimeout on a hung Redis).
 func (c *Store) Start() {
 	if c.subs.Load() != nil || !c.subscribing.CompareAndSwap(false, true) {
 		return

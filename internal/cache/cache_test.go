@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -156,6 +157,7 @@ func (f *fixture) load(t *testing.T, id string) map[string]string {
 }
 
 func TestNeedsHealth(t *testing.T) {
+	t.Parallel()
 	mem := memstore.New()
 	defer mem.Close()
 	if _, err := New(noEvents{mem}, idle, Config{}); !errors.Is(err, ErrNoEvents) {
@@ -164,6 +166,7 @@ func TestNeedsHealth(t *testing.T) {
 }
 
 func TestHitMakesNoStoreCall(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Config{})
 	f.create(t, "a", map[string]string{"n": "1"})
 	f.load(t, "a")
@@ -183,6 +186,7 @@ func TestHitMakesNoStoreCall(t *testing.T) {
 
 // A handed-out record is the caller's: changing it does not change the cache.
 func TestRecordIsACopy(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Config{})
 	f.create(t, "a", map[string]string{"n": "1"})
 	f.load(t, "a")["n"] = "changed"
@@ -192,6 +196,7 @@ func TestRecordIsACopy(t *testing.T) {
 }
 
 func TestOtherWritersEvents(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Config{})
 	ctx := context.Background()
 	f.create(t, "a", map[string]string{"n": "1"})
@@ -235,6 +240,7 @@ func TestOtherWritersEvents(t *testing.T) {
 // The cache's own writes cost one store call each, apply at once, and their events
 // (which come back) do not drop the entry.
 func TestOwnWrites(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Config{})
 	ctx := context.Background()
 	f.create(t, "a", map[string]string{"n": "1", "gone": "x"})
@@ -275,6 +281,7 @@ func TestOwnWrites(t *testing.T) {
 }
 
 func TestDeleteOwnerDropsAtOnce(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Config{})
 	ctx := context.Background()
 	f.create(t, "a", nil)
@@ -289,6 +296,7 @@ func TestDeleteOwnerDropsAtOnce(t *testing.T) {
 }
 
 func TestBypassWhileEventsAreNotLive(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Config{})
 	f.create(t, "a", map[string]string{"n": "1"})
 	f.load(t, "a")
@@ -316,6 +324,7 @@ func TestBypassWhileEventsAreNotLive(t *testing.T) {
 }
 
 func TestResyncDropsEverything(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Config{})
 	for i := range 10 {
 		id := "s" + strconv.Itoa(i)
@@ -331,93 +340,105 @@ func TestResyncDropsEverything(t *testing.T) {
 	}
 }
 
+// TestBounds, TestNotServedPastExpiry and TestRenew run on synctest's clock: with the
+// store in memory, what they check depends on time only.
 func TestBounds(t *testing.T) {
-	f := newFixture(t, Config{MaxEntries: 5, MaxAge: 50 * time.Millisecond})
-	for i := range 20 {
-		id := "s" + strconv.Itoa(i)
-		f.create(t, id, nil)
-		f.load(t, id)
-	}
-	if f.cache.Len() != 5 {
-		t.Fatalf("entries = %d, want MaxEntries 5", f.cache.Len())
-	}
-	f.load(t, "s19")
-	loads := f.backend.loads.Load()
-	time.Sleep(60 * time.Millisecond) // past MaxAge
-	f.load(t, "s19")
-	if f.backend.loads.Load() != loads+1 {
-		t.Fatal("an entry older than MaxAge was served")
-	}
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Config{MaxEntries: 5, MaxAge: 50 * time.Millisecond})
+		for i := range 20 {
+			id := "s" + strconv.Itoa(i)
+			f.create(t, id, nil)
+			f.load(t, id)
+		}
+		if f.cache.Len() != 5 {
+			t.Fatalf("entries = %d, want MaxEntries 5", f.cache.Len())
+		}
+		f.load(t, "s19")
+		loads := f.backend.loads.Load()
+		time.Sleep(60 * time.Millisecond) // past MaxAge
+		f.load(t, "s19")
+		if f.backend.loads.Load() != loads+1 {
+			t.Fatal("an entry older than MaxAge was served")
+		}
+	})
 }
 
 // A session is never served past its expiry as the cache knows it, even when no
 // event says it expired.
 func TestNotServedPastExpiry(t *testing.T) {
-	mem := memstore.New()
-	defer mem.Close()
-	h := &health{}
-	h.live.Store(true)
-	c, err := New(newCounted(mem, h), 80*time.Millisecond, Config{Renew: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	if err := mem.Create(ctx, "a", store.Record{}, 80*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Load(ctx, "a", 80*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
-	if _, err := c.Load(ctx, "a", 80*time.Millisecond); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("load past expiry: %v", err)
-	}
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		mem := memstore.New()
+		defer mem.Close()
+		h := &health{}
+		h.live.Store(true)
+		c, err := New(newCounted(mem, h), 80*time.Millisecond, Config{Renew: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ctx := context.Background()
+		if err := mem.Create(ctx, "a", store.Record{}, 80*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Load(ctx, "a", 80*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if _, err := c.Load(ctx, "a", 80*time.Millisecond); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("load past expiry: %v", err)
+		}
+	})
 }
 
 // Cached reads extend the session in the store once per Renew, in the background.
 func TestRenew(t *testing.T) {
-	mem := memstore.New()
-	defer mem.Close()
-	backend := newCounted(mem, nil)
-	h := &health{}
-	h.live.Store(true)
-	const idle = 400 * time.Millisecond
-	backend.health = h
-	c, err := New(backend, idle, Config{Renew: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	if err := mem.Create(ctx, "a", store.Record{}, idle); err != nil {
-		t.Fatal(err)
-	}
-	// Read it for three idle timeouts, from memory: the store keeps it alive.
-	end := time.Now().Add(3 * idle)
-	for time.Now().Before(end) {
-		if _, err := c.Load(ctx, "a", idle); err != nil {
-			t.Fatalf("cached reads did not keep the session: %v", err)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		mem := memstore.New()
+		defer mem.Close()
+		backend := newCounted(mem, nil)
+		h := &health{}
+		h.live.Store(true)
+		const idle = 400 * time.Millisecond
+		backend.health = h
+		c, err := New(backend, idle, Config{Renew: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	c.touchWG.Wait()
-	if _, err := mem.Load(ctx, "a", 0); err != nil {
-		t.Fatalf("the store let it expire: %v", err)
-	}
-	// About one extension per Renew: 12 in 1.2 s, far fewer than the ~240 reads.
-	if n := backend.touches.Load(); n < 3 || n > 40 {
-		t.Fatalf("%d touches for 1.2 s of reads with Renew 100ms", n)
-	}
-	if backend.loads.Load() > 3 {
-		t.Fatalf("%d loads: reads were not served from memory", backend.loads.Load())
-	}
+		defer c.Close()
+		ctx := context.Background()
+		if err := mem.Create(ctx, "a", store.Record{}, idle); err != nil {
+			t.Fatal(err)
+		}
+		// Read it for three idle timeouts, from memory: the store keeps it alive.
+		end := time.Now().Add(3 * idle)
+		for time.Now().Before(end) {
+			if _, err := c.Load(ctx, "a", idle); err != nil {
+				t.Fatalf("cached reads did not keep the session: %v", err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		c.touchWG.Wait()
+		if _, err := mem.Load(ctx, "a", 0); err != nil {
+			t.Fatalf("the store let it expire: %v", err)
+		}
+		// About one extension per Renew: 12 in 1.2 s, far fewer than the 240 reads.
+		if n := backend.touches.Load(); n < 3 || n > 40 {
+			t.Fatalf("%d touches for 1.2 s of reads with Renew 100ms", n)
+		}
+		if backend.loads.Load() > 3 {
+			t.Fatalf("%d loads: reads were not served from memory", backend.loads.Load())
+		}
+	})
 }
 
 // A Load that reads the store while a write completes must not fill the cache with
 // what it read: concurrent increments through the cache and another writer, and loads,
 // end with the cache agreeing with the store.
 func TestConcurrentWritersAgree(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Config{})
 	ctx := context.Background()
 	f.create(t, "a", map[string]string{"n": "0"})

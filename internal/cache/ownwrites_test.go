@@ -16,6 +16,7 @@ import (
 // and their replies may come back in the other. The cache must end holding what Redis
 // holds, though it skips the events of its own writes.
 func TestConcurrentOwnIncrs(t *testing.T) {
+	t.Parallel()
 	rs := redisstore.New(testenv.Redis(t), redisstore.Config{Prefix: testenv.RedisPrefix(t, testenv.Redis(t))})
 	defer rs.Close()
 	c, err := New(rs, time.Hour, Config{})
@@ -23,6 +24,14 @@ func TestConcurrentOwnIncrs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// Subscribing makes the cache's subscription now: the loads use the cache from the
+	// first trial on.
+	events := make(chan store.Event, 1024)
+	unsubscribe, err := c.Subscribe(func(ev store.Event) { events <- ev })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsubscribe()
 	ctx := context.Background()
 	for trial := 0; trial < 50; trial++ {
 		id := "cache-test-" + strconv.Itoa(trial) + "-" + strconv.FormatInt(time.Now().UnixNano(), 10)
@@ -45,7 +54,11 @@ func TestConcurrentOwnIncrs(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		time.Sleep(50 * time.Millisecond) // every event has arrived
+		// Every event has arrived: the cache skips them as its own, so they must
+		// change nothing.
+		for range 8 * 20 {
+			waitEvent(t, events)
+		}
 		got, err := c.Load(ctx, id, 0)
 		if err != nil {
 			t.Fatal(err)

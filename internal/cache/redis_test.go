@@ -14,6 +14,7 @@ import (
 // TestConformance runs the store conformance suite on the cache in front of Redis: a
 // cache is a store.Store, and fibermp and wsauth rely on every guarantee of one.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	testenv.Redis(t) // fail at once in CI without Redis
 	var mu sync.Mutex
 	prefixes := map[store.Store]string{}

@@ -33,6 +33,7 @@ func (s *slowReply) Save(ctx context.Context, id string, ch store.Change, idle t
 // v=theirs; only then does A's Save return. The cache must not apply A over the newer
 // value (no event would correct it: A's is skipped by origin, B's was consumed).
 func TestOwnWriteAppliedOverNewerRemoteWrite(t *testing.T) {
+	t.Parallel()
 	rdbA, rdbB := testenv.Redis(t), testenv.Redis(t)
 	prefix := testenv.RedisPrefix(t, rdbA)
 	rsA := redisstore.New(rdbA, redisstore.Config{Prefix: prefix})

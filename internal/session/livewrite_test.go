@@ -13,14 +13,14 @@ import (
 // made the call is descheduled between the store call and the local apply.
 type slowIncr struct {
 	store.Store
+	stored  chan struct{} // closed once the store has done the (one) Incr
 	release chan struct{}
 }
 
 func (s *slowIncr) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
 	n, err := s.Store.Incr(ctx, id, field, delta)
-	if s.release != nil {
-		<-s.release
-	}
+	close(s.stored)
+	<-s.release
 	return n, err
 }
 
@@ -34,7 +34,7 @@ func TestLateWriteDoesNotOverwriteReload(t *testing.T) {
 	if err := mem.Create(ctx, id, store.Record{Fields: map[string]string{}, Owner: "o", Deadline: time.Now().Add(time.Hour)}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	slow := &slowIncr{Store: mem, release: make(chan struct{})}
+	slow := &slowIncr{Store: mem, stored: make(chan struct{}), release: make(chan struct{})}
 	eng := &Engine{Store: slow, Idle: time.Hour, Protocol: Token}
 	rec, _ := mem.Load(ctx, id, 0)
 	st := eng.NewState(ctx, Credentials{ID: id}, rec)
@@ -42,7 +42,7 @@ func TestLateWriteDoesNotOverwriteReload(t *testing.T) {
 
 	done := make(chan int64)
 	go func() { n, _ := st.Incr("n", 1); done <- n }() // store: n=1, apply delayed
-	time.Sleep(50 * time.Millisecond)
+	<-slow.stored
 	if _, err := mem.Incr(ctx, id, "n", 1); err != nil { // an HTTP request: n=2
 		t.Fatal(err)
 	}

@@ -3,7 +3,9 @@ package testenv
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -43,6 +45,22 @@ func (s *RedisServer) Start(tb testing.TB) {
 	if err := WaitRedis(s.Addr, 10*time.Second); err != nil {
 		tb.Fatalf("redis-server on %s: %v", s.Addr, err)
 	}
+}
+
+// StartEmpty starts the server again on its address without its data, as a Redis that
+// keeps nothing on disk comes back after a crash.
+func (s *RedisServer) StartEmpty(tb testing.TB) {
+	tb.Helper()
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	s.Start(tb)
 }
 
 // Stop kills the server, as a crash would.

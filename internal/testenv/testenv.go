@@ -165,3 +165,17 @@ func WithCtx(build func(r *fasthttp.Request), fn func(c *fiber.Ctx)) {
 	defer app.ReleaseCtx(c)
 	fn(c)
 }
+
+// FindLeaks is goleak.Find, which waits about half a second for goroutines to end,
+// waiting up to 3 s for those that end by themselves later: go-redis's dial prober
+// (pool.tryDial), which a client starts after many failed dials, sleeps a second
+// between dials and only then sees that its client was closed.
+func FindLeaks(opts ...goleak.Option) error {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		err := goleak.Find(opts...)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+	}
+}

@@ -101,7 +101,8 @@ type Store struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 
-	broker memoryBroker // application messages: memory_broker.go
+	broker  memoryBroker  // application messages: broker.go
+	history memoryHistory // kept messages: history.go
 }
 
 type memoryShard struct {
@@ -747,9 +748,9 @@ func (m *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration)
 }
 
 // Capabilities implements store.Store: the memory store lives in this process, sends
-// events and carries messages within it.
+// events, and carries and keeps messages within it.
 func (m *Store) Capabilities() store.Capabilities {
-	return store.Capabilities{InProcess: true, Events: events{m}, Broker: m}
+	return store.Capabilities{InProcess: true, Events: events{m}, Broker: m, History: m}
 }
 
 // events is the memory store's store.Events.

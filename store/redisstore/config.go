@@ -1,6 +1,10 @@
 package redisstore
 
-import "github.com/mpsession/mpsession/store"
+import (
+	"time"
+
+	"github.com/mpsession/mpsession/store"
+)
 
 // Config configures a Store.
 type Config struct {
@@ -17,12 +21,20 @@ type Config struct {
 	//
 	// Optional. Default: store.DefaultMaxRecordBytes (64 KiB)
 	MaxRecordBytes int
+
+	// SubscribeTimeout bounds how long Subscribe and Listen wait for Redis to confirm a
+	// subscription, as neither takes a context: against a Redis that hangs they return
+	// an error after this long. Zero or negative takes the default.
+	//
+	// Optional. Default: 5 * time.Second
+	SubscribeTimeout time.Duration
 }
 
 // ConfigDefault is the default config.
 var ConfigDefault = Config{
-	Prefix:         "mpsession:",
-	MaxRecordBytes: store.DefaultMaxRecordBytes,
+	Prefix:           "mpsession:",
+	MaxRecordBytes:   store.DefaultMaxRecordBytes,
+	SubscribeTimeout: 5 * time.Second,
 }
 
 // configDefault returns the first config with its zero fields filled from ConfigDefault.
@@ -36,6 +48,9 @@ func configDefault(config ...Config) Config {
 	}
 	if cfg.MaxRecordBytes <= 0 {
 		cfg.MaxRecordBytes = ConfigDefault.MaxRecordBytes
+	}
+	if cfg.SubscribeTimeout <= 0 {
+		cfg.SubscribeTimeout = ConfigDefault.SubscribeTimeout
 	}
 	return cfg
 }

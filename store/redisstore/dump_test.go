@@ -15,6 +15,7 @@ import (
 // key the store wrote, with every field, member and value, and looks there for each
 // secret of the logins in every common encoding.
 func TestDumpHoldsNoSecret(t *testing.T) {
+	t.Parallel()
 	c := testenv.Redis(t)
 	prefix := testenv.RedisPrefix(t, c)
 	st := redisstore.New(c, redisstore.Config{Prefix: prefix})

@@ -16,10 +16,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// subscribeTimeout bounds how long the first Subscribe waits for Redis to confirm the
-// subscription, as Subscribe takes no context.
-const subscribeTimeout = 5 * time.Second
-
 // The health check of the subscription (see EventsLive).
 const (
 	// pingInterval is how often the subscription's connection is sent a PING.
@@ -147,12 +143,12 @@ var clockBase = time.Now()
 func monoNow() int64 { return int64(time.Since(clockBase)) + 1 }
 
 // Subscribe registers fn to receive the events of every process that shares the Redis
-// and the prefix. The first call subscribes to the channel, waiting at most 5 seconds
-// for Redis to confirm; it returns an error if Redis cannot be reached, and a later call
-// tries again. Once subscribed, the subscription survives reconnects, but events
-// published while it is disconnected are lost: when it is live again, every subscriber
-// receives a store.EventResync, after which events flow as before. The same happens
-// after a silence longer than a second (see EventsLive).
+// and the prefix. The first call subscribes to the channel, waiting at most
+// Config.SubscribeTimeout for Redis to confirm; it returns an error if Redis cannot be
+// reached, and a later call tries again. Once subscribed, the subscription survives
+// reconnects, but events published while it is disconnected are lost: when it is live
+// again, every subscriber receives a store.EventResync, after which events flow as
+// before. The same happens after a silence longer than a second (see EventsLive).
 func (s *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) {
 	if fn == nil {
 		return nil, errors.New("redisstore: subscribe: nil func")
@@ -212,7 +208,7 @@ func (e *eventFeed) setSubs(change func([]*subscriber) []*subscriber) {
 // startEvents subscribes and starts the receive loop and the health check;
 // s.feed.mu must be held.
 func (s *Store) startEvents() error {
-	ctx, cancel := context.WithTimeout(context.Background(), subscribeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.subscribeTimeout)
 	defer cancel()
 	ps := s.client.Subscribe(ctx, s.channel)
 	// The first reply confirms the subscription: events published after Subscribe

@@ -199,6 +199,7 @@ func (w *healthWatch) check(t *testing.T) {
 // at once, that a resync is delivered while it is false, that it turns true only after
 // that, and that events flow again.
 func TestEventsLiveKill(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			name := "mpsession-test-" + rand.Text()
@@ -276,6 +277,7 @@ func TestEventsLiveKill(t *testing.T) {
 // unanswered for a second, and that after Resume a resync is delivered before it turns
 // true again.
 func TestEventsLivePause(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { c.Close() })
@@ -325,6 +327,7 @@ func TestEventsLivePause(t *testing.T) {
 // another process, receives the origin of the writes made through the first one's view
 // (Events.From), and none with those made through the first one itself.
 func TestEventOriginAcrossStores(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			first := newStore(t, b.client(t), Config{})
@@ -384,6 +387,7 @@ func TestEventOriginAcrossStores(t *testing.T) {
 // TestCapabilities checks what the store declares, and that closing a view (Events.From)
 // closes nothing: the store's subscription stays live and its events flow.
 func TestCapabilities(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, newClient(t), Config{})
 	c := s.Capabilities()
 	if c.InProcess || c.Events == nil || !c.Events.Shared() || c.Broker == nil {
@@ -450,8 +454,8 @@ func TestCloseStopsEvents(t *testing.T) {
 }
 
 // eventGoroutines counts the goroutines that a Store's startEvents started: the receive
-// loop and the health check. Tests that subscribe run one at a time, so within a test it counts that
-// test's own.
+// loop and the health check. TestCloseStopsEvents, which counts them, does not run in
+// parallel: no other test runs meanwhile, so it counts its own.
 func eventGoroutines() int {
 	buf := make([]byte, 1<<20)
 	for {

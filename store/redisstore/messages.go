@@ -14,7 +14,7 @@ import (
 )
 
 // Application messages (store.Broker) travel on one Redis channel per topic,
-// "<prefix>m:<topic>", so a process receives only the topics it listens to. On a
+// "<prefix>m:{<topic>}", so a process receives only the topics it listens to. On a
 // Cluster they use sharded pub/sub (SPUBLISH, SSUBSCRIBE): a message crosses only the
 // shard that owns its channel, instead of every node of the Cluster.
 //
@@ -66,7 +66,9 @@ type msgOp struct {
 	subscribe bool
 }
 
-func (s *Store) msgChannel(topic string) string { return s.prefix + "m:" + topic }
+// msgChannel is topic's channel. The braces put it in the Cluster slot of the topic's
+// history (history.go), so that one script can keep a message and publish it.
+func (s *Store) msgChannel(topic string) string { return s.prefix + "m:{" + topic + "}" }
 
 // Publish implements store.Broker with PUBLISH, or SPUBLISH on a Cluster. It costs one
 // round trip, bounded by ctx.
@@ -92,8 +94,8 @@ func (s *Store) Publish(ctx context.Context, topic string, msg []byte) error {
 var errRing = errors.New("messages need a single node, Sentinel or Cluster client, not a Ring")
 
 // Listen implements store.Broker. The first listener of a topic subscribes to its
-// channel and waits at most 5 seconds for Redis to confirm; later listeners of the
-// topic wait for that confirmation too, then share the subscription.
+// channel and waits at most Config.SubscribeTimeout for Redis to confirm; later
+// listeners of the topic wait for that confirmation too, then share the subscription.
 //
 // go-redis reconnects and resubscribes after a network error; the messages published
 // while the connection was down are lost, and listeners are not told. After a Cluster
@@ -112,7 +114,7 @@ func (s *Store) Listen(topic string, fn func(msg []byte)) (stop func(), err erro
 	node := ""
 	switch c := s.client.(type) {
 	case *redis.ClusterClient:
-		ctx, cancel := context.WithTimeout(context.Background(), subscribeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), s.subscribeTimeout)
 		master, err := c.MasterForKey(ctx, ch)
 		if err != nil {
 			err = s.fail(ctx, "listen", err)
@@ -150,7 +152,7 @@ func (s *Store) Listen(topic string, fn func(msg []byte)) (stop func(), err erro
 
 	var once sync.Once
 	stop = func() { once.Do(func() { s.unlisten(ch, t, l) }) }
-	timer := time.NewTimer(subscribeTimeout)
+	timer := time.NewTimer(s.subscribeTimeout)
 	defer timer.Stop()
 	select {
 	case <-t.ready:
@@ -158,7 +160,7 @@ func (s *Store) Listen(topic string, fn func(msg []byte)) (stop func(), err erro
 		err = t.err
 		m.mu.Unlock()
 	case <-timer.C:
-		err = errors.New("redis did not confirm the subscription within 5 s")
+		err = fmt.Errorf("redis did not confirm the subscription within %v", s.subscribeTimeout)
 	}
 	if err != nil {
 		stop()
@@ -261,7 +263,7 @@ func (s *Store) writeOps(c *msgConn) {
 // channels, opening the connection for the first SUBSCRIBE. Redis confirms a
 // subscription on the connection; the delivery goroutine reads the confirmation.
 func (s *Store) writeOp(c *msgConn, ps *redis.PubSub, subscribe bool, channels []string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), subscribeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.subscribeTimeout)
 	defer cancel()
 	cc, sharded := s.client.(*redis.ClusterClient)
 	if ps == nil {

@@ -68,6 +68,7 @@ func infoInt(reply, key string) int64 {
 // TestMessageShardedCluster: on a Cluster, a message is one SPUBLISH on the node that
 // owns its channel, and crosses no other node: no cluster bus message is sent for it,
 // where a plain PUBLISH goes to every node. The listener is another process's store.
+// It counts what the whole Cluster runs, so it does not run in parallel.
 func TestMessageShardedCluster(t *testing.T) {
 	cc := newClusterClient(t)
 	pub := newStore(t, cc, Config{})

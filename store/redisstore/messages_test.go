@@ -54,6 +54,7 @@ func numsub(t *testing.T, c redis.UniversalClient, channel string) (plain, shard
 // it has, dropped with the last one, with the connection; on a Cluster the
 // subscriptions are sharded, on the node that owns each channel.
 func TestMessageSubscriptions(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			c := be.client(t)
@@ -111,6 +112,7 @@ func TestMessageSubscriptions(t *testing.T) {
 // TestMessageReconnect: after the server drops the subscription's connection, go-redis
 // resubscribes, and messages flow again.
 func TestMessageReconnect(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
@@ -161,6 +163,7 @@ func TestMessageReconnect(t *testing.T) {
 // TestMessageListenDown: Listen fails with a clear error when Redis is unreachable,
 // and works once it is back.
 func TestMessageListenDown(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { c.Close() })

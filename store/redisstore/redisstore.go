@@ -22,9 +22,10 @@ type Store struct {
 	channel string
 	// sharded is true when keys may live on different nodes (Cluster, Ring), so that
 	// no script may touch two keys.
-	sharded bool
-	feed    eventFeed // session events: events.go
-	msgs    messages  // application messages: messages.go
+	sharded          bool
+	subscribeTimeout time.Duration
+	feed             eventFeed // session events: events.go
+	msgs             messages  // application messages: messages.go
 }
 
 var (
@@ -48,11 +49,12 @@ func New(client redis.UniversalClient, config ...Config) *Store {
 	cfg := configDefault(config...)
 	_, single := client.(*redis.Client)
 	return &Store{
-		client:  client,
-		prefix:  cfg.Prefix,
-		limit:   cfg.MaxRecordBytes,
-		channel: cfg.Prefix + "events",
-		sharded: !single,
+		client:           client,
+		prefix:           cfg.Prefix,
+		limit:            cfg.MaxRecordBytes,
+		channel:          cfg.Prefix + "events",
+		sharded:          !single,
+		subscribeTimeout: cfg.SubscribeTimeout,
 	}
 }
 
@@ -519,10 +521,10 @@ func (s *Store) TakeTicket(ctx context.Context, ticket string) (string, error) {
 func (s *Store) Close() error { return s.feed.close() }
 
 // Capabilities implements store.Store: the store sends events that reach every process
-// sharing the Redis and the prefix (Subscribe, EventsLive), and carries messages between
-// them (Publish, Listen).
+// sharing the Redis and the prefix (Subscribe, EventsLive), carries messages between
+// them (Publish, Listen) and keeps their recent history (PublishKept, Since).
 func (s *Store) Capabilities() store.Capabilities {
-	return store.Capabilities{Events: events{s}, Broker: s}
+	return store.Capabilities{Events: events{s}, Broker: s, History: s}
 }
 
 // events is the store's store.Events: Subscribe and EventsLive are the Store's own.

@@ -24,7 +24,6 @@ import (
 	"github.com/mpsession/mpsession/store/memstore"
 	"github.com/mpsession/mpsession/store/storetest"
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 )
 
 // The tests need the Redis at MPSESSION_REDIS_ADDR (default 127.0.0.1:6379) and
@@ -36,7 +35,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	stopCluster()
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := testenv.FindLeaks(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
 			code = 1
 		}
@@ -161,6 +160,7 @@ func suiteConfig(client func(t testing.TB) redis.UniversalClient) storetest.Conf
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			b.client(t) // skip or fail at once without Redis
@@ -171,6 +171,7 @@ func TestConformance(t *testing.T) {
 
 // TestKeyLayout checks the key names and expiries the package doc promises.
 func TestKeyLayout(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := newClient(t)
 	prefix := newPrefix()
@@ -248,6 +249,7 @@ func TestKeyLayout(t *testing.T) {
 // given, so it holds what the caller sealed (wsauth seals the session id), never the
 // ticket itself.
 func TestNoCredentialInDump(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -354,6 +356,7 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // client that dials a new connection for each call, so that the count is the call's
 // own whatever else the client does.
 func TestRoundTrips(t *testing.T) {
+	t.Parallel()
 	redial := backend{"SingleRedial", func(t testing.TB) redis.UniversalClient {
 		return newClient(t, func(o *redis.Options) { o.ConnMaxIdleTime = time.Nanosecond })
 	}}
@@ -467,6 +470,7 @@ func TestRoundTrips(t *testing.T) {
 // TestDeadlineOvershoot checks that a session Load kept in Redis past its deadline (see
 // Store.Load) is gone for every operation.
 func TestDeadlineOvershoot(t *testing.T) {
+	t.Parallel()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -484,7 +488,7 @@ func TestDeadlineOvershoot(t *testing.T) {
 			if d := rec.ExpiresAt.Sub(deadline).Abs(); d > time.Millisecond {
 				t.Errorf("ExpiresAt: want the deadline %v; got %v", deadline, rec.ExpiresAt)
 			}
-			time.Sleep(time.Until(deadline.Add(50 * time.Millisecond)))
+			time.Sleep(time.Until(deadline.Add(50 * time.Millisecond))) // past the deadline, on the clock: what is tested
 			if c.Exists(ctx, s.sessionKey(store.Hash(id))).Val() != 1 {
 				t.Fatal("the session is no longer in Redis: nothing to check")
 			}
@@ -516,7 +520,7 @@ func TestDeadlineOvershoot(t *testing.T) {
 			if _, err := s.Load(ctx, id, time.Hour); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Until(deadline.Add(50 * time.Millisecond)))
+			time.Sleep(time.Until(deadline.Add(50 * time.Millisecond))) // as above
 			_, err = s.Load(ctx, id, time.Hour)
 			wantNotFound(t, "Load", err)
 			if n := c.Exists(ctx, s.sessionKey(store.Hash(id))).Val(); n != 0 {
@@ -581,6 +585,7 @@ func wantOutageError(t *testing.T, what string, err error, took, limit time.Dura
 // TestOutage checks that a store whose Redis is unreachable returns errors promptly
 // and does not panic.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	for _, b := range []struct {
 		name   string
 		client func(addr string) redis.UniversalClient
@@ -591,6 +596,7 @@ func TestOutage(t *testing.T) {
 		}},
 	} {
 		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
 			c := b.client(testenv.FreeAddr(t))
 			t.Cleanup(func() { c.Close() })
 			s := New(c, Config{Prefix: newPrefix()})
@@ -611,10 +617,71 @@ func TestOutage(t *testing.T) {
 				unsubscribe()
 				t.Errorf("Subscribe with Redis down: want an error; got nil")
 			}
-			if took := time.Since(start); took > subscribeTimeout+time.Second {
+			if took := time.Since(start); took > s.subscribeTimeout+time.Second {
 				t.Errorf("Subscribe with Redis down: took %v", took)
 			}
 		})
+	}
+}
+
+// TestSubscribeTimeout checks that Config.SubscribeTimeout, not the default nor
+// go-redis's own timeouts, bounds how long Subscribe and Listen wait for a Redis that
+// accepts connections and never answers.
+func TestSubscribeTimeout(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		call func(s *Store) error
+	}{
+		{"Subscribe", func(s *Store) error {
+			unsubscribe, err := s.Subscribe(func(store.Event) {})
+			if err == nil {
+				unsubscribe()
+			}
+			return err
+		}},
+		{"Listen", func(s *Store) error {
+			stop, err := s.Listen("topic", func([]byte) {})
+			if err == nil {
+				stop()
+			}
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hung := testenv.StartHung(t)
+			// Without a read timeout of its own, go-redis waits as long as the context
+			// lets it: only SubscribeTimeout can end the wait.
+			c := redis.NewClient(&redis.Options{Addr: hung.Addr, ContextTimeoutEnabled: true, ReadTimeout: -1})
+			t.Cleanup(func() { c.Close() })
+			const timeout = 300 * time.Millisecond
+			s := New(c, Config{Prefix: newPrefix(), SubscribeTimeout: timeout})
+			t.Cleanup(func() { s.Close() })
+			start := time.Now()
+			err := tc.call(s)
+			took := time.Since(start)
+			if err == nil {
+				t.Fatalf("%s to a hung Redis: want an error; got nil", tc.name)
+			}
+			if took < timeout || took > ConfigDefault.SubscribeTimeout/2 {
+				t.Errorf("%s to a hung Redis with SubscribeTimeout %v: took %v (%v)", tc.name, timeout, took, err)
+			}
+			hung.Close() // go-redis's connections fail at once, so Close waits for none
+		})
+	}
+}
+
+// TestSubscribeTimeoutDefault checks that a SubscribeTimeout of zero or less takes the
+// default, as the other fields do.
+func TestSubscribeTimeoutDefault(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, -time.Second} {
+		if got := configDefault(Config{SubscribeTimeout: d}).SubscribeTimeout; got != 5*time.Second {
+			t.Errorf("SubscribeTimeout %v: want the default, 5s; got %v", d, got)
+		}
+	}
+	if got := configDefault(Config{SubscribeTimeout: time.Second}).SubscribeTimeout; got != time.Second {
+		t.Errorf("SubscribeTimeout 1s: want 1s; got %v", got)
 	}
 }
 
@@ -622,6 +689,7 @@ func TestOutage(t *testing.T) {
 // operation fails promptly, and within 2 s of its return operations succeed and events
 // flow again.
 func TestRecovery(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartRedis(t)
 	addr := srv.Addr
 	c := redis.NewClient(&redis.Options{Addr: addr})
@@ -760,6 +828,7 @@ func pubsubConns(t *testing.T, c *redis.Client, name string) []string {
 // that every subscriber receives an EventResync, that later events arrive, and that all
 // subscribers share one connection.
 func TestResubscribe(t *testing.T) {
+	t.Parallel()
 	name := "mpsession-test-" + rand.Text()
 	c := newClient(t, func(o *redis.Options) { o.ClientName = name })
 	admin := newClient(t)
@@ -841,6 +910,7 @@ func waitResync(t *testing.T, events <-chan store.Event, limit time.Duration) ti
 
 // TestUnsubscribe checks that an unsubscribed function is not called again.
 func TestUnsubscribe(t *testing.T) {
+	t.Parallel()
 	c := newClient(t)
 	s := newStore(t, c, Config{})
 	var calls atomic.Int64
@@ -873,6 +943,7 @@ func TestUnsubscribe(t *testing.T) {
 }
 
 func TestEventEncoding(t *testing.T) {
+	t.Parallel()
 	hash := store.Hash("id")
 	at := time.UnixMilli(1764370000123)
 	for _, ev := range []store.Event{
@@ -924,6 +995,7 @@ func TestEventEncoding(t *testing.T) {
 // TestEventOriginLikeStore checks that the payload carries exactly the origins for
 // which store.ValidOrigin is true, those that Events.From takes, and "" as none.
 func TestEventOriginLikeStore(t *testing.T) {
+	t.Parallel()
 	hash := store.Hash("id")
 	// From reaches no Redis: the client is never used.
 	c := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})

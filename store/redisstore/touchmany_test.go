@@ -18,7 +18,8 @@ import (
 // Redis it would cost every other test using it, in other packages at the same time, an
 // EVAL after its next EVALSHA, and fail those that count round trips. So the single
 // node is a redis-server of the test's own, and the Cluster the test binary's own,
-// which no other package uses and whose tests here do not run in parallel.
+// which no other package uses, and which no other test uses meanwhile: this one does
+// not run in parallel.
 func TestTouchMany(t *testing.T) {
 	for _, b := range []backend{
 		{"Single", func(t testing.TB) redis.UniversalClient {

@@ -119,6 +119,7 @@ func Run(t *testing.T, cfg Config) {
 		{"Event", false, s.eventTests()},
 		{"Expiry", !cfg.Serial, s.expiryTests()},
 		{"Broker", false, s.brokerTests()},
+		{"History", false, s.historyTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
