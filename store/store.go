@@ -236,6 +236,11 @@ type Capabilities struct {
 	// History keeps the recent messages of the Broker's topics, or is nil for a store
 	// that keeps none. wsauth's Hub uses it when its Config.History is set.
 	History History
+
+	// Presence keeps who is in each room, across the processes sharing the store, or
+	// is nil for a store that keeps none. wsauth's Hub uses it when its
+	// Config.Presence is set.
+	Presence Presence
 }
 
 // Events is a store's feed of session events.

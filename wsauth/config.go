@@ -78,6 +78,14 @@ type Config struct {
 	// Optional. Default: nil
 	History *HistoryConfig
 
+	// Presence keeps who is in each room across the processes sharing the store
+	// (Hub.Presence), at one store round trip per Join and Leave, and optionally tells
+	// the room of joins and leaves. It needs a store that keeps presence (memstore,
+	// redisstore). nil: off, at no cost.
+	//
+	// Optional. Default: nil
+	Presence *PresenceConfig
+
 	// QueueSize is how many messages from the Hub (ToUser, ToSession, ToRoom) may wait
 	// to be written to one socket. A socket whose queue is full when another message
 	// comes is closed with CloseTooSlow, so that a client that stopped reading holds

@@ -47,11 +47,15 @@ type Conn struct {
 	outDone bool     // closed, or too slow: queue nothing more
 
 	hist *connHistory // with Config.History: the socket's place in its streams (history.go)
+	id   string       // with Config.History or Presence: the socket's id, unique in the fleet
 }
 
 // wrap sets up conn and starts its pings; nil when the server shut down.
 func (s *Server) wrap(conn *fws.Conn, h *Handle) *Conn {
 	c := &Conn{c: conn, cfg: &s.cfg, h: h, srv: s, hub: s.hub}
+	if s.hub.hist != nil || s.hub.presence != nil {
+		c.id = newConnID()
+	}
 	if !s.conns.add(c) {
 		return nil // Shutdown began
 	}

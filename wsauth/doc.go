@@ -162,6 +162,18 @@
 // Tunnel connects to a URL it is given, with no header of the application's: its
 // sockets start afresh.
 //
+// # Presence
+//
+// With Config.Presence, Hub.Presence tells who is in a room now, from any process:
+// the openids of its sockets and how many sockets. Each Join and Leave (and each
+// socket's close) costs one store round trip; on Redis a room's members are a hash
+// whose fields name the process that added them, and a process renews a key of its
+// own every redisstore.Config.PresenceTTL/3 (10 s by default), so that the members of
+// a process that crashed (SIGKILL, a lost machine) stop being listed within
+// PresenceTTL. With PresenceConfig.Events, a room's members (the joining socket too)
+// get {"presence":{"join":"<openid>"}} and {"presence":{"leave":"<openid>"}} as
+// messages of the room.
+//
 // # At scale: 10 instances x 100,000 sockets
 //
 // On paper, for a fleet of 10 instances holding 100,000 sockets each (one socket per

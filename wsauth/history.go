@@ -283,7 +283,7 @@ func (h *Hub) since(ctx context.Context, topic string, after store.Position) ([]
 func (h *Hub) attachKept(c *Conn, req *Recover) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	hs := &connHistory{id: newConnID(), pos: map[string]store.Position{}, waiting: map[string][]store.Kept{}}
+	hs := &connHistory{id: c.id, pos: map[string]store.Position{}, waiting: map[string][]store.Kept{}}
 	topics := connTopics(c)
 	recovered := req != nil
 	var rooms []string
@@ -338,6 +338,9 @@ func (h *Hub) attachKept(c *Conn, req *Recover) {
 	h.mu.Unlock()
 	if len(rooms) > 0 {
 		h.saveRooms(c)
+	}
+	for _, room := range rooms {
+		h.entered(ctx, c, room)
 	}
 }
 

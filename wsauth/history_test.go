@@ -60,6 +60,7 @@ type histClient struct {
 	pos       map[string]string
 	got       []histMsg // hub messages, in order
 	replies   []string  // the handler's own replies
+	events    []string  // presence events (without Config.History)
 }
 
 type histMsg struct {
@@ -110,6 +111,10 @@ func (c *histClient) read(wait time.Duration) error {
 	_, b, err := c.conn.ReadMessage()
 	if err != nil {
 		return err
+	}
+	if strings.HasPrefix(string(b), `{"presence":`) {
+		c.events = append(c.events, string(b))
+		return nil
 	}
 	if len(b) > 0 && b[0] == '{' {
 		var m histMsg

@@ -53,6 +53,9 @@ type Hub struct {
 	hist   store.History    // nil: Config.History is off
 	keep   store.Retention  // Config.History's bounds
 
+	presence       store.Presence // nil: Config.Presence is off
+	presenceEvents bool           // Config.Presence.Events
+
 	sent, received, delivered, tooSlow, dropped, listenErrors atomic.Uint64
 
 	mu     sync.Mutex
@@ -406,6 +409,7 @@ func (h *Hub) attachConn(c *Conn) {
 func (h *Hub) detachConn(c *Conn) {
 	h.mu.Lock()
 	c.hubGone = true
+	rooms := c.roomsLocked()
 	var stops []func()
 	for _, topic := range append(connTopics(c), c.rooms...) {
 		if stop := h.removeLocked(topic, c, nil); stop != nil {
@@ -417,6 +421,7 @@ func (h *Hub) detachConn(c *Conn) {
 	for _, stop := range stops {
 		stop()
 	}
+	h.left(c, rooms)
 }
 
 // Hub returns the hub of the socket's Server (Server.Hub), which works from any
@@ -457,6 +462,9 @@ func (c *Conn) Join(ctx context.Context, room string) error {
 	}
 	if joined && h.hist != nil {
 		h.joinKept(ctx, c, topic)
+	}
+	if joined {
+		h.entered(ctx, c, room)
 	}
 	return nil
 }
@@ -517,6 +525,7 @@ func (c *Conn) Leave(ctx context.Context, room string) error {
 	if h.hist != nil {
 		h.saveRooms(c)
 	}
+	h.left(c, []string{room})
 	return nil
 }
 

@@ -66,6 +66,12 @@ func NewServer(mp *fibermp.Manager, config ...Config) (*Server, error) {
 		}
 		s.hub.hist, s.hub.keep = caps.History, cfg.History.retention()
 	}
+	if cfg.Presence != nil {
+		if caps.Presence == nil {
+			return nil, errors.New("wsauth: Config.Presence: the Manager's store keeps no presence (Capabilities().Presence is nil)")
+		}
+		s.hub.presence, s.hub.presenceEvents = caps.Presence, cfg.Presence.Events
+	}
 	_, _ = rand.Read(s.hub.id[:])
 	return s, nil
 }

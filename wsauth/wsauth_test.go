@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv("WSAUTH_PRESENCE_CHILD"); spec != "" {
+		presenceChild(spec) // an instance of TestPresenceAfterSIGKILL, until it is killed
+		return
+	}
 	testenv.QuietRedisLog()
 	goleak.VerifyTestMain(m, testenv.IgnoreFasthttp...)
 }

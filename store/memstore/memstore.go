@@ -101,8 +101,9 @@ type Store struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 
-	broker  memoryBroker  // application messages: broker.go
-	history memoryHistory // kept messages: history.go
+	broker   memoryBroker   // application messages: broker.go
+	history  memoryHistory  // kept messages: history.go
+	presence memoryPresence // who is in each room: presence.go
 }
 
 type memoryShard struct {
@@ -750,7 +751,7 @@ func (m *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration)
 // Capabilities implements store.Store: the memory store lives in this process, sends
 // events, and carries and keeps messages within it.
 func (m *Store) Capabilities() store.Capabilities {
-	return store.Capabilities{InProcess: true, Events: events{m}, Broker: m, History: m}
+	return store.Capabilities{InProcess: true, Events: events{m}, Broker: m, History: m, Presence: m}
 }
 
 // events is the memory store's store.Events.

@@ -28,6 +28,13 @@ type Config struct {
 	//
 	// Optional. Default: 5 * time.Second
 	SubscribeTimeout time.Duration
+
+	// PresenceTTL is how long the members a process added to rooms (store.Presence)
+	// stay listed after the process stops renewing them (it crashed): the store renews
+	// them every PresenceTTL/3 while it is open. Zero or negative takes the default.
+	//
+	// Optional. Default: 10 * time.Second
+	PresenceTTL time.Duration
 }
 
 // ConfigDefault is the default config.
@@ -35,6 +42,7 @@ var ConfigDefault = Config{
 	Prefix:           "mpsession:",
 	MaxRecordBytes:   store.DefaultMaxRecordBytes,
 	SubscribeTimeout: 5 * time.Second,
+	PresenceTTL:      10 * time.Second,
 }
 
 // configDefault returns the first config with its zero fields filled from ConfigDefault.
@@ -51,6 +59,9 @@ func configDefault(config ...Config) Config {
 	}
 	if cfg.SubscribeTimeout <= 0 {
 		cfg.SubscribeTimeout = ConfigDefault.SubscribeTimeout
+	}
+	if cfg.PresenceTTL <= 0 {
+		cfg.PresenceTTL = ConfigDefault.PresenceTTL
 	}
 	return cfg
 }

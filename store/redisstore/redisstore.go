@@ -26,6 +26,7 @@ type Store struct {
 	subscribeTimeout time.Duration
 	feed             eventFeed // session events: events.go
 	msgs             messages  // application messages: messages.go
+	presence         presence  // who is in each room: presence.go
 }
 
 var (
@@ -55,6 +56,7 @@ func New(client redis.UniversalClient, config ...Config) *Store {
 		channel:          cfg.Prefix + "events",
 		sharded:          !single,
 		subscribeTimeout: cfg.SubscribeTimeout,
+		presence:         presence{instance: newEpoch(), ttl: cfg.PresenceTTL},
 	}
 }
 
@@ -518,13 +520,16 @@ func (s *Store) TakeTicket(ctx context.Context, ticket string) (string, error) {
 
 // Close stops the store's subscription, if any. It does not close the client, and must
 // not be called from a subscriber.
-func (s *Store) Close() error { return s.feed.close() }
+func (s *Store) Close() error {
+	s.stopPresence()
+	return s.feed.close()
+}
 
 // Capabilities implements store.Store: the store sends events that reach every process
 // sharing the Redis and the prefix (Subscribe, EventsLive), carries messages between
 // them (Publish, Listen) and keeps their recent history (PublishKept, Since).
 func (s *Store) Capabilities() store.Capabilities {
-	return store.Capabilities{Events: events{s}, Broker: s, History: s}
+	return store.Capabilities{Events: events{s}, Broker: s, History: s, Presence: s}
 }
 
 // events is the store's store.Events: Subscribe and EventsLive are the Store's own.

@@ -120,6 +120,7 @@ func Run(t *testing.T, cfg Config) {
 		{"Expiry", !cfg.Serial, s.expiryTests()},
 		{"Broker", false, s.brokerTests()},
 		{"History", false, s.historyTests()},
+		{"Presence", false, s.presenceTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
