@@ -45,6 +45,9 @@ type Conn struct {
 	out     [][]byte // waiting to be written
 	sending bool     // a goroutine writes out
 	outDone bool     // closed, or too slow: queue nothing more
+	// replayed counts the messages of out queued by a recovery, which QueueSize does
+	// not count (a history's size bounds them).
+	replayed int
 
 	hist *connHistory // with Config.History: the socket's place in its streams (history.go)
 	id   string       // with Config.History or Presence: the socket's id, unique in the fleet

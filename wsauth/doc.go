@@ -158,7 +158,15 @@
 // store lost the history (a Redis restarted empty), or the client sent no state: the
 // application then resyncs its client, as after a first connection. A socket that
 // stays open and misses a message (its process's pub/sub connection was cut) is closed
-// with CloseMissed (4009), so that the client reconnects and recovers. wafer-client-sdk's
+// with CloseMissed (4009) when the next message of that stream shows the gap, so that
+// the client reconnects and recovers; so is a socket whose process cannot listen to
+// one of its streams, and one open for a day on a stream quiet for a day (its epoch
+// ended: the client is then told recovered: false). The rooms come back as they were
+// last kept: when keeping them fails, Join returns the error and the socket is not in
+// the room; when Leave cannot keep them, it returns the error and a recovery may put
+// the socket back in the room. HistoryConfig.Rejoin lets the application refuse a room
+// (a user removed from it while offline). The recovery state must fit MaxRecoverBytes
+// (2 KiB), and the upgrade request fasthttp's read buffer. wafer-client-sdk's
 // Tunnel connects to a URL it is given, with no header of the application's: its
 // sockets start afresh.
 //

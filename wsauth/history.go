@@ -32,6 +32,14 @@ type HistoryConfig struct {
 	//
 	// Optional. Default: 300
 	Size int
+
+	// Rejoin approves each room a recovering socket is put back in (the rooms its
+	// predecessor was in, kept by the store for a day): a user removed from a room
+	// while offline should not come back to it. It runs before the socket's handler,
+	// with the socket's live session. nil: every room is restored.
+	//
+	// Optional. Default: nil
+	Rejoin func(c *Conn, room string) bool
 }
 
 // CloseMissed is the close code of a socket that missed messages while it stayed
@@ -47,8 +55,10 @@ const RecoverHeader = "X-Hub-Recover"
 
 const recoverProtocolPrefix = "recover."
 
-// MaxRecoverBytes is the longest recovery state a client may send.
-const MaxRecoverBytes = 4 << 10
+// MaxRecoverBytes is the longest recovery state a client may send. In a subprotocol
+// it grows by a third (base64), and the whole upgrade request must fit fasthttp's
+// read buffer (fiber.Config.ReadBufferSize, 4096 bytes by default).
+const MaxRecoverBytes = 2 << 10
 
 // ErrNotJSON is returned by ToUser, ToSession and ToRoom with Config.History set for
 // a message that is not a JSON value: messages then travel in a JSON envelope.
@@ -213,7 +223,9 @@ func (c *Conn) sendKept(topic string, k store.Kept, replay bool) {
 	switch {
 	case tracked && last.Epoch == k.Pos.Epoch && k.Pos.Offset <= last.Offset:
 		return // written already
-	case !tracked, last.IsZero() && k.Pos.Offset == 1, last.Epoch == k.Pos.Epoch && k.Pos.Offset == last.Offset+1:
+	case !tracked, last.IsZero(), last.Epoch == k.Pos.Epoch && k.Pos.Offset == last.Offset+1:
+		// Untracked or zero: where the stream stood could not be read (the client was
+		// told recovered: false), so the socket starts at this message.
 		hs.pos[topic] = k.Pos
 		if replay {
 			c.enqueueReplay(envelope(topic, k.Pos, k.Msg))
@@ -250,6 +262,7 @@ func (c *Conn) enqueueReplay(msg []byte) {
 		return
 	}
 	c.out = append(c.out, msg)
+	c.replayed++
 	if !c.sending {
 		c.sending = true
 		go c.sendQueued()
@@ -291,6 +304,9 @@ func (h *Hub) attachKept(c *Conn, req *Recover) {
 		var ok bool
 		rooms, ok = h.loadRooms(ctx, req.ID, c.h.hash)
 		recovered = recovered && ok
+		if h.rejoin != nil {
+			rooms = slices.DeleteFunc(rooms, func(room string) bool { return !h.rejoin(c, room) })
+		}
 	}
 	h.mu.Lock()
 	c.hist = hs
@@ -305,10 +321,16 @@ func (h *Hub) attachKept(c *Conn, req *Recover) {
 	}
 	h.mu.Unlock()
 
+	deaf := false
 	for _, topic := range topics {
 		if err := h.join(topic, c, nil); err != nil {
-			recovered = false // the socket still gets what this process sends
+			deaf = true // with History every message comes from the store's channel
 		}
+	}
+	if deaf {
+		// The socket would miss its messages without a word: it reconnects instead.
+		go func() { _ = c.CloseWith(CloseMissed, "cannot listen to the store: reconnect") }()
+		return
 	}
 	start := make(map[string]store.Position, len(topics))
 	replay := make(map[string][]store.Kept, len(topics))
@@ -337,7 +359,7 @@ func (h *Hub) attachKept(c *Conn, req *Recover) {
 	}
 	h.mu.Unlock()
 	if len(rooms) > 0 {
-		h.saveRooms(c)
+		_ = h.saveRooms(c) // the next Join or Leave writes them again
 	}
 	for _, room := range rooms {
 		h.entered(ctx, c, room)
@@ -347,17 +369,22 @@ func (h *Hub) attachKept(c *Conn, req *Recover) {
 // joinKept finishes a Join with Config.History: it reads where the room's stream
 // stands, tells the socket (an envelope with the position and no message), and keeps
 // the socket's rooms for its recovery.
-func (h *Hub) joinKept(ctx context.Context, c *Conn, topic string) {
+func (h *Hub) joinKept(ctx context.Context, c *Conn, topic string) error {
 	_, last, _, err := h.hist.Since(ctx, topic, store.Position{}, 1)
 	h.mu.Lock()
-	if slices.Contains(c.rooms, topic) && !c.hubGone {
+	// Only while this Join's messages are still held: a Leave and another Join
+	// meanwhile start the room again themselves.
+	if _, held := c.hist.waiting[topic]; held && slices.Contains(c.rooms, topic) && !c.hubGone {
 		if err == nil {
 			c.enqueue(envelope(topic, last, nil))
 		}
 		c.startKept(topic, last, nil)
 	}
 	h.mu.Unlock()
-	h.saveRooms(c)
+	if err := h.saveRooms(c); err != nil {
+		return err
+	}
+	return nil
 }
 
 // roomsRecord is what the store keeps of a socket's rooms for its recovery.
@@ -369,7 +396,7 @@ type roomsRecord struct {
 func roomsTopic(id string) string { return "c:" + id }
 
 // saveRooms keeps the socket's rooms in the store, as its recovery will read them.
-func (h *Hub) saveRooms(c *Conn) {
+func (h *Hub) saveRooms(c *Conn) error {
 	hs := c.hist
 	hs.snapMu.Lock()
 	defer hs.snapMu.Unlock()
@@ -379,19 +406,22 @@ func (h *Hub) saveRooms(c *Conn) {
 	b, _ := json.Marshal(rec)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, _ = h.hist.PublishKept(ctx, roomsTopic(hs.id), b, store.Retention{Size: 1, Age: roomsLife})
+	_, err := h.hist.PublishKept(ctx, roomsTopic(hs.id), b, store.Retention{Size: 1, Age: roomsLife})
+	return err
 }
 
 // loadRooms returns the rooms kept for the socket id of the session hash; ok is false
 // when they cannot be read or belong to another session.
 func (h *Hub) loadRooms(ctx context.Context, id, hash string) (rooms []string, ok bool) {
 	topic := roomsTopic(id)
-	_, last, _, err := h.hist.Since(ctx, topic, store.Position{}, 1)
+	// A position of no epoch reads where the record stands without creating one (the
+	// zero position would): a client cannot make the store keep keys for made-up ids.
+	_, last, _, err := h.hist.Since(ctx, topic, store.Position{Epoch: "none", Offset: 0}, 1)
 	if err != nil {
 		return nil, false
 	}
 	if last.Offset == 0 {
-		return nil, true // the socket joined no room
+		return nil, true // no record: the socket joined no room (or the record, and the streams, are gone)
 	}
 	msgs, _, complete, err := h.hist.Since(ctx, topic, store.Position{Epoch: last.Epoch, Offset: last.Offset - 1}, 1)
 	if err != nil || !complete || len(msgs) != 1 {

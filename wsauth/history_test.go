@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -468,4 +469,100 @@ func FuzzParseRecover(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHistoryReplayThenLive: a replay larger than Config.QueueSize, with live messages
+// arriving while it is written, neither closes the socket as too slow nor loses one.
+func TestHistoryReplayThenLive(t *testing.T) {
+	t.Parallel()
+	st := memstore.New()
+	t.Cleanup(func() { _ = st.Close() })
+	in := newHistInstance(t, st, nil, wsauth.HistoryConfig{Size: 1000})
+	token := in.login(t, "o-busy")
+	first := in.dialHist(t, token, nil)
+	first.drop()
+	const missed, live = 600, 50 // QueueSize is 256
+	for n := range missed {
+		send(t, in.hub.ToUser(context.Background(), "o-busy", fmt.Appendf(nil, `{"n":%d}`, n)))
+	}
+	second := in.dialHist(t, token, first)
+	for n := range live {
+		send(t, in.hub.ToUser(context.Background(), "o-busy", fmt.Appendf(nil, `{"n":%d}`, missed+n)))
+	}
+	for len(second.got) < missed+live {
+		if err := second.read(5 * time.Second); err != nil {
+			t.Fatalf("after %d messages: %v", len(second.got), err)
+		}
+	}
+	offsets(t, second.got, 0)
+}
+
+// TestHistoryStartUnknown: when where a room's stream stands cannot be read at Join,
+// the socket starts at the next message of the room instead of closing.
+func TestHistoryStartUnknown(t *testing.T) {
+	t.Parallel()
+	st := &flakySince{Store: memstore.New()}
+	t.Cleanup(func() { _ = st.Close() })
+	in := newHistInstance(t, st, nil, wsauth.HistoryConfig{})
+	c := in.dialHist(t, in.login(t, "o-flaky"), nil)
+	for range 2 { // the room's stream is past its first message
+		send(t, in.hub.ToRoom(context.Background(), "go", []byte(`"earlier"`)))
+	}
+	st.fail.Store(1)
+	if got := c.command(t, "join go"); got != "joined go" {
+		t.Fatalf("join: %q", got)
+	}
+	send(t, in.hub.ToRoom(context.Background(), "go", []byte(`"hello"`)))
+	for len(c.got) < 1 {
+		if err := c.read(5 * time.Second); err != nil {
+			t.Fatalf("the room's message after an unknown start: %v", err)
+		}
+	}
+}
+
+// flakySince is a memory store whose History.Since fails as many times as fail says.
+type flakySince struct {
+	*memstore.Store
+	fail atomic.Int32
+}
+
+func (s *flakySince) Capabilities() store.Capabilities {
+	c := s.Store.Capabilities()
+	c.History = flakyHistory{s}
+	return c
+}
+
+type flakyHistory struct{ s *flakySince }
+
+func (h flakyHistory) PublishKept(ctx context.Context, topic string, msg []byte, keep store.Retention) (store.Position, error) {
+	return h.s.Store.PublishKept(ctx, topic, msg, keep)
+}
+
+func (h flakyHistory) Since(ctx context.Context, topic string, after store.Position, limit int) ([]store.Kept, store.Position, bool, error) {
+	if h.s.fail.Add(-1) >= 0 {
+		return nil, store.Position{}, false, errors.New("flaky: since failed")
+	}
+	return h.s.Store.Since(ctx, topic, after, limit)
+}
+
+// TestHistoryRejoin: the application may refuse a room to a recovering socket.
+func TestHistoryRejoin(t *testing.T) {
+	t.Parallel()
+	st := memstore.New()
+	t.Cleanup(func() { _ = st.Close() })
+	in := newHistInstance(t, st, nil, wsauth.HistoryConfig{Rejoin: func(c *wsauth.Conn, room string) bool {
+		return room != "banned" && c.Session().OpenID() == "o-rejoin"
+	}})
+	token := in.login(t, "o-rejoin")
+	first := in.dialHist(t, token, nil)
+	for _, room := range []string{"ok", "banned"} {
+		if got := first.command(t, "join "+room); got != "joined "+room {
+			t.Fatalf("join: %q", got)
+		}
+	}
+	first.drop()
+	second := in.dialHist(t, token, first)
+	if got := second.command(t, "rooms"); got != "rooms ok" {
+		t.Errorf("rooms after the reconnect: want ok alone; got %q", got)
+	}
 }

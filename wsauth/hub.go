@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	fws "github.com/gofiber/contrib/websocket"
 
@@ -17,8 +18,9 @@ import (
 // MaxRoomBytes is the longest room name.
 const MaxRoomBytes = 128
 
-// ErrRoom is returned for an empty room name or one longer than MaxRoomBytes.
-var ErrRoom = errors.New("wsauth: room name must be 1 to 128 bytes")
+// ErrRoom is returned for an empty room name, one longer than MaxRoomBytes, or one
+// that is not UTF-8.
+var ErrRoom = errors.New("wsauth: room name must be 1 to 128 bytes of UTF-8")
 
 // ErrNoRecipient is returned by ToUser and ToSession for an empty openid or session id.
 var ErrNoRecipient = errors.New("wsauth: empty openid or session id")
@@ -38,7 +40,9 @@ const subscriptionQueue = 1 << 16
 // Conn.Hub on a socket) and keep it: it works from any goroutine until the Server's
 // Shutdown.
 //
-// Messages reach sockets as text frames written by wsauth, at most once, in the order
+// Messages reach sockets as text frames written by wsauth, at most once (with
+// Config.History, a reconnecting client recovers what it missed: see Recovery in the
+// package doc), in the order
 // each sender (one goroutine sending one message after another) sent them to one user,
 // session or room (a message to a user and one to a room may cross). Sending
 // never waits for sockets: each socket has a queue (Config.QueueSize), and one that
@@ -52,6 +56,7 @@ type Hub struct {
 	m      *counting.Counts // the middleware's metrics; nil: not counted
 	hist   store.History    // nil: Config.History is off
 	keep   store.Retention  // Config.History's bounds
+	rejoin func(c *Conn, room string) bool
 
 	presence       store.Presence // nil: Config.Presence is off
 	presenceEvents bool           // Config.Presence.Events
@@ -141,7 +146,7 @@ func sessionTopic(hash string) string { return "s:" + hash }
 func roomTopic(room string) string    { return "r:" + room }
 
 func checkRoom(room string) error {
-	if room == "" || len(room) > MaxRoomBytes {
+	if room == "" || len(room) > MaxRoomBytes || !utf8.ValidString(room) {
 		return ErrRoom
 	}
 	return nil
@@ -149,9 +154,10 @@ func checkRoom(room string) error {
 
 // ToUser sends msg to every socket of the user (openid), in every process.
 //
-// The sockets of this process get it before ToUser returns (queued, not yet written);
-// the error, if any, says the store could not take it for the other processes, and is
-// bounded by ctx.
+// Without Config.History, the sockets of this process get it before ToUser returns
+// (queued, not yet written); with it, every socket gets it from the store, in the
+// order of the user's stream. The error, if any, says the store could not take it, and
+// is bounded by ctx.
 func (h *Hub) ToUser(ctx context.Context, openid string, msg []byte) error {
 	if openid == "" {
 		return ErrNoRecipient
@@ -461,7 +467,12 @@ func (c *Conn) Join(ctx context.Context, room string) error {
 		return h.joinFailed(topic, c, err)
 	}
 	if joined && h.hist != nil {
-		h.joinKept(ctx, c, topic)
+		if err := h.joinKept(ctx, c, topic); err != nil {
+			// The socket's rooms could not be kept for its recovery: out of the room
+			// again, as for a failed listen.
+			h.drop(c, topic)
+			return fmt.Errorf("wsauth: join: keeping the socket's rooms: %w", err)
+		}
 	}
 	if joined {
 		h.entered(ctx, c, room)
@@ -522,11 +533,29 @@ func (c *Conn) Leave(ctx context.Context, room string) error {
 	if stop != nil {
 		stop()
 	}
-	if h.hist != nil {
-		h.saveRooms(c)
-	}
 	h.left(c, []string{room})
+	if h.hist != nil {
+		if err := h.saveRooms(c); err != nil {
+			// The socket has left; a recovery may put it back in the room.
+			return fmt.Errorf("wsauth: leave: keeping the socket's rooms: %w", err)
+		}
+	}
 	return nil
+}
+
+// drop takes the socket out of topic, as Leave does, without telling anyone.
+func (h *Hub) drop(c *Conn, topic string) {
+	h.mu.Lock()
+	var stop func()
+	if i := slices.Index(c.rooms, topic); i >= 0 {
+		c.rooms = slices.Delete(c.rooms, i, i+1)
+		c.forget(topic)
+		stop = h.removeLocked(topic, c, nil)
+	}
+	h.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 // Rooms returns the rooms the socket is in.
@@ -628,7 +657,7 @@ func (c *Conn) enqueue(msg []byte) {
 	if c.outDone {
 		return
 	}
-	if len(c.out) >= c.cfg.QueueSize {
+	if len(c.out)-c.replayed >= c.cfg.QueueSize {
 		c.outDone, c.out = true, nil
 		c.hub.tooSlow.Add(1)
 		c.hub.m.TooSlow()
@@ -648,13 +677,16 @@ func (c *Conn) sendQueued() {
 		c.outMu.Lock()
 		if len(c.out) == 0 || c.outDone {
 			c.sending = false
-			c.out = nil
+			c.out, c.replayed = nil, 0
 			c.outMu.Unlock()
 			return
 		}
 		msg := c.out[0]
 		c.out[0] = nil
 		c.out = c.out[1:]
+		if c.replayed > 0 {
+			c.replayed--
+		}
 		c.outMu.Unlock()
 		if err := c.WriteMessage(fws.TextMessage, msg); err != nil {
 			c.outMu.Lock()

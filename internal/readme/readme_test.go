@@ -78,6 +78,10 @@ func TestProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The block calls the program where it listens by default.
+	if !strings.Contains(program(t, root), `cmp.Or(os.Getenv("ADDR"), "127.0.0.1:3000")`) {
+		t.Fatal(`the README's program does not listen on 127.0.0.1:3000 by default, where the quick start calls it`)
+	}
 	addr := freeAddr(t)
 	block := strings.ReplaceAll(quickStart(t, root), "127.0.0.1:3000", addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

@@ -50,8 +50,8 @@ func (t *memoryTopicHistory) trim(now time.Time) {
 }
 
 // PublishKept implements store.History in-process: it keeps msg, then calls the
-// topic's listeners with it on the caller's goroutine before it returns. Calls on one
-// topic are serialized, so that listeners get the offsets in order.
+// topic's listeners with it on the caller's goroutine before it returns. Calls are
+// serialized (on all topics: one lock), so that listeners get the offsets in order.
 func (m *Store) PublishKept(ctx context.Context, topic string, msg []byte, keep store.Retention) (store.Position, error) {
 	if err := storekit.CheckTopic(topic); err != nil {
 		return store.Position{}, err
@@ -109,6 +109,8 @@ func (h *memoryHistory) sweep(now time.Time) {
 	for topic, t := range h.topics {
 		if now.Sub(t.at) > epochLife {
 			delete(h.topics, topic)
+		} else {
+			t.trim(now) // a quiet topic holds nothing older than its age
 		}
 	}
 }

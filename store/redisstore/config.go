@@ -9,8 +9,8 @@ import (
 // Config configures a Store.
 type Config struct {
 	// Prefix starts the name of every key the store writes and of its events channel,
-	// so that several applications, or tests, can share one Redis. It should not
-	// contain braces, which Redis Cluster reads as a hash tag.
+	// so that several applications, or tests, can share one Redis. It must not
+	// contain braces, which Redis Cluster reads as a hash tag (New panics).
 	//
 	// Optional. Default: "mpsession:"
 	Prefix string

@@ -48,6 +48,9 @@ func New(client redis.UniversalClient, config ...Config) *Store {
 		panic("redisstore: nil client")
 	}
 	cfg := configDefault(config...)
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		panic("redisstore: Config.Prefix must not contain braces, which Redis Cluster reads as a hash tag")
+	}
 	_, single := client.(*redis.Client)
 	return &Store{
 		client:           client,
@@ -529,6 +532,9 @@ func (s *Store) Close() error {
 // sharing the Redis and the prefix (Subscribe, EventsLive), carries messages between
 // them (Publish, Listen) and keeps their recent history (PublishKept, Since).
 func (s *Store) Capabilities() store.Capabilities {
+	if _, ring := s.client.(*redis.Ring); ring {
+		return store.Capabilities{Events: events{s}, Broker: s} // a Ring keeps neither histories nor presence (and its Publish fails)
+	}
 	return store.Capabilities{Events: events{s}, Broker: s, History: s, Presence: s}
 }
 
