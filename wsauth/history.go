@@ -472,27 +472,7 @@ func historyDefault(c *HistoryConfig) (*HistoryConfig, error) {
 // deliverKept hands a kept message to the members of topic in this process, as deliver
 // does: sockets get it in their stream's order, subscriptions as it is.
 func (h *Hub) deliverKept(topic string, k store.Kept, only *hubTopic) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	t := h.topics[topic]
-	if t == nil || only != nil && t != only {
-		return
-	}
-	n := 0
-	if t.one != nil {
-		t.one.keptArrived(topic, k)
-		n++
-	}
-	for c := range t.many {
-		c.keptArrived(topic, k)
-		n++
-	}
-	for _, s := range t.subs {
-		s.enqueue(k.Msg)
-		n++
-	}
-	h.delivered.Add(uint64(n))
-	h.m.Messages(counting.MessageDelivered, n)
+	h.deliverEach(topic, k.Msg, only, func(c *Conn) { c.keptArrived(topic, k) })
 }
 
 // publishKept is send with Config.History: the store keeps the message and publishes it

@@ -265,6 +265,13 @@ func (h *Hub) listener(topic string, t *hubTopic) func(frame []byte) {
 // (only is its entry), only while that entry is current, so that a listener being
 // replaced never delivers twice.
 func (h *Hub) deliver(topic string, msg []byte, only *hubTopic) {
+	h.deliverEach(topic, msg, only, func(c *Conn) { c.enqueue(msg) })
+}
+
+// deliverEach hands msg to the members of topic in this process: each socket through
+// toConn, each subscription as it is; from a store listener (only is its entry), only
+// while that entry is current.
+func (h *Hub) deliverEach(topic string, msg []byte, only *hubTopic, toConn func(c *Conn)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t := h.topics[topic]
@@ -273,11 +280,11 @@ func (h *Hub) deliver(topic string, msg []byte, only *hubTopic) {
 	}
 	n := 0
 	if t.one != nil {
-		t.one.enqueue(msg)
+		toConn(t.one)
 		n++
 	}
 	for c := range t.many {
-		c.enqueue(msg)
+		toConn(c)
 		n++
 	}
 	for _, s := range t.subs {
@@ -498,12 +505,7 @@ func (h *Hub) joinFailed(topic string, c *Conn, err error) error {
 			<-p
 			continue
 		}
-		var stop func()
-		if i := slices.Index(c.rooms, topic); i >= 0 {
-			c.rooms = slices.Delete(c.rooms, i, i+1)
-			c.forget(topic)
-			stop = h.removeLocked(topic, c, nil)
-		}
+		_, stop := h.dropLocked(c, topic)
 		h.mu.Unlock()
 		if stop != nil {
 			stop()
@@ -519,19 +521,9 @@ func (c *Conn) Leave(ctx context.Context, room string) error {
 	if err := checkRoom(room); err != nil {
 		return err
 	}
-	h, topic := c.hub, roomTopic(room)
-	h.mu.Lock()
-	i := slices.Index(c.rooms, topic)
-	if i < 0 {
-		h.mu.Unlock()
+	h := c.hub
+	if !h.drop(c, roomTopic(room)) {
 		return nil
-	}
-	c.rooms = slices.Delete(c.rooms, i, i+1)
-	c.forget(topic)
-	stop := h.removeLocked(topic, c, nil)
-	h.mu.Unlock()
-	if stop != nil {
-		stop()
 	}
 	h.left(c, []string{room})
 	if h.hist != nil {
@@ -543,19 +535,27 @@ func (c *Conn) Leave(ctx context.Context, room string) error {
 	return nil
 }
 
-// drop takes the socket out of topic, as Leave does, without telling anyone.
-func (h *Hub) drop(c *Conn, topic string) {
+// drop takes the socket out of the room topic, and reports whether it was in it.
+func (h *Hub) drop(c *Conn, topic string) bool {
 	h.mu.Lock()
-	var stop func()
-	if i := slices.Index(c.rooms, topic); i >= 0 {
-		c.rooms = slices.Delete(c.rooms, i, i+1)
-		c.forget(topic)
-		stop = h.removeLocked(topic, c, nil)
-	}
+	was, stop := h.dropLocked(c, topic)
 	h.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
+	return was
+}
+
+// dropLocked takes the socket out of the room topic, with h.mu held, and returns
+// whether it was in it and the topic's listener to stop when it was the last member.
+func (h *Hub) dropLocked(c *Conn, topic string) (was bool, stop func()) {
+	i := slices.Index(c.rooms, topic)
+	if i < 0 {
+		return false, nil
+	}
+	c.rooms = slices.Delete(c.rooms, i, i+1)
+	c.forget(topic)
+	return true, h.removeLocked(topic, c, nil)
 }
 
 // Rooms returns the rooms the socket is in.
