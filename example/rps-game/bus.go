@@ -23,6 +23,10 @@ type bus interface {
 func playerRoom(addr string) string   { return "rps:p:" + addr }
 func matchRoom(matchID string) string { return "rps:m:" + matchID }
 
+// lobbyRoom is the Hub room every socket joins, so that its presence counts the players
+// online on every instance. Nothing is sent to it.
+const lobbyRoom = "rps:lobby"
+
 // busTimeout bounds one message's send.
 const busTimeout = 2 * time.Second
 

@@ -51,6 +51,9 @@ func TestWebPage(t *testing.T) {
 	tab.close()
 	page.waitFor("the notice to drop the other tab", `!$('tabs-note').textContent.includes('another tab too')`)
 
+	// The lobby counts the players online (GET /api/online, wsauth's presence).
+	page.waitFor("the count of players online", `$('online').checkVisibility() && $('online').textContent.includes('only player online')`)
+
 	// Alone in the queue, the page may still switch to a bot, and suggests one.
 	page.eval(`$('play').click()`)
 	page.waitFor("the page to queue", `$('status').textContent.includes('Waiting for an opponent')`)

@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"github.com/mpsession/mpsession/fibermp"
+	"github.com/mpsession/mpsession/wsauth"
 	"github.com/mpsession/mpsession/wx/wxtest"
 )
 
@@ -105,6 +106,21 @@ func leaderboard(recs *records) fiber.Handler {
 			return err
 		}
 		return c.JSON(fiber.Map{"players": top})
+	}
+}
+
+// online is GET /api/online: how many players have a socket open now, and how many
+// sockets, on every instance sharing the store (wsauth's presence of lobbyRoom, which
+// every socket joins). It is public, and names nobody.
+func online(hub *wsauth.Hub) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(c.UserContext(), dbTimeout)
+		defer cancel()
+		p, err := hub.Presence(ctx, lobbyRoom)
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"players": len(p.Users), "sockets": p.Sockets})
 	}
 }
 

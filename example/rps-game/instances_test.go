@@ -439,3 +439,45 @@ func TestMoveTimerWaitsForAwayPlayer(t *testing.T) {
 	cb.expect("opponent_back")
 	playRounds(t, ca, cb, [][2]Choice{{Rock, Paper}, {Rock, Paper}})
 }
+
+// TestOnlineAcrossInstances: GET /api/online counts the players with a socket open on
+// every instance, each once however many sockets they hold, and forgets a closed one.
+func TestOnlineAcrossInstances(t *testing.T) {
+	a, b := twoInstances(t, config{})
+	var online struct{ Players, Sockets int }
+	count := func(s *server) (int, int) {
+		t.Helper()
+		login(t, s, "o-counter").do("GET", "/api/online", nil, 200, &online)
+		return online.Players, online.Sockets
+	}
+	if p, n := count(a); p != 0 || n != 0 {
+		t.Fatalf("nobody connected: want 0 players, 0 sockets; got %d, %d", p, n)
+	}
+	ann, bob := login(t, a, "o-ann"), login(t, b, "o-bob")
+	ann.dial(false) // each dial reads the welcome
+	bob.dial(false)
+	bob2 := bob.dial(false)
+	// A socket is counted once its handler joined the lobby room, just after the welcome.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pa, na := count(a)
+		pb, nb := count(b)
+		if pa == 2 && na == 3 && pb == 2 && nb == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ann on A, bob twice on B: want 2 players, 3 sockets from both; got %d, %d from A and %d, %d from B", pa, na, pb, nb)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = bob2.conn.Close()
+	for {
+		if p, n := count(a); p == 2 && n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after one of bob's sockets closed: want 2 players, 2 sockets")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

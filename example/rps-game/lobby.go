@@ -270,6 +270,13 @@ func (l *lobby) serve(c *wsauth.Conn) {
 		return
 	}
 	defer unsubscribe()
+	// The socket counts among the players online (GET /api/online) until it closes.
+	// A store that cannot say so costs the count, not the game.
+	jctx, jcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if err := c.Join(jctx, lobbyRoom); err != nil {
+		l.log.Warn("rps: socket not counted online", "openid", p.openID, "err", err)
+	}
+	jcancel()
 	written := make(chan struct{})
 	go p.writeLoop(written)
 	var reason string

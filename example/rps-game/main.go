@@ -217,6 +217,7 @@ func start(cfg config) (*server, error) {
 	ws, err := wsauth.NewServer(mp, wsauth.Config{
 		Origins:   append(ownOrigins(cfg.Addr, ln.Addr()), cfg.Origins...),
 		ReadLimit: 4 << 10,
+		Presence:  &wsauth.PresenceConfig{}, // every socket is in lobbyRoom: the players online, on every instance
 	})
 	if err != nil {
 		_ = mp.Close(context.Background())
@@ -232,6 +233,7 @@ func start(cfg config) (*server, error) {
 	app.Get("/api/me", fibermp.Required(), me)
 	app.Post("/api/nickname", fibermp.Required(), setNickname(recs))
 	app.Get("/api/leaderboard", leaderboard(recs))
+	app.Get("/api/online", online(ws.Hub()))
 	app.Get("/ws", ws.Upgrade(s.lobby.serve))
 	serveWeb(app)
 	if fake != nil {

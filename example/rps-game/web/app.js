@@ -16,6 +16,7 @@ const LEFT = { // why the opponent is gone (opponent_left's reason)
 };
 const HINT_AFTER = 6000; // ms alone in the queue before the page suggests a bot
 
+let onlineId = null; // polls the online count while the lobby shows
 let token = localStorage.getItem('rps.token');
 let ws = null;
 let me = '';
@@ -114,6 +115,17 @@ async function loadLeaderboard() {
   });
 }
 
+// loadOnline shows how many players have the game open, on every instance.
+async function loadOnline() {
+  try {
+    const r = await api('GET', '/api/online');
+    if (r.ok && r.data && typeof r.data.players === 'number') {
+      $('online').textContent = r.data.players === 1 ? 'You are the only player online.' : r.data.players + ' players online';
+      $('online').hidden = false;
+    }
+  } catch (err) { /* no count */ }
+}
+
 async function boot() {
   $('notice').hidden = true;
   token = localStorage.getItem('rps.token'); // another tab may have logged in again
@@ -125,6 +137,7 @@ async function boot() {
   $('logout').hidden = false;
   loadLeaderboard();
   connect();
+  if (!onlineId) onlineId = setInterval(() => { if (!$('lobby').hidden) loadOnline(); }, 10000);
 }
 
 function connect() {
@@ -178,6 +191,7 @@ function handle(m) {
       showRecord(m.record);
       setName(m.nickname);
       status('Hi ' + m.nickname + '! Pick an opponent.');
+      loadOnline(); // this socket counts now
       break;
     case 'queued':
       showLobby();
