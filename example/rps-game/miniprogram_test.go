@@ -24,6 +24,7 @@ type nodeMatch struct {
 			Record                  record
 			Logins                  int
 			Header                  map[string]string
+			Online                  int
 		}
 		Matched struct {
 			Opponent string
@@ -168,6 +169,9 @@ func TestMiniProgram(t *testing.T) {
 	w := st.Welcome
 	if w.Logins != 1 || w.Token == "" || w.Nickname != them.Nickname || w.Record != (record{}) || !strings.HasPrefix(w.Status, "Hi ") {
 		t.Errorf("welcome: want one wx.login, a stored token, Bob's opponent's nickname and 0-0-0; got %+v", w)
+	}
+	if w.Online < 1 {
+		t.Errorf("welcome: want the lobby to count at least this player online; got %d", w.Online)
 	}
 	if want := "Bearer " + w.Token; w.Header["Authorization"] != want {
 		t.Errorf("connectSocket: want the header Authorization: %s; got %v", want, w.Header)

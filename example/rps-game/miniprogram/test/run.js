@@ -60,8 +60,9 @@ async function main() {
 
   // Log in and connect.
   await until('the lobby', () => page.data.view === 'lobby');
+  await until('the count of players online', () => page.data.online > 0);
   out.steps.welcome = { status: page.data.status, nickname: page.data.nickname, record: record(),
-    logins: stub.log.logins, token: token(), header: stub.log.sockets[0].header };
+    logins: stub.log.logins, token: token(), header: stub.log.sockets[0].header, online: page.data.online };
 
   // A match against the Go test's player, who plays rock every round.
   tap('playSomeone');

@@ -18,6 +18,7 @@ Page({
   data: {
     view: 'connecting', // 'connecting', 'lobby', 'match' or 'notice'
     status: 'Connecting…',
+    online: 0, // players online on every instance (GET /api/online)
     notice: '',
     nickname: '',
     wins: 0,
@@ -87,6 +88,13 @@ Page({
     }
   },
 
+  // loadOnline shows how many players have the game open, on every instance.
+  loadOnline() {
+    this.client.request('GET', '/api/online', null, false).then((r) => {
+      if (r.statusCode === 200 && r.data && typeof r.data.players === 'number') this.setData({ online: r.data.players });
+    }, () => {}); // no count: the lobby works without it
+  },
+
   handle(m) {
     switch (m.type) {
       case 'welcome':
@@ -94,6 +102,7 @@ Page({
         this.setData({ nickname: m.nickname, status: (this.relogin || 'Hi ' + m.nickname + '!') + ' Pick an opponent.',
           view: this.data.over || this.inMatch() ? 'match' : 'lobby' }); // a match resumes next
         this.relogin = '';
+        this.loadOnline(); // this socket counts now
         break;
       case 'queued':
         this.clearHint();
