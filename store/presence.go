@@ -20,6 +20,7 @@ type Presence interface {
 	PresenceRemove(ctx context.Context, room, member string) error
 
 	// PresenceList returns room's members (member to value) added by every process
-	// that is still running. A room nobody is in has none.
+	// that is still running. A room nobody is in has none. It may delete the members of
+	// processes that stopped.
 	PresenceList(ctx context.Context, room string) (map[string]string, error)
 }

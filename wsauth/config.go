@@ -79,8 +79,8 @@ type Config struct {
 	History *HistoryConfig
 
 	// Presence keeps who is in each room across the processes sharing the store
-	// (Hub.Presence), at one store round trip per Join and Leave, and optionally tells
-	// the room of joins and leaves. It needs a store that keeps presence (memstore,
+	// (Hub.Presence), at one store round trip per Join (which waits for it) and Leave,
+	// one more with Events, and optionally tells the room of joins and leaves. It needs a store that keeps presence (memstore,
 	// redisstore). nil: off, at no cost.
 	//
 	// Optional. Default: nil

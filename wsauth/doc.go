@@ -173,14 +173,16 @@
 // # Presence
 //
 // With Config.Presence, Hub.Presence tells who is in a room now, from any process:
-// the openids of its sockets and how many sockets. Each Join and Leave (and each
-// socket's close) costs one store round trip; on Redis a room's members are a hash
-// whose fields name the process that added them, and a process renews a key of its
-// own every redisstore.Config.PresenceTTL/3 (10 s by default), so that the members of
-// a process that crashed (SIGKILL, a lost machine) stop being listed within
-// PresenceTTL. With PresenceConfig.Events, a room's members (the joining socket too)
-// get {"presence":{"join":"<openid>"}} and {"presence":{"leave":"<openid>"}} as
-// messages of the room.
+// the openids of its sockets and how many sockets. Each Join (which waits for it) and
+// Leave, and each socket's close, costs one store round trip, one more with
+// PresenceConfig.Events. On Redis a room is one hash: a field per member, named by the
+// process that added it, and a field per process saying until when it vouches for its
+// members, renewed every redisstore.Config.PresenceTTL/3 (PresenceTTL is 10 s by
+// default), so that the members of a process that crashed (SIGKILL, a lost machine)
+// stop being listed within PresenceTTL. A Presence call reads the room's hash (one
+// HGETALL: its cost grows with the room). With Events, a room's members (the joining
+// socket too) get {"presence":{"join":"<openid>"}} and {"presence":{"leave":"<openid>"}}
+// as messages of the room; none for the sockets Shutdown closes or a crash loses.
 //
 // # At scale: 10 instances x 100,000 sockets
 //

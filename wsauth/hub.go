@@ -60,6 +60,7 @@ type Hub struct {
 
 	presence       store.Presence // nil: Config.Presence is off
 	presenceEvents bool           // Config.Presence.Events
+	quiet          atomic.Bool    // Shutdown began: no leave events for the sockets it closes
 
 	sent, received, delivered, tooSlow, dropped, listenErrors atomic.Uint64
 

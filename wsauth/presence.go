@@ -13,7 +13,10 @@ import (
 type PresenceConfig struct {
 	// Events sends {"presence":{"join":"<openid>"}} to a room when a socket joins it,
 	// and {"presence":{"leave":"<openid>"}} when one leaves it or closes, as messages
-	// of the room (its members, and Subscribe callbacks, get them).
+	// of the room (its members, the joining socket too, and Subscribe callbacks get
+	// them; with Config.History they are kept and replayed like the others). None is
+	// sent for the sockets closed by Shutdown or lost with a crashed process: their
+	// members learn it from Hub.Presence.
 	//
 	// Optional. Default: false
 	Events bool
@@ -57,7 +60,17 @@ func (h *Hub) entered(ctx context.Context, c *Conn, room string) {
 		return
 	}
 	openid := c.h.st.OpenID()
-	_ = h.presence.PresenceAdd(ctx, room, c.id, openid) // a store outage: the socket is in the room, not listed
+	if err := h.presence.PresenceAdd(ctx, room, c.id, openid); err != nil {
+		return // a store outage: the socket is in the room, not listed (the store retries)
+	}
+	// A Leave or a close may have run meanwhile, its removal before this add.
+	h.mu.Lock()
+	still := !c.hubGone && slices.Contains(c.rooms, roomTopic(room))
+	h.mu.Unlock()
+	if !still {
+		_ = h.presence.PresenceRemove(ctx, room, c.id)
+		return
+	}
 	if h.presenceEvents {
 		_ = h.ToRoom(ctx, room, presenceEvent("join", openid))
 	}
@@ -72,8 +85,8 @@ func (h *Hub) left(c *Conn, rooms []string) {
 	defer cancel()
 	openid := c.h.st.OpenID()
 	for _, room := range rooms {
-		_ = h.presence.PresenceRemove(ctx, room, c.id)
-		if h.presenceEvents {
+		_ = h.presence.PresenceRemove(ctx, room, c.id) // a failure: the store retries
+		if h.presenceEvents && !h.quiet.Load() {
 			_ = h.ToRoom(ctx, room, presenceEvent("leave", openid))
 		}
 	}

@@ -316,6 +316,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.regMu.Lock()
 	s.shutdown = true
 	s.regMu.Unlock()
+	s.hub.quiet.Store(true)
 	for _, c := range s.conns.shutdown() {
 		go c.CloseWith(fws.CloseGoingAway, "server shutting down")
 	}

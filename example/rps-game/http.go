@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -111,16 +112,29 @@ func leaderboard(recs *records) fiber.Handler {
 
 // online is GET /api/online: how many players have a socket open now, and how many
 // sockets, on every instance sharing the store (wsauth's presence of lobbyRoom, which
-// every socket joins). It is public, and names nobody.
-func online(hub *wsauth.Hub) fiber.Handler {
+// every socket joins). It is public and names nobody. Reading the room costs a read of
+// all its members, so the count is read at most once per every per instance, by one
+// request while the others wait for it.
+func online(hub *wsauth.Hub, every time.Duration) fiber.Handler {
+	var (
+		mu      sync.Mutex
+		at      time.Time
+		players int
+		sockets int
+	)
 	return func(c *fiber.Ctx) error {
-		ctx, cancel := context.WithTimeout(c.UserContext(), dbTimeout)
-		defer cancel()
-		p, err := hub.Presence(ctx, lobbyRoom)
-		if err != nil {
-			return err
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) >= every {
+			ctx, cancel := context.WithTimeout(c.UserContext(), dbTimeout)
+			defer cancel()
+			p, err := hub.Presence(ctx, lobbyRoom)
+			if err != nil {
+				return err
+			}
+			at, players, sockets = time.Now(), len(p.Users), p.Sockets
 		}
-		return c.JSON(fiber.Map{"players": len(p.Users), "sockets": p.Sockets})
+		return c.JSON(fiber.Map{"players": players, "sockets": sockets})
 	}
 }
 

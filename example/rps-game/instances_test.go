@@ -443,7 +443,7 @@ func TestMoveTimerWaitsForAwayPlayer(t *testing.T) {
 // TestOnlineAcrossInstances: GET /api/online counts the players with a socket open on
 // every instance, each once however many sockets they hold, and forgets a closed one.
 func TestOnlineAcrossInstances(t *testing.T) {
-	a, b := twoInstances(t, config{})
+	a, b := twoInstances(t, config{OnlineEvery: time.Nanosecond}) // every request reads the count
 	var online struct{ Players, Sockets int }
 	count := func(s *server) (int, int) {
 		t.Helper()
@@ -457,7 +457,7 @@ func TestOnlineAcrossInstances(t *testing.T) {
 	ann.dial(false) // each dial reads the welcome
 	bob.dial(false)
 	bob2 := bob.dial(false)
-	// A socket is counted once its handler joined the lobby room, just after the welcome.
+	// A socket is counted once its handler joined the lobby room, before the welcome.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		pa, na := count(a)

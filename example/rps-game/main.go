@@ -8,6 +8,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -56,6 +57,7 @@ type config struct {
 	MoveTimeout   time.Duration
 	Grace         time.Duration // how long a dropped player has to come back to a match; 0: ResumeGrace
 	QueueLease    time.Duration // a ticket's lease in the Redis queue; 0: queueLease
+	OnlineEvery   time.Duration // how often GET /api/online reads the count again; 0: 2 s
 	LoginLimit    int           // logins per minute from one IP; 0: no limit
 	ReadTimeout   time.Duration // how long a client may take to send a request; 0: 10 s
 	Log           *slog.Logger
@@ -233,7 +235,7 @@ func start(cfg config) (*server, error) {
 	app.Get("/api/me", fibermp.Required(), me)
 	app.Post("/api/nickname", fibermp.Required(), setNickname(recs))
 	app.Get("/api/leaderboard", leaderboard(recs))
-	app.Get("/api/online", online(ws.Hub()))
+	app.Get("/api/online", online(ws.Hub(), cmp.Or(cfg.OnlineEvery, 2*time.Second)))
 	app.Get("/ws", ws.Upgrade(s.lobby.serve))
 	serveWeb(app)
 	if fake != nil {

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,12 +14,17 @@ import (
 	"github.com/mpsession/mpsession/store/storekit"
 )
 
-// Presence (store.Presence) keeps each room's members in a hash, "<prefix>p:{<room>}",
-// whose fields are "<process>:<member>" and values the members' values. Each Store is a
-// process with a random id, alive while its key "<prefix>pi:<process>" exists: the
-// Store sets it for Config.PresenceTTL and renews it every third of that while it has
-// members, from one goroutine. PresenceList lists the fields of live processes, and
-// deletes those of processes whose key expired.
+// Presence (store.Presence) keeps each room in one hash, "<prefix>p:{<room>}": a field
+// "m:<process>:<member>" per member, with its value, and a field "a:<process>" per
+// process with members there, holding until when (Unix ms, by the process's clock) the
+// process vouches for them. Each Store is a process with a random id. While it has
+// members, one goroutine renews, every Config.PresenceTTL/3, each of its rooms: the
+// "a:" field and the hash's expiry (three PresenceTTLs, so that a room whose processes
+// all died goes away). A room whose "a:" field had gone (a Redis that restarted, or
+// lost the key) gets all the process's members written again, and so do rooms where an
+// add failed; removals that failed are tried again. PresenceList reads the hash (one
+// HGETALL), keeps the members of processes still vouched for, and deletes the others.
+// Clocks of the processes must agree to well within PresenceTTL.
 
 var _ store.Presence = (*Store)(nil)
 
@@ -27,19 +33,23 @@ type presence struct {
 	ttl      time.Duration
 
 	mu      sync.Mutex
-	members map[string]map[string]struct{} // room -> member, added by this process
-	stop    chan struct{}                  // closed to stop the renewing goroutine; nil when none runs
-	done    chan struct{}                  // closed when it returned
+	members map[string]map[string]string // room -> member -> value, added by this process
+	dirty   map[string]bool              // rooms to write again in full at the next renewal
+	removed map[string]map[string]bool   // room -> members whose removal failed, to try again
+	stop    chan struct{}                // closed to stop the renewing goroutine; nil when none runs
+	done    chan struct{}                // closed when it returned
 	closed  bool
 }
 
-func (s *Store) presenceKey(room string) string  { return s.prefix + "p:{" + room + "}" }
-func (s *Store) aliveKey(instance string) string { return s.prefix + "pi:" + instance }
+func (s *Store) presenceKey(room string) string { return s.prefix + "p:{" + room + "}" }
+
+func (p *presence) memberField(member string) string { return "m:" + p.instance + ":" + member }
+func (p *presence) aliveField() string               { return "a:" + p.instance }
 
 var errPresenceClosed = errors.New("redisstore: presence: store closed")
 
-// PresenceAdd implements store.Presence: one pipeline (HSET of the member, SET of the
-// process's key).
+// PresenceAdd implements store.Presence: one HSET of the member and of the process's
+// "a:" field, with a PEXPIRE, in one pipeline on the room's key.
 func (s *Store) PresenceAdd(ctx context.Context, room, member, value string) error {
 	if err := checkMember(room, member); err != nil {
 		return err
@@ -51,29 +61,61 @@ func (s *Store) PresenceAdd(ctx context.Context, room, member, value string) err
 		return errPresenceClosed
 	}
 	if p.members == nil {
-		p.members = map[string]map[string]struct{}{}
+		p.members, p.dirty, p.removed = map[string]map[string]string{}, map[string]bool{}, map[string]map[string]bool{}
 	}
 	if p.members[room] == nil {
-		p.members[room] = map[string]struct{}{}
+		p.members[room] = map[string]string{}
 	}
-	p.members[room][member] = struct{}{}
+	p.members[room][member] = value
+	delete(p.removed[room], member)
 	if p.stop == nil {
 		p.stop, p.done = make(chan struct{}), make(chan struct{})
 		go s.renewPresence(p.stop, p.done)
 	}
 	p.mu.Unlock()
-	_, err := s.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.HSet(ctx, s.presenceKey(room), p.instance+":"+member, value)
-		pipe.Set(ctx, s.aliveKey(p.instance), "1", p.ttl)
-		return nil
-	})
+	err := s.writeRoom(ctx, room, map[string]string{member: value})
 	if err != nil {
+		p.mu.Lock()
+		p.dirty[room] = true // the renewal writes it
+		p.mu.Unlock()
 		return s.fail(ctx, "presence add", err)
 	}
 	return nil
 }
 
-// PresenceRemove implements store.Presence: one HDEL.
+// writeRoom writes members of this process into room's hash, with the process's "a:"
+// field and the hash's expiry, in one pipeline. It reports whether the "a:" field was
+// new (the room had lost this process's members).
+func (s *Store) writeRoom(ctx context.Context, room string, members map[string]string) error {
+	_, err := s.renewRoom(ctx, room, members)
+	return err
+}
+
+func (s *Store) renewRoom(ctx context.Context, room string, members map[string]string) (lost bool, err error) {
+	p := &s.presence
+	key := s.presenceKey(room)
+	until := strconv.FormatInt(time.Now().Add(p.ttl).UnixMilli(), 10)
+	var alive *redis.IntCmd
+	_, err = s.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		alive = pipe.HSet(ctx, key, p.aliveField(), until)
+		if len(members) > 0 {
+			args := make([]any, 0, 2*len(members))
+			for m, v := range members {
+				args = append(args, p.memberField(m), v)
+			}
+			pipe.HSet(ctx, key, args...)
+		}
+		pipe.PExpire(ctx, key, 3*p.ttl)
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return alive.Val() == 1, nil
+}
+
+// PresenceRemove implements store.Presence: one HDEL. A removal that fails is tried
+// again at each renewal, so that the member does not stay listed.
 func (s *Store) PresenceRemove(ctx context.Context, room, member string) error {
 	if err := checkMember(room, member); err != nil {
 		return err
@@ -85,55 +127,63 @@ func (s *Store) PresenceRemove(ctx context.Context, room, member string) error {
 		delete(p.members, room)
 	}
 	p.mu.Unlock()
-	if err := s.client.HDel(ctx, s.presenceKey(room), p.instance+":"+member).Err(); err != nil {
+	if err := s.client.HDel(ctx, s.presenceKey(room), p.memberField(member)).Err(); err != nil {
+		p.mu.Lock()
+		if p.removed != nil {
+			if p.removed[room] == nil {
+				p.removed[room] = map[string]bool{}
+			}
+			p.removed[room][member] = true
+		}
+		p.mu.Unlock()
 		return s.fail(ctx, "presence remove", err)
 	}
 	return nil
 }
 
-// PresenceList implements store.Presence: HGETALL, then EXISTS of each process's key
-// in one pipeline, and HDEL of the members of the processes that stopped.
+// PresenceList implements store.Presence: one HGETALL, and an HDEL of the members of
+// processes no longer vouched for.
 func (s *Store) PresenceList(ctx context.Context, room string) (map[string]string, error) {
 	if err := checkMember(room, "-"); err != nil {
 		return nil, err
 	}
-	all, err := s.client.HGetAll(ctx, s.presenceKey(room)).Result()
+	key := s.presenceKey(room)
+	all, err := s.client.HGetAll(ctx, key).Result()
 	if err != nil {
 		return nil, s.fail(ctx, "presence list", err)
 	}
-	alive := map[string]*redis.IntCmd{}
-	for field := range all {
-		instance, _, _ := strings.Cut(field, ":")
-		alive[instance] = nil
-	}
-	if len(alive) == 0 {
-		return map[string]string{}, nil
-	}
-	if _, err := s.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for instance := range alive {
-			alive[instance] = pipe.Exists(ctx, s.aliveKey(instance))
+	now := time.Now().UnixMilli()
+	alive := map[string]bool{}
+	for field, v := range all {
+		if instance, ok := strings.CutPrefix(field, "a:"); ok {
+			until, _ := strconv.ParseInt(v, 10, 64)
+			alive[instance] = until > now
 		}
-		return nil
-	}); err != nil {
-		return nil, s.fail(ctx, "presence list", err)
 	}
-	members := make(map[string]string, len(all))
+	members := map[string]string{}
 	var dead []string
-	for field, value := range all {
-		instance, member, _ := strings.Cut(field, ":")
-		if alive[instance].Val() == 1 {
-			members[member] = value
+	for field, v := range all {
+		rest, ok := strings.CutPrefix(field, "m:")
+		if !ok {
+			if instance, isAlive := strings.CutPrefix(field, "a:"); isAlive && !alive[instance] {
+				dead = append(dead, field)
+			}
+			continue
+		}
+		instance, member, _ := strings.Cut(rest, ":")
+		if alive[instance] {
+			members[member] = v
 		} else {
 			dead = append(dead, field)
 		}
 	}
 	if len(dead) > 0 {
-		_ = s.client.HDel(ctx, s.presenceKey(room), dead...).Err() // best effort: the next list tries again
+		_ = s.client.HDel(ctx, key, dead...).Err() // best effort: the next list tries again
 	}
 	return members, nil
 }
 
-// renewPresence keeps this process's key alive while it has members.
+// renewPresence vouches for this process's members while it has any.
 func (s *Store) renewPresence(stop, done chan struct{}) {
 	defer close(done)
 	p := &s.presence
@@ -144,23 +194,68 @@ func (s *Store) renewPresence(stop, done chan struct{}) {
 		case <-stop:
 			return
 		case <-tick.C:
-			p.mu.Lock()
-			empty := len(p.members) == 0
-			if empty {
-				p.stop, p.done = nil, nil
-			}
-			p.mu.Unlock()
-			if empty {
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), p.ttl/3)
-			_ = s.client.Set(ctx, s.aliveKey(p.instance), "1", p.ttl).Err()
-			cancel()
 		}
+		p.mu.Lock()
+		if len(p.members) == 0 && len(p.removed) == 0 {
+			p.stop, p.done = nil, nil
+			p.mu.Unlock()
+			return
+		}
+		rooms := make(map[string]map[string]string, len(p.members))
+		for room, ms := range p.members {
+			if p.dirty[room] {
+				rooms[room] = copyMembers(ms)
+			} else {
+				rooms[room] = nil
+			}
+		}
+		clear(p.dirty)
+		removed := p.removed
+		p.removed = map[string]map[string]bool{}
+		p.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), p.ttl/3)
+		for room, ms := range rooms {
+			lost, err := s.renewRoom(ctx, room, ms)
+			if err == nil && lost && ms == nil {
+				// The room had lost this process (Redis restarted, or the hash expired):
+				// write its members again.
+				p.mu.Lock()
+				ms = copyMembers(p.members[room])
+				p.mu.Unlock()
+				err = s.writeRoom(ctx, room, ms)
+			}
+			if err != nil {
+				p.mu.Lock()
+				p.dirty[room] = true
+				p.mu.Unlock()
+			}
+		}
+		for room, ms := range removed {
+			for member := range ms {
+				if s.client.HDel(ctx, s.presenceKey(room), p.memberField(member)).Err() != nil {
+					p.mu.Lock()
+					if p.removed[room] == nil {
+						p.removed[room] = map[string]bool{}
+					}
+					p.removed[room][member] = true
+					p.mu.Unlock()
+				}
+			}
+		}
+		cancel()
 	}
 }
 
-// stopPresence stops renewing, at Close: this process's members stop being listed
+func copyMembers(ms map[string]string) map[string]string {
+	out := make(map[string]string, len(ms))
+	for m, v := range ms {
+		out[m] = v
+	}
+	return out
+}
+
+// stopPresence stops vouching, at Close: this process's members stop being listed
 // within PresenceTTL.
 func (s *Store) stopPresence() {
 	p := &s.presence

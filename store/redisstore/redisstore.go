@@ -521,8 +521,9 @@ func (s *Store) TakeTicket(ctx context.Context, ticket string) (string, error) {
 	return value, nil
 }
 
-// Close stops the store's subscription, if any. It does not close the client, and must
-// not be called from a subscriber.
+// Close stops the store's subscription, if any, and stops vouching for the members it
+// added to rooms (store.Presence), which stop being listed within PresenceTTL. It does
+// not close the client, and must not be called from a subscriber.
 func (s *Store) Close() error {
 	s.stopPresence()
 	return s.feed.close()
