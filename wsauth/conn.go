@@ -1,6 +1,7 @@
 package wsauth
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"sync"
@@ -48,6 +49,12 @@ type Conn struct {
 	// replayed counts the messages of out queued by a recovery, which QueueSize does
 	// not count (a history's size bounds them).
 	replayed int
+
+	// Context: made on first use, cancelled by CloseWith.
+	ctxMu     sync.Mutex
+	ctx       context.Context
+	cancel    context.CancelFunc
+	ctxClosed bool // guarded by ctxMu: CloseWith ran
 
 	hist *connHistory // with Config.History: the socket's place in its streams (history.go)
 	id   string       // with Config.History or Presence: the socket's id, unique in the fleet
@@ -196,6 +203,22 @@ func (c *Conn) extendRead() {
 // Session returns the socket's live session.
 func (c *Conn) Session() *Handle { return c.h }
 
+// Context returns a context that is done once the socket is closed: by Close or
+// CloseWith, by wsauth when the session ends or the server shuts down, or when the
+// handler returns. Use it for the calls the handler makes for the socket (Join, Leave,
+// the Hub's sends, the store), so that none outlives it.
+func (c *Conn) Context() context.Context {
+	c.ctxMu.Lock()
+	defer c.ctxMu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		if c.ctxClosed {
+			c.cancel()
+		}
+	}
+	return c.ctx
+}
+
 // WebSocket returns contrib's connection, for what Conn does not cover (Cookies,
 // NextReader, NextWriter, LocalAddr, RemoteAddr, ...). Writes through it bypass Conn's
 // one-writer-at-a-time lock: write through Conn instead, and do not keep it after the
@@ -291,6 +314,12 @@ func (c *Conn) Close() error { return c.CloseWith(fws.CloseNormalClosure, "") }
 // the connection closes. It is safe to call more than once: the first code is sent.
 func (c *Conn) CloseWith(code int, reason string) error {
 	c.once.Do(func() {
+		c.ctxMu.Lock()
+		c.ctxClosed = true
+		if c.cancel != nil {
+			c.cancel()
+		}
+		c.ctxMu.Unlock()
 		c.closeBy.Store(time.Now().Add(time.Second).UnixNano())
 		c.closing.Store(true)
 		_ = c.c.SetReadDeadline(time.Unix(0, c.closeBy.Load()))

@@ -180,7 +180,7 @@ func chat(c *wsauth.Conn, hub *wsauth.Hub) {
 		if err := c.ReadJSON(&in); err != nil {
 			return // closed, not JSON, or the session ended (logout closes the socket with 4001)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(c.Context(), 5*time.Second) // ends with the socket too
 		var reply any
 		var err error
 		switch rooms := c.Rooms(); {

@@ -272,7 +272,7 @@ func (l *lobby) serve(c *wsauth.Conn) {
 	defer unsubscribe()
 	// The socket counts among the players online (GET /api/online) until it closes.
 	// A store that cannot say so costs the count, not the game.
-	jctx, jcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	jctx, jcancel := context.WithTimeout(c.Context(), 2*time.Second)
 	if err := c.Join(jctx, lobbyRoom); err != nil {
 		l.log.Warn("rps: socket not counted online", "openid", p.openID, "err", err)
 	}
