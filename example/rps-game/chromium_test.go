@@ -70,11 +70,19 @@ func TestWebPage(t *testing.T) {
 	bob.expect("matched")
 	page.waitFor("the match to start", `$('match').checkVisibility() && !$('moves').querySelector('button').disabled`)
 
+	// A reload before the first round ends resumes the match at round 1 (the resumed
+	// message has no round yet: it read "Round NaN of 3").
+	page.navigate(s.url)
+	page.waitFor("the match to resume at round 1", `$('match').checkVisibility() && $('status').textContent.includes('Back in the match. Round 1:')`)
+	if text := page.eval(`document.body.innerText`); strings.Contains(text, "NaN") {
+		t.Errorf("after a reload in round 1, the page shows NaN:\n%s", text)
+	}
+
 	// Round 1: Bob moves first; the page sees it, then plays paper and wins.
 	bob.send(clientMsg{Type: "move", Choice: "rock"})
 	page.waitFor("the page to show that the opponent has chosen", `$('status').textContent.includes('has chosen')`)
 	page.move("paper")
-	bob.expect("round")
+	bob.expect("round", "opponent_away", "opponent_back") // Bob saw the reload
 	page.checkRound(1, "paper", "rock")
 
 	// Round 2: the page moves first (its status says it waits), then Bob wins.

@@ -239,9 +239,10 @@ function handle(m) {
       moveTimeout = m.moveTimeout;
       $('score-you').textContent = m.score.you;
       $('score-them').textContent = m.score.them;
-      startRound(m.round + 1);
+      const done = m.round || 0; // rounds played; the server leaves it out before the first
+      startRound(done + 1);
       if (m.moved) { enableMoves(false); status('Back in the match. You have moved; waiting for ' + opponent + '…'); }
-      else status('Back in the match. Round ' + (m.round + 1) + ': make your move.');
+      else status('Back in the match. Round ' + (done + 1) + ': make your move.');
       if (m.away) stopTimer(); // the round waits for the opponent too
       away(m.away);
       break;

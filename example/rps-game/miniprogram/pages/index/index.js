@@ -124,9 +124,10 @@ Page({
         if (!this.inMatch()) this.handle({ type: 'matched', opponent: m.opponent, rounds: m.rounds, moveTimeout: m.moveTimeout });
         this.moveTimeout = m.moveTimeout;
         this.setData({ view: 'match', scoreYou: m.score.you, scoreThem: m.score.them, away: !!m.away });
-        this.startRound(m.round + 1);
+        const done = m.round || 0; // rounds played; the server leaves it out before the first
+        this.startRound(done + 1);
         if (m.moved) this.setData({ canMove: false, status: 'Back in the match. You have moved; waiting for ' + this.data.opponent + '…' });
-        else this.setData({ status: 'Back in the match. Round ' + (m.round + 1) + ': make your move.' });
+        else this.setData({ status: 'Back in the match. Round ' + (done + 1) + ': make your move.' });
         break;
       }
       case 'resume_failed': { // over while this player was away: forfeited, if the grace period ran out
