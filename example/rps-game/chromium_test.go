@@ -70,6 +70,12 @@ func TestWebPage(t *testing.T) {
 	bob.expect("matched")
 	page.waitFor("the match to start", `$('match').checkVisibility() && !$('moves').querySelector('button').disabled`)
 
+	// Before a round is revealed, the opponent's slot shows a "?" that reads as one: the
+	// mirror that turns their hand toward you is not applied to it.
+	if got := page.eval(`$('hand-them').dataset.hand === '' && getComputedStyle($('hand-them').querySelector('svg')).transform`); got != `"none"` {
+		t.Errorf("the opponent's empty slot: want no transform on its \"?\"; got %s", got)
+	}
+
 	// A reload before the first round ends resumes the match at round 1 (the resumed
 	// message has no round yet: it read "Round NaN of 3").
 	page.navigate(s.url)

@@ -512,3 +512,26 @@ func stopWaitingRace(t *testing.T, s, other *server) {
 		}
 	}
 }
+
+// TestFavicon: /favicon.ico, which browsers ask for whatever the page links, leads to
+// the icon.
+func TestFavicon(t *testing.T) {
+	s := startServer(t, config{})
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(s.url + "/favicon.ico")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/favicon.svg" {
+		t.Fatalf("/favicon.ico: want 301 to /favicon.svg; got %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, err = http.Get(s.url + "/favicon.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "image/svg+xml") {
+		t.Fatalf("/favicon.svg: want 200 image/svg+xml; got %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

@@ -151,6 +151,8 @@ func mountWeChat(app *fiber.App, fake *wxtest.Server) {
 
 // serveWeb serves the embedded page and its script.
 func serveWeb(app *fiber.App) {
+	// Browsers ask for /favicon.ico whatever the page links: send them to the icon.
+	app.Get("/favicon.ico", func(c *fiber.Ctx) error { return c.Redirect("/favicon.svg", fiber.StatusMovedPermanently) })
 	app.Use(filesystem.New(filesystem.Config{Root: http.FS(web), PathPrefix: "web", Index: "index.html"}))
 }
 
