@@ -97,7 +97,7 @@ func onLogin(recs *records, log *slog.Logger) func(*fiber.Ctx, *fibermp.Login) e
 }
 
 // leaderboard is GET /api/leaderboard: the ten players with the most wins. It is public,
-// so it names players by nickname only.
+// so it names players by nickname only; with a session, "me" marks the asker's line.
 func leaderboard(recs *records) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), dbTimeout)
@@ -105,6 +105,11 @@ func leaderboard(recs *records) fiber.Handler {
 		top, err := recs.top(ctx, 10)
 		if err != nil {
 			return err
+		}
+		if s := fibermp.Get(c); s != nil { // a player asks: mark their line, by openid
+			for i := range top {
+				top[i].Me = top[i].openid == s.OpenID()
+			}
 		}
 		return c.JSON(fiber.Map{"players": top})
 	}

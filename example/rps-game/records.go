@@ -236,19 +236,22 @@ func (r *records) rename(ctx context.Context, openID, nickname string) error {
 	return nil
 }
 
-// ranked is a leaderboard line. It has no openid: the leaderboard is public.
+// ranked is a leaderboard line. Its openid is not shown: the leaderboard is public;
+// Me marks the line of the player who asks (two players may share a nickname).
 type ranked struct {
 	Nickname   string `json:"nickname"`
 	Wins       int64  `json:"wins"`
 	Losses     int64  `json:"losses"`
 	Draws      int64  `json:"draws"`
 	BestStreak int64  `json:"bestStreak"`
+	Me         bool   `json:"me,omitempty"`
+	openid     string
 }
 
 // top returns the n players with the most wins among those who have played; fewer
 // losses, then the longer best streak, break a tie.
 func (r *records) top(ctx context.Context, n int) ([]ranked, error) {
-	rows, err := r.db.QueryContext(ctx, "SELECT nickname, wins, losses, draws, best_streak FROM "+r.table+
+	rows, err := r.db.QueryContext(ctx, "SELECT openid, nickname, wins, losses, draws, best_streak FROM "+r.table+
 		" WHERE wins + losses + draws > 0 ORDER BY wins DESC, losses ASC, best_streak DESC, openid LIMIT ?", n)
 	if err != nil {
 		return nil, fmt.Errorf("records: top: %w", err)
@@ -257,7 +260,7 @@ func (r *records) top(ctx context.Context, n int) ([]ranked, error) {
 	list := []ranked{}
 	for rows.Next() {
 		var p ranked
-		if err := rows.Scan(&p.Nickname, &p.Wins, &p.Losses, &p.Draws, &p.BestStreak); err != nil {
+		if err := rows.Scan(&p.openid, &p.Nickname, &p.Wins, &p.Losses, &p.Draws, &p.BestStreak); err != nil {
 			return nil, fmt.Errorf("records: top: %w", err)
 		}
 		list = append(list, p)

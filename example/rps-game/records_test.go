@@ -297,3 +297,32 @@ func TestTwoSessionsOneRecord(t *testing.T) {
 		t.Errorf("session A's /api/me: want %+v; got %+v", want, got)
 	}
 }
+
+// TestLeaderboardMe: the asker's line is marked by openid, so that of two players named
+// alike only the asker's is "me"; an anonymous request marks none.
+func TestLeaderboardMe(t *testing.T) {
+	backends(t, func(t *testing.T, cfg config) {
+		s := startServer(t, cfg)
+		r := openTestRecords(t, cfg)
+		if _, err := r.played(context.Background(), outcome{"o-bob1", "Bob", Win}, outcome{"o-bob2", "Bob", Lose}); err != nil {
+			t.Fatal(err)
+		}
+		var board struct{ Players []ranked }
+		login(t, s, "o-bob2").do("GET", "/api/leaderboard", nil, http.StatusOK, &board)
+		var mine []string
+		for _, p := range board.Players {
+			if p.Me {
+				mine = append(mine, fmt.Sprintf("%s %d-%d", p.Nickname, p.Wins, p.Losses))
+			}
+		}
+		if len(board.Players) != 2 || len(mine) != 1 || mine[0] != "Bob 0-1" {
+			t.Errorf("o-bob2 asks: want 2 lines, its own (Bob 0-1) alone marked; got %+v", board.Players)
+		}
+		anon := &user{t: t, base: s.url, http: &http.Client{Timeout: 10 * time.Second}}
+		var raw json.RawMessage
+		anon.do("GET", "/api/leaderboard", nil, http.StatusOK, &raw)
+		if strings.Contains(string(raw), `"me"`) {
+			t.Errorf("an anonymous request: want no line marked; got %s", raw)
+		}
+	})
+}

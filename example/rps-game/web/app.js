@@ -105,7 +105,7 @@ async function loadLeaderboard() {
   body.textContent = '';
   players.slice(0, 10).forEach((p, i) => {
     const tr = document.createElement('tr');
-    if (p.nickname === me) tr.className = 'me';
+    if (p.me) tr.className = 'me'; // by openid: two players may share a nickname
     for (const v of [i + 1, p.nickname, p.wins + '–' + p.losses + '–' + p.draws, p.bestStreak ?? '']) {
       const td = document.createElement('td');
       td.textContent = v;
