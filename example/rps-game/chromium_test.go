@@ -54,6 +54,13 @@ func TestWebPage(t *testing.T) {
 	// The lobby counts the players online (GET /api/online, wsauth's presence).
 	page.waitFor("the count of players online", `$('online').checkVisibility() && $('online').textContent.includes('only player online')`)
 
+	// A nickname too long is refused with a word, not cut: typed (as a person types or
+	// pastes), not set by script, which maxlength would not stop.
+	page.eval(`$('nickname').focus(), $('nickname').select()`)
+	page.typeText("An extremely long nickname of thirty-one")
+	page.eval(`$('save-nickname').click()`)
+	page.waitFor("the refusal of a nickname too long", `$('status').textContent.includes('1 to 24')`)
+
 	// Alone in the queue, the page may still switch to a bot, and suggests one.
 	page.eval(`$('play').click()`)
 	page.waitFor("the page to queue", `$('status').textContent.includes('Waiting for an opponent')`)
@@ -476,6 +483,14 @@ func (p *page) navigate(url string) {
 }
 
 // eval evaluates a JavaScript expression in the page and returns its value as JSON.
+// typeText types text into the focused element, as a keyboard or a paste would.
+func (p *page) typeText(text string) {
+	p.t.Helper()
+	if err := p.cdp.call(p.session, "Input.insertText", map[string]any{"text": text}, nil); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
 func (p *page) eval(expr string) string {
 	p.t.Helper()
 	var res struct {
