@@ -178,6 +178,9 @@ func TestWebPage(t *testing.T) {
 	resp.Body.Close()
 	page.waitFor("the page to say it was logged out", `$('notice').checkVisibility() &&
 		$('notice-text').textContent.includes('logged out in another tab')`)
+	if got := page.eval(`$('openid').textContent`); got != `""` {
+		t.Errorf(`after the logout, "How it works" still shows an openid: %s`, got)
+	}
 	page.screenshot("phone-logged-out")
 }
 

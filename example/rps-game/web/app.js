@@ -181,6 +181,7 @@ function connect() {
 function forget() {
   if (localStorage.getItem('rps.token') === token) localStorage.removeItem('rps.token');
   token = null;
+  $('openid').textContent = ''; // "How it works" shows no one's openid once logged out
 }
 
 function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
