@@ -3,6 +3,7 @@ package wsauth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -52,7 +53,7 @@ func (h *Hub) Presence(ctx context.Context, room string) (RoomPresence, error) {
 	return p, nil
 }
 
-var errNoPresence = fmt.Errorf("wsauth: presence needs Config.Presence")
+var errNoPresence = errors.New("wsauth: presence needs Config.Presence")
 
 // entered records the socket in room's presence, and tells the room when asked to.
 func (h *Hub) entered(ctx context.Context, c *Conn, room string) {

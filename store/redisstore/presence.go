@@ -73,8 +73,7 @@ func (s *Store) PresenceAdd(ctx context.Context, room, member, value string) err
 		go s.renewPresence(p.stop, p.done)
 	}
 	p.mu.Unlock()
-	err := s.writeRoom(ctx, room, map[string]string{member: value})
-	if err != nil {
+	if _, err := s.renewRoom(ctx, room, map[string]string{member: value}); err != nil {
 		p.mu.Lock()
 		p.dirty[room] = true // the renewal writes it
 		p.mu.Unlock()
@@ -83,14 +82,9 @@ func (s *Store) PresenceAdd(ctx context.Context, room, member, value string) err
 	return nil
 }
 
-// writeRoom writes members of this process into room's hash, with the process's "a:"
-// field and the hash's expiry, in one pipeline. It reports whether the "a:" field was
-// new (the room had lost this process's members).
-func (s *Store) writeRoom(ctx context.Context, room string, members map[string]string) error {
-	_, err := s.renewRoom(ctx, room, members)
-	return err
-}
-
+// renewRoom writes members of this process (none: only its vouching) into room's hash,
+// with the process's "a:" field and the hash's expiry, in one pipeline. lost reports
+// that the "a:" field was new: the room had lost this process's members.
 func (s *Store) renewRoom(ctx context.Context, room string, members map[string]string) (lost bool, err error) {
 	p := &s.presence
 	key := s.presenceKey(room)
@@ -223,7 +217,7 @@ func (s *Store) renewPresence(stop, done chan struct{}) {
 				p.mu.Lock()
 				ms = copyMembers(p.members[room])
 				p.mu.Unlock()
-				err = s.writeRoom(ctx, room, ms)
+				_, err = s.renewRoom(ctx, room, ms)
 			}
 			if err != nil {
 				p.mu.Lock()
