@@ -242,11 +242,17 @@ func (b *bots) play(openID, nickname string, matches int) error {
 	readErr := make(chan error, 1)
 	go func() {
 		for {
-			var m botMsg
-			if err := conn.ReadJSON(&m); err != nil {
+			// Every message comes in the Hub's envelope ({"topic","pos","msg"}); a bot
+			// never recovers a socket, so it needs only the message.
+			var f struct{ Msg *botMsg }
+			if err := conn.ReadJSON(&f); err != nil {
 				readErr <- err
 				return
 			}
+			if f.Msg == nil { // the Hub's welcome, or a room joined
+				continue
+			}
+			m := *f.Msg
 			select {
 			case msgs <- m:
 			case <-b.ctx.Done():

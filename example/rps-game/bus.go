@@ -23,6 +23,13 @@ type bus interface {
 func playerRoom(addr string) string   { return "rps:p:" + addr }
 func matchRoom(matchID string) string { return "rps:m:" + matchID }
 
+// outRoom is the Hub room a socket's messages to its client go through: the socket is
+// its one member, and with the Hub's history, a client that reconnects with its
+// position (wsauth's recovery) is given what it missed there.
+func outRoom(addr string) string { return "rps:o:" + addr }
+
+const outPrefix = "rps:o:"
+
 // lobbyRoom is the Hub room every socket joins, so that its presence counts the players
 // online on every instance. Nothing is sent to it.
 const lobbyRoom = "rps:lobby"
@@ -46,6 +53,9 @@ type playerMsg struct {
 	Match string     `json:"m"`
 	Seat  int        `json:"s,omitempty"`
 	Msg   *serverMsg `json:"msg,omitempty"` // for the client (over: the record is the socket's to fill)
+	// resumed: what the match told the seat of its course so far, for the client to
+	// skip what it has and take what it missed while its socket was away.
+	Log []serverMsg `json:"log,omitempty"`
 	// over, ended, forfeit: whether the result is in the database, and the player's
 	// counts there (nil for a bot, whose session counts with Incr).
 	Counted bool    `json:"counted,omitempty"`

@@ -113,9 +113,9 @@ func TestWebPage(t *testing.T) {
 	bob.drop()
 	page.waitFor("the page to show the opponent reconnecting", `!$('away-badge').hidden && $('status').textContent.includes('lost the connection')`)
 	page.screenshot("phone-opponent-reconnecting")
-	bob = bobUser.dial(false)
-	if m := bob.expect("resumed"); m.Round != 2 || *m.Score != (Score{1, 1}) {
-		t.Errorf("bob's resumed: want 2 rounds played, 1-1; got %+v", m)
+	bob = bobUser.redial(bob, false) // with his recovery state: the rounds he has are not told again
+	if m := bob.expect("resumed", "welcome"); m.Round != 2 || *m.Score != (Score{1, 1}) || !bob.recovered {
+		t.Errorf("bob's resumed: want 2 rounds played, 1-1, recovered; got %+v (recovered %v)", m, bob.recovered)
 	}
 	page.waitFor("the page to show the opponent back", `$('away-badge').hidden && $('status').textContent.includes('is back')`)
 
@@ -126,12 +126,20 @@ func TestWebPage(t *testing.T) {
 	page.waitFor("the page to resume the match", `$('status').textContent.includes('Back in the match') &&
 		$('match').checkVisibility() && !$('moves').querySelector('button').disabled && $('score-you').textContent === '1'`)
 
-	// Round 3 decides: scissors beat paper, and the page wins 2-1.
+	// Round 3 decides: scissors beat paper, and the page wins 2-1. The page's network
+	// goes as the round ends: the result and match_over reach its socket and are lost;
+	// then the socket drops. The match is over, so no server tells them again: the page
+	// reconnects with its recovery state and the Hub gives it what it missed.
 	bob.send(clientMsg{Type: "move", Choice: "paper"})
 	page.waitFor("the page to show that the opponent has chosen", `$('status').textContent.includes('has chosen')`)
+	oldID := page.eval(`recovery.id`)
+	page.eval(`window.lost = []; ws.onmessage = (e) => lost.push(JSON.parse(e.data).msg.type)`)
 	page.move("scissors")
 	bob.expect("round")
 	bob.expect("match_over")
+	page.waitFor("the result to reach the deaf page", `lost.includes('match_over') && $('rounds').children.length === 2`)
+	page.eval(`ws.close()`)
+	page.waitFor("a new socket with a new recovery id", `ws && recovery && recovery.id !== `+oldID)
 	if r := page.waitFor("the match result", `$('outcome-text').dataset.result`); r != "win" {
 		t.Fatalf("want the page to win 2-1; got %q", r)
 	}

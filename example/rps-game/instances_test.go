@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -145,6 +147,12 @@ func TestResumeOnOtherInstance(t *testing.T) {
 		t.Errorf("opponent_away: want %d s of grace; got %+v", int(ResumeGrace/time.Second), m)
 	}
 	ca = alice.at(b).dial(true) // back, on b, while the match runs on a
+	// A socket that takes the seat back is told the match's course so far, then where
+	// it stands: a new page has every round.
+	ca.expect("matched")
+	if r := ca.expect("round"); r.Round != 1 || *r.You != Rock || *r.Them != Scissors || r.Result != Win {
+		t.Errorf("resumed socket: want round 1 again, alice's rock beating scissors; got %+v", r)
+	}
 	m := ca.expect("resumed")
 	var opp peer
 	if json.Unmarshal(m.Opponent, &opp) != nil || opp.Nickname != "Player o-bob" || m.Round != 1 || *m.Score != (Score{1, 0}) || *m.Moved || m.Away {
@@ -172,6 +180,46 @@ func TestResumeOnOtherInstance(t *testing.T) {
 	ca = alice.dial(false)
 	ca.send(clientMsg{Type: "queue"})
 	ca.expect("queued")
+}
+
+// A client whose network goes as a round ends (the result reaches its socket but never
+// the client) reconnects on the other instance with its recovery state, the browser
+// way (a subprotocol): the Hub gives it the round from its old socket's room, exactly
+// once (the match tells the new socket its course again, and the client skips what it
+// has), then the match goes on, live.
+func TestRecoverAcrossInstances(t *testing.T) {
+	a, b := twoInstances(t, config{})
+	alice, bob := login(t, a, "o-alice"), login(t, b, "o-bob")
+	ca, cb := alice.dial(true), bob.dial(false)
+	ca.send(clientMsg{Type: "queue"})
+	ca.expect("queued")
+	cb.send(clientMsg{Type: "queue"})
+	ca.expect("matched")
+	cb.expect("matched")
+
+	read := *ca // what the client has read: the round below is lost on the way
+	read.pos = maps.Clone(ca.pos)
+	ca.send(clientMsg{Type: "move", Choice: "rock"})
+	cb.send(clientMsg{Type: "move", Choice: "scissors"})
+	ca.expect("round")
+	cb.expect("round")
+	ca.drop()
+	cb.expect("opponent_away")
+
+	cn := alice.at(b).redial(&read, true)
+	r := cn.expect("round")
+	if _, old := read.pos[r.stream]; !old || r.Round != 1 || r.Result != Win || *r.Score != (Score{1, 0}) {
+		t.Errorf("want round 1, won, from the old socket's stream %v; got %+v", slices.Collect(maps.Keys(read.pos)), r)
+	}
+	cn.expect("welcome")
+	if m := cn.expect("resumed"); m.Round != 1 || *m.Score != (Score{1, 0}) || !cn.recovered {
+		t.Errorf("want the match resumed after round 1, 1-0, and the socket recovered; got %+v (recovered %v)", m, cn.recovered)
+	}
+	cb.expect("opponent_back")
+	playRound(t, 2, cn, cb, Paper, Rock)
+	if oa, ob := cn.expect("match_over"), cb.expect("match_over"); oa.Result != Win || ob.Result != Lose {
+		t.Errorf("want alice to win 2-0 live; got %+v, %+v", oa, ob)
+	}
 }
 
 // A player who does not come back within the grace period forfeits the match, across
@@ -433,7 +481,7 @@ func TestMoveTimerWaitsForAwayPlayer(t *testing.T) {
 	cb.expect("opponent_away")
 	time.Sleep(3*moveTimeout + moveTimeout/2) // three rounds' worth of move timers, were they running
 	ca = alice.at(b).dial(false)
-	if m := ca.expect("resumed"); m.Round != 0 || *m.Score != (Score{}) {
+	if m := ca.expect("resumed", "matched"); m.Round != 0 || *m.Score != (Score{}) {
 		t.Errorf("want the match where it was, no round played; got round %d, %+v", m.Round, *m.Score)
 	}
 	cb.expect("opponent_back")

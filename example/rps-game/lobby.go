@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,6 +88,9 @@ func (p *player) putLocked(it outItem) {
 	}
 }
 
+// writeLoop writes the client's messages, through the socket's room on the Hub
+// (outRoom), which keeps them for the client's recovery: a client whose socket drops
+// reconnects with its position there and is given what it missed, on any instance.
 func (p *player) writeLoop(done chan<- struct{}) {
 	defer close(done)
 	for it := range p.out {
@@ -97,8 +101,11 @@ func (p *player) writeLoop(done chan<- struct{}) {
 			msgs = p.fromMatch(*it.from)
 		}
 		for _, m := range msgs {
-			if err := p.conn.WriteJSON(m); err != nil {
-				_ = p.conn.Close() // the handler's read fails and it cleans up
+			if err := publish(p.bus, outRoom(p.addr), m); err != nil {
+				// Not kept, so not recoverable: the client reconnects, and the match, if
+				// any, tells the new socket its course again.
+				p.l.log.Warn("rps: message to the client lost; closing its socket", "openid", p.openID, "type", m.Type, "err", err)
+				_ = p.conn.CloseWith(fws.CloseTryAgainLater, "try again later") // the handler's read fails and it cleans up
 			}
 		}
 	}
@@ -270,9 +277,22 @@ func (l *lobby) serve(c *wsauth.Conn) {
 		return
 	}
 	defer unsubscribe()
+	jctx, jcancel := context.WithTimeout(c.Context(), 2*time.Second)
+	defer jcancel()
+	// A socket that recovered its predecessor's rooms has been given what that one
+	// missed of its outRoom: from now on its own is the one written to.
+	for _, room := range c.Rooms() {
+		if strings.HasPrefix(room, outPrefix) {
+			_ = c.Leave(jctx, room)
+		}
+	}
+	if err := c.Join(jctx, outRoom(p.addr)); err != nil {
+		l.log.Error("rps: socket not joined to its room", "openid", p.openID, "err", err)
+		_ = c.CloseWith(fws.CloseTryAgainLater, "try again later")
+		return
+	}
 	// The socket counts among the players online (GET /api/online) until it closes.
 	// A store that cannot say so costs the count, not the game.
-	jctx, jcancel := context.WithTimeout(c.Context(), 2*time.Second)
 	if err := c.Join(jctx, lobbyRoom); err != nil {
 		l.log.Warn("rps: socket not counted online", "openid", p.openID, "err", err)
 	}
@@ -607,7 +627,9 @@ func (p *player) fromMatch(m playerMsg) []serverMsg {
 		}
 		p.resumeTimer.Stop()
 		p.phase, p.seat = playing, m.Seat
-		return []serverMsg{*m.Msg}
+		// The match's course so far, which the client skips where it has it, then
+		// where it stands now.
+		return append(m.Log, *m.Msg)
 	case "send":
 		if mine && m.Msg != nil {
 			return []serverMsg{*m.Msg}

@@ -220,6 +220,9 @@ func start(cfg config) (*server, error) {
 		Origins:   append(ownOrigins(cfg.Addr, ln.Addr()), cfg.Origins...),
 		ReadLimit: 4 << 10,
 		Presence:  &wsauth.PresenceConfig{}, // every socket is in lobbyRoom: the players online, on every instance
+		// Each socket's messages go through its outRoom, kept for 2 minutes: a client
+		// that reconnects with its position recovers what its old socket missed.
+		History: &wsauth.HistoryConfig{},
 	})
 	if err != nil {
 		_ = mp.Close(context.Background())

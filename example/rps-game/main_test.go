@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -157,12 +159,41 @@ type msg struct {
 	Grace       int
 	Moved       *bool
 	Away        bool
+	Match       string
+	Seq         int
+
+	stream string // the Hub stream it came in ("room:rps:o:<socket>")
 }
 
-// client is a WebSocket client of the game.
+// client is a WebSocket client of the game. Like the page, it reads the Hub's
+// envelopes, keeps its recovery state and skips what a match tells it twice.
 type client struct {
-	t    *testing.T
-	conn *websocket.Conn
+	t         *testing.T
+	conn      *websocket.Conn
+	id        string            // the socket's id, from the Hub's welcome
+	recovered bool              // what the Hub's welcome said
+	pos       map[string]string // by stream: the position of the last message read
+	match     string            // the match of the last numbered message read, and its number
+	seq       int
+}
+
+// frame is a message as the Hub writes it with History on: its welcome, or an
+// envelope of a message of a stream.
+type frame struct {
+	Recovery *struct {
+		ID        string
+		Recovered bool
+		Pos       map[string]string
+	}
+	Topic string
+	Pos   string
+	Msg   json.RawMessage
+}
+
+// recoverState is what the client sends to recover its socket: its id and positions.
+func (c *client) recoverState() string {
+	b, _ := json.Marshal(map[string]any{"id": c.id, "pos": c.pos})
+	return string(b)
 }
 
 // dial opens the socket the mini-program way (Authorization header), or the browser
@@ -173,6 +204,31 @@ func (u *user) dial(browser bool) *client {
 	if browser {
 		h = http.Header{"Origin": {u.base}, "Sec-WebSocket-Protocol": {"mpsession, " + u.token}}
 	}
+	c := u.open(h, browser)
+	if w := c.expect("welcome"); w.OpenID != u.openID {
+		u.t.Errorf("welcome: want openid %q; got %q", u.openID, w.OpenID)
+	}
+	return c
+}
+
+// redial opens a socket that recovers old's (wsauth's recovery: the X-Hub-Recover
+// header, or a subprotocol the browser way), and carries over what old has read of
+// its match. The game's welcome comes after what old missed: it is not read here.
+func (u *user) redial(old *client, browser bool) *client {
+	u.t.Helper()
+	state := old.recoverState()
+	h := http.Header{"Authorization": {"Bearer " + u.token}, "X-Hub-Recover": {state}}
+	if browser {
+		h = http.Header{"Origin": {u.base}, "Sec-WebSocket-Protocol": {"mpsession, " + u.token + ", recover." +
+			base64.RawURLEncoding.EncodeToString([]byte(state))}}
+	}
+	c := u.open(h, browser)
+	c.match, c.seq = old.match, old.seq
+	return c
+}
+
+func (u *user) open(h http.Header, browser bool) *client {
+	u.t.Helper()
 	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(u.base, "http")+"/ws", h)
 	if err != nil {
 		u.t.Fatalf("dial: %v (%v)", err, resp)
@@ -180,11 +236,8 @@ func (u *user) dial(browser bool) *client {
 	if browser && resp.Header.Get("Sec-WebSocket-Protocol") != "mpsession" {
 		u.t.Errorf("want the subprotocol mpsession echoed; got %q", resp.Header.Get("Sec-WebSocket-Protocol"))
 	}
-	c := &client{t: u.t, conn: conn}
+	c := &client{t: u.t, conn: conn, pos: map[string]string{}}
 	u.t.Cleanup(func() { _ = conn.Close() })
-	if w := c.expect("welcome"); w.OpenID != u.openID {
-		u.t.Errorf("welcome: want openid %q; got %q", u.openID, w.OpenID)
-	}
 	return c
 }
 
@@ -196,17 +249,47 @@ func (c *client) send(m clientMsg) {
 }
 
 // read returns the next message other than opponent_moved, or the error that ended the
-// socket.
+// socket. It skips a match's message it has read already.
 func (c *client) read() (msg, error) {
 	for {
-		_ = c.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
-		var m msg
-		if err := c.conn.ReadJSON(&m); err != nil {
+		m, err := c.readAny()
+		if err != nil || m.Type != "opponent_moved" {
 			return m, err
 		}
-		if m.Type != "opponent_moved" {
-			return m, nil
+	}
+}
+
+// readAny returns the next message of the game.
+func (c *client) readAny() (msg, error) {
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+		var f frame
+		if err := c.conn.ReadJSON(&f); err != nil {
+			return msg{}, err
 		}
+		if f.Recovery != nil {
+			c.id, c.recovered = f.Recovery.ID, f.Recovery.Recovered
+			maps.Copy(c.pos, f.Recovery.Pos)
+			continue
+		}
+		if f.Topic == "" {
+			c.t.Fatalf("a message outside the Hub's envelope: %+v", f)
+		}
+		c.pos[f.Topic] = f.Pos
+		if f.Msg == nil { // a room joined: where its stream stands
+			continue
+		}
+		m := msg{stream: f.Topic}
+		if err := json.Unmarshal(f.Msg, &m); err != nil {
+			c.t.Fatalf("a malformed message %s: %v", f.Msg, err)
+		}
+		if m.Seq > 0 {
+			if m.Match == c.match && m.Seq <= c.seq {
+				continue
+			}
+			c.match, c.seq = m.Match, m.Seq
+		}
+		return m, nil
 	}
 }
 

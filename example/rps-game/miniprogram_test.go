@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mpsession/mpsession/internal/testenv"
+	"github.com/mpsession/mpsession/wsauth"
 )
 
 // nodeMatch is what miniprogram/test/run.js saw, step by step.
@@ -62,8 +64,11 @@ type nodeMatch struct {
 		}
 		Resume struct {
 			DroppedView, DroppedStatus, View string
-			Round, History                   int
-			Score                            []int
+			Round, History, DroppedHistory   int
+			Score, Rounds                    []int
+			Lost                             []string // the types of the messages the network lost
+			Recover                          string   // the reconnect's X-Hub-Recover header
+			Recovered                        bool
 		}
 		Bot struct {
 			Opponent string
@@ -83,7 +88,8 @@ type nodeMatch struct {
 // this test plays, and a second one that player leaves (a win by forfeit); then its
 // connection drops and it reconnects with backoff, it is logged out from another device
 // (4001) and logs in again to the same record, it plays a bot, drops its connection in
-// the middle of that match and resumes it, and it logs out.
+// the middle of that match, the round's result lost on the way, and resumes it with the
+// round recovered, and it logs out.
 func TestMiniProgram(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
 		testenv.Unavailable(t, "node is not installed")
@@ -219,8 +225,14 @@ func TestMiniProgram(t *testing.T) {
 	if rs.DroppedView != "match" || !strings.Contains(rs.DroppedStatus, "your match waits") {
 		t.Errorf("a drop in the bot match: want the match kept on screen, waiting; got %+v", rs)
 	}
-	if rs.View != "match" || rs.Round != 2 || rs.History != 1 || len(rs.Score) != 2 || rs.Score[0]+rs.Score[1] > 1 {
-		t.Errorf("resumed: want the match in round 2, with round 1 kept; got %+v", rs)
+	if rs.DroppedHistory != 0 || !slices.Contains(rs.Lost, "round") {
+		t.Errorf("a drop in the bot match: want round 1's result lost on the way; got %+v", rs)
+	}
+	if rs.View != "match" || rs.Round != 2 || !slices.Equal(rs.Rounds, []int{1}) || len(rs.Score) != 2 || rs.Score[0]+rs.Score[1] > 1 {
+		t.Errorf("resumed: want the match in round 2, with round 1 recovered once; got %+v", rs)
+	}
+	if st, err := wsauth.ParseRecover([]byte(rs.Recover)); err != nil || len(st.Pos) == 0 || !rs.Recovered {
+		t.Errorf("resumed: want the reconnect to send its recovery state and recover; got %q (%v), recovered %v", rs.Recover, err, rs.Recovered)
 	}
 
 	b := st.Bot

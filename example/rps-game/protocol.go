@@ -34,6 +34,10 @@ type serverMsg struct {
 	Grace       int     `json:"grace,omitempty"`       // opponent_away: seconds left to come back
 	Moved       *bool   `json:"moved,omitempty"`       // resumed: you have moved this round
 	Away        bool    `json:"away,omitempty"`        // resumed: the opponent is reconnecting too
+	// A match numbers what it tells each player of its course (matched, round): a socket
+	// that takes the seat back is told it all again, and a client skips what it has.
+	Match string `json:"match,omitempty"`
+	Seq   int    `json:"seq,omitempty"`
 }
 
 // peer is the opponent as matched shows it.

@@ -37,6 +37,10 @@ type seat struct {
 	ready bool
 	away  *time.Timer // the grace period of a player whose socket dropped; nil when present
 	gone  int         // counts the seat's absences, so that a stale grace timer is told apart
+	// log is what the seat was told of the match's course (matched, then each round),
+	// numbered from 1: a socket taking the seat back gets it again, so that a client
+	// whose socket dropped as a round ended, or a new page, has every round.
+	log []serverMsg
 }
 
 // start opens a match between the first to queue, a, and b, on this instance.
@@ -117,6 +121,14 @@ func (r *room) send(i int, msg serverMsg) {
 	r.to(r.seats[i].t.Addr, playerMsg{Kind: "send", Msg: &msg})
 }
 
+// logged numbers msg in seat i's log, and keeps it there.
+func (r *room) logged(i int, msg serverMsg) *serverMsg {
+	s := &r.seats[i]
+	msg.Match, msg.Seq = r.id, len(s.log)+1
+	s.log = append(s.log, msg)
+	return &msg
+}
+
 // from finds the seat of a message, or -1 for one from a socket no longer playing it.
 func (r *room) from(m roomMsg) int {
 	if r.seats[m.Seat].t.Addr != m.Addr {
@@ -133,8 +145,8 @@ func (r *room) run() {
 	}
 	for i := range r.seats {
 		o := r.seats[1-i].t
-		r.to(r.seats[i].t.Addr, playerMsg{Kind: "start", Msg: &serverMsg{Type: "matched", Opponent: peer{Nickname: o.Nickname, Bot: o.Bot},
-			Rounds: Rounds, MoveTimeout: int(r.l.moveTimeout / time.Second)}})
+		r.to(r.seats[i].t.Addr, playerMsg{Kind: "start", Msg: r.logged(i, serverMsg{Type: "matched", Opponent: peer{Nickname: o.Nickname, Bot: o.Bot},
+			Rounds: Rounds, MoveTimeout: int(r.l.moveTimeout / time.Second)})})
 	}
 	r.play()
 }
@@ -263,7 +275,8 @@ func (r *room) play() {
 				res = res.Flip()
 			}
 			score := m.Score(i)
-			r.send(i, serverMsg{Type: "round", Round: m.Round, You: &moves[i], Them: &moves[1-i], Result: res, Score: &score})
+			you, them := moves[i], moves[1-i] // copies: the log outlives this round's moves
+			r.to(r.seats[i].t.Addr, playerMsg{Kind: "send", Msg: r.logged(i, serverMsg{Type: "round", Round: m.Round, You: &you, Them: &them, Result: res, Score: &score})})
 		}
 		moves = [2]Choice{}
 		// A timer that fired or stopped delivers nothing stale (Go 1.23). While a player
@@ -303,7 +316,7 @@ func (r *room) back(e roomMsg, m *Match, moves [2]Choice) int {
 	o := r.seats[1-i].t
 	score := m.Score(i)
 	moved := moves[i] != ""
-	r.to(e.Addr, playerMsg{Kind: "resumed", Seat: i, Msg: &serverMsg{Type: "resumed", Opponent: peer{Nickname: o.Nickname, Bot: o.Bot},
+	r.to(e.Addr, playerMsg{Kind: "resumed", Seat: i, Log: s.log, Msg: &serverMsg{Type: "resumed", Match: r.id, Opponent: peer{Nickname: o.Nickname, Bot: o.Bot},
 		Rounds: Rounds, MoveTimeout: int(r.l.moveTimeout / time.Second), Round: m.Round, Score: &score, Moved: &moved,
 		Away: r.seats[1-i].away != nil}})
 	r.l.log.Info("rps: player back", "match", r.id, "openid", e.OpenID)

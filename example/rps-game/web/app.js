@@ -30,6 +30,14 @@ let deadline = 0;
 let timerId = 0;
 let hintId = 0;
 let awayId = 0; // the opponent's grace period countdown
+// The Hub's recovery state of the last socket, {id, pos}: its id (from the Hub's
+// welcome) and the position of the last message read in each of its streams. After a
+// dropped connection the next socket offers it (a "recover." subprotocol) and is given
+// what this one missed, on whichever server it reaches.
+let recovery = null;
+// A match numbers what it tells of its course (matched, round) and tells it all again to
+// a socket that takes the seat back: the last one read, to skip what the page has.
+let seen = { match: '', seq: 0 };
 
 function status(text) { $('status').textContent = text; }
 
@@ -144,10 +152,15 @@ function connect() {
   const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
   // The browser way to authenticate a socket: the token as a subprotocol. The server
   // answers with "mpsession" only. Mini programs send an Authorization header instead.
-  const sock = new WebSocket(url, ['mpsession', token]);
+  const protocols = ['mpsession', token];
+  if (recovery) protocols.push('recover.' + base64url(JSON.stringify(recovery)));
+  const sock = new WebSocket(url, protocols);
   ws = sock;
   status('Connecting…');
-  sock.onmessage = (e) => handle(JSON.parse(e.data));
+  sock.onmessage = (e) => {
+    const m = unwrap(JSON.parse(e.data));
+    if (m && ws === sock) handle(m);
+  };
   sock.onclose = async (e) => {
     if (ws !== sock) return;
     ws = null;
@@ -177,8 +190,32 @@ function connect() {
   };
 }
 
+// unwrap reads what the server's Hub writes: first its welcome, with the socket's
+// recovery state, then each message in an envelope {"topic","pos","msg"}. It returns the
+// game's message, or null for none or one the page has already read.
+function unwrap(data) {
+  if (data.recovery) {
+    recovery = { id: data.recovery.id, pos: Object.assign({}, data.recovery.pos) };
+    return null;
+  }
+  if (recovery && data.topic) recovery.pos[data.topic] = data.pos;
+  const m = data.msg;
+  if (!m) return null; // a room joined: where its stream stands
+  if (m.seq) {
+    if (m.match === seen.match && m.seq <= seen.seq) return null;
+    seen = { match: m.match, seq: m.seq };
+  }
+  return m;
+}
+
+function base64url(text) {
+  const bytes = new TextEncoder().encode(text);
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
 // forget drops the token, unless another tab has already logged in again.
 function forget() {
+  recovery = null; // it belongs to the session
   if (localStorage.getItem('rps.token') === token) localStorage.removeItem('rps.token');
   token = null;
   $('openid').textContent = ''; // "How it works" shows no one's openid once logged out

@@ -104,16 +104,21 @@ async function main() {
   tap('playBot');
   await until('a match against a bot', () => page.data.view === 'match' && !page.data.over);
   const botName = page.data.opponent;
-  // The connection drops after round 1: the page keeps the match on screen, the next
-  // socket takes the seat back ("resumed") and the match goes on from where it was.
+  // The network goes as round 1 ends: its result is lost on the way, then the socket
+  // drops. The page keeps the match on screen; the next socket sends the client's
+  // recovery state, is given the round it missed, takes the seat back ("resumed"), and
+  // the match goes on from where it was.
   tap('move', { choice: 'rock' });
-  await until('round 1 to end', () => page.data.history.length >= 1, 30000);
+  stub.net.deaf = true;
+  await until('round 1 to end unseen', () => stub.log.lost.some((m) => m.includes('"type":"round"')), 30000);
   const n = stub.log.sockets.length;
   stub.log.task.drop();
-  out.steps.resume = { droppedView: page.data.view, droppedStatus: page.data.status };
+  out.steps.resume = { droppedView: page.data.view, droppedStatus: page.data.status, droppedHistory: page.data.history.length,
+    lost: stub.log.lost.map((m) => JSON.parse(m).msg.type) };
   await until('the match to resume', () => stub.log.sockets.length > n && page.data.status.startsWith('Back in the match'), 20000);
   Object.assign(out.steps.resume, { view: page.data.view, round: page.data.round, history: page.data.history.length,
-    score: [page.data.scoreYou, page.data.scoreThem] });
+    score: [page.data.scoreYou, page.data.scoreThem], recover: stub.log.sockets[n].header['X-Hub-Recover'] || '',
+    recovered: getApp().client.recovered, rounds: page.data.history.map((h) => h.round) });
   await play((n) => ['rock', 'paper', 'scissors'][n % 3]);
   out.steps.bot = { opponent: botName, bot: page.data.bot, result: page.data.result, rounds: page.data.history.length,
     record: record() };

@@ -8,8 +8,10 @@
 const http = require('http');
 
 module.exports = function install(base, openid) {
-  const log = { logins: 0, sockets: [] }; // what the mini program did
-  const net = { refuse: 0 }; // connectSocket calls to fail as a lost network would
+  const log = { logins: 0, sockets: [], lost: [] }; // what the mini program did, and the messages it never got
+  // connectSocket calls to fail as a lost network would; deaf: messages arriving now
+  // are lost, as on a network that went away before the socket is seen closed.
+  const net = { refuse: 0, deaf: false };
   const storage = new Map();
 
   function request({ url, method = 'GET', header = {}, data }) {
@@ -52,6 +54,7 @@ module.exports = function install(base, openid) {
       // program is told 1006. (The server sees a close frame: node's WebSocket cannot
       // drop a connection without one.)
       drop() {
+        net.deaf = false;
         ws.onclose = null;
         ws.close();
         rec.code = 1006;
@@ -68,7 +71,11 @@ module.exports = function install(base, openid) {
     // undici's WebSocket (node's) takes headers in its second argument, as the runtime does.
     ws = new WebSocket(url, { headers: header });
     ws.onopen = () => { rec.opened = true; on.open({}); };
-    ws.onmessage = (e) => on.message({ data: e.data });
+    ws.onmessage = (e) => {
+      // A network going away loses what was on its way before the socket is seen closed.
+      if (net.deaf) log.lost.push(e.data);
+      else on.message({ data: e.data });
+    };
     ws.onerror = () => on.error({ errMsg: 'socket error' });
     ws.onclose = (e) => { rec.code = e.code; on.close({ code: e.code, reason: e.reason }); };
     log.task = task;

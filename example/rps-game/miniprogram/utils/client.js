@@ -22,6 +22,14 @@ class Client {
     this.opening = false; // between open and connect: logging in
     this.retries = 0; // reconnects since the last welcome
     this.timer = 0;
+    // The Hub's recovery state of the last socket, {id, pos}: its id (from the Hub's
+    // welcome) and the position of the last message read in each of its streams. The
+    // next socket sends it (the X-Hub-Recover header) and is given what this one missed.
+    this.recovery = null;
+    this.recovered = false; // whether the open socket recovered its predecessor's messages
+    // A match numbers what it tells of its course (matched, round) and tells it all again
+    // to a socket that takes the seat back: the last one read, to skip the rest.
+    this.seen = { match: '', seq: 0 };
     // The page's listeners: every server message, and the connection's state:
     // 'connecting', 'closed' {code, ended}, 'retrying' {delay, error}, 'logged_out'.
     this.onMessage = () => {};
@@ -116,12 +124,15 @@ class Client {
   connect() {
     if (!this.running || this.task) return;
     const url = config.server.replace(/^http/, 'ws') + '/ws';
-    const task = wx.connectSocket({ url, header: { Authorization: 'Bearer ' + this.token } });
+    const header = { Authorization: 'Bearer ' + this.token };
+    if (this.recovery) header['X-Hub-Recover'] = JSON.stringify(this.recovery);
+    const task = wx.connectSocket({ url, header });
     this.task = task;
     this.ready = false;
     task.onMessage((e) => {
       if (this.task !== task) return;
-      const msg = JSON.parse(e.data);
+      const msg = this.unwrap(JSON.parse(e.data));
+      if (!msg) return;
       if (msg.type === 'welcome') {
         this.ready = true;
         this.retries = 0;
@@ -140,6 +151,25 @@ class Client {
       task.close({ code: 1000 }); // in case the error left it open
     });
     task.onClose((e) => ended(e.code));
+  }
+
+  // unwrap reads what the server's Hub writes: first its welcome, with the socket's
+  // recovery state, then each message in an envelope {"topic","pos","msg"}. It returns
+  // the game's message, or null for none or one the client has already read.
+  unwrap(data) {
+    if (data.recovery) {
+      this.recovery = { id: data.recovery.id, pos: Object.assign({}, data.recovery.pos) };
+      this.recovered = data.recovery.recovered;
+      return null;
+    }
+    if (this.recovery && data.topic) this.recovery.pos[data.topic] = data.pos;
+    const msg = data.msg;
+    if (!msg) return null; // a room joined: where its stream stands
+    if (msg.seq) {
+      if (msg.match === this.seen.match && msg.seq <= this.seen.seq) return null;
+      this.seen = { match: msg.match, seq: msg.seq };
+    }
+    return msg;
   }
 
   closed(code) {
@@ -178,6 +208,8 @@ class Client {
 
   forget() {
     this.token = '';
+    this.recovery = null; // it belongs to the session
+
     wx.removeStorageSync(TOKEN);
   }
 }
