@@ -17,14 +17,17 @@ var _ store.History = (*Store)(nil)
 // epochLife is how long a topic's epoch and last offset outlive its last message.
 const epochLife = 24 * time.Hour
 
-// memoryHistory holds a Store's kept messages, by topic.
+// memoryHistory holds a Store's kept messages, by topic. Each topic has a lock of its
+// own: messages to different topics are kept and handed to their listeners at once.
 type memoryHistory struct {
-	mu     sync.Mutex // held while a message is kept and handed to the listeners, so they get the offsets in order
+	mu     sync.Mutex // guards topics and swept, never held while waiting for a topic's lock
 	topics map[string]*memoryTopicHistory
 	swept  time.Time // when topics whose epoch ended were last dropped
 }
 
 type memoryTopicHistory struct {
+	mu    sync.Mutex // held while a message is kept and handed to the listeners, so they get the offsets in order
+	dead  bool       // dropped from topics (its epoch ended): look the topic up again
 	epoch string
 	last  uint64    // the offset of the newest message
 	at    time.Time // when the newest message was kept
@@ -49,9 +52,42 @@ func (t *memoryTopicHistory) trim(now time.Time) {
 	}
 }
 
+// lock returns the topic's history locked, a new one (a new epoch) when it has none
+// or its epoch ended; with create false, nil instead of a new one.
+func (h *memoryHistory) lock(topic string, now time.Time, create bool) *memoryTopicHistory {
+	for {
+		h.mu.Lock()
+		h.sweep(now)
+		t := h.topics[topic]
+		if t == nil {
+			if !create {
+				h.mu.Unlock()
+				return nil
+			}
+			t = &memoryTopicHistory{epoch: fmt.Sprintf("%016x", rand.Uint64()), at: now}
+			h.topics[topic] = t
+		}
+		h.mu.Unlock()
+		t.mu.Lock()
+		switch {
+		case t.dead: // swept meanwhile
+		case now.Sub(t.at) > epochLife:
+			h.mu.Lock()
+			t.dead = true
+			if h.topics[topic] == t {
+				delete(h.topics, topic)
+			}
+			h.mu.Unlock()
+		default:
+			return t
+		}
+		t.mu.Unlock()
+	}
+}
+
 // PublishKept implements store.History in-process: it keeps msg, then calls the
-// topic's listeners with it on the caller's goroutine before it returns. Calls are
-// serialized (on all topics: one lock), so that listeners get the offsets in order.
+// topic's listeners with it on the caller's goroutine before it returns. Calls on a
+// topic are serialized, so that its listeners get the offsets in order.
 func (m *Store) PublishKept(ctx context.Context, topic string, msg []byte, keep store.Retention) (store.Position, error) {
 	if err := storekit.CheckTopic(topic); err != nil {
 		return store.Position{}, err
@@ -65,16 +101,9 @@ func (m *Store) PublishKept(ctx context.Context, topic string, msg []byte, keep 
 	if m.isClosed() {
 		return store.Position{}, errMemoryClosed
 	}
-	h := &m.history
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	now := time.Now()
-	h.sweep(now)
-	t := h.topics[topic]
-	if t == nil {
-		t = &memoryTopicHistory{epoch: fmt.Sprintf("%016x", rand.Uint64())}
-		h.topics[topic] = t
-	}
+	t := m.history.lock(topic, now, true)
+	defer t.mu.Unlock()
 	t.last++
 	t.at = now
 	t.keep = keep
@@ -97,7 +126,8 @@ func (m *Store) PublishKept(ctx context.Context, topic string, msg []byte, keep 
 	return pos, nil
 }
 
-// sweep drops, at most once a minute, the topics whose epoch ended. h.mu is held.
+// sweep drops, at most once a minute, the topics whose epoch ended. h.mu is held; a
+// topic whose lock is taken is in use, and left for the next sweep.
 func (h *memoryHistory) sweep(now time.Time) {
 	if h.topics == nil {
 		h.topics = map[string]*memoryTopicHistory{}
@@ -107,11 +137,16 @@ func (h *memoryHistory) sweep(now time.Time) {
 	}
 	h.swept = now
 	for topic, t := range h.topics {
+		if !t.mu.TryLock() {
+			continue
+		}
 		if now.Sub(t.at) > epochLife {
+			t.dead = true
 			delete(h.topics, topic)
 		} else {
 			t.trim(now) // a quiet topic holds nothing older than its age
 		}
+		t.mu.Unlock()
 	}
 }
 
@@ -129,22 +164,12 @@ func (m *Store) Since(ctx context.Context, topic string, after store.Position, l
 	if m.isClosed() {
 		return nil, store.Position{}, false, errMemoryClosed
 	}
-	h := &m.history
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	now := time.Now()
-	h.sweep(now)
-	t := h.topics[topic]
-	if t != nil && now.Sub(t.at) > epochLife {
-		t = nil
-	}
+	t := m.history.lock(topic, now, after.IsZero())
 	if t == nil {
-		if !after.IsZero() {
-			return nil, store.Position{}, false, nil
-		}
-		t = &memoryTopicHistory{epoch: fmt.Sprintf("%016x", rand.Uint64()), at: now}
-		h.topics[topic] = t
+		return nil, store.Position{}, false, nil
 	}
+	defer t.mu.Unlock()
 	last := store.Position{Epoch: t.epoch, Offset: t.last}
 	switch {
 	case after.IsZero():
