@@ -155,7 +155,8 @@
 // positions sent was still kept: those follow the welcome, in order, then the live
 // ones, with none twice (the socket listens before it reads the streams, and skips what
 // it already wrote). recovered is false when the window or the size was exceeded, the
-// store lost the history (a Redis restarted empty), or the client sent no state: the
+// socket missed more than HistoryConfig.MaxReplay (1,000) messages across its streams,
+// the store lost the history (a Redis restarted empty), or the client sent no state: the
 // application then resyncs its client, as after a first connection. A socket that
 // stays open and misses a message (its process's pub/sub connection was cut) is closed
 // with CloseMissed (4009) when the next message of that stream shows the gap, so that

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -32,6 +33,14 @@ type HistoryConfig struct {
 	//
 	// Optional. Default: 300
 	Size int
+
+	// MaxReplay is the most messages a recovering socket is given across all its
+	// streams (each holds at most Size). When it missed more, it is given none: its
+	// welcome says recovered: false, and the client resyncs, which is then the cheaper
+	// way back.
+	//
+	// Optional. Default: 1000
+	MaxReplay int
 
 	// Rejoin approves each room a recovering socket is put back in (the rooms its
 	// predecessor was in, kept by the store for a day): a user removed from a room
@@ -333,23 +342,31 @@ func (h *Hub) attachKept(c *Conn, req *Recover) {
 		return
 	}
 	start := make(map[string]store.Position, len(topics))
+	last := make(map[string]store.Position, len(topics))
 	replay := make(map[string][]store.Kept, len(topics))
+	missed := 0
 	for _, topic := range topics {
 		var after store.Position
 		if req != nil {
 			after = req.Pos[streamName(topic)]
 		}
-		msgs, last, complete, err := h.since(ctx, topic, after)
+		msgs, at, complete, err := h.since(ctx, topic, after)
 		switch {
 		case err != nil:
 			recovered = false // no position to give: start from the next message that arrives
 		case after.IsZero() || !complete:
 			recovered = false
-			start[topic] = last
+			start[topic] = at
 		default:
-			start[topic] = after
+			start[topic], last[topic] = after, at
 			replay[topic] = msgs
+			missed += len(msgs)
 		}
+	}
+	if missed > h.maxReplay {
+		recovered = false // the client resyncs instead: each stream starts where it stands
+		maps.Copy(start, last)
+		clear(replay)
 	}
 
 	h.mu.Lock()
@@ -457,8 +474,11 @@ func historyDefault(c *HistoryConfig) (*HistoryConfig, error) {
 		return nil, nil
 	}
 	out := *c
-	if out.Window < 0 || out.Size < 0 {
-		return nil, fmt.Errorf("wsauth: Config.History: window %v and size %d must not be negative", out.Window, out.Size)
+	if out.Window < 0 || out.Size < 0 || out.MaxReplay < 0 {
+		return nil, fmt.Errorf("wsauth: Config.History: window %v, size %d and max replay %d must not be negative", out.Window, out.Size, out.MaxReplay)
+	}
+	if out.MaxReplay == 0 {
+		out.MaxReplay = 1000
 	}
 	if out.Window == 0 {
 		out.Window = 2 * time.Minute

@@ -566,3 +566,50 @@ func TestHistoryRejoin(t *testing.T) {
 		t.Errorf("rooms after the reconnect: want ok alone; got %q", got)
 	}
 }
+
+// TestHistoryMaxReplay: a socket that missed more than MaxReplay messages across its
+// streams (here 3 of its user's and 3 of a room's) is given none of them: its welcome
+// says recovered: false, its streams start where they stand, and the live messages
+// follow. At MaxReplay it is given all of them.
+func TestHistoryMaxReplay(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		max       int
+		recovered bool
+	}{{5, false}, {6, true}} {
+		st := memstore.New()
+		t.Cleanup(func() { _ = st.Close() })
+		in := newHistInstance(t, st, nil, wsauth.HistoryConfig{MaxReplay: tc.max})
+		token := in.login(t, "o-away")
+		first := in.dialHist(t, token, nil)
+		if got := first.command(t, "join go"); got != "joined go" {
+			t.Fatalf("join: %q", got)
+		}
+		for first.pos["room:go"] == "" {
+			if err := first.read(5 * time.Second); err != nil {
+				t.Fatalf("the room's position: %v", err)
+			}
+		}
+		first.drop()
+		for i := range 3 {
+			send(t, in.hub.ToUser(context.Background(), "o-away", fmt.Appendf(nil, `"user %d"`, i)))
+			send(t, in.hub.ToRoom(context.Background(), "go", fmt.Appendf(nil, `"room %d"`, i)))
+		}
+		second := in.dialHist(t, token, first)
+		if second.recovered != tc.recovered {
+			t.Errorf("MaxReplay %d, 6 missed: want recovered %v; got %v", tc.max, tc.recovered, second.recovered)
+		}
+		send(t, in.hub.ToRoom(context.Background(), "go", []byte(`"live"`)))
+		for len(second.got) == 0 || string(second.got[len(second.got)-1].Msg) != `"live"` {
+			if err := second.read(5 * time.Second); err != nil {
+				t.Fatalf("MaxReplay %d: after %d messages: %v", tc.max, len(second.got), err)
+			}
+		}
+		if want := map[bool]int{false: 1, true: 7}[tc.recovered]; len(second.got) != want {
+			t.Errorf("MaxReplay %d: want %d messages; got %d", tc.max, want, len(second.got))
+		}
+		if got := second.command(t, "rooms"); got != "rooms go" {
+			t.Errorf("MaxReplay %d: rooms after the reconnect: want go; got %q", tc.max, got)
+		}
+	}
+}

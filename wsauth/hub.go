@@ -51,12 +51,13 @@ const subscriptionQueue = 1 << 16
 //
 // A Hub is safe for use by several goroutines.
 type Hub struct {
-	id     [hubIDLen]byte   // marks this hub's messages, which it delivers itself when sent
-	broker store.Broker     // nil: this process only
-	m      *counting.Counts // the middleware's metrics; nil: not counted
-	hist   store.History    // nil: Config.History is off
-	keep   store.Retention  // Config.History's bounds
-	rejoin func(c *Conn, room string) bool
+	id        [hubIDLen]byte   // marks this hub's messages, which it delivers itself when sent
+	broker    store.Broker     // nil: this process only
+	m         *counting.Counts // the middleware's metrics; nil: not counted
+	hist      store.History    // nil: Config.History is off
+	keep      store.Retention  // Config.History's bounds
+	rejoin    func(c *Conn, room string) bool
+	maxReplay int // Config.History's MaxReplay
 
 	presence       store.Presence // nil: Config.Presence is off
 	presenceEvents bool           // Config.Presence.Events

@@ -64,7 +64,7 @@ func NewServer(mp *fibermp.Manager, config ...Config) (*Server, error) {
 		if caps.History == nil || caps.Broker == nil {
 			return nil, errors.New("wsauth: Config.History: the Manager's store keeps no history (Capabilities().History is nil)")
 		}
-		s.hub.hist, s.hub.keep, s.hub.rejoin = caps.History, cfg.History.retention(), cfg.History.Rejoin
+		s.hub.hist, s.hub.keep, s.hub.rejoin, s.hub.maxReplay = caps.History, cfg.History.retention(), cfg.History.Rejoin, cfg.History.MaxReplay
 	}
 	if cfg.Presence != nil {
 		if caps.Presence == nil {
