@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,4 +186,35 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func tooManyLogins(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderRetryAfter, "60")
 	return c.Status(fiber.StatusTooManyRequests).JSON(fiber.Map{"error": "ERR_TOO_MANY_LOGINS", "message": "too many logins from this address, try again in a minute"})
+}
+
+// devLogin is the WeChat transport of -dev-login: a login code (jscode2session) goes to
+// the fake WeChat first, and logs in through it when the fake issued it (GET
+// /wxtest/code); any other code, and every other call, goes on to real WeChat.
+type devLogin struct {
+	fake          http.Handler
+	appID, secret string // the fake's
+	next          http.RoundTripper
+}
+
+func (d devLogin) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path != "/sns/jscode2session" {
+		return d.next.RoundTrip(r)
+	}
+	q := r.URL.Query()
+	q.Set("appid", d.appID)
+	q.Set("secret", d.secret)
+	u := *r.URL
+	u.RawQuery = q.Encode()
+	fr := r.Clone(r.Context())
+	fr.URL, fr.RequestURI = &u, u.RequestURI()
+	rec := httptest.NewRecorder()
+	d.fake.ServeHTTP(rec, fr)
+	var reply struct {
+		ErrCode int `json:"errcode"`
+	}
+	if json.Unmarshal(rec.Body.Bytes(), &reply) == nil && reply.ErrCode == 40029 { // not a code of the fake's
+		return d.next.RoundTrip(r)
+	}
+	return rec.Result(), nil
 }

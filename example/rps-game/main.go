@@ -49,6 +49,11 @@ type config struct {
 	MySQL         string        // a MySQL/MariaDB DSN for the records, instead of SQLite
 	Table         string        // the records' table; "" is players
 	AppID, Secret string        // real WeChat; "" runs the fake one in-process
+	// DevLogin keeps the fake WeChat beside a real AppID, so that a developer alone in
+	// WeChat DevTools has bots and a second player: only on loopback, unless
+	// DevLoginAnywhere.
+	DevLogin, DevLoginAnywhere bool
+	WeChatURL                  string // the real WeChat's API; "" is api.weixin.qq.com (tests point it at a wxtest.Server)
 	Origins       []string      // browser origins allowed on the socket, besides the server's own
 	Bots          int           // persistent bots
 	BotThink      time.Duration // the longest a bot thinks before a move
@@ -71,6 +76,8 @@ func main() {
 	flag.StringVar(&cfg.Redis, "redis", "", "keep sessions and the matchmaking queue in the Redis at `address`, shared by every instance")
 	flag.StringVar(&cfg.AppID, "appid", os.Getenv("WX_APPID"), "mini program AppID (env WX_APPID); with -secret, log in with real WeChat instead of the fake")
 	flag.StringVar(&cfg.Secret, "secret", os.Getenv("WX_SECRET"), "mini program AppSecret (env WX_SECRET)")
+	flag.BoolVar(&cfg.DevLogin, "dev-login", false, "with -appid: keep the fake WeChat's logins (GET /wxtest/code) and the bots beside real WeChat's, for development in WeChat DevTools; on a loopback -addr only")
+	flag.BoolVar(&cfg.DevLoginAnywhere, "dev-login-anywhere", false, "allow -dev-login on an -addr other than loopback: anyone who reaches the server can log in as anyone")
 	flag.IntVar(&cfg.Bots, "bots", 0, "run `n` bots that play around the clock (development mode only)")
 	flag.DurationVar(&cfg.BotThink, "bot-think", cfg.BotThink, "the longest a bot thinks before a move")
 	flag.DurationVar(&cfg.BotsFor, "bots-for", 0, "with -bots: play for this `duration`, then report matches per second, the time from a move to its result and the check of the records, and exit")
@@ -112,12 +119,19 @@ func main() {
 
 // start wires fibermp, wsauth, the store, the lobby and the bots, and serves.
 func start(cfg config) (*server, error) {
-	if cfg.AppID != "" && cfg.Bots > 0 {
-		return nil, errors.New("bots log in through the fake WeChat: -bots needs development mode (no -appid)")
+	switch {
+	case cfg.AppID != "" && cfg.Bots > 0 && !cfg.DevLogin:
+		return nil, errors.New("bots log in through the fake WeChat: -bots needs development mode (no -appid) or -dev-login")
+	case cfg.DevLogin && cfg.AppID == "":
+		return nil, errors.New("-dev-login keeps the fake WeChat beside a real one: it needs -appid and -secret (without them the fake is on already)")
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.DevLogin && !ln.Addr().(*net.TCPAddr).IP.IsLoopback() && !cfg.DevLoginAnywhere {
+		_ = ln.Close()
+		return nil, errors.New("-dev-login lets anyone log in as anyone: it listens on loopback only (-addr 127.0.0.1:PORT), unless -dev-login-anywhere")
 	}
 	s := &server{url: "http://" + loopback(ln.Addr()), ln: ln, served: make(chan struct{})}
 	fail := func(err error) (*server, error) { _ = ln.Close(); s.closeAll(); return nil, err }
@@ -142,13 +156,20 @@ func start(cfg config) (*server, error) {
 	// WeChat: the real one, or the fake mounted in this very server.
 	transport := &http.Transport{}
 	s.idle = transport.CloseIdleConnections
-	wxcfg := wx.Config{AppID: cfg.AppID, AppSecret: cfg.Secret, HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: transport}}
+	wxcfg := wx.Config{AppID: cfg.AppID, AppSecret: cfg.Secret, BaseURL: cfg.WeChatURL,
+		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: transport}}
 	var fake *wxtest.Server
 	s.wechatName = "real"
-	if cfg.AppID == "" {
+	switch {
+	case cfg.AppID == "":
 		fake = wxtest.New("wx0000000000000000", "dev-secret")
 		wxcfg.AppID, wxcfg.AppSecret, wxcfg.BaseURL = fake.AppID(), "dev-secret", s.url+"/wxtest"
 		s.wechatName = "fake, at " + s.url + "/wxtest"
+	case cfg.DevLogin:
+		fake = wxtest.New("wx0000000000000000", "dev-secret")
+		wxcfg.HTTPClient.Transport = devLogin{fake: fake.Handler(), appID: fake.AppID(), secret: "dev-secret", next: transport}
+		s.wechatName = "real, and the fake at " + s.url + "/wxtest (-dev-login)"
+		cfg.Log.Warn("rps: -dev-login: GET /wxtest/code logs anyone in as any openid, beside real WeChat: a development server only")
 	}
 	client, err := wx.New(wxcfg)
 	if err != nil {
