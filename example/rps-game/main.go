@@ -42,30 +42,30 @@ import (
 )
 
 type config struct {
-	Addr          string        // where to listen
-	Redis         string        // Redis address; "" keeps sessions in memory
-	RedisPrefix   string        // key prefix in Redis; "" is redisstore's default
-	DB            string        // the SQLite file of the players' records; "" is defaultDB()
-	MySQL         string        // a MySQL/MariaDB DSN for the records, instead of SQLite
-	Table         string        // the records' table; "" is players
-	AppID, Secret string        // real WeChat; "" runs the fake one in-process
+	Addr          string // where to listen
+	Redis         string // Redis address; "" keeps sessions in memory
+	RedisPrefix   string // key prefix in Redis; "" is redisstore's default
+	DB            string // the SQLite file of the players' records; "" is defaultDB()
+	MySQL         string // a MySQL/MariaDB DSN for the records, instead of SQLite
+	Table         string // the records' table; "" is players
+	AppID, Secret string // real WeChat; "" runs the fake one in-process
 	// DevLogin keeps the fake WeChat beside a real AppID, so that a developer alone in
 	// WeChat DevTools has bots and a second player: only on loopback, unless
 	// DevLoginAnywhere.
 	DevLogin, DevLoginAnywhere bool
-	WeChatURL                  string // the real WeChat's API; "" is api.weixin.qq.com (tests point it at a wxtest.Server)
-	Origins       []string      // browser origins allowed on the socket, besides the server's own
-	Bots          int           // persistent bots
-	BotThink      time.Duration // the longest a bot thinks before a move
-	BotsFor       time.Duration // with Bots: play for this long, report and exit; 0: forever
-	Instances     int           // with BotsFor on Redis: the instances whose tallies the report adds up
-	MoveTimeout   time.Duration
-	Grace         time.Duration // how long a dropped player has to come back to a match; 0: ResumeGrace
-	QueueLease    time.Duration // a ticket's lease in the Redis queue; 0: queueLease
-	OnlineEvery   time.Duration // how often GET /api/online reads the count again; 0: 2 s
-	LoginLimit    int           // logins per minute from one IP; 0: no limit
-	ReadTimeout   time.Duration // how long a client may take to send a request; 0: 10 s
-	Log           *slog.Logger
+	WeChatURL                  string        // the real WeChat's API; "" is api.weixin.qq.com (tests point it at a wxtest.Server)
+	Origins                    []string      // browser origins allowed on the socket, besides the server's own
+	Bots                       int           // persistent bots
+	BotThink                   time.Duration // the longest a bot thinks before a move
+	BotsFor                    time.Duration // with Bots: play for this long, report and exit; 0: forever
+	Instances                  int           // with BotsFor on Redis: the instances whose tallies the report adds up
+	MoveTimeout                time.Duration
+	Grace                      time.Duration // how long a dropped player has to come back to a match; 0: ResumeGrace
+	QueueLease                 time.Duration // a ticket's lease in the Redis queue; 0: queueLease
+	OnlineEvery                time.Duration // how often GET /api/online reads the count again; 0: 2 s
+	LoginLimit                 int           // logins per minute from one IP; 0: no limit
+	ReadTimeout                time.Duration // how long a client may take to send a request; 0: 10 s
+	Log                        *slog.Logger
 }
 
 func main() {
