@@ -210,6 +210,13 @@ func (b *bots) sleep(d time.Duration) bool {
 	}
 }
 
+// done closes a guest's socket once it has played its matches.
+func (b *bots) done(conn *websocket.Conn) error {
+	_ = conn.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, "done"), time.Now().Add(time.Second))
+	return nil
+}
+
 // play logs in, connects and plays matches (0: until stopped, or until finish), then
 // logs out.
 func (b *bots) play(openID, nickname string, matches int) error {
@@ -232,11 +239,12 @@ func (b *bots) play(openID, nickname string, matches int) error {
 	defer context.AfterFunc(b.ctx, func() { _ = conn.Close() })() // stop unblocks the read
 
 	type botMsg struct {
-		Type    string
-		Round   int
-		Score   Score
-		Result  Result
-		Message string
+		Type     string
+		Round    int
+		Score    Score
+		Result   Result
+		Message  string
+		Opponent json.RawMessage // matched: a peer
 	}
 	msgs := make(chan botMsg)
 	readErr := make(chan error, 1)
@@ -286,9 +294,26 @@ func (b *bots) play(openID, nickname string, matches int) error {
 	}
 	finished := false
 	played := 0
+	human := false // the opponent of the match being played, or last played
+	// After a match, a bot pauses before it queues again (a guest before it leaves):
+	// long enough after a person for them to ask for a rematch, which it accepts.
+	var pause <-chan time.Time
 	for {
 		var m botMsg
 		select {
+		case <-pause:
+			pause = nil
+			if !persistent && played >= matches {
+				return b.done(conn)
+			}
+			if finished {
+				return b.idle(token)
+			}
+			err = queue()
+			if err != nil {
+				return err
+			}
+			continue
 		case err := <-readErr:
 			readErr <- err // for the deferred wait
 			return err
@@ -326,7 +351,12 @@ func (b *bots) play(openID, nickname string, matches int) error {
 				return b.idle(token)
 			}
 		case "matched", "resumed":
-			inMatch, theirs = true, false
+			if m.Type == "matched" {
+				var o peer
+				_ = json.Unmarshal(m.Opponent, &o)
+				human = !o.Bot
+			}
+			inMatch, theirs, pause = true, false, nil
 			_ = conn.SetReadDeadline(time.Time{})
 			err = move()
 		case "opponent_moved":
@@ -348,20 +378,28 @@ func (b *bots) play(openID, nickname string, matches int) error {
 				b.results[openID] = append(b.results[openID], m.Result)
 				b.mu.Unlock()
 			}
-			if played++; !persistent && played >= matches {
-				_ = conn.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(websocket.CloseNormalClosure, "done"), time.Now().Add(time.Second))
-				return nil
-			}
-			if finished {
+			played++
+			switch {
+			case m.Type == "match_over" && human && !finished:
+				pause = time.After(rematchWait) // the rematch_off of a rematch not asked for ends it sooner
+			case !persistent && played >= matches:
+				return b.done(conn)
+			case finished:
 				return b.idle(token)
+			default:
+				// A pause of its own: two bots that finished a match together would
+				// otherwise queue together again, and play each other for ever.
+				pause = time.After(b.think/2 + rand.N(b.think+1))
 			}
-			// A pause of its own: two bots that finished a match together would
-			// otherwise queue together again, and play each other for ever.
-			if !b.sleep(b.think/2 + rand.N(b.think+1)) {
-				return b.ctx.Err()
+		case "rematch_offered": // the person asks for another match: gladly
+			if !finished {
+				pause = nil
+				err = conn.WriteJSON(clientMsg{Type: "rematch"})
 			}
-			err = queue()
+		case "rematch_off":
+			if pause == nil && !inMatch { // an accepted rematch that did not open
+				pause = time.After(0)
+			}
 		case "error":
 			b.log.Warn("rps: bot told", "bot", openID, "message", m.Message)
 		}

@@ -39,7 +39,7 @@ const busTimeout = 2 * time.Second
 
 // roomMsg is what a socket tells a match, at matchRoom.
 type roomMsg struct {
-	Kind   string `json:"k"`           // ready, move, leave, away, back
+	Kind   string `json:"k"`           // ready, move, leave, away, back, rematch
 	Seat   int    `json:"s"`           // the sender's seat (back: found by OpenID)
 	Addr   string `json:"a"`           // the sending socket
 	OpenID string `json:"o,omitempty"` // back
@@ -49,7 +49,7 @@ type roomMsg struct {
 
 // playerMsg is what a match tells a socket, at playerRoom.
 type playerMsg struct {
-	Kind  string     `json:"k"` // offer, requeue, start, send, resumed, replaced, over, ended, forfeit
+	Kind  string     `json:"k"` // offer, requeue, start, send, resumed, replaced, over, ended, forfeit, rematch_wait, rematch_offered, rematch_off
 	Match string     `json:"m"`
 	Seat  int        `json:"s,omitempty"`
 	Msg   *serverMsg `json:"msg,omitempty"` // for the client (over: the record is the socket's to fill)
@@ -70,7 +70,7 @@ func decodeRoomMsg(data []byte) (roomMsg, bool) {
 		return m, false
 	}
 	switch m.Kind {
-	case "ready", "leave", "away":
+	case "ready", "leave", "away", "rematch":
 	case "back":
 		return m, m.OpenID != ""
 	case "move":
@@ -92,7 +92,7 @@ func decodePlayerMsg(data []byte) (playerMsg, bool) {
 	switch m.Kind {
 	case "offer", "requeue", "replaced":
 		return m, true
-	case "start", "resumed", "send", "ended", "over", "forfeit":
+	case "start", "resumed", "send", "ended", "over", "forfeit", "rematch_wait", "rematch_offered", "rematch_off":
 		return m, m.Msg != nil
 	}
 	return m, false

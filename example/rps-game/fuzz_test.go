@@ -41,7 +41,7 @@ func FuzzBusMessages(f *testing.F) {
 				t.Errorf("accepted %q: match %q, seat %d", data, m.Match, m.Seat)
 			}
 			switch m.Kind {
-			case "start", "resumed", "send", "ended", "over", "forfeit":
+			case "start", "resumed", "send", "ended", "over", "forfeit", "rematch_wait", "rematch_offered", "rematch_off":
 				if m.Msg == nil {
 					t.Errorf("accepted %s without a message", m.Kind)
 				}

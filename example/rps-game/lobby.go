@@ -41,11 +41,24 @@ type player struct {
 	match       string // offered, playing, resuming
 	seat        int
 	resumeTimer *time.Timer
+	// last is the match this socket last played to a decision, which the player may
+	// ask to play again (rematch) while its room waits; rematching: the player asked,
+	// and waits (queued, with no ticket) for the new match's offer.
+	last       lastMatch
+	rematching bool
+	// rematchTimer ends an ask whose room did not answer (rematch_wait) within
+	// resumeWait: the room had closed already (its opponent left), and no one will.
+	rematchTimer *time.Timer
 	// Messages go out through one writer goroutine per socket, in the order they were
 	// queued, so a room and the socket's handler never block on a slow client; the
 	// match's messages are handled there too, in order.
 	closed bool // the handler is returning: conn must not be used any more
 	out    chan outItem
+}
+
+type lastMatch struct {
+	match string
+	seat  int
 }
 
 type phase int
@@ -338,6 +351,8 @@ func (l *lobby) serve(c *wsauth.Conn) {
 			p.move(choice)
 		case "leave":
 			p.leave(m.From == "queue")
+		case "rematch":
+			p.rematch()
 		default:
 			p.send(errorMsg("unknown message type " + strconv.Quote(m.Type)))
 		}
@@ -461,6 +476,7 @@ func (p *player) queue(wantBot bool) {
 func ptr[T any](v T) *T { return &v }
 
 func (p *player) queueLocked(wantBot bool) {
+	p.dropLast() // queueing for anyone declines a rematch
 	p.unqueueLocked()
 	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
 	defer cancel()
@@ -512,6 +528,63 @@ func (p *player) unqueueLocked() {
 	p.ticket = ""
 }
 
+// rematch asks p's last opponent for another match, or accepts their ask: the last
+// match's room opens the new one once both have asked. Meanwhile p is queued with no
+// ticket, as a socket whose pair call found a partner is, and the new match's offer
+// finds it so.
+func (p *player) rematch() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.rematching:
+		return
+	case p.phase != idle || p.last.match == "":
+		p.putLocked(outItem{msg: ptr(errorMsg("no match to play again"))})
+		return
+	}
+	p.phase, p.rematching = queued, true
+	p.tellLast(roomMsg{Kind: "rematch"})
+	id := p.last.match
+	p.rematchTimer = time.AfterFunc(resumeWait, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.closed || !p.rematching || p.last.match != id {
+			return
+		}
+		p.phase, p.last, p.rematching = idle, lastMatch{}, false
+		p.putLocked(outItem{msg: &serverMsg{Type: "rematch_off", Reason: "gone"}})
+	})
+}
+
+// rematchAnswered stops the rematch timer: the room has answered. p.mu is held.
+func (p *player) rematchAnswered() {
+	if p.rematchTimer != nil {
+		p.rematchTimer.Stop()
+		p.rematchTimer = nil
+	}
+}
+
+// tellLast sends a message to the room of p's last match. p.mu is held.
+func (p *player) tellLast(m roomMsg) {
+	m.Seat, m.Addr = p.last.seat, p.addr
+	if err := publish(p.bus, matchRoom(p.last.match), m); err != nil {
+		p.l.log.Warn("rps: message to the last match lost", "match", p.last.match, "kind", m.Kind, "err", err)
+	}
+}
+
+// dropLast declines a rematch of p's last match, asked or not, so that the opponent
+// waiting for an answer is told at once. p.mu is held.
+func (p *player) dropLast() {
+	if p.last.match == "" {
+		return
+	}
+	p.tellLast(roomMsg{Kind: "leave", Reason: "declined"})
+	if p.rematching && p.phase == queued && p.ticket == "" {
+		p.phase = idle
+	}
+	p.last, p.rematching = lastMatch{}, false
+}
+
 // move hands p's choice to p's match.
 func (p *player) move(c Choice) {
 	p.mu.Lock()
@@ -549,6 +622,7 @@ func (p *player) leave(onlyQueue bool) {
 		p.tell(roomMsg{Kind: "leave", Reason: "declined"})
 		p.match = ""
 	}
+	p.dropLast()
 	p.phase = idle
 	p.putLocked(outItem{msg: &serverMsg{Type: "left"}})
 }
@@ -562,6 +636,12 @@ func (p *player) gone(reason string) {
 	if p.resumeTimer != nil {
 		p.resumeTimer.Stop()
 	}
+	p.rematchAnswered()
+	rematching := p.rematching
+	if p.last.match != "" {
+		p.tellLast(roomMsg{Kind: "leave", Reason: "gone"})
+		p.last, p.rematching = lastMatch{}, false
+	}
 	switch p.phase {
 	case queued, offered:
 		if p.phase == offered {
@@ -569,7 +649,7 @@ func (p *player) gone(reason string) {
 			p.tell(roomMsg{Kind: "leave", Reason: "declined"})
 		}
 		p.unqueueLocked()
-		if reason == "disconnected" {
+		if reason == "disconnected" && !rematching {
 			want := "any"
 			if p.wantBot {
 				want = "bot"
@@ -605,11 +685,16 @@ func (p *player) fromMatch(m playerMsg) []serverMsg {
 			return nil
 		}
 		p.unqueueLocked()
+		p.rematchAnswered()
 		p.phase, p.match, p.seat = offered, m.Match, m.Seat
 		p.tell(roomMsg{Kind: "ready"})
 	case "requeue": // the other player did not accept, or the match could not open
 		if p.phase == offered && p.match == m.Match || p.phase == queued && p.ticket == "" {
 			p.phase, p.match = idle, ""
+			if p.rematching { // a rematch is with that opponent or none
+				p.rematching, p.last = false, lastMatch{}
+				return []serverMsg{{Type: "rematch_off", Reason: "gone"}}
+			}
 			p.queueLocked(p.wantBot)
 		}
 	case "start":
@@ -617,6 +702,7 @@ func (p *player) fromMatch(m playerMsg) []serverMsg {
 			return nil
 		}
 		p.phase = playing
+		p.last, p.rematching = lastMatch{}, false
 		if err := p.s.Set(fieldMatch, m.Match); err != nil {
 			p.l.log.Warn("rps: session not written: no resume", "openid", p.openID, "err", err)
 		}
@@ -658,8 +744,23 @@ func (p *player) fromMatch(m playerMsg) []serverMsg {
 		rec := p.recordResult(msg.Result, m.Counted, m.DB)
 		msg.Record = &rec
 		return []serverMsg{msg}
+	case "rematch_wait", "rematch_offered":
+		if p.last.match == m.Match {
+			p.rematchAnswered()
+			return []serverMsg{*m.Msg}
+		}
+	case "rematch_off":
+		if p.last.match == m.Match {
+			p.rematchAnswered()
+			if p.rematching && p.phase == queued && p.ticket == "" {
+				p.phase = idle
+			}
+			p.last, p.rematching = lastMatch{}, false
+			return []serverMsg{*m.Msg}
+		}
 	case "over":
 		if mine && m.Msg != nil {
+			p.last = lastMatch{match: m.Match, seat: p.seat}
 			p.phase, p.match = idle, ""
 			p.clearMatchField(m.Match)
 			msg := *m.Msg

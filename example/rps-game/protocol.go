@@ -6,7 +6,8 @@ import "github.com/mpsession/mpsession/fibermp"
 // apart by "type". README.md lists them with examples.
 
 // clientMsg is anything a client sends: {"type":"queue","opponent":"bot"},
-// {"type":"move","choice":"rock"}, {"type":"leave"}, {"type":"leave","from":"queue"}.
+// {"type":"move","choice":"rock"}, {"type":"leave"}, {"type":"leave","from":"queue"},
+// {"type":"rematch"} (after a match: another against the same opponent).
 type clientMsg struct {
 	Type     string `json:"type"`
 	Opponent string `json:"opponent,omitempty"` // queue: "any" (default) or "bot"
@@ -19,7 +20,7 @@ type serverMsg struct {
 	Type        string  `json:"type"`
 	OpenID      string  `json:"openid,omitempty"`      // welcome
 	Nickname    string  `json:"nickname,omitempty"`    // welcome
-	Opponent    any     `json:"opponent,omitempty"`    // queued: "any" or "bot"; matched: peer
+	Opponent    any     `json:"opponent,omitempty"`    // queued: "any" or "bot"; matched, rematch_wait, rematch_offered: peer
 	Rounds      int     `json:"rounds,omitempty"`      // matched
 	MoveTimeout int     `json:"moveTimeout,omitempty"` // matched: seconds per move
 	Round       int     `json:"round,omitempty"`       // round
@@ -28,10 +29,10 @@ type serverMsg struct {
 	Result      Result  `json:"result,omitempty"`      // round, match_over, opponent_left (a forfeit)
 	Score       *Score  `json:"score,omitempty"`       // round, match_over, opponent_left
 	Record      *record `json:"record,omitempty"`      // welcome, match_over, opponent_left (counted), resume_failed
-	Reason      string  `json:"reason,omitempty"`      // opponent_left; match_over after a forfeit
+	Reason      string  `json:"reason,omitempty"`      // opponent_left; match_over after a forfeit; rematch_off
 	Forfeit     bool    `json:"forfeit,omitempty"`     // opponent_left, match_over: a player left, and the match counts
 	Message     string  `json:"message,omitempty"`     // error, resume_failed
-	Grace       int     `json:"grace,omitempty"`       // opponent_away: seconds left to come back
+	Grace       int     `json:"grace,omitempty"`       // opponent_away: seconds left to come back; rematch_wait, rematch_offered: seconds to accept
 	Moved       *bool   `json:"moved,omitempty"`       // resumed: you have moved this round
 	Away        bool    `json:"away,omitempty"`        // resumed: the opponent is reconnecting too
 	// A match numbers what it tells each player of its course (matched, round): a socket

@@ -148,7 +148,9 @@ func (r *room) run() {
 		r.to(r.seats[i].t.Addr, playerMsg{Kind: "start", Msg: r.logged(i, serverMsg{Type: "matched", Opponent: peer{Nickname: o.Nickname, Bot: o.Bot},
 			Rounds: Rounds, MoveTimeout: int(r.l.moveTimeout / time.Second)})})
 	}
-	r.play()
+	if r.play() {
+		r.rematch()
+	}
 }
 
 // offer asks both sockets to accept the match, and returns true when both do. When one
@@ -189,8 +191,9 @@ func (r *room) offer() bool {
 
 func (r *room) requeue(i int) { r.to(r.seats[i].t.Addr, playerMsg{Kind: "requeue"}) }
 
-// play runs the rounds.
-func (r *room) play() {
+// play runs the rounds, and reports whether the match was decided by them (no forfeit,
+// no shutdown).
+func (r *room) play() bool {
 	var m Match
 	var moves [2]Choice
 	timer := time.NewTimer(r.l.moveTimeout)
@@ -222,10 +225,10 @@ func (r *room) play() {
 						// queue: they never saw the match, and cannot forfeit it.
 						r.to(r.seats[1-i].t.Addr, playerMsg{Kind: "ended", Msg: &serverMsg{Type: "opponent_left", Reason: "declined"}})
 						r.l.log.Info("rps: match declined as it started", "match", r.id, "left", r.seats[i].t.OpenID)
-						return
+						return false
 					}
 					r.forfeit(&m, 1-i, e.Reason)
-					return
+					return false
 				case "away":
 					if r.seats[i].away != nil {
 						continue
@@ -258,7 +261,7 @@ func (r *room) play() {
 				continue // back in time; the timer's send was already on its way
 			}
 			r.forfeit(&m, 1-e.seat, "disconnected")
-			return
+			return false
 		case <-timer.C:
 			// A missing move loses the round.
 		case <-r.l.ctx.Done():
@@ -266,7 +269,7 @@ func (r *room) play() {
 				r.to(r.seats[i].t.Addr, playerMsg{Kind: "ended", Msg: &serverMsg{Type: "opponent_left", Reason: "shutdown"}})
 			}
 			r.l.log.Info("rps: match ended by shutdown", "match", r.id)
-			return
+			return false
 		}
 		res := m.Play(moves[0], moves[1])
 		for i := range r.seats {
@@ -288,6 +291,7 @@ func (r *room) play() {
 		}
 	}
 	r.over(&m)
+	return true
 }
 
 // back gives seat of e's user to e's socket, a new one after a dropped one, or the
@@ -360,6 +364,62 @@ func (r *room) over(m *Match) {
 	}
 	r.l.hosted(bots, r.seats[0].t.Instance != r.seats[1].t.Instance)
 	r.l.log.Info("rps: match over", "match", r.id, "a", r.seats[0].t.OpenID, "b", r.seats[1].t.OpenID, "result", m.Result(), "score", m.Wins)
+}
+
+// rematchWait is how long a player's ask for another match against the same opponent
+// waits for the opponent to ask too.
+const rematchWait = 15 * time.Second
+
+// rematch keeps a decided match's room open for rematchWait: when both players ask for
+// another match (rematch), it opens one between them, on this instance, as a pairing
+// would. A player who asks first waits (the other is told: rematch_offered); one who
+// queues for someone else, leaves or closes declines, and the one who asked is told
+// (rematch_off), as when the time runs out.
+func (r *room) rematch() {
+	deadline := time.Now().Add(rematchWait)
+	timer := time.NewTimer(rematchWait)
+	defer timer.Stop()
+	var asked [2]bool
+	off := func(reason string) {
+		for i, a := range asked {
+			if a {
+				r.to(r.seats[i].t.Addr, playerMsg{Kind: "rematch_off", Msg: &serverMsg{Type: "rematch_off", Reason: reason}})
+			}
+		}
+	}
+	for {
+		select {
+		case <-r.notify:
+			for _, e := range r.take() {
+				i := r.from(e)
+				switch {
+				case i < 0:
+				case e.Kind == "rematch" && !asked[i]:
+					asked[i] = true
+					if asked[1-i] {
+						r.l.log.Debug("rps: rematch", "match", r.id)
+						r.l.start(r.bus, r.seats[1-i].t, r.seats[i].t)
+						return
+					}
+					grace := int(time.Until(deadline).Round(time.Second) / time.Second)
+					for j, kind := range map[int]string{i: "rematch_wait", 1 - i: "rematch_offered"} {
+						o := r.seats[1-j].t
+						r.to(r.seats[j].t.Addr, playerMsg{Kind: kind, Msg: &serverMsg{Type: kind, Opponent: peer{Nickname: o.Nickname, Bot: o.Bot}, Grace: grace}})
+					}
+				case e.Kind == "leave" || e.Kind == "away":
+					asked[i] = false
+					off(map[bool]string{true: "declined", false: "gone"}[e.Kind == "leave" && e.Reason == "declined"])
+					return
+				}
+			}
+		case <-timer.C:
+			off("timeout")
+			return
+		case <-r.l.ctx.Done():
+			off("gone")
+			return
+		}
+	}
 }
 
 // forfeit ends the match because a player left it (reason: left, disconnected after
