@@ -41,13 +41,15 @@ type bots struct {
 	guests  chan string // free guest openids
 
 	// A run of the persistent bots (main's -bots-for, the bots' tests): finish closes
-	// finishing, each bot then finishes its match and goes idle, adding its session's
-	// record to records.
+	// finishing, each bot then finishes its match and goes idle, adding the matches
+	// its record in the database gained during the run to records.
 	finishing chan struct{}
 	finishOne sync.Once
-	idleWG    sync.WaitGroup  // the persistent bots not yet idle
-	records   int64           // matches in the idle bots' session records
-	samples   []time.Duration // from a move that completed a round to the round's result
+	idleWG    sync.WaitGroup                      // the persistent bots not yet idle
+	records   int64                               // matches the idle bots' records in the database gained
+	recordOf  func(openID string) (record, error) // a bot's record in the database
+	started   map[string]record                   // each persistent bot's record in the database as the run started
+	samples   []time.Duration                     // from a move that completed a round to the round's result
 }
 
 // Guest bots: how many may play at once, and how long one waits for its player.
@@ -63,6 +65,7 @@ func newBots(base, tag string, think time.Duration, log *slog.Logger) *bots {
 		http:    &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}},
 		openIDs: map[string]struct{}{},
 		results: map[string][]Result{},
+		started: map[string]record{},
 		guests:  make(chan string, maxGuests),
 	}
 	for i := 1; i <= maxGuests; i++ {
@@ -112,6 +115,7 @@ func (b *bots) start(n int) {
 		}
 		b.idleWG.Add(1)
 		b.goBot(openID, func() {
+			b.baseline(openID)
 			for {
 				err := b.play(openID, nickname, 0)
 				if b.ctx.Err() != nil {
@@ -165,17 +169,30 @@ func (b *bots) finish(ctx context.Context) error {
 	}
 }
 
-// idle is a persistent bot done with its run: out of the queue and of any match, its
-// record counted. It keeps its socket and session until stop.
-func (b *bots) idle(token string) error {
-	var me struct{ Wins, Losses, Draws int64 }
-	err := b.call("GET", "/api/me", token, nil, &me)
+// baseline keeps a persistent bot's record in the database as the run starts: a bot of
+// an earlier run (the same openid, the same database) may have played already.
+func (b *bots) baseline(openID string) {
+	rec, err := b.recordOf(openID)
+	if err != nil && !errors.Is(err, errNoRecord) {
+		b.log.Error("rps: bot's record not read: the run's check will fail", "bot", openID, "err", err)
+	}
 	b.mu.Lock()
-	b.records += me.Wins + me.Losses + me.Draws
+	b.started[openID] = rec
+	b.mu.Unlock()
+}
+
+// idle is a persistent bot done with its run: out of the queue and of any match, the
+// matches its record in the database gained counted. It keeps its socket and session
+// until stop.
+func (b *bots) idle(openID string) error {
+	rec, err := b.recordOf(openID)
+	b.mu.Lock()
+	was := b.started[openID]
+	b.records += rec.Wins + rec.Losses + rec.Draws - (was.Wins + was.Losses + was.Draws)
 	b.mu.Unlock()
 	b.idleWG.Done()
 	if err != nil {
-		b.log.Error("rps: bot's record not read: the run's check will fail", "err", err)
+		b.log.Error("rps: bot's record not read: the run's check will fail", "bot", openID, "err", err)
 	}
 	<-b.ctx.Done()
 	return b.ctx.Err()
@@ -307,7 +324,7 @@ func (b *bots) play(openID, nickname string, matches int) error {
 				return b.done(conn)
 			}
 			if finished {
-				return b.idle(token)
+				return b.idle(openID)
 			}
 			err = queue()
 			if err != nil {
@@ -348,7 +365,7 @@ func (b *bots) play(openID, nickname string, matches int) error {
 			}
 		case "left":
 			if finished && !inMatch {
-				return b.idle(token)
+				return b.idle(openID)
 			}
 		case "matched", "resumed":
 			if m.Type == "matched" {
@@ -385,7 +402,7 @@ func (b *bots) play(openID, nickname string, matches int) error {
 			case !persistent && played >= matches:
 				return b.done(conn)
 			case finished:
-				return b.idle(token)
+				return b.idle(openID)
 			default:
 				// A pause of its own: two bots that finished a match together would
 				// otherwise queue together again, and play each other for ever.

@@ -44,7 +44,7 @@ type tally struct {
 	Matches  int64   `json:"matches"` // bot-against-bot matches this instance ran to a result
 	Across   int64   `json:"across"`  // of which between bots on different instances
 	Seats    int64   `json:"seats"`   // bot seats in the matches this instance ran to a result
-	Records  int64   `json:"records"` // results in this instance's bots' session records
+	Records  int64   `json:"records"` // results this instance's bots' records in the database gained
 	Micros   []int64 `json:"micros"`  // move-to-result samples, µs
 }
 
@@ -137,8 +137,8 @@ func report(w io.Writer, what string, ts []tally) {
 		what, matches, across, secs, float64(matches)/secs, q(0.50).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond), len(micros), records, seats)
 }
 
-// check compares the bots' session records with the matches run: every bot seat of a
-// match run to a result is one result in one session.
+// check compares the bots' records with the matches run: every bot seat of a match run
+// to a result is one result in the database.
 func check(ts []tally) error {
 	var seats, records int64
 	for _, t := range ts {

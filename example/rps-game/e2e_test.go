@@ -431,7 +431,7 @@ func TestForfeitInBotsRun(t *testing.T) {
 	records := s.bots.records
 	s.bots.mu.Unlock()
 	if seats := s.hosted.seats.Load(); records != 1 || seats != 1 {
-		t.Errorf("want the forfeit once in the bot's session and once in the tally; got %d results, %d bot seats", records, seats)
+		t.Errorf("want the forfeit once in the bot's record and once in the tally; got %d results, %d bot seats", records, seats)
 	}
 	if err := check([]tally{{Seats: s.hosted.seats.Load(), Records: records}}); err != nil {
 		t.Error(err)

@@ -49,6 +49,7 @@ type player struct {
 	// rematchTimer ends an ask whose room did not answer (rematch_wait) within
 	// resumeWait: the room had closed already (its opponent left), and no one will.
 	rematchTimer *time.Timer
+	catchUp      *time.Timer // brings the session's record up to the database's: catchUpLocked
 	// Messages go out through one writer goroutine per socket, in the order they were
 	// queued, so a room and the socket's handler never block on a slow client; the
 	// match's messages are handled there too, in order.
@@ -318,13 +319,15 @@ func (l *lobby) serve(c *wsauth.Conn) {
 		p.mu.Lock()
 		p.closed = true
 		close(p.out)
+		if p.catchUp != nil {
+			p.catchUp.Stop()
+		}
 		p.mu.Unlock()
 		_ = c.Close() // a write stuck on a client that stopped reading fails now
 		<-written
 	}()
 
-	rec := readRecord(s.Session)
-	p.send(serverMsg{Type: "welcome", OpenID: p.openID, Nickname: s.GetString(fieldNickname), Record: &rec})
+	p.send(serverMsg{Type: "welcome", OpenID: p.openID, Nickname: s.GetString(fieldNickname), Record: ptr(p.welcomeRecord())})
 	p.rejoin()
 	for {
 		_, data, err := c.ReadMessage()
@@ -390,6 +393,32 @@ func (l *lobby) join() bool {
 
 func (l *lobby) part() { l.wg.Done() }
 
+// welcomeRecord is the record a new socket shows: the database's, copied into the
+// session should a result have missed it (its store was down when the match ended);
+// the session's when the database cannot be read, or when the socket is to resume a
+// match: should that have ended meanwhile, resume_failed brings the record, and the
+// client compares the two to tell a forfeit.
+func (p *player) welcomeRecord() record {
+	if p.s.GetString(fieldMatch) != "" {
+		return readRecord(p.s.Session)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	st, err := p.l.records.get(ctx, p.openID)
+	cancel()
+	if err != nil {
+		if !errors.Is(err, errNoRecord) {
+			p.l.log.Warn("rps: record not read for a new socket", "openid", p.openID, "err", err)
+		}
+		return readRecord(p.s.Session)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := syncRecord(p.l.log, p, st.record()); !ok {
+		p.catchUpLocked()
+	}
+	return st.record()
+}
+
 // requeueState is fieldRequeue's value: the queueing a dropped socket cut short.
 type requeueState struct {
 	Opponent string `json:"opponent"` // "any" or "bot"
@@ -432,17 +461,18 @@ func (p *player) resumeFailed(id string) {
 	p.phase, p.match = idle, ""
 	p.clearMatchField(id)
 	msg := serverMsg{Type: "resume_failed", Message: "that match is over"}
-	if !p.bot { // a bot's record is in its session only
-		ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
-		st, err := p.l.records.get(ctx, p.openID)
-		cancel()
-		switch {
-		case err == nil:
-			rec := syncRecord(p.l.log, p, record{Wins: st.Wins, Losses: st.Losses, Draws: st.Draws})
-			msg.Record = &rec
-		case !errors.Is(err, errNoRecord):
-			p.l.log.Warn("rps: record not read after a failed resume", "openid", p.openID, "err", err)
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	st, err := p.l.records.get(ctx, p.openID)
+	cancel()
+	switch {
+	case err == nil:
+		if _, ok := syncRecord(p.l.log, p, st.record()); !ok {
+			p.catchUpLocked()
 		}
+		rec := st.record()
+		msg.Record = &rec
+	case !errors.Is(err, errNoRecord):
+		p.l.log.Warn("rps: record not read after a failed resume", "openid", p.openID, "err", err)
 	}
 	p.putLocked(outItem{msg: &msg})
 }
@@ -731,7 +761,7 @@ func (p *player) fromMatch(m playerMsg) []serverMsg {
 			p.clearMatchField(m.Match)
 			msg := *m.Msg
 			if m.Counted {
-				rec := p.recordResult(msg.Result, true, m.DB)
+				rec := p.recordResult(true, m.DB)
 				msg.Record = &rec
 			}
 			return []serverMsg{msg}
@@ -741,7 +771,7 @@ func (p *player) fromMatch(m playerMsg) []serverMsg {
 			p.phase, p.match = idle, ""
 		}
 		msg := *m.Msg
-		rec := p.recordResult(msg.Result, m.Counted, m.DB)
+		rec := p.recordResult(m.Counted, m.DB)
 		msg.Record = &rec
 		return []serverMsg{msg}
 	case "rematch_wait", "rematch_offered":
@@ -764,7 +794,7 @@ func (p *player) fromMatch(m playerMsg) []serverMsg {
 			p.phase, p.match = idle, ""
 			p.clearMatchField(m.Match)
 			msg := *m.Msg
-			rec := p.recordResult(msg.Result, m.Counted, m.DB)
+			rec := p.recordResult(m.Counted, m.DB)
 			msg.Record = &rec
 			return []serverMsg{msg}
 		}
@@ -784,40 +814,55 @@ func (p *player) clearMatchField(id string) {
 }
 
 // recordResult copies a match's result into the live session, the copy the page and
-// the sockets read, and returns the record: the database's counts for a player (which
-// other sessions of the same player, on another device, may have added to since this
-// session loaded them), an atomic Incr for a bot, which keeps its results in its
-// session only. Nothing is counted when the database did not count it.
-func (p *player) recordResult(res Result, counted bool, db *record) record {
-	rec := readRecord(p.s.Session)
-	switch {
-	case !counted:
-		return rec
-	case db != nil:
-		return syncRecord(p.l.log, p, *db)
+// the sockets read, and returns the record: the database's counts, which other
+// sessions of the same player, on another device, may have added to since this session
+// loaded them. Nothing is counted when the database did not count it. When the
+// session cannot be written (its store is down), the socket tries again until it can.
+func (p *player) recordResult(counted bool, db *record) record {
+	if !counted || db == nil {
+		return readRecord(p.s.Session)
 	}
-	field := resultField[res]
-	n, err := p.s.Incr(field, 1)
-	if err != nil {
-		p.l.log.Warn("rps: result not copied to the session", "openid", p.openID, "err", err)
-		return rec
+	if _, ok := syncRecord(p.l.log, p, *db); !ok {
+		p.catchUpLocked()
 	}
-	switch field { // the live handle read may lag an Incr of another socket; n is exact
-	case fieldWins:
-		rec.Wins = n
-	case fieldLosses:
-		rec.Losses = n
-	case fieldDraws:
-		rec.Draws = n
+	return *db
+}
+
+// catchUpLocked brings the session's record up to the database's, again and again,
+// 1 s, 2 s, 4 s ... 30 s apart, until a write succeeds or the socket closes. p.mu is
+// held.
+func (p *player) catchUpLocked() {
+	if p.catchUp != nil {
+		return
 	}
-	return rec
+	delay := time.Second
+	p.catchUp = time.AfterFunc(delay, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+		st, err := p.l.records.get(ctx, p.openID)
+		cancel()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.closed {
+			return
+		}
+		if err == nil {
+			if _, ok := syncRecord(p.l.log, p, st.record()); ok {
+				p.l.log.Info("rps: the session has its record again", "openid", p.openID)
+				p.catchUp = nil
+				return
+			}
+		}
+		delay = min(2*delay, 30*time.Second)
+		p.catchUp.Reset(delay)
+	})
 }
 
 // syncRecord brings the session's copy of the player's record up to the database's,
-// and returns it. Counts only grow: a copy already ahead (a later match, written while
-// this one was) is left alone.
-func syncRecord(log *slog.Logger, p *player, db record) record {
+// and returns it, with whether every write it needed succeeded. Counts only grow: a
+// copy already ahead (a later match, written while this one was) is left alone.
+func syncRecord(log *slog.Logger, p *player, db record) (record, bool) {
 	rec := readRecord(p.s.Session)
+	ok := true
 	for _, f := range []struct {
 		field   string
 		db, now *int64
@@ -825,12 +870,13 @@ func syncRecord(log *slog.Logger, p *player, db record) record {
 		if *f.db > *f.now {
 			if err := p.s.Set(f.field, *f.db); err != nil {
 				log.Warn("rps: result not copied to the session", "openid", p.openID, "err", err)
+				ok = false
 				continue
 			}
 			*f.now = *f.db
 		}
 	}
-	return rec
+	return rec, ok
 }
 
 // close ends the matches this instance runs (their players are told), closes every

@@ -268,6 +268,12 @@ func start(cfg config) (*server, error) {
 			tag = itoa(ln.Addr().(*net.TCPAddr).Port)
 		}
 		s.bots = newBots(s.url, tag, cfg.BotThink, cfg.Log)
+		s.bots.recordOf = func(openID string) (record, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+			defer cancel()
+			st, err := recs.get(ctx, openID)
+			return st.record(), err
+		}
 		s.lobby.isBot, s.lobby.summon = s.bots.is, s.bots.summon
 		if !ln.Addr().(*net.TCPAddr).IP.IsLoopback() {
 			cfg.Log.Warn("rps: the fake WeChat at /wxtest logs anyone in as anyone: keep this server off networks you do not trust")

@@ -77,6 +77,3 @@ type record struct {
 func readRecord(f *fibermp.Session) record {
 	return record{Wins: f.GetInt(fieldWins), Losses: f.GetInt(fieldLosses), Draws: f.GetInt(fieldDraws)}
 }
-
-// resultField is the record field a match result counts in.
-var resultField = map[Result]string{Win: fieldWins, Lose: fieldLosses, Draw: fieldDraws}

@@ -36,10 +36,13 @@ type standing struct {
 	BestStreak int64
 }
 
+func (s standing) record() record { return record{Wins: s.Wins, Losses: s.Losses, Draws: s.Draws} }
+
 // outcome is one player's side of a finished match.
 type outcome struct {
 	OpenID, Nickname string
 	Result           Result
+	Bot              bool // kept like a player's, off the leaderboard
 }
 
 // defaultDB is where the SQLite file goes unless -db says otherwise: the user's cache
@@ -80,7 +83,8 @@ func openRecords(ctx context.Context, driver, dsn, table string) (*records, erro
 				draws       INTEGER NOT NULL DEFAULT 0,
 				streak      INTEGER NOT NULL DEFAULT 0,
 				best_streak INTEGER NOT NULL DEFAULT 0,
-				updated_at  INTEGER NOT NULL DEFAULT 0
+				updated_at  INTEGER NOT NULL DEFAULT 0,
+				bot         INTEGER NOT NULL DEFAULT 0
 			)`,
 			`CREATE INDEX IF NOT EXISTS ` + table + `_wins ON ` + table + ` (wins)`,
 		}
@@ -97,6 +101,7 @@ func openRecords(ctx context.Context, driver, dsn, table string) (*records, erro
 				streak      BIGINT       NOT NULL DEFAULT 0,
 				best_streak BIGINT       NOT NULL DEFAULT 0,
 				updated_at  BIGINT       NOT NULL DEFAULT 0,
+				bot         TINYINT      NOT NULL DEFAULT 0,
 				KEY ` + table + `_wins (wins)
 			) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`,
 		}
@@ -114,6 +119,14 @@ func openRecords(ctx context.Context, driver, dsn, table string) (*records, erro
 		if _, err := db.ExecContext(ctx, s); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("records: create table %s: %w", table, err)
+		}
+	}
+	// A table made by an earlier version has no bot column (bots' results were in their
+	// sessions only): add it.
+	if _, err := db.ExecContext(ctx, "SELECT bot FROM "+table+" LIMIT 0"); err != nil {
+		if _, err := db.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN bot SMALLINT NOT NULL DEFAULT 0"); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("records: add the bot column to %s: %w", table, err)
 		}
 	}
 	return r, nil
@@ -192,7 +205,7 @@ func (r *records) play(ctx context.Context, outs []outcome) (map[string]record, 
 		_, err := tx.ExecContext(ctx, "UPDATE "+r.table+` SET wins = wins + ?, losses = losses + ?, draws = draws + ?,
 			best_streak = CASE WHEN ? = 1 AND streak + 1 > best_streak THEN streak + 1 ELSE best_streak END,
 			streak = CASE WHEN ? = 1 THEN streak + 1 ELSE 0 END,
-			updated_at = ? WHERE openid = ?`, w, l, d, w, w, now, o.OpenID)
+			updated_at = ?, bot = ? WHERE openid = ?`, w, l, d, w, w, now, o.Bot, o.OpenID)
 		if err != nil {
 			return nil, fmt.Errorf("records: result of %s: %w", o.OpenID, err)
 		}
@@ -252,7 +265,7 @@ type ranked struct {
 // losses, then the longer best streak, break a tie.
 func (r *records) top(ctx context.Context, n int) ([]ranked, error) {
 	rows, err := r.db.QueryContext(ctx, "SELECT openid, nickname, wins, losses, draws, best_streak FROM "+r.table+
-		" WHERE wins + losses + draws > 0 ORDER BY wins DESC, losses ASC, best_streak DESC, openid LIMIT ?", n)
+		" WHERE wins + losses + draws > 0 AND bot = 0 ORDER BY wins DESC, losses ASC, best_streak DESC, openid LIMIT ?", n)
 	if err != nil {
 		return nil, fmt.Errorf("records: top: %w", err)
 	}

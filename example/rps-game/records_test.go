@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -163,7 +164,7 @@ func TestRecordsConcurrentResults(t *testing.T) {
 			wg.Go(func() {
 				// Half the matches seat the player first, half second: the rows are
 				// locked in one order all the same.
-				outs := []outcome{{"o-many", "Many", res}, {fmt.Sprintf("o-opp%02d", i), "Opp", res.Flip()}}
+				outs := []outcome{{OpenID: "o-many", Nickname: "Many", Result: res}, {OpenID: fmt.Sprintf("o-opp%02d", i), Nickname: "Opp", Result: res.Flip()}}
 				if i%2 == 1 {
 					outs[0], outs[1] = outs[1], outs[0]
 				}
@@ -182,7 +183,7 @@ func TestRecordsConcurrentResults(t *testing.T) {
 		}
 
 		for i, res := range []Result{Win, Win, Lose, Win, Win, Win, Draw, Win} {
-			if _, err := r.played(ctx, outcome{"o-streak", "Streak", res}); err != nil {
+			if _, err := r.played(ctx, outcome{OpenID: "o-streak", Nickname: "Streak", Result: res}); err != nil {
 				t.Fatalf("result %d: %v", i, err)
 			}
 		}
@@ -212,19 +213,19 @@ func TestLeaderboard(t *testing.T) {
 		ctx := context.Background()
 		for i := range 12 {
 			for range i {
-				if _, err := r.played(ctx, outcome{fmt.Sprintf("o-p%02d", i), fmt.Sprintf("P%02d", i), Win}, outcome{"o-loser", "Loser", Lose}); err != nil {
+				if _, err := r.played(ctx, outcome{OpenID: fmt.Sprintf("o-p%02d", i), Nickname: fmt.Sprintf("P%02d", i), Result: Win}, outcome{OpenID: "o-loser", Nickname: "Loser", Result: Lose}); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
-		if _, err := r.played(ctx, outcome{"o-p00", "P00", Draw}); err != nil { // played, no win
+		if _, err := r.played(ctx, outcome{OpenID: "o-p00", Nickname: "P00", Result: Draw}); err != nil { // played, no win
 			t.Fatal(err)
 		}
 		// Ties on wins: fewer losses first.
-		if _, err := r.played(ctx, outcome{"o-tie", "Tie", Win}, outcome{"o-tie2", "Tie2", Win}); err != nil {
+		if _, err := r.played(ctx, outcome{OpenID: "o-tie", Nickname: "Tie", Result: Win}, outcome{OpenID: "o-tie2", Nickname: "Tie2", Result: Win}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.played(ctx, outcome{"o-tie2", "Tie2", Lose}); err != nil {
+		if _, err := r.played(ctx, outcome{OpenID: "o-tie2", Nickname: "Tie2", Result: Lose}); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.rename(ctx, "o-idle", "Idle"); err != nil { // has a name, never played
@@ -304,7 +305,7 @@ func TestLeaderboardMe(t *testing.T) {
 	backends(t, func(t *testing.T, cfg config) {
 		s := startServer(t, cfg)
 		r := openTestRecords(t, cfg)
-		if _, err := r.played(context.Background(), outcome{"o-bob1", "Bob", Win}, outcome{"o-bob2", "Bob", Lose}); err != nil {
+		if _, err := r.played(context.Background(), outcome{OpenID: "o-bob1", Nickname: "Bob", Result: Win}, outcome{OpenID: "o-bob2", Nickname: "Bob", Result: Lose}); err != nil {
 			t.Fatal(err)
 		}
 		var board struct{ Players []ranked }
@@ -323,6 +324,55 @@ func TestLeaderboardMe(t *testing.T) {
 		anon.do("GET", "/api/leaderboard", nil, http.StatusOK, &raw)
 		if strings.Contains(string(raw), `"me"`) {
 			t.Errorf("an anonymous request: want no line marked; got %s", raw)
+		}
+	})
+}
+
+// TestBotsInRecords: a bot's results are kept like a player's, off the leaderboard; a
+// table made before bots were kept (no bot column) gets the column when the server
+// opens it, its rows kept.
+func TestBotsInRecords(t *testing.T) {
+	backends(t, func(t *testing.T, cfg config) {
+		table := cmp.Or(cfg.Table, "players")
+		driver, dsn := "sqlite", "file:"+cfg.DB
+		if cfg.MySQL != "" {
+			driver, dsn = "mysql", cfg.MySQL
+		}
+		old, err := sql.Open(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{
+			"CREATE TABLE " + table + ` (openid VARCHAR(64) NOT NULL PRIMARY KEY, nickname VARCHAR(100) NOT NULL DEFAULT '',
+				wins BIGINT NOT NULL DEFAULT 0, losses BIGINT NOT NULL DEFAULT 0, draws BIGINT NOT NULL DEFAULT 0,
+				streak BIGINT NOT NULL DEFAULT 0, best_streak BIGINT NOT NULL DEFAULT 0, updated_at BIGINT NOT NULL DEFAULT 0)`,
+			"INSERT INTO " + table + " (openid, nickname, wins) VALUES ('o-old', 'Old', 3)",
+		} {
+			if _, err := old.Exec(q); err != nil {
+				t.Fatalf("the old table: %v", err)
+			}
+		}
+		_ = old.Close()
+
+		r := openTestRecords(t, cfg)
+		ctx := context.Background()
+		got, err := r.played(ctx, outcome{OpenID: "o-alice", Nickname: "Alice", Result: Lose}, outcome{OpenID: "bot-1", Nickname: "Bot 1", Result: Win, Bot: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["bot-1"] != (record{Wins: 1}) {
+			t.Errorf("the bot's record: want 1-0-0; got %+v", got["bot-1"])
+		}
+		top, err := r.top(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, p := range top {
+			names = append(names, p.Nickname)
+		}
+		if strings.Join(names, ",") != "Old,Alice" {
+			t.Errorf("the leaderboard: want Old (kept from the old table), then Alice, and no bot; got %v", names)
 		}
 	})
 }

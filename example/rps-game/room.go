@@ -327,9 +327,11 @@ func (r *room) back(e roomMsg, m *Match, moves [2]Choice) int {
 	return i
 }
 
-// over records the result: in the database first, the source of truth, both players
-// in one transaction; then each player's socket copies it into its live session (see
-// player.recordResult). Bots keep theirs in their sessions only, off the leaderboard.
+// over records the result: in the database, the source of truth, both players in one
+// transaction (bots too, off the leaderboard); then each player's socket copies its
+// counts into its live session (see player.recordResult), and a session that cannot be
+// written then (its store is down) catches up later. A result is never only in a
+// session.
 func (r *room) over(m *Match) {
 	var results [2]Result
 	var outs []outcome
@@ -338,15 +340,15 @@ func (r *room) over(m *Match) {
 		if i == 1 {
 			results[i] = results[i].Flip()
 		}
-		if !s.t.Bot {
-			outs = append(outs, outcome{OpenID: s.t.OpenID, Nickname: s.t.Nickname, Result: results[i]})
-		}
+		outs = append(outs, outcome{OpenID: s.t.OpenID, Nickname: s.t.Nickname, Result: results[i], Bot: s.t.Bot})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	counts, err := r.l.records.played(ctx, outs...)
 	cancel()
 	if err != nil {
 		r.l.log.Error("rps: result not recorded", "a", r.seats[0].t.OpenID, "b", r.seats[1].t.OpenID, "err", err)
+	} else { // counted before a player can hear of it and look
+		r.l.hosted(r.bots(), r.seats[0].t.Instance != r.seats[1].t.Instance)
 	}
 	for i, s := range r.seats {
 		score := m.Score(i)
@@ -356,14 +358,18 @@ func (r *room) over(m *Match) {
 		}
 		r.to(s.t.Addr, pm)
 	}
-	bots := 0
+	r.l.log.Info("rps: match over", "match", r.id, "a", r.seats[0].t.OpenID, "b", r.seats[1].t.OpenID, "result", m.Result(), "score", m.Wins)
+}
+
+// bots counts the bot seats, for the bots' tally: each has its result in the database.
+func (r *room) bots() int {
+	n := 0
 	for _, s := range r.seats {
 		if s.t.Bot {
-			bots++
+			n++
 		}
 	}
-	r.l.hosted(bots, r.seats[0].t.Instance != r.seats[1].t.Instance)
-	r.l.log.Info("rps: match over", "match", r.id, "a", r.seats[0].t.OpenID, "b", r.seats[1].t.OpenID, "result", m.Result(), "score", m.Wins)
+	return n
 }
 
 // rematchWait is how long a player's ask for another match against the same opponent
@@ -437,9 +443,7 @@ func (r *room) forfeit(m *Match, stayer int, reason string) {
 		if i == leaver {
 			res = Lose
 		}
-		if !s.t.Bot {
-			outs = append(outs, outcome{OpenID: s.t.OpenID, Nickname: s.t.Nickname, Result: res})
-		}
+		outs = append(outs, outcome{OpenID: s.t.OpenID, Nickname: s.t.Nickname, Result: res, Bot: s.t.Bot})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	counts, err := r.l.records.played(ctx, outs...)
@@ -448,6 +452,9 @@ func (r *room) forfeit(m *Match, stayer int, reason string) {
 		r.l.log.Error("rps: forfeit not recorded", "stayer", r.seats[stayer].t.OpenID, "leaver", r.seats[leaver].t.OpenID, "err", err)
 	}
 	counted := err == nil
+	if counted { // counted before a player can hear of it and look
+		r.l.hosted(r.bots(), r.seats[0].t.Instance != r.seats[1].t.Instance)
+	}
 	tell := func(i int, msg serverMsg, kind string) {
 		score := m.Score(i)
 		msg.Score, msg.Forfeit = &score, counted
@@ -461,18 +468,5 @@ func (r *room) forfeit(m *Match, stayer int, reason string) {
 	// Sent whatever the reason: a socket that closed (logged out, dropped) is no longer
 	// subscribed, and the message goes nowhere.
 	tell(leaver, serverMsg{Type: "match_over", Reason: reason, Result: Lose}, "forfeit")
-	if counted {
-		// The bots' tally counts the bot seats whose result reaches a session: the
-		// stayer's, unless it is away too; the leaver's only when its socket is still
-		// open, after a leave. A bot whose socket dropped logs out.
-		bots := 0
-		if r.seats[stayer].t.Bot && r.seats[stayer].away == nil {
-			bots++
-		}
-		if r.seats[leaver].t.Bot && reason == "left" {
-			bots++
-		}
-		r.l.hosted(bots, r.seats[0].t.Instance != r.seats[1].t.Instance)
-	}
 	r.l.log.Info("rps: match forfeited", "match", r.id, "left", r.seats[leaver].t.OpenID, "reason", reason, "counted", counted)
 }
