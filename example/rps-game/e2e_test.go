@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -533,5 +534,36 @@ func TestFavicon(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "image/svg+xml") {
 		t.Fatalf("/favicon.svg: want 200 image/svg+xml; got %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// With -proxies, the login limit counts the client that a trusted proxy's X-Real-IP
+// names; without it, X-Real-IP is anyone's to send, and ignored.
+func TestLoginLimitBehindProxy(t *testing.T) {
+	logins := func(s *server, ips ...string) []int {
+		var codes []int
+		for i, ip := range ips {
+			var code struct{ Code string }
+			u := &user{t: t, base: s.url, http: &http.Client{Timeout: 10 * time.Second}}
+			u.do("GET", fmt.Sprintf("/wxtest/code?openid=o-proxied-%d", i), nil, http.StatusOK, &code)
+			req, _ := http.NewRequest("POST", s.url+"/login", strings.NewReader(`{"code":"`+code.Code+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Real-IP", ip)
+			resp, err := u.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			codes = append(codes, resp.StatusCode)
+		}
+		return codes
+	}
+	behind := startServer(t, config{LoginLimit: 2, Proxies: []string{"127.0.0.1"}})
+	if got := logins(behind, "203.0.113.1", "203.0.113.1", "203.0.113.1", "203.0.113.2"); !slices.Equal(got, []int{200, 200, 429, 200}) {
+		t.Errorf("behind a trusted proxy: want two logins per client, then 429; got %v", got)
+	}
+	open := startServer(t, config{LoginLimit: 2})
+	if got := logins(open, "203.0.113.1", "203.0.113.2", "203.0.113.3"); !slices.Equal(got, []int{200, 200, 429}) {
+		t.Errorf("no trusted proxy: want X-Real-IP ignored; got %v", got)
 	}
 }

@@ -78,11 +78,11 @@ type outItem struct {
 	from *playerMsg
 }
 
-// outboxSize is how many messages a client may fall behind by before it is dropped.
+// outboxSize is how many messages may wait for the Hub before the socket is closed.
 const outboxSize = 32
 
-// send queues a message for the client. It never blocks: a client that stopped
-// reading is disconnected.
+// send queues a message for the client. It never blocks: a socket whose messages pile
+// up is closed.
 func (p *player) send(m serverMsg) { p.put(outItem{msg: &m}) }
 
 func (p *player) put(it outItem) {
@@ -98,7 +98,10 @@ func (p *player) putLocked(it outItem) {
 	select {
 	case p.out <- it:
 	default:
-		_ = p.conn.Close()
+		// The client's messages go out through the Hub, which closes a socket whose
+		// client stopped reading (wsauth.CloseTooSlow); a full outbox means they cannot
+		// be written to the Hub's store fast enough. The client reconnects later.
+		_ = p.conn.CloseWith(fws.CloseTryAgainLater, "try again later")
 	}
 }
 

@@ -55,6 +55,7 @@ type config struct {
 	DevLogin, DevLoginAnywhere bool
 	WeChatURL                  string        // the real WeChat's API; "" is api.weixin.qq.com (tests point it at a wxtest.Server)
 	Origins                    []string      // browser origins allowed on the socket, besides the server's own
+	Proxies                    []string      // reverse proxies (nginx) whose X-Real-IP names the client
 	Bots                       int           // persistent bots
 	BotThink                   time.Duration // the longest a bot thinks before a move
 	BotsFor                    time.Duration // with Bots: play for this long, report and exit; 0: forever
@@ -83,11 +84,17 @@ func main() {
 	flag.DurationVar(&cfg.BotsFor, "bots-for", 0, "with -bots: play for this `duration`, then report matches per second, the time from a move to its result and the check of the records, and exit")
 	flag.IntVar(&cfg.Instances, "instances", 1, "with -bots-for and -redis: wait for the tallies of `n` instances and report the fleet's")
 	flag.IntVar(&cfg.LoginLimit, "login-limit", 30, "logins a minute from one IP, as each costs a jscode2session call on the app's WeChat quota; 0: no limit")
+	proxies := flag.String("proxies", "", "comma-separated `addresses` of reverse proxies (nginx) whose X-Real-IP header names the client, e.g. 127.0.0.1: the login limit then counts each client")
 	origins := flag.String("origins", "", "comma-separated browser `origins` allowed to open the socket besides the server's own, e.g. https://game.example")
 	flag.Parse()
 	for o := range strings.SplitSeq(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.Origins = append(cfg.Origins, o)
+		}
+	}
+	for p := range strings.SplitSeq(*proxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Proxies = append(cfg.Proxies, p)
 		}
 	}
 
@@ -211,7 +218,15 @@ func start(cfg config) (*server, error) {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 10 * time.Second
 	}
+	// Behind nginx every request comes from nginx's address: with -proxies, a request
+	// from one of them is from the client its X-Real-IP names (c.IP), which the login
+	// limit counts; anyone else's X-Real-IP is ignored.
+	var proxyHeader string
+	if len(cfg.Proxies) > 0 {
+		proxyHeader = "X-Real-IP"
+	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: jsonError,
+		ProxyHeader: proxyHeader, EnableTrustedProxyCheck: true, TrustedProxies: cfg.Proxies,
 		// Slow or stalled clients cannot hold connections and memory: a request has
 		// ReadTimeout to arrive, and its body at most BodyLimit (the largest request
 		// here is a login with encrypted user data, a few KiB).

@@ -37,7 +37,7 @@ func TestBehindNginx(t *testing.T) {
 	bin := findNginx(t)
 	wechat := wxtest.NewServer("wx1234567890abcdef", "real-secret")
 	t.Cleanup(wechat.Close)
-	a, b := twoInstances(t, config{AppID: wechat.AppID(), Secret: "real-secret", WeChatURL: wechat.URL})
+	a, b := twoInstances(t, config{AppID: wechat.AppID(), Secret: "real-secret", WeChatURL: wechat.URL, Proxies: []string{"127.0.0.1"}})
 	ng := startNginx(t, bin, a, b)
 
 	// The page and the leaderboard, as anyone reads them.
