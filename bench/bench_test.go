@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"maps"
+	"os/exec"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -340,5 +342,42 @@ func TestCompare(t *testing.T) {
 		if strings.HasPrefix(name, "incr/fibermp") && r.lost != 0 {
 			t.Errorf("%s: want no lost increment; got %d of %d", name, r.lost, r.requests)
 		}
+	}
+}
+
+// TestCompareWrk: the side-by-side with wrk runs every contender it is given (here the
+// memory read and bare Fiber, and the Redis reads), and its table has their rows and
+// the comparisons between them; a contender that answers errors fails the run.
+func TestCompareWrk(t *testing.T) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		testenv.Unavailable(t, "wrk is not installed (apt-get install -y wrk)")
+	}
+	const conns = 4
+	e := testEnv(t, conns)
+	var out bytes.Buffer
+	o := options{duration: time.Second, warmup: time.Second, rounds: 1, conns: conns,
+		only: regexp.MustCompile(`^read/(bare-fiber|fibermp-memory|fibermp-redis|fibersession-redis)$`)}
+	if err := compareWrk(&out, io.Discard, e, o); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", out.Bytes())
+	for _, want := range []string{"read/bare-fiber ", "read/fibermp-memory", "authenticated read, memory store"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table has no row for %q", want)
+		}
+	}
+	requireRedis(t, e)
+	if !strings.Contains(out.String(), "read, Redis ") {
+		t.Error(`the table has no row for "read, Redis"`)
+	}
+
+	bad := *e.contender("read/bare-fiber")
+	bad.sessionID, bad.method = "x", "DELETE" // bare Fiber has no such route: 405s
+	script, err := wrkScript(t.TempDir(), &bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := runWrk(&bad, script, conns, 1, time.Second); err != nil || r.errors == "" {
+		t.Errorf("a contender answering errors: want wrk to report them; got %+v, %v", r, err)
 	}
 }

@@ -56,6 +56,7 @@ func main() {
 	addr := flag.String("redis", "", "Redis address (default: a redis-server of the run's own, else $MPSESSION_REDIS_ADDR or 127.0.0.1:6379)")
 	only := flag.String("only", "", "run only the contenders whose name (op/server) matches this regular expression")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the rounds (servers, load generator) to this file")
+	useWrk := flag.Bool("wrk", false, "drive the servers with wrk, a process of its own, and report the servers' CPU per request (default rounds 5, duration 3s)")
 	flag.Parse()
 	if *only != "" {
 		re, err := regexp.Compile(*only)
@@ -95,7 +96,19 @@ func main() {
 		_ = e.Close()
 		os.Exit(130)
 	}()
-	err = compare(os.Stdout, os.Stderr, e, o)
+	if *useWrk {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["rounds"] {
+			o.rounds = 5
+		}
+		if !set["duration"] {
+			o.duration = 3 * time.Second
+		}
+		err = compareWrk(os.Stdout, os.Stderr, e, o)
+	} else {
+		err = compare(os.Stdout, os.Stderr, e, o)
+	}
 	signal.Stop(sig)
 	if cerr := e.Close(); err == nil {
 		err = cerr
