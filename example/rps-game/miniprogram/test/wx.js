@@ -2,13 +2,16 @@
 // HTTP requests, wx.connectSocket opens a real WebSocket (node's, which sends the
 // header: run node with --experimental-websocket on node 20), storage lives in memory,
 // and wx.login gets its code from the development server's fake WeChat
-// (GET /wxtest/code?openid=X), where the real one would get it from WeChat.
+// (GET /wxtest/code?openid=X), where the real one would get it from WeChat. WeChat's
+// language is lang ("zh_CN", "en"...), as the test says.
 // App, Page and getApp do what the runtime does with the app's and the page's objects.
 'use strict';
 const http = require('http');
 
-module.exports = function install(base, openid) {
-  const log = { logins: 0, sockets: [], lost: [] }; // what the mini program did, and the messages it never got
+module.exports = function install(base, openid, lang) {
+  // What the mini program did (logins, sockets, the navigation bar's title), and the
+  // messages it never got.
+  const log = { logins: 0, sockets: [], lost: [], title: '' };
   // connectSocket calls to fail as a lost network would; deaf: messages arriving now
   // are lost, as on a network that went away before the socket is seen closed.
   const net = { refuse: 0, deaf: false };
@@ -95,6 +98,9 @@ module.exports = function install(base, openid) {
       if (header && header.Referer) throw new Error('connectSocket: Referer cannot be set');
       return socketTask(url, header || {});
     },
+    getAppBaseInfo() { return { language: lang, SDKVersion: '3.0.0' }; },
+    getSystemInfoSync() { return { language: lang, SDKVersion: '3.0.0', platform: 'devtools' }; },
+    setNavigationBarTitle({ title }) { log.title = title; },
     getStorageSync(k) { return storage.has(k) ? storage.get(k) : ''; },
     setStorageSync(k, v) { storage.set(k, v); },
     removeStorageSync(k) { storage.delete(k); },

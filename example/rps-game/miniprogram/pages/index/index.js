@@ -1,52 +1,73 @@
 // The game's one page: the same rules, messages and words as the web page (web/app.js),
-// drawn with setData. The connection is the app's Client (utils/client.js).
+// drawn with setData. The connection is the app's Client (utils/client.js); every word
+// shown comes from utils/i18n.js, in Chinese or English.
 'use strict';
+const i18n = require('../../utils/i18n.js');
 
-const NAMES = { rock: 'rock', paper: 'paper', scissors: 'scissors', '': 'no move' };
+const { text } = i18n;
+const HAND = { rock: 'hand.rock', paper: 'hand.paper', scissors: 'hand.scissors' };
+const MOVES = [['rock', 'move.rock'], ['paper', 'move.paper'], ['scissors', 'move.scissors']]; // the buttons, in order
+const BEATS = { rock: 'how.rock', paper: 'how.paper', scissors: 'how.scissors' }; // how the winner's hand won
 const ENDED = { // why the session ended under the socket, said once the client has logged in again
-  logged_out: 'You were logged out on another device, and have logged in again.',
-  revoked: 'You were logged out by a newer login, and have logged in again.',
-  expired: 'Your login expired, and you have logged in again.',
+  logged_out: 'ended.logged_out', revoked: 'ended.revoked', expired: 'ended.expired',
 };
 const LEFT = { // why the opponent is gone (opponent_left's reason)
-  left: 'left the match', disconnected: 'did not come back in time', logged_out: 'logged out',
-  revoked: 'was logged out', expired: 'was logged out',
+  left: 'left.left', disconnected: 'left.disconnected', logged_out: 'left.logged_out',
+  revoked: 'left.revoked', expired: 'left.expired',
 };
 const HINT_AFTER = 6000; // ms alone in the queue before the page suggests a bot
+
+// The data fields that hold a text of the table. The page sets them with put, which
+// says the text and keeps its key and params, to say it again when the language changes.
+const SAID = ['status', 'notice', 'outcome', 'roundText', 'roundLabel', 'timerText', 'onlineText', 'recordText'];
 
 Page({
   data: {
     view: 'connecting', // 'connecting', 'lobby', 'match' or 'notice'
-    status: 'Connecting…',
+    lang: 'zh',
+    s: i18n.zh, // the table of the language shown, which the WXML reads
+    moves: [], // the move buttons: {choice, name}
+    status: '',
     online: 0, // players online on every instance (GET /api/online)
+    onlineText: '',
     notice: '',
     nickname: '',
+    nameInput: '', // the rename box
     wins: 0,
     losses: 0,
     draws: 0,
+    recordText: '',
+    leaders: [], // the leaderboard: {rank, nickname, wins, losses, draws, me}
     queued: '', // '' (not queued), 'any' or 'bot'
     hint: false, // suggest a bot: nobody came
     opponent: '',
     bot: false,
     rounds: 3,
     round: 0,
+    roundLabel: '',
     scoreYou: 0,
     scoreThem: 0,
     canMove: false,
     picked: '',
     secondsLeft: 0,
+    timerText: '',
     handYou: '', // the hands of the last round
     handThem: '',
     roundResult: '', // 'win', 'lose' or 'draw'
     roundText: '',
     history: [], // {round, you, them, result}
     over: false,
+    canRematch: false, // the match was played to its end: its opponent may play again
+    rematch: '', // '' , 'wait' (asked) or 'offered' (the opponent asks)
     result: '', // the match's: 'win', 'lose', 'draw' or 'abandoned'
     outcome: '',
     away: false, // the opponent is reconnecting
   },
 
   onLoad() {
+    this.said = {}; // SAID field → the text it shows, as text(key, params)
+    this.showLang(i18n.detect());
+    this.put({ status: text('status.connecting') });
     this.client = getApp().client;
     this.client.onMessage = (m) => this.handle(m);
     this.client.onState = (state, info) => this.connection(state, info);
@@ -59,11 +80,40 @@ Page({
     this.clearHint();
   },
 
+  // put is setData, with the SAID fields given as text(key, params), or '' for none.
+  put(patch) {
+    const data = Object.assign({}, patch);
+    for (const f of SAID) {
+      if (!(f in data)) continue;
+      this.said[f] = data[f];
+      data[f] = data[f] ? i18n.t(data[f].key, data[f].params) : '';
+    }
+    this.setData(data);
+  },
+
+  // showLang shows the page in lang, remembered for the next launch if remember: the
+  // WXML's table, the move buttons, the title, and every text on screen said again.
+  showLang(lang, remember) {
+    i18n.use(lang, remember);
+    const data = { lang, s: i18n.table(), moves: MOVES.map(([choice, key]) => ({ choice, name: i18n.t(key) })) };
+    for (const f of SAID) {
+      const said = this.said[f];
+      data[f] = said ? i18n.t(said.key, said.params) : '';
+    }
+    this.setData(data);
+    wx.setNavigationBarTitle({ title: i18n.t('app.title') });
+  },
+
+  // switchLang is the header's switch: the other language, at once and from now on.
+  switchLang() {
+    this.showLang(this.data.lang === 'zh' ? 'en' : 'zh', true);
+  },
+
   // connection shows the socket's state.
   connection(state, info) {
     switch (state) {
       case 'connecting':
-        if (this.data.view !== 'match') this.setData({ status: 'Connecting…' });
+        if (this.data.view !== 'match') this.put({ status: text('status.connecting') });
         break;
       case 'closed':
         this.relogin = ENDED[info.ended] || '';
@@ -71,19 +121,21 @@ Page({
           // The match waits for a dropped player (15 s on the server): the next socket,
           // on whichever instance, takes the seat back and gets "resumed".
           this.stopTimer();
-          this.setData({ canMove: false, status: 'Connection lost; reconnecting: your match waits for you…' });
+          this.put({ canMove: false, status: text('status.lostMatch') });
           break;
         }
-        if (this.inMatch()) this.endMatch('lose', 'You were logged out during the match: it counts as a loss.');
+        if (this.inMatch()) this.endMatch('lose', text('outcome.loggedOut'));
         this.idle();
-        this.setData({ view: 'connecting', status: info.ended ? 'Logging in again…' : 'Connection lost; reconnecting…' });
+        this.put({ view: 'connecting', status: text(info.ended ? 'status.relogging' : 'status.lost') });
         break;
-      case 'retrying':
-        this.setData({ view: this.inMatch() ? 'match' : 'connecting', status: (info.error ? 'Could not connect (' + info.error.message + ')' : 'Connection lost') +
-          '; trying again in ' + Math.ceil(info.delay / 1000) + ' s…' });
+      case 'retrying': {
+        const s = Math.ceil(info.delay / 1000);
+        this.put({ view: this.inMatch() ? 'match' : 'connecting',
+          status: info.error ? text('status.retryError', { why: info.error.message, s }) : text('status.retryLost', { s }) });
         break;
+      }
       case 'logged_out':
-        this.setData({ view: 'notice', notice: 'You logged out.', status: '' });
+        this.put({ view: 'notice', notice: text('notice.loggedOut'), status: '' });
         break;
     }
   },
@@ -91,30 +143,46 @@ Page({
   // loadOnline shows how many players have the game open, on every instance.
   loadOnline() {
     this.client.request('GET', '/api/online', null, false).then((r) => {
-      if (r.statusCode === 200 && r.data && typeof r.data.players === 'number') this.setData({ online: r.data.players });
+      if (r.statusCode !== 200 || !r.data || typeof r.data.players !== 'number') return;
+      const n = r.data.players;
+      this.put({ online: n, onlineText: text(n === 1 ? 'online.alone' : 'online.many', { n }) });
     }, () => {}); // no count: the lobby works without it
+  },
+
+  // loadLeaderboard shows the top players. The asker's own line is the one the server
+  // marks "me" (by openid): two players may share a nickname.
+  loadLeaderboard() {
+    this.client.request('GET', '/api/leaderboard').then((r) => {
+      if (r.statusCode !== 200 || !r.data || !Array.isArray(r.data.players)) return;
+      this.setData({ leaders: r.data.players.slice(0, 10).map((p, i) => ({
+        rank: i + 1, nickname: p.nickname, wins: p.wins, losses: p.losses, draws: p.draws, me: !!p.me,
+      })) });
+    }, () => {}); // no leaderboard: the lobby works without it
   },
 
   handle(m) {
     switch (m.type) {
       case 'welcome':
         this.showRecord(m.record);
-        this.setData({ nickname: m.nickname, status: (this.relogin || 'Hi ' + m.nickname + '!') + ' Pick an opponent.',
+        this.put({ nickname: m.nickname,
+          status: this.relogin ? text('status.relogin', { why: text(this.relogin) }) : text('status.hi', { name: m.nickname }),
           view: this.data.over || this.inMatch() ? 'match' : 'lobby' }); // a match resumes next
         this.relogin = '';
         this.loadOnline(); // this socket counts now
+        this.loadLeaderboard();
         break;
       case 'queued':
         this.clearHint();
-        this.setData({ view: 'lobby', queued: m.opponent, hint: false,
-          status: m.opponent === 'bot' ? 'Calling a bot…' : 'Waiting for an opponent…' });
+        this.put({ view: 'lobby', queued: m.opponent, hint: false,
+          status: text(m.opponent === 'bot' ? 'status.callingBot' : 'status.waiting') });
         if (m.opponent !== 'bot') this.hintTimer = setTimeout(() => this.setData({ hint: true }), HINT_AFTER);
         break;
       case 'matched':
         this.clearHint();
-        this.setData({
+        this.put({
           view: 'match', queued: '', hint: false, opponent: m.opponent.nickname, bot: !!m.opponent.bot,
           rounds: m.rounds, scoreYou: 0, scoreThem: 0, history: [], over: false, result: '', outcome: '',
+          canRematch: false, rematch: '',
           handYou: '', handThem: '', roundResult: '', roundText: '',
         });
         this.moveTimeout = m.moveTimeout;
@@ -126,37 +194,36 @@ Page({
         this.setData({ view: 'match', scoreYou: m.score.you, scoreThem: m.score.them, away: !!m.away });
         const done = m.round || 0; // rounds played; the server leaves it out before the first
         this.startRound(done + 1);
-        if (m.moved) this.setData({ canMove: false, status: 'Back in the match. You have moved; waiting for ' + this.data.opponent + '…' });
-        else this.setData({ status: 'Back in the match. Round ' + (done + 1) + ': make your move.' });
+        if (m.moved) this.put({ canMove: false, status: text('status.resumedMoved', { name: this.data.opponent }) });
+        else this.put({ status: text('status.resumedRound', { n: done + 1 }) });
         break;
       }
       case 'resume_failed': { // over while this player was away: forfeited, if the grace period ran out
         const lost = m.record && m.record.losses > this.data.losses;
         if (m.record) this.showRecord(m.record);
         if (this.inMatch()) {
-          if (lost) this.endMatch('lose', 'You did not come back in time: you lose by forfeit.');
-          else this.endMatch('abandoned', 'The match ended while you were away.');
+          if (lost) this.endMatch('lose', text('outcome.youLate'));
+          else this.endMatch('abandoned', text('outcome.awayOver'));
         }
         break;
       }
       case 'opponent_away':
         this.stopTimer(); // the round waits for them
-        this.setData({ away: true, secondsLeft: 0, status: this.data.opponent + ' lost the connection. If they are not back in ' + m.grace + ' s, you win by forfeit.' });
+        this.put({ away: true, secondsLeft: 0, timerText: '', status: text('status.away', { name: this.data.opponent, s: m.grace }) });
         break;
       case 'opponent_back':
-        this.setData({ away: false, status: this.data.opponent + ' is back. ' + (this.data.picked ? 'Waiting for their move…' : 'Your move!') });
+        this.put({ away: false, status: text(this.data.picked ? 'status.back' : 'status.backYourMove', { name: this.data.opponent }) });
         this.stopTimer(); // the round starts over for both
         this.deadline = Date.now() + this.moveTimeout * 1000;
         this.tick();
         this.timer = setInterval(() => this.tick(), 250);
         break;
       case 'opponent_moved':
-        this.setData({ status: this.data.picked ? this.data.opponent + ' has chosen too…' :
-          this.data.opponent + ' has chosen. Your move!' });
+        this.put({ status: text(this.data.picked ? 'status.theyChoseToo' : 'status.theyChose', { name: this.data.opponent }) });
         break;
       case 'round': {
         const history = this.data.history.concat([{ round: m.round, you: m.you, them: m.them, result: m.result }]);
-        this.setData({ history, handYou: m.you, handThem: m.them, roundResult: m.result,
+        this.put({ history, handYou: m.you, handThem: m.them, roundResult: m.result,
           roundText: this.roundText(m), scoreYou: m.score.you, scoreThem: m.score.them });
         const over = m.round >= this.data.rounds || m.score.you >= 2 || m.score.them >= 2;
         if (!over) this.startRound(m.round + 1);
@@ -169,51 +236,83 @@ Page({
       case 'match_over': {
         if (m.forfeit) { // this player left the match
           if (m.record) this.showRecord(m.record);
-          if (this.inMatch()) this.endMatch('lose', 'You left the match: it counts as a loss.');
+          if (this.inMatch()) this.endMatch('lose', text('outcome.youLeft'));
           break;
         }
-        const score = m.score.you + '–' + m.score.them;
-        this.endMatch(m.result, { win: 'You win the match ' + score + '!', lose: 'You lose the match ' + score + '.',
-          draw: 'A draw, ' + score + '.' }[m.result]);
+        const score = { you: m.score.you, them: m.score.them };
+        this.endMatch(m.result, text({ win: 'outcome.win', lose: 'outcome.lose', draw: 'outcome.draw' }[m.result], score));
         if (m.record) this.showRecord(m.record);
+        this.setData({ canRematch: true });
         break;
       }
-      case 'opponent_left':
+      // A rematch: after a match played to its end, either player asks, and the match's
+      // server starts another between the two once both have (matched follows).
+      case 'rematch_wait':
+        this.put({ rematch: 'wait', status: text('status.rematchWait', { name: m.opponent.nickname, s: m.grace }) });
+        break;
+      case 'rematch_offered':
+        this.put({ rematch: 'offered', status: text('status.rematchOffered', { name: m.opponent.nickname }) });
+        break;
+      case 'rematch_off':
+        this.put({ rematch: '', canRematch: false, status: text({ declined: 'status.rematchDeclined', gone: 'status.rematchGone' }[m.reason] || 'status.rematchTimeout',
+          { name: this.data.opponent }) });
+        break;
+      case 'opponent_left': {
+        const name = this.data.opponent;
+        const why = text(LEFT[m.reason] || 'left.left');
         if (m.forfeit) {
-          this.endMatch('win', this.data.opponent + ' ' + (LEFT[m.reason] || 'left the match') + ': you win by forfeit!');
+          this.endMatch('win', text('outcome.theyLeft', { name, why }));
           if (m.record) this.showRecord(m.record);
         } else if (m.reason === 'shutdown') {
-          this.endMatch('abandoned', 'The server running the match stopped. The match does not count.');
+          this.endMatch('abandoned', text('outcome.shutdown'));
         } else if (m.reason === 'declined') {
-          this.endMatch('abandoned', this.data.opponent + ' stopped waiting as the match began. It does not count.');
+          this.endMatch('abandoned', text('outcome.declined', { name }));
         } else { // the result could not be written
-          this.endMatch('abandoned', this.data.opponent + ' ' + (LEFT[m.reason] || 'left the match') + '. The match could not be recorded.');
+          this.endMatch('abandoned', text('outcome.unrecorded', { name, why }));
         }
         break;
+      }
       case 'left': // out of the queue, as the page already shows
         break;
       case 'error':
         if (m.message === 'your match has started') break; // "Leave" crossed "matched": play it
-        this.setData({ status: m.message.startsWith('this server has no bots') ? 'There are no bots on this server.' : '⚠ ' + m.message });
+        this.put({ status: text('status.error', { message: i18n.serverText(m.message) }) });
         if (!this.inMatch()) this.idle();
         break;
     }
   },
 
-  // The buttons (bindtap in index.wxml).
+  // The buttons and the rename box (bindtap, bindinput in index.wxml).
   playSomeone() { this.client.send({ type: 'queue' }); },
+  rematch() { this.client.send({ type: 'rematch' }); },
   playBot() { this.client.send({ type: 'queue', opponent: 'bot' }); },
   leave() {
     // "from":"queue": should the match start meanwhile, the player plays it rather than
     // forfeit a match they have not seen.
     this.client.send({ type: 'leave', from: 'queue' });
     this.idle();
-    this.setData({ status: 'Pick an opponent.' });
+    this.put({ status: text('status.pick') });
   },
   move(e) {
     const choice = e.currentTarget.dataset.choice;
     if (!this.data.canMove || !this.client.send({ type: 'move', choice })) return;
-    this.setData({ canMove: false, picked: choice, status: 'You chose ' + choice + '. Waiting for ' + this.data.opponent + '…' });
+    this.put({ canMove: false, picked: choice, status: text('status.chose', { hand: text(HAND[choice]), name: this.data.opponent }) });
+  },
+  typeName(e) {
+    this.setData({ nameInput: e.detail.value });
+  },
+  // rename asks the server for the name typed in; it checks it (1 to 24 printable
+  // characters) and says why it refuses one. The promise is the test's, to wait on.
+  rename() {
+    return this.client.request('POST', '/api/nickname', { nickname: this.data.nameInput }).then((r) => {
+      if (r.statusCode === 200 && r.data && r.data.nickname) {
+        this.put({ nickname: r.data.nickname, nameInput: '', status: text('status.renamed', { name: r.data.nickname }) });
+        this.loadLeaderboard(); // the name may be on it
+        return;
+      }
+      const message = r.data && r.data.message;
+      this.put({ status: text('status.error', { message: message ? i18n.serverText(message) : text('err.rename') }) });
+    }, () => this.put({ status: text('status.error', { message: text('err.rename') }) }));
   },
   logout() {
     this.stopTimer();
@@ -221,26 +320,29 @@ Page({
     return this.client.logout();
   },
   login() {
-    this.setData({ view: 'connecting', notice: '', over: false });
+    this.put({ view: 'connecting', notice: '', over: false });
     this.client.start();
   },
 
   inMatch() { return this.data.view === 'match' && !this.data.over; },
 
-  showRecord(r) { this.setData({ wins: r.wins, losses: r.losses, draws: r.draws }); },
+  showRecord(r) {
+    this.put({ wins: r.wins, losses: r.losses, draws: r.draws, recordText: text('record.text', { w: r.wins, l: r.losses, d: r.draws }) });
+  },
 
   // roundText says who won a round and how.
   roundText(m) {
-    const verb = (winner, loser) => !loser ? 'no move in time' :
-      { rock: 'rock blunts scissors', paper: 'paper covers rock', scissors: 'scissors cut paper' }[winner];
-    const how = m.result === 'draw' ? (m.you ? 'both ' + NAMES[m.you] : 'no moves') :
-      m.result === 'win' ? verb(m.you, m.them) : verb(m.them, m.you);
-    return 'Round ' + m.round + ': ' + { win: 'you win', lose: this.data.opponent + ' wins', draw: 'a draw' }[m.result] + ' (' + how + ')';
+    let how;
+    if (m.result === 'draw') how = m.you ? text('how.both', { hand: text(HAND[m.you]) }) : text('how.noMoves');
+    else if (m.result === 'win') how = text(m.them ? BEATS[m.you] : 'how.lateThem');
+    else how = text(m.you ? BEATS[m.them] : 'how.lateYou');
+    const who = { win: text('round.youWin'), lose: text('round.theyWin', { name: this.data.opponent }), draw: text('round.draw') }[m.result];
+    return text('round.text', { n: m.round, who, how });
   },
 
   startRound(n) {
     // Nothing said in the last round carries over.
-    this.setData({ round: n, picked: '', canMove: true, status: 'Round ' + n + ': make your move.' });
+    this.put({ round: n, picked: '', canMove: true, roundLabel: text('match.round', { n }), status: text('status.round', { n }) });
     this.stopTimer();
     this.deadline = Date.now() + this.moveTimeout * 1000;
     this.tick();
@@ -249,7 +351,7 @@ Page({
 
   tick() {
     const left = Math.max(0, Math.ceil((this.deadline - Date.now()) / 1000));
-    if (left !== this.data.secondsLeft) this.setData({ secondsLeft: left });
+    if (left !== this.data.secondsLeft) this.put({ secondsLeft: left, timerText: left ? text('timer.left', { s: left }) : '' });
     if (left === 0) {
       this.stopTimer();
       this.setData({ canMove: false });
@@ -261,11 +363,13 @@ Page({
     this.timer = 0;
   },
 
-  endMatch(result, text) {
+  // endMatch shows the match's result, said by outcome, and the leaderboard it changed.
+  endMatch(result, outcome) {
     this.stopTimer();
-    this.setData({ over: true, result, outcome: text, canMove: false, secondsLeft: 0, away: false,
-      status: result === 'abandoned' ? 'Play again?' : 'Match over. Play again?' });
+    this.put({ over: true, result, outcome, canMove: false, secondsLeft: 0, timerText: '', away: false,
+      status: text(result === 'abandoned' ? 'status.again' : 'status.over') });
     this.idle();
+    this.loadLeaderboard();
   },
 
   idle() {
