@@ -149,6 +149,21 @@ type CacheConfig struct {
 	//
 	// Optional. Default: IdleTimeout / 10
 	Renew time.Duration
+
+	// MaxLag bounds how long a process may serve a session from memory after another
+	// process changed it: a change, logout or revocation acknowledged at time X is seen
+	// by every request that starts at X + MaxLag or later, in every process, however
+	// loaded the processes, Redis or the network are. A request that starts within
+	// MaxLag of X may still be served the session as it was. The cache keeps the bound
+	// by publishing a marker (a fence) every MaxLag/2 on the store's events channel and
+	// serving from memory only while its last fence came back within MaxLag: a slow
+	// Redis or subscription makes it serve less from memory, never staler. It holds
+	// for stores whose events implement store.Fencer (redisstore on one Redis or a
+	// Sentinel group; not on a Cluster, where nothing bounds the window but MaxAge).
+	// Each busy process sends 2/MaxLag fences a second, and each reaches every process.
+	//
+	// Optional. Default: 100 * time.Millisecond
+	MaxLag time.Duration
 }
 
 // ConfigDefault is the default config. AppID and AppSecret (or Client) have no default.
@@ -200,8 +215,8 @@ func configDefault(config ...Config) (Config, error) {
 		}
 		cfg.Client = c
 	}
-	if cfg.Cache != nil && (cfg.Cache.MaxEntries < 0 || cfg.Cache.MaxAge < 0 || cfg.Cache.Renew < 0) {
-		return cfg, errors.New("fibermp: Config.Cache: MaxEntries, MaxAge and Renew must not be negative")
+	if cfg.Cache != nil && (cfg.Cache.MaxEntries < 0 || cfg.Cache.MaxAge < 0 || cfg.Cache.Renew < 0 || cfg.Cache.MaxLag < 0) {
+		return cfg, errors.New("fibermp: Config.Cache: MaxEntries, MaxAge, Renew and MaxLag must not be negative")
 	}
 	return cfg, nil
 }

@@ -60,10 +60,17 @@
 // trip. With Config.Cache set, each process keeps the sessions it serves in memory and
 // a read makes no store call; a write makes one (Set and Delete together when the
 // handler returns, Incr at once), with no load before it. The store's events keep the
-// cache exact: a change, logout or revocation made in another process is seen by every
-// request that starts after its event arrived here, and while the store cannot vouch
-// for its events (its subscription is down, or missed a health check for a second)
-// every request loads from the store again. Reads extend the idle timeout in the
+// cache current, within a bound: a change, logout or revocation acknowledged at time X
+// in any process is seen by every request that starts at X + CacheConfig.MaxLag
+// (default 100 ms) or later in every process, whatever the load; a request that starts
+// within MaxLag of X may still be served the session as it was. The cache checks its
+// subscription with fences (markers it publishes on the events channel every MaxLag/2)
+// and serves from memory only while its last one came back within MaxLag, so a slow
+// store or subscription makes it serve less, never staler. The bound holds for stores
+// whose events implement store.Fencer (redisstore on one Redis or a Sentinel group);
+// over others, a change is seen once its event arrived here. While the store cannot
+// vouch for its events (its subscription is down, or missed a health check for a
+// second) every request loads from the store again. Reads extend the idle timeout in the
 // background, at most once per CacheConfig.Renew. wsauth's live handles read through
 // the same cache.
 //

@@ -55,7 +55,8 @@ func NewManager(config ...Config) (*Manager, error) {
 	st := session.Bounded(cfg.Store, cfg.StoreTimeout, m.counts)
 	if cfg.Cache != nil && !cfg.Store.Capabilities().InProcess {
 		c, err := cache.New(st, cfg.IdleTimeout, cache.Config{
-			MaxEntries: cfg.Cache.MaxEntries, MaxAge: cfg.Cache.MaxAge, Renew: cfg.Cache.Renew, Metrics: m.counts})
+			MaxEntries: cfg.Cache.MaxEntries, MaxAge: cfg.Cache.MaxAge, Renew: cfg.Cache.Renew,
+			MaxLag: cfg.Cache.MaxLag, Metrics: m.counts})
 		if err != nil {
 			m.closeOwnStore()
 			return nil, fmt.Errorf("fibermp: Config.Cache: %w", err)

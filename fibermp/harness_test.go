@@ -14,7 +14,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mpsession/mpsession/fibermp"
-	"github.com/mpsession/mpsession/internal/session"
 	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/store/memstore"
@@ -100,13 +99,6 @@ func newHarnessAt(t testing.TB, prefix string, cfg fibermp.Config, routes func(a
 	}
 	h.url = testenv.Serve(t, app) + path
 	return h
-}
-
-// events returns the events of the store the Manager's requests use: with a cache,
-// the cache's, which are live once the cache has subscribed and the store vouches for
-// its events, so that requests are served from the cache.
-func (h *harness) events() store.Events {
-	return session.ManagerEngine(h.mp).Store.Capabilities().Events
 }
 
 // code returns a fresh wx.login code for openID, and remembers the user's session_key.

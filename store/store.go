@@ -181,6 +181,12 @@ const (
 	// store's queue overflowed), so subscribers should check again whatever they cache.
 	// Its Hash is empty.
 	EventResync
+	// EventFence: a marker published through Fencer.Fence, which says nothing about
+	// any session. Its Origin is the fence's token and its Hash is empty. Only the
+	// fence's sender acts on it; every other subscriber ignores it, as it must ignore
+	// any kind it does not know (a kind added later is never a change, a resync or an
+	// error).
+	EventFence
 )
 
 func (k EventKind) String() string {
@@ -195,6 +201,8 @@ func (k EventKind) String() string {
 		return "expired"
 	case EventResync:
 		return "resync"
+	case EventFence:
+		return "fence"
 	}
 	return "unknown"
 }
@@ -275,6 +283,22 @@ type Events interface {
 	// From panics on another. The view shares everything else with the store, and
 	// closing it closes nothing.
 	From(origin string) Store
+}
+
+// Fencer is implemented by the Events of a store that can publish a marker, a fence,
+// in the order of its events (redisstore on one Redis, not on a Cluster, whose nodes
+// relay events in no common order). The session cache uses fences to bound how late it
+// may learn of a write (fibermp's CacheConfig.MaxLag); most applications will not need
+// it.
+type Fencer interface {
+	// Fence publishes an EventFence whose Origin is token to the subscribers of every
+	// process sharing the store, and returns once the store has taken it. A subscriber
+	// receives the fence after the event of every write that was acknowledged, in any
+	// process, before Fence was called: so once a subscriber has received a fence that
+	// it sent at time S, it has received every such event of the writes acknowledged
+	// before S. token is 1 to 64 bytes for which ValidOrigin is true; Fence returns an
+	// error for another.
+	Fence(ctx context.Context, token string) error
 }
 
 // ValidOrigin reports whether origin can be given to Events.From and carried in events.

@@ -255,6 +255,13 @@ func (r *registry) each(hash string, fn func(h *Handle)) {
 // onEvent runs on the store's event goroutine, so it only marks and signals: reloads
 // happen on the next read, close frames on their own goroutine.
 func (r *registry) onEvent(e store.Event) {
+	switch e.Kind {
+	case store.EventChanged, store.EventDeleted, store.EventRevoked, store.EventExpired, store.EventResync:
+	default:
+		// A fence (store.EventFence) or a kind added later says nothing about a
+		// session: it must not take a place in recent, where it would count as one.
+		return
+	}
 	r.srv.m.Event(e.Kind.String(), e.At)
 	// Noted before the handles are looked at, under the same lock as add: a handle
 	// joining meanwhile either gets the event below or finds it here.

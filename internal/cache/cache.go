@@ -31,9 +31,36 @@
 //     before. Concurrent writes to one session from one process therefore cost a reload
 //     now and then, never a stale read once they have all returned.
 //
-// A write made in another process is seen by every Load that starts after its event
-// reached this process: the window is the event's trip through the store (measured in
-// the fibermp tests).
+// # How stale an entry may be
+//
+// A write, logout or revocation acknowledged at time X in any process is seen by every
+// Load that starts at X + MaxLag or later in every process, whatever the load on the
+// processes, the store or the network, for a store whose events implement
+// store.Fencer (redisstore on one Redis). A Load that starts within MaxLag of X may
+// still be served what the cache held before. The cache keeps the bound with fences:
+//
+//   - Every MaxLag/2 the cache publishes a fence, an event carrying a token of its own
+//     that records when it was sent (S, on this process's monotonic clock), on the
+//     store's events channel. The store delivers the channel in the order it ran the
+//     publications, and the cache handles events in order, so when its fence comes
+//     back, it has handled the event of every write acknowledged anywhere before S.
+//   - An entry is served at T only while the newest fence received was sent at S with
+//     T - S <= MaxLag. A write acknowledged at X <= T - MaxLag <= S has then been
+//     handled: its entry dropped. Otherwise the Load goes to the store, as when events
+//     are not live, and counts as a bypass. Both times are read on one clock: no
+//     clocks need to agree across machines.
+//   - A slow store or subscription therefore makes the cache serve less (fences come
+//     back late, and Loads go to the store meanwhile), never staler.
+//   - Fences are sent only while the cache is used: after fenceIdle (10 s) without a
+//     Load through it, the cache stops, and its next Load goes to the store and sends
+//     one at once. A busy process sends 2/MaxLag fences a second (20 at the default
+//     100 ms); each reaches every process subscribed to the store, so N busy processes
+//     cause N*N*2/MaxLag deliveries a second in all.
+//
+// Over events that do not implement store.Fencer, entries are served while events are
+// live and nothing bounds the window: a write made in another process is seen by every
+// Load that starts after its event reached this process, however late that is (up to
+// MaxAge).
 package cache
 
 import (
@@ -58,7 +85,11 @@ import (
 const (
 	DefaultMaxEntries = 100_000
 	DefaultMaxAge     = 5 * time.Minute
+	DefaultMaxLag     = 100 * time.Millisecond
 )
+
+// fenceIdle is how long the cache goes on sending fences after its last Load.
+const fenceIdle = 10 * time.Second
 
 // Config bounds a cache.
 type Config struct {
@@ -70,6 +101,11 @@ type Config struct {
 	// Renew is the longest a cached read goes without extending the session in the
 	// store. Default: a tenth of the idle timeout.
 	Renew time.Duration
+	// MaxLag is the longest after a write acknowledged in another process that a Load
+	// may still be served what the cache held before (see the package doc). It holds
+	// for a store whose events implement store.Fencer; fences are sent every MaxLag/2.
+	// Default: DefaultMaxLag.
+	MaxLag time.Duration
 	// Metrics counts lookups by result; nil: not counted.
 	Metrics *counting.Counts
 }
@@ -90,6 +126,16 @@ type Store struct {
 	renew       time.Duration
 	maxAge      time.Duration
 	origin      string // marks this cache's writes, so it skips their events
+
+	// Fences (see the package doc); fencer is nil when the store's events carry none.
+	fencer    store.Fencer
+	maxLag    int64         // nanoseconds
+	fenceIdle int64         // nanoseconds; fenceIdle, shorter in tests
+	fenceAt   atomic.Int64  // when the newest fence received was sent (monoNow); 0: none
+	usedAt    atomic.Int64  // about when a Load last wanted a fence (monoNow)
+	fenceNow  chan struct{} // asks for a fence at once: the newest is too old
+	stopFence func()        // stops the fence goroutine; set with unsubscribe
+	Fences    atomic.Uint64 // fences received, for tests
 
 	entries *lru.Cache[string, *entry] // by session hash
 	seq     [shards]atomic.Uint64      // bumped by every write and event of the shard
@@ -144,6 +190,12 @@ func New(st store.Store, idle time.Duration, cfg Config) (*Store, error) {
 	if idle <= 0 {
 		return nil, errors.New("cache: idle timeout must be positive")
 	}
+	if cfg.MaxEntries < 0 || cfg.MaxAge < 0 || cfg.Renew < 0 || cfg.MaxLag < 0 {
+		return nil, errors.New("cache: MaxEntries, MaxAge, Renew and MaxLag must not be negative")
+	}
+	if cfg.MaxLag == 0 {
+		cfg.MaxLag = DefaultMaxLag
+	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = DefaultMaxEntries
 	}
@@ -160,8 +212,94 @@ func New(st store.Store, idle time.Duration, cfg Config) (*Store, error) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	origin := tagPrefix + hex.EncodeToString(b[:])
+	fencer, _ := health.(store.Fencer)
 	return &Store{Store: st, health: health, own: health.From(origin), idle: idle, renew: min(cfg.Renew, idle), maxAge: cfg.MaxAge,
-		origin: origin, entries: entries, touchDue: map[string]string{}, metrics: cfg.Metrics}, nil
+		origin: origin, entries: entries, touchDue: map[string]string{}, metrics: cfg.Metrics,
+		fencer: fencer, maxLag: int64(cfg.MaxLag), fenceIdle: int64(fenceIdle), fenceNow: make(chan struct{}, 1)}, nil
+}
+
+// clockBase anchors monoNow's readings.
+var clockBase = time.Now()
+
+// monoNow returns a reading of the monotonic clock in nanoseconds, never 0.
+func monoNow() int64 { return int64(time.Since(clockBase)) + 1 }
+
+// Serving reports whether a Load now may be served from memory: events are live and,
+// for a store that fences, the newest fence is recent enough (see the package doc).
+// It subscribes on first use, as Load does.
+func (c *Store) Serving() bool { return c.live() && c.fenced() }
+
+// fenced reports whether the newest fence received was sent within MaxLag, or the store
+// sends none. It records that the cache is in use, and asks for a fence at once when
+// the newest is too old.
+func (c *Store) fenced() bool {
+	if c.fencer == nil {
+		return true
+	}
+	now := monoNow()
+	// Written about once per MaxLag/2 only: reads of a line no one writes stay cheap.
+	if now-c.usedAt.Load() > c.maxLag/2 {
+		c.usedAt.Store(now)
+	}
+	if now-c.fenceAt.Load() <= c.maxLag {
+		return true
+	}
+	select {
+	case c.fenceNow <- struct{}{}:
+	default:
+	}
+	return false
+}
+
+// fence sends a fence every MaxLag/2 while the cache is in use, and one at once when a
+// Load asks, unless one was sent less than MaxLag/2 ago: so never more than 2/MaxLag a
+// second. A fence whose send fails or is lost is simply not received; the next one
+// follows on time.
+func (c *Store) fence(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	every := time.Duration(c.maxLag / 2)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var last int64 // when the last fence was sent; 0: none
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		case <-c.fenceNow:
+			if last != 0 && monoNow()-last < int64(every) {
+				continue
+			}
+		}
+		now := monoNow()
+		if now-c.usedAt.Load() > c.fenceIdle {
+			continue
+		}
+		last = now
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.maxLag))
+		_ = c.fencer.Fence(ctx, c.origin+"/"+strconv.FormatInt(now, 10))
+		cancel()
+		tick.Reset(every)
+	}
+}
+
+// fenceReceived records the fence of token, when it is one of this cache's.
+func (c *Store) fenceReceived(token string) {
+	sent, ok := strings.CutPrefix(token, c.origin+"/")
+	if !ok {
+		return
+	}
+	at, err := strconv.ParseInt(sent, 10, 64)
+	if err != nil {
+		return
+	}
+	c.Fences.Add(1)
+	for {
+		old := c.fenceAt.Load()
+		if at <= old || c.fenceAt.CompareAndSwap(old, at) {
+			return
+		}
+	}
 }
 
 // live reports whether entries may be served and filled: the cache receives the store's
@@ -219,6 +357,16 @@ func (c *Store) subscribe() error {
 	}
 	c.unsubscribe = unsubscribe
 	c.subs.Store(&[]*subscriber{})
+	if c.fencer != nil {
+		c.usedAt.Store(monoNow()) // a first fence now: the cache is about to be used
+		stop, done := make(chan struct{}), make(chan struct{})
+		go c.fence(stop, done)
+		select {
+		case c.fenceNow <- struct{}{}:
+		default:
+		}
+		c.stopFence = func() { close(stop); <-done }
+	}
 	return nil
 }
 
@@ -245,7 +393,7 @@ func unhex(b byte) int {
 // in the store in the background when the last extension is older than Renew.
 func (c *Store) Load(ctx context.Context, id string, touch time.Duration) (*store.Record, error) {
 	hash := store.Hash(id)
-	if !c.live() {
+	if !c.live() || !c.fenced() {
 		c.Bypasses.Add(1)
 		c.metrics.CacheLookup(counting.CacheBypass)
 		return c.Store.Load(ctx, id, touch)
@@ -525,6 +673,9 @@ func (v *view) Close() error { return nil }
 // event goroutine.
 func (c *Store) onEvent(ev store.Event) {
 	switch ev.Kind {
+	case store.EventFence:
+		c.fenceReceived(ev.Origin)
+		return // the cache's machinery, not its subscribers' business
 	case store.EventResync:
 		c.mu.Lock()
 		c.epoch.Add(1)
@@ -535,8 +686,10 @@ func (c *Store) onEvent(ev store.Event) {
 			break
 		}
 		c.drop(ev.Hash)
-	default:
+	case store.EventDeleted, store.EventRevoked, store.EventExpired:
 		c.drop(ev.Hash)
+	default:
+		// A kind this cache does not know says nothing it can act on; it is passed on.
 	}
 	if strings.HasPrefix(ev.Origin, tagPrefix) {
 		ev.Origin = "" // a cache's tag, here or in another process: not the caller's
@@ -647,9 +800,12 @@ func (c *Store) Close() error {
 	c.closed.Store(true)
 	c.touchMu.Unlock()
 	c.subMu.Lock()
-	unsubscribe := c.unsubscribe
-	c.unsubscribe = nil
+	unsubscribe, stopFence := c.unsubscribe, c.stopFence
+	c.unsubscribe, c.stopFence = nil, nil
 	c.subMu.Unlock()
+	if stopFence != nil {
+		stopFence()
+	}
 	if unsubscribe != nil {
 		unsubscribe()
 	}

@@ -135,10 +135,22 @@ func (b *bounded) TouchMany(ctx context.Context, ids []string, idle time.Duratio
 func (b *bounded) Capabilities() store.Capabilities {
 	caps := b.Store.Capabilities()
 	if caps.Events != nil {
-		caps.Events = boundedEvents{Events: caps.Events, b: b}
+		be := boundedEvents{Events: caps.Events, b: b}
+		caps.Events = be
+		if f, ok := be.Events.(store.Fencer); ok {
+			caps.Events = fencedEvents{be, f} // the cache bounds its fences itself
+		}
 	}
 	return caps
 }
+
+// fencedEvents are boundedEvents that keep the store's store.Fencer.
+type fencedEvents struct {
+	boundedEvents
+	f store.Fencer
+}
+
+func (e fencedEvents) Fence(ctx context.Context, token string) error { return e.f.Fence(ctx, token) }
 
 type boundedEvents struct {
 	store.Events

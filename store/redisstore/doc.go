@@ -90,6 +90,15 @@
 // (a hung Redis, a peer gone without a reset) keeps EventsLive false until it answers
 // again or the operating system gives it up.
 //
+// On one Redis (a single node, or a Sentinel group's master), the events implement
+// store.Fencer: Fence publishes a store.EventFence on the events channel, and Redis,
+// which runs PUBLISHes one at a time and delivers a channel in that order, hands it to
+// every subscriber after the event of every write acknowledged before Fence was called.
+// fibermp's session cache bounds its staleness with them (CacheConfig.MaxLag). On a
+// Cluster the nodes relay each other's messages with no order between nodes, so the
+// events do not implement it. Subscribers ignore fences, and versions of this package
+// before fences drop their payload (an unknown kind) without a word.
+//
 // While Redis is unreachable every method returns an error that wraps the cause (and
 // ctx.Err() when ctx ended), never store.ErrNotFound, as soon as ctx ends or go-redis
 // gives up (see its DialTimeout, ReadTimeout and MaxRetries options): callers answer

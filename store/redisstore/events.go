@@ -57,15 +57,26 @@ func encodeEvent(at time.Time, kind store.EventKind, hash, origin string, fields
 	return string(b)
 }
 
+// A fence (store.EventFence) travels in the same form with no hash, no fields and its
+// token as the origin: kind, "@" and milliseconds, "#" and token. Subscribers of
+// earlier versions read only the kinds 1 to 4 and drop any other payload without a
+// word, so they ignore fences.
+
 // decodeEvent reverses encodeEvent. It reports false for a payload it cannot read,
-// including one that carries an origin for which store.ValidOrigin is false.
+// including one that carries an origin for which store.ValidOrigin is false, and a fence
+// with a hash, fields or no token.
 func decodeEvent(p string) (store.Event, bool) {
-	const hashLen = 64
-	if len(p) < 1+hashLen || p[0] < byte(store.EventChanged) || p[0] > byte(store.EventExpired) {
+	hashLen := 64
+	if len(p) > 0 && p[0] == byte(store.EventFence) {
+		hashLen = 0
+	} else if len(p) < 1+hashLen || p[0] < byte(store.EventChanged) || p[0] > byte(store.EventExpired) {
 		return store.Event{}, false
 	}
 	ev := store.Event{Kind: store.EventKind(p[0]), Hash: p[1 : 1+hashLen]}
 	rest := p[1+hashLen:]
+	if ev.Kind == store.EventFence && (!strings.Contains(rest, "#") || rest[0] != '@' && rest[0] != '#') {
+		return store.Event{}, false
+	}
 	for rest != "" && rest[0] != '@' && rest[0] != '#' {
 		i := 0
 		for i < len(rest) && i < 8 && rest[i] >= '0' && rest[i] <= '9' {

@@ -32,6 +32,7 @@ type Store struct {
 var (
 	_ store.Store  = (*Store)(nil)
 	_ store.Events = events{}
+	_ store.Fencer = fencedEvents{}
 	_ store.Broker = (*Store)(nil)
 )
 
@@ -536,7 +537,10 @@ func (s *Store) Capabilities() store.Capabilities {
 	if _, ring := s.client.(*redis.Ring); ring {
 		return store.Capabilities{Events: events{s}, Broker: s} // a Ring keeps neither histories nor presence (and its Publish fails)
 	}
-	return store.Capabilities{Events: events{s}, Broker: s, History: s, Presence: s}
+	if s.sharded {
+		return store.Capabilities{Events: events{s}, Broker: s, History: s, Presence: s}
+	}
+	return store.Capabilities{Events: fencedEvents{events{s}}, Broker: s, History: s, Presence: s}
 }
 
 // events is the store's store.Events: Subscribe and EventsLive are the Store's own.
@@ -551,6 +555,25 @@ func (events) Shared() bool { return true }
 func (e events) From(origin string) store.Store {
 	s := e.Store
 	return storekit.View(s, storekit.Writes{Save: s.save, Incr: s.incr, Delete: s.delete, DeleteOwner: s.deleteOwner}, origin)
+}
+
+// fencedEvents are the events of a store on one Redis (a single node, or the master
+// of a Sentinel group), which can fence them: one server runs every PUBLISH, the
+// scripts' and the fences', one at a time, and delivers a channel's messages to a
+// subscriber in that order. A Cluster cannot (see store.Fencer): its nodes run the
+// scripts of their keys and relay each other's messages over the cluster bus, with no
+// order between nodes.
+type fencedEvents struct{ events }
+
+// Fence implements store.Fencer with one PUBLISH on the events channel.
+func (e fencedEvents) Fence(ctx context.Context, token string) error {
+	if !store.ValidOrigin(token) {
+		return fmt.Errorf("redisstore: fence: invalid token %q", token)
+	}
+	if err := e.client.Publish(ctx, e.channel, encodeEvent(time.Now(), store.EventFence, "", token)).Err(); err != nil {
+		return e.fail(ctx, "fence", err)
+	}
+	return nil
 }
 
 // scriptCall is one script run in a pipeline.

@@ -1018,6 +1018,26 @@ func TestEventOriginLikeStore(t *testing.T) {
 	}
 }
 
+// TestEventFenceWire checks a fence's payload: kind, time and token, read back as they
+// were sent, and payloads a fence may not take (a hash, fields, no token, an invalid
+// token) refused. EventResync never travels: its kind is refused too.
+func TestEventFenceWire(t *testing.T) {
+	t.Parallel()
+	at := time.UnixMilli(1764370000123)
+	for _, token := range []string{"t", "mpsession-cache:ab12/99", strings.Repeat("~", 64)} {
+		ev, ok := decodeEvent(encodeEvent(at, store.EventFence, "", token))
+		if want := (store.Event{Kind: store.EventFence, At: at, Origin: token}); !ok || fmt.Sprint(ev) != fmt.Sprint(want) {
+			t.Errorf("fence %q: want %v; got %v, %v", token, want, ev, ok)
+		}
+	}
+	for _, p := range []string{"\x06", "\x06#", "\x06@5", "\x06@5#", "\x06#a b", "\x061:a#t", "\x06" + store.Hash("id") + "#t",
+		"\x05" + store.Hash("id"), "\x07" + store.Hash("id")} {
+		if ev, ok := decodeEvent(p); ok {
+			t.Errorf("decode(%q): want refused; got %v", p, ev)
+		}
+	}
+}
+
 // fromTakes reports whether events.From returns a view for origin rather than panic.
 func fromTakes(events store.Events, origin string) (taken bool) {
 	defer func() {
@@ -1040,6 +1060,12 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add("\x01" + store.Hash("id") + "99999999999:")
 	f.Add("\x01" + store.Hash("id") + "@5#")
 	f.Add("\x01" + store.Hash("id") + "#a b")
+	f.Add(encodeEvent(at, store.EventFence, "", "mpsession-cache:0123/456"))
+	f.Add(encodeEvent(time.Time{}, store.EventFence, "", strings.Repeat("~", 64)))
+	f.Add("\x06" + store.Hash("id") + "#t")
+	f.Add("\x061:a#t")
+	f.Add("\x06@5")
+	f.Add("\x05" + store.Hash("id"))
 	f.Fuzz(func(t *testing.T, p string) {
 		ev, ok := decodeEvent(p)
 		if !ok {
