@@ -32,7 +32,9 @@ type wrkResult struct {
 	errors string        // what wrk reported besides 2xx answers, if anything
 }
 
-func (r wrkResult) cpuPerRequest() float64 { return float64(r.cpu.Nanoseconds()) / 1e3 / float64(r.reqs) }
+func (r wrkResult) cpuPerRequest() float64 {
+	return float64(r.cpu.Nanoseconds()) / 1e3 / float64(r.reqs)
+}
 
 var (
 	wrkRequests = regexp.MustCompile(`(\d+) requests in`)

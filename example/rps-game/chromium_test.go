@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -24,9 +25,10 @@ import (
 // The web page, in a real browser: headless Chromium driven over the Chrome DevTools
 // Protocol (no npm, no Playwright), at a phone's size (390x844). The page logs in
 // through the fake WeChat and waits for a person; the test's own client joins and plays
-// three scripted rounds, so each check sees a known state: both hands revealed, the
-// status line reset when a round starts, the result in view. Then the page plays a bot,
-// and is logged out from "another tab", and must say so.
+// three scripted rounds, so each check sees a known state: both hands revealed together
+// after a countdown, the status line reset when a round starts, the result in view. Then
+// the page plays a bot, and a rematch against it, and is logged out from "another tab",
+// and must say so. The browser's language is English, and so is the page.
 //
 // Screenshots go to a temporary folder, or to testdata/screenshots with
 // MPSESSION_SCREENSHOTS=1.
@@ -36,6 +38,9 @@ func TestWebPage(t *testing.T) {
 	page.phone()
 	page.navigate(s.url)
 	page.waitFor("the page to connect", `$('status').textContent.includes('Pick an opponent')`)
+	if got := page.text(`document.documentElement.lang + ' ' + $('play').textContent + ' ' + $('lang').textContent`); got != `en Play someone 中文` {
+		t.Errorf("an English browser: want the page in English, with a switch to Chinese; got %s", got)
+	}
 	page.checkPlayerView()
 	if note := page.eval(`$('tabs-note').checkVisibility() && $('tabs-note').textContent`); !strings.Contains(note, "same player") {
 		t.Errorf("want a visible notice that two tabs are the same player; got %s", note)
@@ -53,6 +58,10 @@ func TestWebPage(t *testing.T) {
 
 	// The lobby counts the players online (GET /api/online, wsauth's presence).
 	page.waitFor("the count of players online", `$('online').checkVisibility() && $('online').textContent.includes('only player online')`)
+	page.screenshot("phone-lobby")
+	page.desktop()
+	page.screenshot("desktop-lobby")
+	page.phone()
 
 	// A nickname too long is refused with a word, not cut: typed (as a person types or
 	// pastes), not set by script, which maxlength would not stop.
@@ -91,23 +100,36 @@ func TestWebPage(t *testing.T) {
 		t.Errorf("after a reload in round 1, the page shows NaN:\n%s", text)
 	}
 
-	// Round 1: Bob moves first; the page sees it, then plays paper and wins.
+	// Round 1: Bob moves first; the page sees it, then plays paper (tapped, as on a
+	// phone) and wins, after the countdown.
+	page.watchReveal()
 	bob.send(clientMsg{Type: "move", Choice: "rock"})
 	page.waitFor("the page to show that the opponent has chosen", `$('status').textContent.includes('has chosen')`)
-	page.move("paper")
+	page.touch(true)
+	page.tap("paper")
+	page.screenshotReveal(1, "phone-reveal")
 	bob.expect("round", "opponent_away", "opponent_back") // Bob saw the reload
 	page.checkRound(1, "paper", "rock")
+	page.checkReveal(1, true)
+	page.checkNoStickyHover("paper")
+	page.touch(false)
+	if got := page.eval(`$('pips-you').querySelectorAll('.on').length + '-' + $('pips-them').querySelectorAll('.on').length`); got != `"1-0"` {
+		t.Errorf("after round 1: want one dot filled for the page; got %s", got)
+	}
 
 	// Round 2: the page moves first (its status says it waits), then Bob wins.
 	page.move("scissors")
 	page.waitFor("the page to wait for the opponent", `$('status').textContent.includes('Waiting for')`)
+	page.desktop()
+	page.watchReveal()
 	bob.send(clientMsg{Type: "move", Choice: "rock"})
+	page.screenshotReveal(2, "desktop-reveal")
 	bob.expect("round")
 	page.checkRound(2, "scissors", "rock")
-	page.screenshot("phone-mid-match")
-	page.desktop()
+	page.checkReveal(2, true)
 	page.screenshot("desktop-mid-match")
 	page.phone()
+	page.screenshot("phone-mid-match")
 
 	// Bob's connection drops: the page shows him reconnecting, then back.
 	bob.drop()
@@ -146,6 +168,10 @@ func TestWebPage(t *testing.T) {
 	page.checkHands("scissors", "paper")
 	page.checkInView("the match result", "outcome-text")
 	page.checkInView("the buttons to play again", "again")
+	// The server forgets the match a closed socket played: no rematch to offer.
+	if page.eval(`$('rematch').hidden`) != "true" {
+		t.Error("after the page's socket closed, want no Rematch button")
+	}
 	page.checkPlayerView()
 	page.checkLeaderboard(s)
 	page.screenshot("phone-after-match")
@@ -158,19 +184,24 @@ func TestWebPage(t *testing.T) {
 	page.waitFor("the page to queue", `$('status').textContent.includes('Waiting for an opponent')`)
 	page.eval(`$('play-bot').click()`)
 	page.waitFor("a bot", `$('match').checkVisibility() && !$('bot-badge').hidden && !$('moves').hidden`)
-	result := page.waitFor("a match result", `(() => {
-		const r = $('outcome-text').dataset.result;
-		if (r) return r;
-		const moves = [...document.querySelectorAll('#moves button:not(:disabled)')];
-		if (moves.length) moves[Math.floor(Math.random() * moves.length)].click();
-		return '';
-	})()`)
-	if result != "win" && result != "lose" && result != "draw" {
-		t.Fatalf("want a match result; got %q", result)
-	}
+	page.playOut()
 	page.checkInView("the match result", "outcome-text")
 	// The record on the page comes from GET /api/me, which read the live session.
 	page.waitFor("the record to show both matches", `['wins','losses','draws'].map(id => +$(id).textContent).reduce((a, b) => a + b) === 2`)
+
+	// A rematch: the bot accepts it, and the page plays it.
+	page.waitFor("the Rematch button", `$('rematch').checkVisibility() && !$('rematch').disabled && $('rematch').textContent === 'Rematch'`)
+	page.checkInView("the Rematch button", "rematch")
+	page.checkInView("the buttons to play someone else", "again-bot")
+	page.screenshot("phone-outcome-rematch")
+	page.desktop()
+	page.screenshot("desktop-outcome-rematch")
+	page.phone()
+	last := page.eval(`seen.match`)
+	page.eval(`$('rematch').click()`)
+	page.waitFor("the rematch against the bot", `seen.match !== `+last+` && $('match').checkVisibility() && !$('bot-badge').hidden && !$('moves').hidden`)
+	page.playOut()
+	page.waitFor("the record to show three matches", `['wins','losses','draws'].map(id => +$(id).textContent).reduce((a, b) => a + b) === 3`)
 
 	// Another tab logs out: the page's socket closes with 4001 and the page says so.
 	var token string
@@ -272,6 +303,209 @@ func TestWebPageForfeit(t *testing.T) {
 	both("forfeit-lost")
 }
 
+// playOut plays the match under way to its end, moving at random, and checks its result.
+func (p *page) playOut() {
+	p.t.Helper()
+	result := p.waitFor("a match result", `(() => {
+		const r = $('outcome-text').dataset.result;
+		if (r) return r;
+		const moves = [...document.querySelectorAll('#moves button:not(:disabled)')];
+		if (moves.length) moves[Math.floor(Math.random() * moves.length)].click();
+		return '';
+	})()`)
+	if result != "win" && result != "lose" && result != "draw" {
+		p.t.Fatalf("want a match result; got %q", result)
+	}
+}
+
+// The page in Chinese, the default for a browser whose first language is not English:
+// the lobby, a match with its reveals (one without motion), the outcome, a rematch
+// offered and accepted, a rematch asked and declined. No English text of the page's
+// table shows meanwhile. The switch to English shows every text in English at once, and
+// is remembered. Sound is off until the player switches it on.
+func TestWebPageChinese(t *testing.T) {
+	s := startServer(t, config{})
+	page := openChromium(t)
+	page.acceptLanguage("zh-CN,zh")
+	page.countAudioContexts()
+	page.phone()
+	page.navigate(s.url)
+	if got := page.eval(`navigator.languages[0]`); got != `"zh-CN"` {
+		t.Fatalf("want the browser's first language zh-CN; got %s", got)
+	}
+	page.waitFor("the page to connect", `$('status').textContent.includes('选个对手吧')`)
+	if got := page.text(`[document.documentElement.lang, document.title, $('play').textContent, $('play-bot').textContent, $('lang').textContent].join(' ')`); got != `zh-CN 石头剪刀布 找人对战 人机对战 EN` {
+		t.Errorf("a Chinese browser: want the page in Chinese, with a switch to English; got %s", got)
+	}
+	page.checkTable()
+
+	// Both players take Chinese names (the server names a new player "Player …", which
+	// is not the page's text).
+	page.eval(`$('nickname').focus(), $('nickname').select()`)
+	page.typeText("小明")
+	page.eval(`$('save-nickname').click()`)
+	page.waitFor("the new name", `$('status').textContent === '你现在叫 小明 了。'`)
+	bobUser := login(t, s, "oBob")
+	bobUser.do("POST", "/api/nickname", map[string]string{"nickname": "阿强"}, http.StatusOK, nil)
+	page.waitFor("the count of players online", `$('online').checkVisibility() && $('online').textContent === '现在只有你在线'`)
+	page.checkChinese("the lobby")
+	page.screenshot("zh-lobby")
+	page.desktop()
+	page.screenshot("zh-lobby")
+	page.phone()
+
+	page.eval(`$('play').click()`)
+	page.waitFor("the page to queue", `$('status').textContent === '等待对手…' && $('play').textContent === '匹配中…'`)
+	bob := bobUser.dial(false)
+	bob.send(clientMsg{Type: "queue"})
+	bob.expect("matched")
+	page.waitFor("the match to start", `$('match').checkVisibility() && !$('moves').querySelector('button').disabled`)
+	if got := page.text(`$('status').textContent + ' ' + $('round-label').textContent + ' ' + $('best-of').textContent`); got != `第 1 局：请出拳！ 第 1/3 局 三局两胜` {
+		t.Errorf("at the start of the match: want the status, the round and best of 3 in Chinese; got %s", got)
+	}
+	if got := page.text(`$('match').innerText`); !strings.Contains(got, "对手") || !strings.Contains(got, "阿强") ||
+		!strings.Contains(got, "石头") || !strings.Contains(got, "剪刀") || !strings.Contains(got, "布") {
+		t.Errorf("want the opponent and the moves in Chinese; got %s", got)
+	}
+	// Best of 3, and the dots of the rounds won, in view with the moves.
+	for _, id := range []string{"best-of", "pips-you", "pips-them", "moves"} {
+		page.checkInView(id, id)
+	}
+	page.checkChinese("the match")
+
+	// Round 1: after the countdown, the page wins.
+	page.watchReveal()
+	bob.send(clientMsg{Type: "move", Choice: "rock"})
+	page.waitFor("the page to show that the opponent has chosen", `$('status').textContent === '阿强 已出拳，该你了！'`)
+	page.move("paper")
+	page.screenshotReveal(1, "zh-reveal")
+	bob.expect("round")
+	page.waitFor("round 1 on the page", `$('rounds').children.length === 1`)
+	page.checkReveal(1, true)
+	page.checkHands("paper", "rock")
+	if got := page.text(`[$('round-result').textContent, $('status').textContent, $('round-label').textContent, $('pips-you').querySelectorAll('.on').length].join(' ')`); got != `第 1 局：你赢了（布包石头） 第 2 局：请出拳！ 第 2/3 局 1` {
+		t.Errorf("after round 1: want the result, round 2 and a dot for the page, in Chinese; got %s", got)
+	}
+	page.checkChinese("after round 1")
+	page.screenshot("zh-mid-match")
+
+	// Round 2, at a desktop's size: a draw.
+	page.desktop()
+	page.watchReveal()
+	page.move("rock")
+	page.waitFor("the page to wait for the opponent", `$('status').textContent === '你出了石头，等待 阿强…'`)
+	bob.send(clientMsg{Type: "move", Choice: "rock"})
+	page.screenshotReveal(2, "zh-reveal")
+	bob.expect("round")
+	page.waitFor("round 2 on the page", `$('rounds').children.length === 2`)
+	page.checkReveal(2, true)
+	if got := page.text(`$('round-result').textContent`); got != `第 2 局：平局（都出了石头）` {
+		t.Errorf("after round 2: want a draw, in Chinese; got %s", got)
+	}
+	page.screenshot("zh-mid-match")
+	page.phone()
+
+	// Round 3, for a player who wants no motion: no countdown, both hands at once. The
+	// page wins the match 2-0.
+	page.emulateMedia("prefers-reduced-motion", "reduce")
+	page.watchReveal()
+	bob.send(clientMsg{Type: "move", Choice: "scissors"})
+	page.move("rock")
+	bob.expect("round")
+	bob.expect("match_over")
+	if r := page.waitFor("the match result", `$('outcome-text').dataset.result`); r != "win" {
+		t.Fatalf("want the page to win 2-0; got %q", r)
+	}
+	page.checkReveal(3, false)
+	page.emulateMedia("", "")
+	if got := page.text(`[$('outcome-text').textContent, $('status').textContent, $('rematch').textContent].join(' ')`); got != `你赢了！2–0 对局结束。还玩吗？ 再来一局` {
+		t.Errorf("the outcome: want it in Chinese, with a rematch; got %s", got)
+	}
+	for _, id := range []string{"outcome-text", "rematch", "again", "again-bot"} {
+		page.checkInView(id, id)
+	}
+	page.checkChinese("the outcome")
+	page.checkPlayerView()
+	page.screenshot("zh-outcome")
+	page.desktop()
+	page.screenshot("zh-outcome")
+	page.phone()
+	if n := page.eval(`audioContexts`); n != "0" {
+		t.Errorf("sound is off by default: want no AudioContext; got %s", n)
+	}
+
+	// Bob asks for a rematch: the page shows the offer, with the button to accept it.
+	bob.send(clientMsg{Type: "rematch"})
+	bob.expect("rematch_wait")
+	page.waitFor("the rematch offer", `$('rematch-note').checkVisibility() && $('rematch-text').textContent === '阿强 想再来一局！' &&
+		/^（1?\d 秒）$/.test($('rematch-left').textContent) && $('rematch').textContent === '接受' && !$('rematch').disabled`)
+	page.checkInView("the rematch offer", "rematch-note")
+	page.checkInView("the button to accept", "rematch")
+	page.checkChinese("the rematch offer")
+	page.screenshot("zh-rematch-offer")
+	page.desktop()
+	page.screenshot("zh-rematch-offer")
+	page.phone()
+
+	// The switch to English shows every text in English at once, the offer included.
+	page.eval(`$('lang').click()`)
+	if got := page.text(`[document.documentElement.lang, $('lang').textContent, $('rematch-text').textContent, $('rematch').textContent,
+		$('outcome-text').textContent, $('status').textContent, $('round-result').textContent].join(' | ')`); got != `en | 中文 | 阿强 wants a rematch! | Accept | You win the match 2–0! | Match over. Play again? | Round 3: you win (rock blunts scissors)` {
+		t.Errorf("after the switch to English: got %s", got)
+	}
+	if len(page.english()) == 0 {
+		t.Error("the page in English: want the check for English text to find some")
+	}
+	page.screenshot("en-rematch-offer")
+	page.desktop()
+	page.screenshot("en-rematch-offer")
+	page.phone()
+	page.eval(`$('lang').click()`)
+	page.waitFor("the page in Chinese again", `document.documentElement.lang === 'zh-CN' && $('rematch-text').textContent === '阿强 想再来一局！'`)
+
+	// Sound on: the switch makes the AudioContext (in the click, as browsers want), and
+	// the rematch plays with its beeps.
+	page.eval(`$('sound').click()`)
+	if got := page.text(`audioContexts + ' ' + localStorage.getItem('rps.sound') + ' ' + $('sound').getAttribute('aria-label')`); got != `1 on 关闭音效` {
+		t.Errorf("after the sound switch: want one AudioContext, sound on, a label to turn it off; got %s", got)
+	}
+	last := page.eval(`seen.match`)
+	page.eval(`$('rematch').click()`)
+	bob.expect("matched")
+	page.waitFor("the rematch", `seen.match !== `+last+` && $('match').checkVisibility() && !$('moves').hidden && $('rounds').children.length === 0`)
+	for n := 1; n <= 2; n++ {
+		bob.send(clientMsg{Type: "move", Choice: "rock"})
+		page.move("paper")
+		bob.expect("round")
+	}
+	bob.expect("match_over")
+	if r := page.waitFor("the rematch's result", `$('outcome-text').dataset.result`); r != "win" {
+		t.Fatalf("want the page to win the rematch; got %q", r)
+	}
+
+	// The page asks for another: it waits for Bob, and may still play someone else. Bob
+	// queues for anyone instead, which declines, and the page says so.
+	page.eval(`$('rematch').click()`)
+	page.waitFor("the page to wait for Bob", `$('rematch-text').textContent === '等待 阿强 接受…' && $('rematch').disabled &&
+		!$('again').disabled && !$('again-bot').disabled`)
+	page.checkChinese("the rematch asked")
+	page.screenshot("zh-rematch-wait")
+	bob.expect("rematch_offered")
+	bob.send(clientMsg{Type: "queue"})
+	bob.expect("queued")
+	page.waitFor("the page to say Bob declined", `$('rematch-text').textContent === '阿强 不想再来了。' && $('rematch').hidden && !$('again').disabled`)
+	page.checkChinese("the rematch declined")
+
+	// English is remembered, and so is sound; a new page makes no AudioContext before the
+	// player's first click.
+	page.eval(`$('lang').click()`)
+	page.navigate(s.url)
+	page.waitFor("the page to connect", `$('status').textContent.includes('Pick an opponent')`)
+	if got := page.text(`[document.documentElement.lang, $('play').textContent, $('sound').getAttribute('aria-label'), audioContexts].join(' ')`); got != `en Play someone Turn sound off 0` {
+		t.Errorf("after a reload: want English and sound on, remembered, and no AudioContext yet; got %s", got)
+	}
+}
+
 // move clicks one of the page's hands.
 func (p *page) move(choice string) {
 	p.t.Helper()
@@ -306,6 +540,210 @@ func (p *page) checkHands(you, them string) {
 			p.t.Errorf("%s: want %s; got %s", h.id, want, got)
 		}
 		p.checkInView("the hand "+h.id, h.id)
+	}
+}
+
+// watchReveal records, from now on, what the arena shows at each change (in
+// window.revealLog): both slots' hands, the countdown, and how many rounds are listed.
+func (p *page) watchReveal() {
+	p.t.Helper()
+	p.eval(`window.revealWatch && revealWatch.disconnect(), window.revealLog = [],
+		window.revealWatch = new MutationObserver(() => revealLog.push({you: $('hand-you').dataset.hand, them: $('hand-them').dataset.hand,
+			count: $('count').hidden ? '' : $('count').textContent, listed: $('rounds').children.length})),
+		revealWatch.observe($('reveal'), {subtree: true, childList: true, attributes: true, characterData: true})`)
+}
+
+// checkReveal checks what watchReveal saw of round n: the countdown "3", "2", "1" over
+// both fists shaking (or, with countdown false, none), with the round listed only after
+// it; and never one hand shown while the other slot shows the "?".
+func (p *page) checkReveal(n int, countdown bool) {
+	p.t.Helper()
+	var log []struct {
+		You, Them, Count string
+		Listed           int
+	}
+	if err := json.Unmarshal([]byte(p.eval(`revealLog`)), &log); err != nil || len(log) == 0 {
+		p.t.Fatalf("round %d: the arena did not change (%v)", n, err)
+	}
+	counts, shook := "", false
+	for _, s := range log {
+		if (s.You == "") != (s.Them == "") {
+			p.t.Errorf("round %d: one hand shown while the other slot shows the \"?\": %+v", n, s)
+		}
+		shook = shook || s.You == "shake" && s.Them == "shake"
+		if s.Count != "" && !strings.HasSuffix(counts, s.Count) {
+			counts += s.Count
+			if s.Listed != n-1 {
+				p.t.Errorf("round %d: listed during the countdown: %+v", n, s)
+			}
+		}
+	}
+	want := map[bool]string{true: "321", false: ""}[countdown]
+	if counts != want || shook != countdown {
+		p.t.Errorf("round %d: want the countdown %q, fists shaking %v; got %q, %v", n, want, countdown, counts, shook)
+	}
+	if end := log[len(log)-1]; end.You == "" || end.You == "shake" || end.Them == "shake" || end.Count != "" || end.Listed != n {
+		p.t.Errorf("round %d: want both hands shown and the round listed at the end; got %+v", n, end)
+	}
+}
+
+// screenshotReveal takes a screenshot during round n's countdown if it catches one (it
+// lasts under a second), else of the round revealed.
+func (p *page) screenshotReveal(n int, name string) {
+	p.t.Helper()
+	p.waitFor(fmt.Sprintf("round %d's countdown", n), fmt.Sprintf(`!$('count').hidden || $('rounds').children.length === %d`, n))
+	p.screenshot(name)
+}
+
+// checkNoStickyHover checks that the move button tapped last round (choice) is not
+// outlined now that the buttons are back: on a touch screen the button tapped keeps
+// :hover, and the outline would make it look chosen. Every :hover rule of the page is
+// inside a (hover: hover) media rule, which a touch screen does not match. A probe
+// rule outside one shows that the button does keep :hover.
+func (p *page) checkNoStickyHover(choice string) {
+	p.t.Helper()
+	if bare := p.eval(`(() => {
+		const out = [];
+		const walk = (rules, hover) => { for (const r of rules) {
+			if (r instanceof CSSMediaRule) walk(r.cssRules, hover || r.conditionText.includes('(hover: hover)'));
+			else if (r.selectorText && r.selectorText.includes(':hover') && !hover) out.push(r.selectorText);
+		} };
+		for (const s of document.styleSheets) walk(s.cssRules, false);
+		return out;
+	})()`); bare != "[]" {
+		p.t.Errorf("want every :hover rule inside @media (hover: hover); these are not: %s", bare)
+	}
+	button := `document.querySelector('#moves [data-choice=` + choice + `]')`
+	p.waitFor("the "+choice+" button", `!`+button+`.disabled`)
+	got := p.text(`(() => {
+		const probe = document.head.appendChild(document.createElement('style'));
+		probe.textContent = '#moves button:hover { outline: 1px solid rgb(1, 2, 3); }';
+		const style = getComputedStyle(` + button + `);
+		const got = [matchMedia('(hover: none)').matches, style.outlineColor, style.boxShadow].join(' | ');
+		probe.remove();
+		return got;
+	})()`)
+	if want := "true | rgb(1, 2, 3) | rgb(228, 223, 212) 0px 0px 0px 2px inset"; got != want {
+		p.t.Errorf("the %s button tapped last round: want it kept hovered on a touch screen, without the hover outline (%s); got %s", choice, want, got)
+	}
+}
+
+// touch emulates a touch screen, or stops.
+func (p *page) touch(on bool) {
+	p.t.Helper()
+	if err := p.cdp.call(p.session, "Emulation.setTouchEmulationEnabled", map[string]any{"enabled": on, "maxTouchPoints": 5}, nil); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// tap taps one of the page's hands with a finger, on an emulated touch screen.
+func (p *page) tap(choice string) {
+	p.t.Helper()
+	button := `document.querySelector('#moves [data-choice=` + choice + `]')`
+	p.waitFor("the "+choice+" button", `!`+button+`.disabled`)
+	var at struct{ X, Y float64 }
+	_ = json.Unmarshal([]byte(p.eval(`(() => { const r = `+button+`.getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()`)), &at)
+	for _, e := range []map[string]any{
+		{"type": "touchStart", "touchPoints": []map[string]float64{{"x": at.X, "y": at.Y}}},
+		{"type": "touchEnd", "touchPoints": []map[string]float64{}},
+	} {
+		if err := p.cdp.call(p.session, "Input.dispatchTouchEvent", e, nil); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	p.waitFor("the tap on "+choice, button+`.classList.contains('picked')`)
+}
+
+// emulateMedia emulates a CSS media feature, as "hover", "none"; "" ends the emulation.
+func (p *page) emulateMedia(feature, value string) {
+	p.t.Helper()
+	features := []map[string]string{}
+	if feature != "" {
+		features = append(features, map[string]string{"name": feature, "value": value})
+	}
+	if err := p.cdp.call(p.session, "Emulation.setEmulatedMedia", map[string]any{"features": features}, nil); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// acceptLanguage sets the languages the tab's browser prefers (navigator.languages and
+// Accept-Language), as "zh-CN,zh", for the pages it loads next.
+func (p *page) acceptLanguage(langs string) {
+	p.t.Helper()
+	var v struct{ UserAgent string }
+	if err := p.cdp.call("", "Browser.getVersion", nil, &v); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.cdp.call(p.session, "Emulation.setUserAgentOverride", map[string]any{"userAgent": v.UserAgent, "acceptLanguage": langs}, nil); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// countAudioContexts counts, in window.audioContexts, the AudioContexts that each page
+// the tab loads next makes.
+func (p *page) countAudioContexts() {
+	p.t.Helper()
+	if err := p.cdp.call(p.session, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `window.audioContexts = 0;
+		window.AudioContext = class extends AudioContext { constructor(...args) { super(...args); window.audioContexts++; } };`}, nil); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// checkTable checks the page's table of texts: both languages have the same keys, with
+// the same placeholders, and every key that index.html or app.js names is in it.
+func (p *page) checkTable() {
+	p.t.Helper()
+	src, err := os.ReadFile(filepath.Join("web", "app.js"))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	var keys []string // the keys app.js names whole: 'status.hi', not 'outcome.' + result
+	for _, m := range regexp.MustCompile(`'([a-z]+(?:\.[A-Za-z0-9_]+)+)'`).FindAllStringSubmatch(string(src), -1) {
+		if !strings.HasPrefix(m[1], "rps.") { // localStorage's keys
+			keys = append(keys, m[1])
+		}
+	}
+	if len(keys) < 50 {
+		p.t.Fatalf("want the keys of the texts that app.js shows; found %q", keys)
+	}
+	b, _ := json.Marshal(keys)
+	if got := p.eval(`(() => {
+		const out = [], ph = (s) => (s.match(/\{\w+\}/g) || []).sort().join();
+		for (const [a, b] of [['zh', 'en'], ['en', 'zh']]) for (const k of Object.keys(TEXT[a])) {
+			if (!(k in TEXT[b])) out.push(b + ' lacks ' + k);
+			else if (ph(TEXT[a][k]) !== ph(TEXT[b][k])) out.push(k + ': the placeholders differ');
+		}
+		const named = [...document.querySelectorAll('[data-i18n], [data-i18n-label], [data-i18n-html], [data-i18n-title], [data-i18n-placeholder]')]
+			.flatMap((el) => [el.dataset.i18n, el.dataset.i18nLabel, el.dataset.i18nHtml, el.dataset.i18nTitle, el.dataset.i18nPlaceholder]);
+		for (const k of named.concat(` + string(b) + `)) if (k !== undefined && !(k in TEXT.zh)) out.push(k + ' is not in the table');
+		return out;
+	})()`); got != "[]" {
+		p.t.Errorf("the table of texts: %s", got)
+	}
+}
+
+// english returns the English texts of the table that the page shows: their parts
+// between placeholders longer than 3 characters, found in document.body.innerText.
+func (p *page) english() []string {
+	p.t.Helper()
+	var found []string
+	_ = json.Unmarshal([]byte(p.eval(`(() => {
+		const shown = document.body.innerText, out = [];
+		for (const [k, v] of Object.entries(TEXT.en)) {
+			if (v === TEXT.zh[k]) continue;
+			for (const part of v.split(/\{\w+\}/).map((s) => s.trim())) if (part.length > 3 && shown.includes(part)) out.push(k + ': ' + part);
+		}
+		return out;
+	})()`)), &found)
+	return found
+}
+
+// checkChinese checks that the page shows no English text of its table: one not
+// translated.
+func (p *page) checkChinese(where string) {
+	p.t.Helper()
+	if found := p.english(); len(found) > 0 {
+		p.t.Errorf("%s: English on the Chinese page: %q", where, found)
 	}
 }
 
@@ -362,6 +800,7 @@ type page struct {
 	target  string
 	shots   string // where screenshots go
 	size    string // the viewport, as "390x844"
+	width   int    // its width
 }
 
 // openChromium starts headless Chromium and opens a tab. Without Chromium the test
@@ -377,7 +816,7 @@ func openChromium(t *testing.T) *page {
 	dir := t.TempDir() // removed after the browser has exited: cleanups run last-first
 	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update",
-		"--disable-sync", "--user-data-dir="+dir, "--remote-debugging-port=0",
+		"--disable-sync", "--accept-lang=en-US", "--user-data-dir="+dir, "--remote-debugging-port=0",
 		"--window-size=720,1000", "about:blank")
 	stderr := &devToolsURL{found: make(chan string, 1)}
 	cmd.Stderr = stderr
@@ -502,6 +941,16 @@ func (p *page) typeText(text string) {
 	}
 }
 
+// text evaluates a JavaScript expression whose value is a string, and returns it.
+func (p *page) text(expr string) string {
+	p.t.Helper()
+	var s string
+	if v := p.eval(expr); json.Unmarshal([]byte(v), &s) != nil {
+		p.t.Fatalf("evaluate %s: want a string; got %s", expr, v)
+	}
+	return s
+}
+
 func (p *page) eval(expr string) string {
 	p.t.Helper()
 	var res struct {
@@ -560,12 +1009,29 @@ func (p *page) viewport(w, h int, scale float64, mobile bool) {
 		p.t.Fatal(err)
 	}
 	p.size = fmt.Sprintf("%dx%d", w, h)
-	p.waitFor("the viewport", fmt.Sprintf(`location.href === "about:blank" || innerWidth === %d && innerHeight === %d`, w, h))
+	p.width = w
+	// On a phone, a page wider than the screen widens the viewport to fit, in proportion:
+	// checkFits then says what is too wide.
+	p.waitFor("the viewport", fmt.Sprintf(`location.href === "about:blank" ||
+		devicePixelRatio === %v && innerWidth >= %d && Math.abs(innerWidth * %d / %[2]d - innerHeight) < 1`, scale, w, h))
+	p.checkFits()
+}
+
+// checkFits checks that the page is no wider than the viewport: nothing to scroll
+// sideways, nothing cut off.
+func (p *page) checkFits() {
+	p.t.Helper()
+	if wide := p.eval(fmt.Sprintf(`location.href === "about:blank" || document.documentElement.scrollWidth <= %d ||
+		[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > %[1]d + 0.5 && e.checkVisibility())
+			.map((e) => e.tagName + (e.id ? '#' + e.id : '') + ' ' + Math.round(e.getBoundingClientRect().right)).join(', ')`, p.width)); wide != "true" {
+		p.t.Errorf("at %s the page is wider than the screen: %s", p.size, wide)
+	}
 }
 
 // screenshot saves the visible page as <name>-<size>.png in p.shots.
 func (p *page) screenshot(name string) {
 	p.t.Helper()
+	p.checkFits()
 	path := filepath.Join(p.shots, name+"-"+p.size+".png")
 	var shot struct{ Data string }
 	if err := p.cdp.call(p.session, "Page.captureScreenshot", map[string]any{"format": "png"}, &shot); err != nil {
