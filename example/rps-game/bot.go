@@ -109,7 +109,7 @@ func (b *bots) goBot(openID string, fn func()) bool {
 // start starts n persistent bots, which reconnect when they lose their socket.
 func (b *bots) start(n int) {
 	for i := 1; i <= n; i++ {
-		openID, nickname := fmt.Sprintf("bot-%d", i), fmt.Sprintf("Bot %d", i)
+		openID, nickname := fmt.Sprintf("bot-%d", i), fmt.Sprintf("机器人 %d", i)
 		if b.tag != "" {
 			openID = fmt.Sprintf("bot-%s-%d", b.tag, i)
 		}
@@ -140,7 +140,7 @@ func (b *bots) summon() error {
 	}
 	ok := b.goBot(openID, func() {
 		defer func() { b.guests <- openID }()
-		if err := b.play(openID, "Guest bot "+strings.TrimPrefix(openID, "bot-guest-"), 1); err != nil && b.ctx.Err() == nil {
+		if err := b.play(openID, "陪练机器人 "+strings.TrimPrefix(openID, "bot-guest-"), 1); err != nil && b.ctx.Err() == nil {
 			b.log.Warn("rps: guest bot", "bot", openID, "err", err)
 		}
 	})

@@ -339,8 +339,7 @@ func TestWebPageChinese(t *testing.T) {
 	}
 	page.checkTable()
 
-	// Both players take Chinese names (the server names a new player "Player …", which
-	// is not the page's text).
+	// Both players take names of their own, as players do.
 	page.eval(`$('nickname').focus(), $('nickname').select()`)
 	page.typeText("小明")
 	page.eval(`$('save-nickname').click()`)

@@ -85,7 +85,7 @@ func TestMatchEndToEnd(t *testing.T) {
 	if got, want := alice.me(), (meReply{"o-alice", "Alice", record{Wins: 1, Draws: 1}}); got != want {
 		t.Errorf("alice's /api/me: want %+v; got %+v", want, got)
 	}
-	if got, want := bob.me(), (meReply{"o-bob", "Player o-bob", record{Losses: 1, Draws: 1}}); got != want {
+	if got, want := bob.me(), (meReply{"o-bob", "玩家o-bob", record{Losses: 1, Draws: 1}}); got != want {
 		t.Errorf("bob's /api/me: want %+v; got %+v", want, got)
 	}
 }

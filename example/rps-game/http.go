@@ -83,7 +83,7 @@ func onLogin(recs *records, log *slog.Logger) func(*fiber.Ctx, *fibermp.Login) e
 			if len(name) > 6 {
 				name = name[len(name)-6:]
 			}
-			return l.Set(fieldNickname, "Player "+name)
+			return l.Set(fieldNickname, "玩家"+name) // "player": the audience reads Chinese
 		case err != nil:
 			// A session at 0-0-0 would show a record the database contradicts.
 			log.Error("rps: login refused", "openid", l.OpenID, "err", err)

@@ -66,7 +66,7 @@ func TestMatchAcrossInstances(t *testing.T) {
 		cf.send(clientMsg{Type: "queue"})
 		cf.expect("queued")
 		cs.send(clientMsg{Type: "queue"}) // on the other instance
-		if m := cs.expect("matched"); !strings.Contains(string(m.Opponent), `"nickname":"Player `+names[0][len(names[0])-6:]) {
+		if m := cs.expect("matched"); !strings.Contains(string(m.Opponent), `"nickname":"玩家`+names[0][len(names[0])-6:]) {
 			t.Errorf("%s's opponent: want %s; got %s", names[1], names[0], m.Opponent)
 		}
 		cf.expect("matched")
@@ -155,7 +155,7 @@ func TestResumeOnOtherInstance(t *testing.T) {
 	}
 	m := ca.expect("resumed")
 	var opp peer
-	if json.Unmarshal(m.Opponent, &opp) != nil || opp.Nickname != "Player o-bob" || m.Round != 1 || *m.Score != (Score{1, 0}) || *m.Moved || m.Away {
+	if json.Unmarshal(m.Opponent, &opp) != nil || opp.Nickname != "玩家o-bob" || m.Round != 1 || *m.Score != (Score{1, 0}) || *m.Moved || m.Away {
 		t.Errorf("resumed: want bob as the opponent, 1 round played, 1-0, no move yet; got %+v (%s)", m, m.Opponent)
 	}
 	cb.expect("opponent_back")

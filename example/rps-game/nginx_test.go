@@ -98,7 +98,7 @@ func TestBehindNginx(t *testing.T) {
 	}
 	var top struct{ Players []ranked }
 	if code, body := ng.get(t, ng.https+"/api/leaderboard"); code != http.StatusOK || json.Unmarshal([]byte(body), &top) != nil ||
-		len(top.Players) != 2 || top.Players[0].Nickname != "Player -alice" || top.Players[0].Wins != 1 {
+		len(top.Players) != 2 || top.Players[0].Nickname != "玩家-alice" || top.Players[0].Wins != 1 {
 		t.Errorf("GET /api/leaderboard through nginx: want alice first with a win; got %d: %s", code, body)
 	}
 

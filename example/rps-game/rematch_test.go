@@ -29,7 +29,7 @@ func TestRematch(t *testing.T) {
 
 	a.send(clientMsg{Type: "rematch"})
 	w := a.expect("rematch_wait")
-	if !strings.Contains(string(w.Opponent), `"nickname":"Player o-bob"`) || w.Grace < 14 || w.Grace > int(rematchWait/time.Second) {
+	if !strings.Contains(string(w.Opponent), `"nickname":"玩家o-bob"`) || w.Grace < 14 || w.Grace > int(rematchWait/time.Second) {
 		t.Errorf("rematch_wait: want bob and about %v; got %s, %d s", rematchWait, w.Opponent, w.Grace)
 	}
 	if o := b.expect("rematch_offered"); !strings.Contains(string(o.Opponent), `"nickname":"Alice"`) {
