@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 
+	"github.com/mpsession/mpsession/internal/cache"
 	"github.com/mpsession/mpsession/internal/testenv"
 )
 
@@ -227,9 +228,17 @@ func TestCommands(t *testing.T) {
 				}
 				t.Logf("%d loads of the session", loads)
 			}
+			// The cached contender's cache publishes a fence every MaxLag/2 while it is
+			// used (see internal/cache), on this Redis, whichever contender runs: at
+			// most that many PUBLISHes more than the requests make.
+			fences := int64(r.elapsed/(cache.DefaultMaxLag/2)) + 2
 			for name := range mergeKeys(wantCalls, r.calls) {
-				if got := r.calls[name]; got != wantCalls[name] {
-					t.Errorf("%s: want %d in %d requests; got %d", name, wantCalls[name], r.requests, got)
+				got, want := r.calls[name], wantCalls[name]
+				if name == "publish" && got >= want && got <= want+fences {
+					continue
+				}
+				if got != want {
+					t.Errorf("%s: want %d in %d requests (and up to %d fences for publish); got %d", name, want, r.requests, fences, got)
 				}
 			}
 		})

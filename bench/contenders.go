@@ -198,7 +198,7 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 
 	mem := memstore.New()
 	e.onClose(mem.Close)
-	mc, err := login(fibermpApp(wxc, mem, nil, nil))
+	mc, err := login(e.fibermpApp(wxc, mem, nil, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +233,7 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 	rdb.AddHook(mpTrips)
 	rs := redisstore.New(rdb, redisstore.Config{Prefix: prefix + "mp:"})
 	e.onClose(rs.Close)
-	rc, err := login(fibermpApp(wxc, rs, nil, nil))
+	rc, err := login(e.fibermpApp(wxc, rs, nil, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +252,7 @@ func newEnv(redisAddr string, conns int) (_ *env, err error) {
 	crs := redisstore.New(crdb, redisstore.Config{Prefix: prefix + "mpc:"})
 	e.onClose(crs.Close)
 	lookups := metrics.New()
-	cc, err := login(fibermpApp(wxc, crs, &fibermp.CacheConfig{}, lookups))
+	cc, err := login(e.fibermpApp(wxc, crs, &fibermp.CacheConfig{}, lookups))
 	if err != nil {
 		return nil, err
 	}
@@ -409,9 +409,9 @@ func bareRedisApp(rdb redis.UniversalClient, key string) *fiber.App {
 // fibermpApp serves the routes with fibermp, as its README shows, speaking the Token
 // protocol, with the session cache when cache is not nil. A login puts k = "teal" in
 // the new session.
-func fibermpApp(client *wx.Client, st store.Store, cache *fibermp.CacheConfig, m *metrics.Metrics) *fiber.App {
+func (e *env) fibermpApp(client *wx.Client, st store.Store, cache *fibermp.CacheConfig, m *metrics.Metrics) *fiber.App {
 	app := newApp()
-	app.Use(fibermp.New(fibermp.Config{
+	mp, err := fibermp.NewManager(fibermp.Config{
 		Client:      client,
 		Store:       st,
 		Protocol:    fibermp.Token,
@@ -419,7 +419,13 @@ func fibermpApp(client *wx.Client, st store.Store, cache *fibermp.CacheConfig, m
 		Cache:       cache,
 		Metrics:     m,
 		OnLogin:     func(_ *fiber.Ctx, l *fibermp.Login) error { return l.Set("k", "teal") },
-	}))
+	})
+	if err != nil {
+		panic(err) // a config of this file's
+	}
+	// Closed with the env: the cache's fences and renewals stop with it.
+	e.onClose(func() error { return mp.Close(context.Background()) })
+	app.Use(mp.Handler())
 	app.Get("/read", fibermp.Required(), func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"k": fibermp.Get(c).GetString("k")})
 	})

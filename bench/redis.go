@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mpsession/mpsession/store"
 )
 
 // dialRedis returns a client for addr built as gofiber/storage/redis builds its own, so
@@ -217,9 +219,22 @@ func (t *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next
 
 func (t *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		t.n.Add(1)
+		if !isFence(cmd) {
+			t.n.Add(1)
+		}
 		return next(ctx, cmd)
 	}
+}
+
+// isFence reports whether cmd is a fence of the session cache (internal/cache): a
+// PUBLISH it sends on its own time, every MaxLag/2 while it is used, not for a request.
+func isFence(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if len(args) != 3 || !strings.EqualFold(cmd.Name(), "publish") {
+		return false
+	}
+	payload, ok := args[2].(string)
+	return ok && payload != "" && payload[0] == byte(store.EventFence)
 }
 
 func (t *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
