@@ -161,6 +161,7 @@ type CacheConfig struct {
 	// for stores whose events implement store.Fencer (redisstore on one Redis or a
 	// Sentinel group; not on a Cluster, where nothing bounds the window but MaxAge).
 	// Each busy process sends 2/MaxLag fences a second, and each reaches every process.
+	// At least 10 * time.Millisecond.
 	//
 	// Optional. Default: 100 * time.Millisecond
 	MaxLag time.Duration
@@ -217,6 +218,9 @@ func configDefault(config ...Config) (Config, error) {
 	}
 	if cfg.Cache != nil && (cfg.Cache.MaxEntries < 0 || cfg.Cache.MaxAge < 0 || cfg.Cache.Renew < 0 || cfg.Cache.MaxLag < 0) {
 		return cfg, errors.New("fibermp: Config.Cache: MaxEntries, MaxAge, Renew and MaxLag must not be negative")
+	}
+	if cfg.Cache != nil && cfg.Cache.MaxLag > 0 && cfg.Cache.MaxLag < 10*time.Millisecond {
+		return cfg, errors.New("fibermp: Config.Cache: MaxLag must be at least 10ms (a fence goes out every MaxLag/2)")
 	}
 	return cfg, nil
 }

@@ -44,6 +44,7 @@ func TestNewManagerErrors(t *testing.T) {
 		{"unknown protocol", []fibermp.Config{{Client: client, Protocol: 7}}, "Protocol"},
 		{"cache on events of one process", []fibermp.Config{{Client: client, Store: local, Cache: &fibermp.CacheConfig{}}}, "Cache"},
 		{"negative cache bound", []fibermp.Config{{Client: client, Cache: &fibermp.CacheConfig{MaxEntries: -1}}}, "Cache"},
+		{"cache lag under 10ms", []fibermp.Config{{Client: client, Cache: &fibermp.CacheConfig{MaxLag: time.Nanosecond}}}, "MaxLag"},
 	} {
 		m, err := fibermp.NewManager(tc.cfg...)
 		if err == nil {

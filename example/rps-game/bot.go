@@ -398,7 +398,7 @@ func (b *bots) play(openID, nickname string, matches int) error {
 			played++
 			switch {
 			case m.Type == "match_over" && human && !finished:
-				pause = time.After(rematchWait) // the rematch_off of a rematch not asked for ends it sooner
+				pause = time.After(rematchWait) // the person may ask for a rematch meanwhile
 			case !persistent && played >= matches:
 				return b.done(conn)
 			case finished:

@@ -57,9 +57,11 @@ type playerMsg struct {
 	// skip what it has and take what it missed while its socket was away.
 	Log []serverMsg `json:"log,omitempty"`
 	// over, ended, forfeit: whether the result is in the database, and the player's
-	// counts there (nil for a bot, whose session counts with Incr).
+	// counts there.
 	Counted bool    `json:"counted,omitempty"`
 	DB      *record `json:"db,omitempty"`
+	// offer: the match is a rematch, which only a socket that asked for it accepts.
+	Rematch bool `json:"rematch,omitempty"`
 }
 
 // decodeRoomMsg reads a message for a match. It reports false for anything a socket

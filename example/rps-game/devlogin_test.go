@@ -38,8 +38,8 @@ func TestDevLogin(t *testing.T) {
 	c.expect("matched")
 }
 
-// -dev-login is refused without a real AppID, and on an address other than loopback
-// unless -dev-login-anywhere.
+// -dev-login is refused without a real AppID, and on an address other than loopback or
+// behind a proxy unless -dev-login-anywhere.
 func TestDevLoginRefused(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db := filepath.Join(t.TempDir(), "rps.db")
@@ -49,6 +49,7 @@ func TestDevLoginRefused(t *testing.T) {
 	}{
 		{config{Addr: "127.0.0.1:0", DevLogin: true}, "needs -appid"},
 		{config{Addr: "0.0.0.0:0", AppID: "wx1234567890abcdef", Secret: "x", DevLogin: true}, "loopback only"},
+		{config{Addr: "127.0.0.1:0", AppID: "wx1234567890abcdef", Secret: "x", DevLogin: true, Proxies: []string{"127.0.0.1"}}, "not behind -proxies"},
 		{config{Addr: "127.0.0.1:0", AppID: "wx1234567890abcdef", Secret: "x", Bots: 1}, "-bots needs"},
 		{config{Addr: "0.0.0.0:0", AppID: "wx1234567890abcdef", Secret: "x", DevLogin: true, DevLoginAnywhere: true}, ""},
 	} {

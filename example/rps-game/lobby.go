@@ -110,6 +110,7 @@ func (p *player) putLocked(it outItem) {
 // reconnects with its position there and is given what it missed, on any instance.
 func (p *player) writeLoop(done chan<- struct{}) {
 	defer close(done)
+	failed := false
 	for it := range p.out {
 		msgs := []serverMsg{}
 		if it.msg != nil {
@@ -118,7 +119,11 @@ func (p *player) writeLoop(done chan<- struct{}) {
 			msgs = p.fromMatch(*it.from)
 		}
 		for _, m := range msgs {
+			if failed {
+				break // the socket is closing: what is left would take busTimeout each
+			}
 			if err := publish(p.bus, outRoom(p.addr), m); err != nil {
+				failed = true
 				// Not kept, so not recoverable: the client reconnects, and the match, if
 				// any, tells the new socket its course again.
 				p.l.log.Warn("rps: message to the client lost; closing its socket", "openid", p.openID, "type", m.Type, "err", err)
@@ -577,15 +582,24 @@ func (p *player) rematch() {
 	}
 	p.phase, p.rematching = queued, true
 	p.tellLast(roomMsg{Kind: "rematch"})
+	p.armRematch(resumeWait, "gone")
+}
+
+// armRematch gives up the rematch p asked for after d, telling the client reason and
+// the room that the ask is withdrawn: the room did not answer (it had closed), or did
+// and then never said how it ended (its instance died). p.mu is held.
+func (p *player) armRematch(d time.Duration, reason string) {
+	p.rematchAnswered()
 	id := p.last.match
-	p.rematchTimer = time.AfterFunc(resumeWait, func() {
+	p.rematchTimer = time.AfterFunc(d, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if p.closed || !p.rematching || p.last.match != id {
+		if p.closed || !p.rematching || p.last.match != id || p.phase != queued || p.ticket != "" {
 			return
 		}
+		p.tellLast(roomMsg{Kind: "leave", Reason: "declined"})
 		p.phase, p.last, p.rematching = idle, lastMatch{}, false
-		p.putLocked(outItem{msg: &serverMsg{Type: "rematch_off", Reason: "gone"}})
+		p.putLocked(outItem{msg: &serverMsg{Type: "rematch_off", Reason: reason}})
 	})
 }
 
@@ -713,7 +727,9 @@ func (p *player) fromMatch(m playerMsg) []serverMsg {
 	mine := p.match == m.Match && (p.phase == offered || p.phase == playing || p.phase == resuming)
 	switch m.Kind {
 	case "offer":
-		if p.phase != queued {
+		// A rematch's offer is for a socket that asked for it and waits with no ticket;
+		// any other, for a socket in the queue.
+		if p.phase != queued || m.Rematch != (p.rematching && p.ticket == "") {
 			_ = publish(p.bus, matchRoom(m.Match), roomMsg{Kind: "leave", Seat: m.Seat, Addr: p.addr, Reason: "busy"})
 			return nil
 		}
@@ -779,7 +795,9 @@ func (p *player) fromMatch(m playerMsg) []serverMsg {
 		return []serverMsg{msg}
 	case "rematch_wait", "rematch_offered":
 		if p.last.match == m.Match {
-			p.rematchAnswered()
+			if m.Kind == "rematch_wait" && p.rematching { // the room's answer, in time or not, follows
+				p.armRematch(time.Duration(m.Msg.Grace)*time.Second+resumeWait, "timeout")
+			}
 			return []serverMsg{*m.Msg}
 		}
 	case "rematch_off":

@@ -136,9 +136,10 @@ func start(cfg config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.DevLogin && !ln.Addr().(*net.TCPAddr).IP.IsLoopback() && !cfg.DevLoginAnywhere {
+	// Behind a proxy (-proxies), loopback is no shelter: the proxy brings the world.
+	if cfg.DevLogin && (!ln.Addr().(*net.TCPAddr).IP.IsLoopback() || len(cfg.Proxies) > 0) && !cfg.DevLoginAnywhere {
 		_ = ln.Close()
-		return nil, errors.New("-dev-login lets anyone log in as anyone: it listens on loopback only (-addr 127.0.0.1:PORT), unless -dev-login-anywhere")
+		return nil, errors.New("-dev-login lets anyone log in as anyone: it listens on loopback only (-addr 127.0.0.1:PORT) and not behind -proxies, unless -dev-login-anywhere")
 	}
 	s := &server{url: "http://" + loopback(ln.Addr()), ln: ln, served: make(chan struct{})}
 	fail := func(err error) (*server, error) { _ = ln.Close(); s.closeAll(); return nil, err }

@@ -123,8 +123,11 @@ func openRecords(ctx context.Context, driver, dsn, table string) (*records, erro
 	}
 	// A table made by an earlier version has no bot column (bots' results were in their
 	// sessions only): add it.
-	if _, err := db.ExecContext(ctx, "SELECT bot FROM "+table+" LIMIT 0"); err != nil {
-		if _, err := db.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN bot SMALLINT NOT NULL DEFAULT 0"); err != nil {
+	// Another instance starting at the same moment may add it first: then the ALTER
+	// fails and the column is there.
+	hasBot := func() bool { _, err := db.ExecContext(ctx, "SELECT bot FROM "+table+" LIMIT 0"); return err == nil }
+	if !hasBot() {
+		if _, err := db.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN bot SMALLINT NOT NULL DEFAULT 0"); err != nil && !hasBot() {
 			_ = db.Close()
 			return nil, fmt.Errorf("records: add the bot column to %s: %w", table, err)
 		}

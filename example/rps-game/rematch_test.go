@@ -100,3 +100,33 @@ func TestRematchGoneAndBot(t *testing.T) {
 		t.Errorf("want a rematch with %+v; got %s", opp, m.Opponent)
 	}
 }
+
+// A round whose player dropped after moving waits for them, even once the opponent has
+// moved: the deciding round's result and the match's end go to the player's new
+// socket, not to the old one, which nobody reads.
+func TestDecidingRoundWaitsForAwayPlayer(t *testing.T) {
+	s := startServer(t, config{})
+	alice, _, a, b := pair(t, s)
+	playRound(t, 1, a, b, Rock, Scissors)
+	a.send(clientMsg{Type: "move", Choice: "paper"})
+	if m, err := b.readAny(); err != nil || m.Type != "opponent_moved" { // read() would skip it
+		t.Fatalf("bob: want opponent_moved; got %+v, %v", m, err)
+	}
+	a.drop()
+	b.expect("opponent_away")
+	b.send(clientMsg{Type: "move", Choice: "rock"}) // the round would decide the match
+	a = alice.dial(true)
+	if m := a.expect("resumed", "matched", "round"); !*m.Moved || m.Round != 1 {
+		t.Errorf("resumed: want round 1 played and alice's move in; got %+v", m)
+	}
+	if r := a.expect("round"); r.Round != 2 || r.Result != Win {
+		t.Errorf("the deciding round on alice's new socket: want round 2 won; got %+v", r)
+	}
+	if m := a.expect("match_over"); m.Result != Win || *m.Score != (Score{2, 0}) {
+		t.Errorf("match_over on alice's new socket: want a 2-0 win; got %+v", m)
+	}
+	b.expect("opponent_back")
+	if m := b.expect("match_over", "round"); m.Result != Lose {
+		t.Errorf("bob: want a loss; got %+v", m)
+	}
+}

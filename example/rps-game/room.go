@@ -24,6 +24,10 @@ type room struct {
 	id    string
 	bus   bus
 	seats [2]seat
+	again bool // opened by a rematch: only sockets that asked for it accept its offer
+	// final is what over told each seat, again for a socket that takes the seat back
+	// while the room waits for a rematch.
+	final [2]playerMsg
 
 	mu      sync.Mutex
 	inbox   []roomMsg
@@ -44,8 +48,11 @@ type seat struct {
 }
 
 // start opens a match between the first to queue, a, and b, on this instance.
-func (l *lobby) start(b bus, first, second ticket) {
-	r := &room{l: l, id: newID(), bus: b, seats: [2]seat{{t: first}, {t: second}}, notify: make(chan struct{}, 1)}
+func (l *lobby) start(b bus, first, second ticket) { l.open(b, first, second, false) }
+
+// open opens a match between first and second: a pairing, or a rematch.
+func (l *lobby) open(b bus, first, second ticket, rematch bool) {
+	r := &room{l: l, id: newID(), bus: b, seats: [2]seat{{t: first}, {t: second}}, again: rematch, notify: make(chan struct{}, 1)}
 	unsub, err := b.Subscribe(matchRoom(r.id), r.post)
 	if err != nil {
 		l.log.Error("rps: match not opened", "err", err)
@@ -129,6 +136,16 @@ func (r *room) logged(i int, msg serverMsg) *serverMsg {
 	return &msg
 }
 
+// seatOf returns the seat of the player openID, or -1.
+func (r *room) seatOf(openID string) int {
+	for i, s := range r.seats {
+		if s.t.OpenID == openID {
+			return i
+		}
+	}
+	return -1
+}
+
 // from finds the seat of a message, or -1 for one from a socket no longer playing it.
 func (r *room) from(m roomMsg) int {
 	if r.seats[m.Seat].t.Addr != m.Addr {
@@ -157,7 +174,7 @@ func (r *room) run() {
 // does not, in time or at all, the others are queued again.
 func (r *room) offer() bool {
 	for i, s := range r.seats {
-		r.to(s.t.Addr, playerMsg{Kind: "offer", Seat: i})
+		r.to(s.t.Addr, playerMsg{Kind: "offer", Seat: i, Rematch: r.again})
 	}
 	timer := time.NewTimer(readyWait)
 	defer timer.Stop()
@@ -253,7 +270,9 @@ func (r *room) play() bool {
 					r.send(1-i, serverMsg{Type: "opponent_moved"})
 				}
 			}
-			if moves[0] == "" || moves[1] == "" {
+			// A round whose player is away waits for them, even with both moves in: its
+			// result, and the match's end, go to a socket that is there to get them.
+			if moves[0] == "" || moves[1] == "" || !present() {
 				continue
 			}
 		case e := <-graceOver:
@@ -356,6 +375,7 @@ func (r *room) over(m *Match) {
 		if db, ok := counts[s.t.OpenID]; ok {
 			pm.DB = &db
 		}
+		r.final[i] = pm
 		r.to(s.t.Addr, pm)
 	}
 	r.l.log.Info("rps: match over", "match", r.id, "a", r.seats[0].t.OpenID, "b", r.seats[1].t.OpenID, "result", m.Result(), "score", m.Wins)
@@ -397,6 +417,21 @@ func (r *room) rematch() {
 		select {
 		case <-r.notify:
 			for _, e := range r.take() {
+				if e.Kind == "back" {
+					// A socket of a player whose old one missed the end: the course of the
+					// match, then its end, as over told it.
+					if i := r.seatOf(e.OpenID); i >= 0 && e.Addr != "" {
+						r.seats[i].t.Addr = e.Addr
+						score := r.final[i].Msg.Score
+						moved := false
+						o := r.seats[1-i].t
+						r.to(e.Addr, playerMsg{Kind: "resumed", Seat: i, Log: r.seats[i].log, Msg: &serverMsg{Type: "resumed", Match: r.id,
+							Opponent: peer{Nickname: o.Nickname, Bot: o.Bot}, Rounds: Rounds, MoveTimeout: int(r.l.moveTimeout / time.Second),
+							Round: len(r.seats[i].log) - 1, Score: score, Moved: &moved}})
+						r.to(e.Addr, r.final[i])
+					}
+					continue
+				}
 				i := r.from(e)
 				switch {
 				case i < 0:
@@ -404,7 +439,7 @@ func (r *room) rematch() {
 					asked[i] = true
 					if asked[1-i] {
 						r.l.log.Debug("rps: rematch", "match", r.id)
-						r.l.start(r.bus, r.seats[1-i].t, r.seats[i].t)
+						r.l.open(r.bus, r.seats[1-i].t, r.seats[i].t, true)
 						return
 					}
 					grace := int(time.Until(deadline).Round(time.Second) / time.Second)

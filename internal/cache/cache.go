@@ -68,6 +68,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,8 @@ const (
 	DefaultMaxEntries = 100_000
 	DefaultMaxAge     = 5 * time.Minute
 	DefaultMaxLag     = 100 * time.Millisecond
+	// MinMaxLag is the smallest MaxLag: fences go out every MaxLag/2.
+	MinMaxLag = 10 * time.Millisecond
 )
 
 // fenceIdle is how long the cache goes on sending fences after its last Load.
@@ -192,6 +195,9 @@ func New(st store.Store, idle time.Duration, cfg Config) (*Store, error) {
 	}
 	if cfg.MaxEntries < 0 || cfg.MaxAge < 0 || cfg.Renew < 0 || cfg.MaxLag < 0 {
 		return nil, errors.New("cache: MaxEntries, MaxAge, Renew and MaxLag must not be negative")
+	}
+	if cfg.MaxLag > 0 && cfg.MaxLag < MinMaxLag {
+		return nil, fmt.Errorf("cache: MaxLag %v is below %v: a fence every MaxLag/2 would load the store for nothing", cfg.MaxLag, MinMaxLag)
 	}
 	if cfg.MaxLag == 0 {
 		cfg.MaxLag = DefaultMaxLag

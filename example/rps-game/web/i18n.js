@@ -347,7 +347,7 @@ function text(key, params) { return { key, params }; }
 // serverText returns the text for a message of the server's: its own, or the message.
 function serverText(message) {
   const known = SERVER_TEXT.find(([start]) => message.startsWith(start));
-  return known ? text(known[1]) : text('status.error', { message });
+  return known ? text(known[1]) : message; // an unknown one as the server said it
 }
 
 // say shows key's text in el (its text, or the attribute attr), and writes the key and

@@ -137,6 +137,7 @@ const zh = {
     you: '我',
   },
   err: {
+    noRematch: '没有可以再来的对局。',
     rename: '改名失败，请再试一次。',
     nickname: '昵称要 1 到 24 个字，不能有控制字符。',
     records: '战绩暂时读不到，请稍后再试。',
@@ -283,6 +284,7 @@ const en = {
     you: 'you',
   },
   err: {
+    noRematch: 'There is no match to play again.',
     rename: 'Could not rename you; try again.',
     nickname: 'A nickname has 1 to 24 printable characters.',
     records: 'Player records are unavailable; try again later.',
@@ -313,6 +315,7 @@ const SERVER = [
   ['you are not in a match', 'err.notInMatch'],
   ['you have already moved this round', 'err.moved'],
   ['this match goes on in your newer connection', 'err.newerSocket'],
+  ['no match to play again', 'err.noRematch'],
 ];
 
 let current = 'zh';

@@ -168,6 +168,8 @@ Page({
           status: this.relogin ? text('status.relogin', { why: text(this.relogin) }) : text('status.hi', { name: m.nickname }),
           view: this.data.over || this.inMatch() ? 'match' : 'lobby' }); // a match resumes next
         this.relogin = '';
+        // A new socket's server forgot the last match: no rematch of it.
+        this.setData({ canRematch: false, rematch: '' });
         this.loadOnline(); // this socket counts now
         this.loadLeaderboard();
         break;
