@@ -409,6 +409,20 @@ func queuedTicket(t *testing.T, s *server, openID string) bool {
 // session records, exactly once.
 func TestBotsAcrossInstances(t *testing.T) {
 	a, b := twoInstances(t, config{Bots: 6, BotThink: 10 * time.Millisecond})
+	botsRun(t, a, b, 3*time.Second, nil)
+	if a.hosted.matches.Load() == 0 || b.hosted.matches.Load() == 0 {
+		t.Errorf("want matches run on both instances; got %d and %d", a.hosted.matches.Load(), b.hosted.matches.Load())
+	}
+	if a.hosted.across.Load()+b.hosted.across.Load() == 0 {
+		t.Error("want matches between bots connected to different instances; got none")
+	}
+}
+
+// botsRun runs the bots of a and b for d, as two -bots-for runs with -instances 2 do,
+// calls during (when not nil) while they play, and checks both reports, each with the
+// fleet's.
+func botsRun(t *testing.T, a, b *server, d time.Duration, during func()) {
+	t.Helper()
 	key := a.redisPrefix + "rps:bots"
 	var wg sync.WaitGroup
 	var outs [2]bytes.Buffer
@@ -417,8 +431,11 @@ func TestBotsAcrossInstances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = runBots(context.Background(), s, 3*time.Second, 2, s.rdb, key, &outs[i])
+			errs[i] = runBots(context.Background(), s, d, 2, s.rdb, key, &outs[i])
 		}()
+	}
+	if during != nil {
+		during()
 	}
 	wg.Wait()
 	for i := range outs {
@@ -429,12 +446,6 @@ func TestBotsAcrossInstances(t *testing.T) {
 		if !strings.Contains(outs[i].String(), "2 instances: ") {
 			t.Errorf("instance %d: want the fleet's report", i+1)
 		}
-	}
-	if a.hosted.matches.Load() == 0 || b.hosted.matches.Load() == 0 {
-		t.Errorf("want matches run on both instances; got %d and %d", a.hosted.matches.Load(), b.hosted.matches.Load())
-	}
-	if a.hosted.across.Load()+b.hosted.across.Load() == 0 {
-		t.Error("want matches between bots connected to different instances; got none")
 	}
 }
 

@@ -344,14 +344,7 @@ func testMiniProgramEnglish(t *testing.T, s *server) {
 		t.Errorf("rematch: want it offered after the bot match, and played to a result against the same bot (%q); got %+v", b.Opponent, rm)
 	}
 	want := record{Wins: 2}
-	switch b.Result {
-	case Win:
-		want.Wins++
-	case Lose:
-		want.Losses++
-	case Draw:
-		want.Draws++
-	default:
+	if !want.add(b.Result) {
 		t.Errorf("bot: want a result; got %q", b.Result)
 	}
 	if b.Record != want {
@@ -370,14 +363,7 @@ func testMiniProgramEnglish(t *testing.T, s *server) {
 		u := &user{t: t, base: s.url, token: tok, http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
 		u.do("GET", "/api/me", nil, http.StatusUnauthorized, nil)
 	}
-	switch st.Rematch.Result { // the rematch, played after the bot match
-	case Win:
-		want.Wins++
-	case Lose:
-		want.Losses++
-	case Draw:
-		want.Draws++
-	}
+	want.add(st.Rematch.Result) // the rematch, played after the bot match
 	if me := login(t, s, openID).me(); me.record != want || me.Nickname != "Mini Tester" {
 		t.Errorf("after logging in again: want the record %+v and the new name; got %+v", want, me)
 	}
@@ -538,4 +524,19 @@ func TestMiniProgramText(t *testing.T) {
 			}
 		}
 	}
+}
+
+// add counts a result in r, and reports whether it is one.
+func (r *record) add(res Result) bool {
+	switch res {
+	case Win:
+		r.Wins++
+	case Lose:
+		r.Losses++
+	case Draw:
+		r.Draws++
+	default:
+		return false
+	}
+	return true
 }
