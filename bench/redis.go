@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -219,11 +220,23 @@ func (t *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next
 
 func (t *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !isFence(cmd) {
+		if !isFence(cmd) && !isSetup(cmd) {
 			t.n.Add(1)
 		}
 		return next(ctx, cmd)
 	}
+}
+
+// isSetup reports whether cmd sets up a connection go-redis has just dialled (HELLO,
+// CLIENT SETINFO, AUTH, SELECT): part of a dial, which a request makes when another
+// goroutine (the cache's fences, its renewals) holds the idle connection, not a round
+// trip of the request's own.
+func isSetup(cmd redis.Cmder) bool {
+	switch strings.ToLower(cmd.Name()) {
+	case "hello", "client", "auth", "select":
+		return true
+	}
+	return false
 }
 
 // isFence reports whether cmd is a fence of the session cache (internal/cache): a
@@ -239,6 +252,10 @@ func isFence(cmd redis.Cmder) bool {
 
 func (t *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		// go-redis sets up a new connection with a pipeline of HELLO and CLIENT SETINFO.
+		if !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return !isSetup(c) }) {
+			return next(ctx, cmds)
+		}
 		t.n.Add(1)
 		return next(ctx, cmds)
 	}
