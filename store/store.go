@@ -301,6 +301,28 @@ type Fencer interface {
 	Fence(ctx context.Context, token string) error
 }
 
+// Watcher is implemented by the Events of a store that can route each session's events
+// only to the processes that asked for them (redisstore: a channel per session). A
+// fleet's process that holds few of the fleet's sessions then receives the events of
+// those, not every event of the store: the session cache watches the sessions it
+// holds, wsauth the sessions of its open sockets. A store without it delivers every
+// event to every Subscribe; most applications will not need it.
+type Watcher interface {
+	// SubscribeWatched is Subscribe for the events of the sessions that a Watch of this
+	// process holds: fn receives those, every EventResync and every EventFence, and no
+	// event of another session. Subscribe's subscribers still receive every event.
+	SubscribeWatched(fn func(Event)) (unsubscribe func(), err error)
+
+	// Watch asks for the events of the session whose hash (Hash) is given, until
+	// unwatch is called; watches of one session share one subscription. When Watch
+	// returns, the subscription is live: the event of every write that starts after
+	// since is delivered, as long as EventsLive stays true (after a resync, every
+	// watch held is live again). It returns an error when the store cannot confirm the
+	// subscription within ctx's deadline or its own bound; unwatch may be called more
+	// than once.
+	Watch(ctx context.Context, hash string) (unwatch func(), since time.Time, err error)
+}
+
 // ValidOrigin reports whether origin can be given to Events.From and carried in events.
 func ValidOrigin(origin string) bool {
 	if origin == "" || len(origin) > 64 {

@@ -21,7 +21,51 @@ func Bounded(st store.Store, timeout time.Duration, m *counting.Counts) store.St
 	if local {
 		timeout = 0
 	}
-	return &bounded{Store: st, timeout: timeout, m: m}
+	return bound(st, timeout, m)
+}
+
+// bound returns st bounded, with the versioned writes of st when it has them.
+func bound(st store.Store, timeout time.Duration, m *counting.Counts) store.Store {
+	b := &bounded{Store: st, timeout: timeout, m: m}
+	if v, ok := st.(versioned); ok {
+		return &boundedVersions{b, v}
+	}
+	return b
+}
+
+// versioned is the store with versions that the session cache orders its writes by
+// (internal/cache.Versioned, redisstore.Store.LoadVersion).
+type versioned interface {
+	LoadVersion(ctx context.Context, id string, touch time.Duration) (*store.Record, uint64, error)
+	SaveVersion(ctx context.Context, id string, ch store.Change, idle time.Duration) (uint64, error)
+	IncrVersion(ctx context.Context, id, field string, delta int64) (int64, uint64, error)
+}
+
+// boundedVersions is bounded over a versioned store, and bounds its versioned calls.
+type boundedVersions struct {
+	*bounded
+	v versioned
+}
+
+func (b *boundedVersions) LoadVersion(ctx context.Context, id string, touch time.Duration) (*store.Record, uint64, error) {
+	ctx, cancel, start := b.begin(ctx)
+	rec, version, err := b.v.LoadVersion(ctx, id, touch)
+	b.end(cancel, start, err)
+	return rec, version, err
+}
+
+func (b *boundedVersions) SaveVersion(ctx context.Context, id string, ch store.Change, idle time.Duration) (uint64, error) {
+	ctx, cancel, start := b.begin(ctx)
+	version, err := b.v.SaveVersion(ctx, id, ch, idle)
+	b.end(cancel, start, err)
+	return version, err
+}
+
+func (b *boundedVersions) IncrVersion(ctx context.Context, id, field string, delta int64) (int64, uint64, error) {
+	ctx, cancel, start := b.begin(ctx)
+	n, version, err := b.v.IncrVersion(ctx, id, field, delta)
+	b.end(cancel, start, err)
+	return n, version, err
 }
 
 type bounded struct {
@@ -158,5 +202,5 @@ type boundedEvents struct {
 }
 
 func (e boundedEvents) From(origin string) store.Store {
-	return &bounded{Store: e.Events.From(origin), timeout: e.b.timeout, m: e.b.m}
+	return bound(e.Events.From(origin), e.b.timeout, e.b.m)
 }

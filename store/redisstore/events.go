@@ -123,19 +123,47 @@ type subscriber struct {
 	active atomic.Bool
 }
 
-// eventFeed is a Store's one subscription to its channel, shared by every subscriber.
-// Two goroutines serve it: the receive loop reads the connection and calls the
-// subscribers, and the health check sends a PING every pingInterval, whose pong the loop reads like
-// any message. After a network error (a read timeout is none), the loop's next read
-// has go-redis dial and resubscribe; the events published meanwhile are lost, so the
-// loop sends store.EventResync when Redis confirms the subscription again.
+// eventFeed is a Store's one subscription to its events, shared by every subscriber,
+// on one connection. Writes publish a session's events on a channel of its own
+// (eventChannel); the connection is subscribed to
+//
+//   - the store's channel (Store.channel), which carries fences, and the events of
+//     versions that published every event there, for every subscriber;
+//   - the channel of each session a Watch of this process holds, for the
+//     SubscribeWatched subscribers;
+//   - the pattern of every session's channel, once a Subscribe asked for every event,
+//     for the Subscribe subscribers.
+//
+// Redis runs the PUBLISHes one at a time and writes each to the connection before it
+// runs the next, so the connection receives them in the order they ran, whatever
+// channel each went on: fences keep their meaning (store.Fencer).
+//
+// Two goroutines serve the feed: the receive loop reads the connection and calls the
+// subscribers, and the health check sends a PING every pingInterval, whose pong the loop
+// reads like any message. After a network error (a read timeout is none), the loop's
+// next read has go-redis dial and resubscribe; the events published meanwhile are lost,
+// so the loop sends store.EventResync when Redis confirms the subscription again.
 type eventFeed struct {
-	mu     sync.Mutex
-	ps     *redis.PubSub
-	closed bool
-	stop   context.CancelFunc // ends the two goroutines
-	wg     sync.WaitGroup     // the two goroutines
-	subs   atomic.Pointer[[]*subscriber]
+	mu      sync.Mutex
+	ps      *redis.PubSub
+	closed  bool
+	stop    context.CancelFunc // ends the two goroutines
+	wg      sync.WaitGroup     // the two goroutines
+	subs    atomic.Pointer[[]*subscriber] // Subscribe's: every event
+	watched atomic.Pointer[[]*subscriber] // SubscribeWatched's: the watched sessions' events
+
+	// cmdMu orders the subscription's commands (SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE and
+	// the PINGs that mark them) with the changes to watches they go with. It is taken
+	// after mu, never before.
+	cmdMu    sync.Mutex
+	watches  map[string]*watch // by channel
+	pattern  *watch            // the pattern subscription, nil until a Subscribe
+	marks    []*watch          // waiting for their mark's pong, in the order sent
+	lastMark uint64
+	stopped  bool // set by close: no more commands, and every watch fails
+
+	// received counts the session events the feed decoded (not fences, not resyncs).
+	received atomic.Uint64
 
 	// heard is when the subscription last proved live (a confirmation, a pong or a
 	// message arrived), as a monotonic clock reading, or 0 when it is known not to be:
@@ -147,37 +175,64 @@ type eventFeed struct {
 	heard atomic.Int64
 }
 
+// A watch is one session channel (or the pattern) the feed subscribes to for as long as
+// someone holds it.
+type watch struct {
+	n     int           // holders; the channel is unsubscribed when it falls to 0
+	mark  uint64        // the PING that follows its SUBSCRIBE
+	ready chan struct{} // closed when the mark's pong came back: the subscription is live
+	since time.Time     // when ready closed
+	err   error         // set, with ready closed, when the store closed first
+}
+
 // clockBase anchors monoNow's readings.
 var clockBase = time.Now()
 
 // monoNow returns a reading of the monotonic clock in nanoseconds, never 0.
 func monoNow() int64 { return int64(time.Since(clockBase)) + 1 }
 
-// Subscribe registers fn to receive the events of every process that shares the Redis
-// and the prefix. The first call subscribes to the channel, waiting at most
+// Subscribe registers fn to receive the events of every session, from every process
+// that shares the Redis and the prefix. The first call subscribes, waiting at most
 // Config.SubscribeTimeout for Redis to confirm; it returns an error if Redis cannot be
 // reached, and a later call tries again. Once subscribed, the subscription survives
 // reconnects, but events published while it is disconnected are lost: when it is live
 // again, every subscriber receives a store.EventResync, after which events flow as
 // before. The same happens after a silence longer than a second (see EventsLive).
+//
+// Once a Subscribe has been made, the process receives every session event of the
+// store, as long as it is open, whoever else is in the fleet: one that needs the events
+// of its own sessions only uses SubscribeWatched and Watch.
 func (s *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) {
+	return s.subscribe(fn, &s.feed.subs)
+}
+
+// SubscribeWatched implements store.Watcher: fn receives the events of the sessions
+// that a Watch of this process holds, and every fence and resync, as Subscribe's
+// subscribers do, and nothing of the other sessions.
+func (s *Store) SubscribeWatched(fn func(store.Event)) (unsubscribe func(), err error) {
+	return s.subscribe(fn, &s.feed.watched)
+}
+
+func (s *Store) subscribe(fn func(store.Event), list *atomic.Pointer[[]*subscriber]) (unsubscribe func(), err error) {
 	if fn == nil {
 		return nil, errors.New("redisstore: subscribe: nil func")
 	}
 	e := &s.feed
+	if list == &e.subs {
+		if err := s.watchPattern(); err != nil {
+			return nil, err
+		}
+	} else if err := s.startFeed(); err != nil {
+		return nil, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return nil, errors.New("redisstore: subscribe: store closed")
 	}
-	if e.ps == nil {
-		if err := s.startEvents(); err != nil {
-			return nil, err
-		}
-	}
 	sub := &subscriber{fn: fn}
 	sub.active.Store(true)
-	e.setSubs(func(subs []*subscriber) []*subscriber { return append(subs, sub) })
+	setSubs(list, func(subs []*subscriber) []*subscriber { return append(subs, sub) })
 
 	var once sync.Once
 	return func() {
@@ -185,7 +240,7 @@ func (s *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) 
 			sub.active.Store(false)
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			e.setSubs(func(subs []*subscriber) []*subscriber {
+			setSubs(list, func(subs []*subscriber) []*subscriber {
 				for i, x := range subs {
 					if x == sub {
 						return append(subs[:i:i], subs[i+1:]...)
@@ -197,6 +252,191 @@ func (s *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) 
 	}, nil
 }
 
+// startFeed subscribes to the store's channel and starts the receive loop and the
+// health check, unless they run.
+func (s *Store) startFeed() error {
+	e := &s.feed
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("redisstore: subscribe: store closed")
+	}
+	if e.ps != nil {
+		return nil
+	}
+	return s.startEvents()
+}
+
+// eventChannel is the channel of the session whose hash is given.
+func (s *Store) eventChannel(hash string) string { return s.channel + ":" + hash }
+
+// markPrefix starts the payload of the PINGs that mark the feed's subscriptions: when
+// the pong of a mark comes back, Redis has run every command sent before it on the
+// connection.
+const markPrefix = "mpsession-mark:"
+
+// Watch implements store.Watcher. The first Watch of a session subscribes to its
+// channel and waits, at most ctx's deadline and Config.SubscribeTimeout, for the pong
+// of a PING sent after the SUBSCRIBE: one round trip. Later ones of the same session
+// share the subscription and cost nothing; the channel is unsubscribed when the last
+// unwatch is called. Watch never dials: while Redis is unreachable, the receive loop
+// reconnects, go-redis subscribes the connection to every watched channel again, and
+// the health check's next PING (they carry marks too) confirms the watches waiting.
+func (s *Store) Watch(ctx context.Context, hash string) (unwatch func(), since time.Time, err error) {
+	if !validHash(hash) {
+		return nil, time.Time{}, fmt.Errorf("redisstore: watch: %q is not a session hash", hash)
+	}
+	if err := s.startFeed(); err != nil {
+		return nil, time.Time{}, err
+	}
+	ch := s.eventChannel(hash)
+	w := s.feed.hold(ch, func(ctx context.Context, ps *redis.PubSub) error { return ps.Subscribe(ctx, ch) })
+	release := sync.OnceFunc(func() { s.feed.release(ch, w) })
+	if err := s.feed.await(ctx, w, s.subscribeTimeout); err != nil {
+		release()
+		return nil, time.Time{}, s.fail(ctx, "watch", err)
+	}
+	return release, w.since, nil
+}
+
+// watchPattern subscribes the feed to every session's channel, once, and waits for it
+// to be live, as Watch does.
+func (s *Store) watchPattern() error {
+	if err := s.startFeed(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.subscribeTimeout)
+	defer cancel()
+	pattern := globEscape(s.channel) + ":*"
+	w := s.feed.hold("", func(ctx context.Context, ps *redis.PubSub) error { return ps.PSubscribe(ctx, pattern) })
+	if err := s.feed.await(ctx, w, s.subscribeTimeout); err != nil {
+		return s.fail(ctx, "subscribe", err)
+	}
+	return nil
+}
+
+// hold returns the watch of ch ("" for the pattern), making it and sending subscribe
+// and a mark after it when there is none, and counts one more holder.
+func (e *eventFeed) hold(ch string, subscribe func(context.Context, *redis.PubSub) error) *watch {
+	e.cmdMu.Lock()
+	defer e.cmdMu.Unlock()
+	w := e.pattern
+	if ch != "" {
+		w = e.watches[ch]
+	}
+	if w == nil {
+		w = &watch{ready: make(chan struct{})}
+		if ch == "" {
+			e.pattern = w
+		} else {
+			if e.watches == nil {
+				e.watches = map[string]*watch{}
+			}
+			e.watches[ch] = w
+		}
+		if e.stopped {
+			w.err = errors.New("store closed")
+			close(w.ready)
+		} else {
+			// Neither command dials (see noDial): when they fail, go-redis has the
+			// channel in its list all the same, so the loop's reconnection subscribes
+			// it, and the health check's next mark confirms it.
+			ctx, cancel := noDial()
+			_ = subscribe(ctx, e.ps)
+			e.lastMark++
+			w.mark = e.lastMark
+			e.marks = append(e.marks, w)
+			_ = e.ps.Ping(ctx, markPrefix+strconv.FormatUint(w.mark, 10))
+			cancel()
+		}
+	}
+	w.n++
+	return w
+}
+
+// release drops one holder of the watch w of ch, and unsubscribes ch with the last.
+// The pattern stays subscribed.
+func (e *eventFeed) release(ch string, w *watch) {
+	e.cmdMu.Lock()
+	defer e.cmdMu.Unlock()
+	if w.n--; w.n > 0 || e.watches[ch] != w {
+		return
+	}
+	delete(e.watches, ch)
+	if !e.stopped {
+		ctx, cancel := noDial()
+		_ = e.ps.Unsubscribe(ctx, ch) // when it fails, go-redis has dropped ch from its list all the same
+		cancel()
+	}
+}
+
+// await waits for w's mark, at most ctx's deadline and timeout.
+func (e *eventFeed) await(ctx context.Context, w *watch, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.ready:
+		return w.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("no confirmation in %v", timeout)
+	}
+}
+
+// marked confirms every watch whose mark is n or earlier: the pong of mark n came back.
+func (e *eventFeed) marked(n uint64) {
+	e.cmdMu.Lock()
+	defer e.cmdMu.Unlock()
+	now := time.Now()
+	i := 0
+	for ; i < len(e.marks) && e.marks[i].mark <= n; i++ {
+		e.marks[i].since = now
+		close(e.marks[i].ready)
+	}
+	e.marks = append(e.marks[:0], e.marks[i:]...)
+}
+
+// noDial returns a context that is cancelled already but keeps a deadline: go-redis
+// writes on an open connection with it, bounded by the deadline, and fails at once
+// rather than dial when there is none (see receive).
+func noDial() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), liveBound)
+	cancel()
+	return ctx, cancel
+}
+
+// validHash reports whether h is a session hash as store.Hash makes them.
+func validHash(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// globEscape escapes the characters Redis's glob patterns read.
+func globEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', ']', '\\', '^':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// EventsReceived returns how many session events the store's subscription has received
+// (fences and resyncs aside), for measurements: a fleet's instance that watches its own
+// sessions receives about as many events as they cause.
+func (s *Store) EventsReceived() uint64 { return s.feed.received.Load() }
+
 // EventsLive implements store.Events. It reports true while the store's
 // subscription is confirmed, has had no receive error since its last confirmation, and
 // has answered a health check (or carried an event) within the last second. When it
@@ -205,15 +445,15 @@ func (s *Store) Subscribe(fn func(store.Event)) (unsubscribe func(), err error) 
 // atomic operations and no round trip.
 func (s *Store) EventsLive() bool { return s.feed.live(monoNow()) }
 
-// setSubs replaces the subscriber list with a changed copy; e.mu must be held. The
-// receive loop reads the list without a lock.
-func (e *eventFeed) setSubs(change func([]*subscriber) []*subscriber) {
+// setSubs replaces a subscriber list with a changed copy; the feed's mu must be held.
+// The receive loop reads the lists without a lock.
+func setSubs(list *atomic.Pointer[[]*subscriber], change func([]*subscriber) []*subscriber) {
 	var old []*subscriber
-	if p := e.subs.Load(); p != nil {
+	if p := list.Load(); p != nil {
 		old = *p
 	}
 	subs := change(old[:len(old):len(old)])
-	e.subs.Store(&subs)
+	list.Store(&subs)
 }
 
 // startEvents subscribes and starts the receive loop and the health check;
@@ -235,7 +475,7 @@ func (s *Store) startEvents() error {
 	loop, stop := context.WithCancel(context.Background())
 	e.stop = stop
 	e.wg.Add(2)
-	go e.receive(loop, ps)
+	go e.receive(loop, ps, s.channel)
 	go e.healthCheck(loop, ps)
 	return nil
 }
@@ -256,7 +496,7 @@ func (s *Store) startEvents() error {
 // The timeout never cuts a reply short in practice: with a pong due every
 // pingInterval, a healthy connection is never silent for liveBound, and a silent one
 // is not in the middle of a reply.
-func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub) {
+func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) {
 	defer e.wg.Done()
 	noRetry, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -292,18 +532,45 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub) {
 		failures = 0
 		switch msg := msg.(type) {
 		case *redis.Subscription:
-			if msg.Kind == "subscribe" {
-				// A resubscription on a new connection: whatever was published
-				// between the old one's end and now is lost.
+			switch {
+			case (msg.Kind == "subscribe" || msg.Kind == "psubscribe") && msg.Count == 1:
+				// The first subscription of a connection: a resubscription on a new
+				// one (go-redis sends every channel in one SUBSCRIBE, the patterns in
+				// the next, so Redis confirms the first channel once all are live).
+				// Whatever was published between the old one's end and now is lost.
+				// The store's channel is never unsubscribed, so on a connection in
+				// use the count is never 1.
 				e.heard.Store(0)
-				e.alive(now)
+			case msg.Kind == "psubscribe" && e.patternLive():
+				// The pattern again, on a new connection, confirmed after the
+				// channels: Subscribe's subscribers may have missed what was
+				// published in between.
+				deliver(&e.subs, store.Event{Kind: store.EventResync})
 			}
+			e.alive(now)
 		case *redis.Pong:
 			e.alive(now)
+			if n, ok := strings.CutPrefix(msg.Payload, markPrefix); ok {
+				if mark, err := strconv.ParseUint(n, 10, 64); err == nil {
+					e.marked(mark)
+				}
+			}
 		case *redis.Message:
 			e.alive(now)
-			if ev, ok := decodeEvent(msg.Payload); ok {
-				e.deliver(ev)
+			ev, ok := decodeEvent(msg.Payload)
+			if !ok {
+				break
+			}
+			if ev.Kind != store.EventFence {
+				e.received.Add(1)
+			}
+			switch {
+			case msg.Pattern != "":
+				deliver(&e.subs, ev)
+			case msg.Channel == base:
+				e.deliver(ev) // a fence, or an event of an earlier version
+			default:
+				deliver(&e.watched, ev)
 			}
 		}
 	}
@@ -351,9 +618,15 @@ func (e *eventFeed) live(now int64) bool {
 	}
 }
 
-// deliver calls the subscribers with ev; only the receive loop calls it.
+// deliver calls every subscriber with ev; only the receive loop calls it.
 func (e *eventFeed) deliver(ev store.Event) {
-	p := e.subs.Load()
+	deliver(&e.watched, ev)
+	deliver(&e.subs, ev)
+}
+
+// deliver calls the subscribers of list with ev.
+func deliver(list *atomic.Pointer[[]*subscriber], ev store.Event) {
+	p := list.Load()
 	if p == nil {
 		return
 	}
@@ -361,6 +634,21 @@ func (e *eventFeed) deliver(ev store.Event) {
 		if sub.active.Load() {
 			sub.fn(ev)
 		}
+	}
+}
+
+// patternLive reports whether the pattern subscription was confirmed once.
+func (e *eventFeed) patternLive() bool {
+	e.cmdMu.Lock()
+	defer e.cmdMu.Unlock()
+	if e.pattern == nil {
+		return false
+	}
+	select {
+	case <-e.pattern.ready:
+		return e.pattern.err == nil
+	default:
+		return false
 	}
 }
 
@@ -380,10 +668,16 @@ func (e *eventFeed) healthCheck(ctx context.Context, ps *redis.PubSub) {
 			return
 		case <-tick.C:
 		}
-		// The deadline, which a cancelled context keeps, bounds the write.
-		pctx, cancel := context.WithTimeout(context.Background(), liveBound)
+		// The deadline, which a cancelled context keeps, bounds the write. The PING
+		// carries the last mark sent: its pong confirms every watch whose own mark was
+		// lost with a connection, since go-redis subscribed the new one to their
+		// channels before this PING (see Watch).
+		e.cmdMu.Lock()
+		mark := e.lastMark
+		e.cmdMu.Unlock()
+		pctx, cancel := noDial()
+		_ = ps.Ping(pctx, markPrefix+strconv.FormatUint(mark, 10))
 		cancel()
-		_ = ps.Ping(pctx)
 	}
 }
 
@@ -398,6 +692,14 @@ func (e *eventFeed) close() error {
 	e.closed = true
 	ps, stop := e.ps, e.stop
 	e.mu.Unlock()
+	e.cmdMu.Lock()
+	e.stopped = true
+	for _, w := range e.marks {
+		w.err = errors.New("store closed")
+		close(w.ready)
+	}
+	e.marks = nil
+	e.cmdMu.Unlock()
 	if ps == nil {
 		return nil
 	}

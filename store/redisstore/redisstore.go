@@ -137,6 +137,23 @@ func (s *Store) Create(ctx context.Context, id string, rec store.Record, idle ti
 // for touch at most, but no operation sees it: every one checks the deadline itself
 // (see the package doc), and Record.ExpiresAt is the capped value.
 func (s *Store) Load(ctx context.Context, id string, touch time.Duration) (*store.Record, error) {
+	return s.load(ctx, id, touch, nil)
+}
+
+// LoadVersion is Load that also returns the session's version: how many times Save
+// (with a change) and Incr have written its fields, 0 for a record written before
+// versions existed. The version of a write is the one its SaveVersion or IncrVersion
+// returns, so a record at version v holds every write up to v and none after it. The
+// session cache (fibermp.CacheConfig) applies the concurrent writes of its process in
+// that order; most applications will not need these methods.
+func (s *Store) LoadVersion(ctx context.Context, id string, touch time.Duration) (*store.Record, uint64, error) {
+	var version uint64
+	rec, err := s.load(ctx, id, touch, &version)
+	return rec, version, err
+}
+
+// load is Load, which sets *version when version is not nil.
+func (s *Store) load(ctx context.Context, id string, touch time.Duration, version *uint64) (*store.Record, error) {
 	if err := storekit.CheckID(id); err != nil {
 		return nil, err
 	}
@@ -168,6 +185,9 @@ func (s *Store) Load(ctx context.Context, id string, touch time.Duration) (*stor
 	if ms, _ := strconv.ParseInt(fields[fieldDeadline], 10, 64); ms > 0 {
 		rec.Deadline = time.UnixMilli(ms)
 	}
+	if version != nil {
+		*version, _ = strconv.ParseUint(fields[fieldVersion], 10, 64)
+	}
 	for k := range fields {
 		if strings.HasPrefix(k, store.ReservedPrefix) {
 			delete(fields, k)
@@ -197,8 +217,21 @@ func (s *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 	return s.save(ctx, id, ch, idle, "")
 }
 
+// SaveVersion is Save that also returns the session's version after the write (see
+// LoadVersion); a change that writes nothing leaves it as it was.
+func (s *Store) SaveVersion(ctx context.Context, id string, ch store.Change, idle time.Duration) (uint64, error) {
+	var version uint64
+	err := s.saveVersion(ctx, id, ch, idle, "", &version)
+	return version, err
+}
+
 // save is Save, whose event carries origin ("" for none).
 func (s *Store) save(ctx context.Context, id string, ch store.Change, idle time.Duration, origin string) error {
+	return s.saveVersion(ctx, id, ch, idle, origin, nil)
+}
+
+// saveVersion is save, which sets *version when version is not nil.
+func (s *Store) saveVersion(ctx context.Context, id string, ch store.Change, idle time.Duration, origin string, version *uint64) error {
 	if err := storekit.CheckID(id); err != nil {
 		return err
 	}
@@ -225,19 +258,30 @@ func (s *Store) save(ctx context.Context, id string, ch store.Change, idle time.
 	args[1] = max(idle.Milliseconds(), 0)
 	args[2] = s.limit
 	args[3] = 2 * len(ch.Set)
-	args[4] = s.channel
+	args[4] = s.eventChannel(hash)
 	args[5] = encodeEvent(time.Now(), store.EventChanged, hash, origin, names...)
 	args[6] = hash
-	n, err := scriptSave.Run(ctx, s.client, []string{s.sessionKey(hash)}, args...).Int64()
-	switch {
-	case err != nil:
+	res, err := scriptSave.Run(ctx, s.client, []string{s.sessionKey(hash)}, args...).Result()
+	if err != nil {
 		return s.fail(ctx, "save", err)
-	case n == 0:
-		return store.ErrNotFound
-	case n < 0:
-		return storekit.TooLarge(int(-n), s.limit)
 	}
-	return nil
+	switch v := res.(type) {
+	case string: // the version
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("redisstore: save: %w", err)
+		}
+		if version != nil {
+			*version = n
+		}
+		return nil
+	case int64:
+		if v == 0 {
+			return store.ErrNotFound
+		}
+		return storekit.TooLarge(int(-v), s.limit)
+	}
+	return fmt.Errorf("redisstore: save: unexpected reply %T", res)
 }
 
 // Incr implements store.Store in one round trip. It returns store.ErrTooLarge when a
@@ -247,8 +291,21 @@ func (s *Store) Incr(ctx context.Context, id, field string, delta int64) (int64,
 	return s.incr(ctx, id, field, delta, "")
 }
 
+// IncrVersion is Incr that also returns the session's version after the write (see
+// LoadVersion).
+func (s *Store) IncrVersion(ctx context.Context, id, field string, delta int64) (int64, uint64, error) {
+	var version uint64
+	n, err := s.incrVersion(ctx, id, field, delta, "", &version)
+	return n, version, err
+}
+
 // incr is Incr, whose event carries origin ("" for none).
 func (s *Store) incr(ctx context.Context, id, field string, delta int64, origin string) (int64, error) {
+	return s.incrVersion(ctx, id, field, delta, origin, nil)
+}
+
+// incrVersion is incr, which sets *version when version is not nil.
+func (s *Store) incrVersion(ctx context.Context, id, field string, delta int64, origin string, version *uint64) (int64, error) {
 	if err := storekit.CheckID(id); err != nil {
 		return 0, err
 	}
@@ -260,7 +317,7 @@ func (s *Store) incr(ctx context.Context, id, field string, delta int64, origin 
 	}
 	hash := store.Hash(id)
 	res, err := scriptIncr.Run(ctx, s.client, []string{s.sessionKey(hash)}, field, delta,
-		time.Now().UnixMilli(), s.channel, encodeEvent(time.Now(), store.EventChanged, hash, origin, field), hash, s.limit).Result()
+		time.Now().UnixMilli(), s.eventChannel(hash), encodeEvent(time.Now(), store.EventChanged, hash, origin, field), hash, s.limit).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return 0, store.ErrNotFound
@@ -272,10 +329,14 @@ func (s *Store) incr(ctx context.Context, id, field string, delta int64, origin 
 		return 0, s.fail(ctx, "incr", err)
 	}
 	switch v := res.(type) {
-	case string:
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("redisstore: incr: %w", err)
+	case []any: // the value and the version
+		s, _ := v[0].(string)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || len(v) != 2 {
+			return 0, fmt.Errorf("redisstore: incr: unexpected reply %q", v)
+		}
+		if ver, ok := v[1].(int64); ok && version != nil {
+			*version = uint64(ver)
 		}
 		return n, nil
 	case int64:
@@ -297,7 +358,7 @@ func (s *Store) Touch(ctx context.Context, id string, idle time.Duration) error 
 	}
 	hash := store.Hash(id)
 	exp, err := scriptTouch.Run(ctx, s.client, []string{s.sessionKey(hash)},
-		time.Now().UnixMilli(), max(idle.Milliseconds(), 1), s.channel, hash).Int64()
+		time.Now().UnixMilli(), max(idle.Milliseconds(), 1), s.eventChannel(hash), hash).Int64()
 	if err != nil {
 		return s.fail(ctx, "touch", err)
 	}
@@ -325,7 +386,7 @@ func (s *Store) TouchMany(ctx context.Context, ids []string, idle time.Duration)
 			continue
 		}
 		hash := store.Hash(id)
-		cmds[i] = scriptTouch.EvalSha(ctx, pipe, []string{s.sessionKey(hash)}, now, ms, s.channel, hash)
+		cmds[i] = scriptTouch.EvalSha(ctx, pipe, []string{s.sessionKey(hash)}, now, ms, s.eventChannel(hash), hash)
 	}
 	_, _ = pipe.Exec(ctx) // each command's own error is read below
 	for i, cmd := range cmds {
@@ -366,7 +427,7 @@ func (s *Store) delete(ctx context.Context, id string, origin string) error {
 	}
 	hash := store.Hash(id)
 	owner, err := scriptDelete.Run(ctx, s.client, []string{s.sessionKey(hash)},
-		s.channel, encodeEvent(time.Now(), store.EventDeleted, hash, origin)).Text()
+		s.eventChannel(hash), encodeEvent(time.Now(), store.EventDeleted, hash, origin)).Text()
 	if errors.Is(err, redis.Nil) {
 		return nil
 	}
@@ -463,7 +524,7 @@ func (s *Store) deleteOwner(ctx context.Context, owner string, keep []string, or
 			continue
 		}
 		calls = append(calls, scriptCall{scriptRevoke, []string{s.sessionKey(h)},
-			[]any{owner, now, s.channel, encodeEvent(time.Now(), store.EventRevoked, h, origin)}})
+			[]any{owner, now, s.eventChannel(h), encodeEvent(time.Now(), store.EventRevoked, h, origin)}})
 		drop = append(drop, h)
 	}
 	if len(calls) == 0 {
@@ -554,7 +615,31 @@ func (events) Shared() bool { return true }
 // false.
 func (e events) From(origin string) store.Store {
 	s := e.Store
-	return storekit.View(s, storekit.Writes{Save: s.save, Incr: s.incr, Delete: s.delete, DeleteOwner: s.deleteOwner}, origin)
+	return originView{storekit.View(s, storekit.Writes{Save: s.save, Incr: s.incr, Delete: s.delete, DeleteOwner: s.deleteOwner}, origin), s, origin}
+}
+
+// originView is a view of From, with the Store's versioned methods (LoadVersion),
+// whose writes carry its origin.
+type originView struct {
+	store.Store
+	s      *Store
+	origin string
+}
+
+func (v originView) LoadVersion(ctx context.Context, id string, touch time.Duration) (*store.Record, uint64, error) {
+	return v.s.LoadVersion(ctx, id, touch)
+}
+
+func (v originView) SaveVersion(ctx context.Context, id string, ch store.Change, idle time.Duration) (uint64, error) {
+	var version uint64
+	err := v.s.saveVersion(ctx, id, ch, idle, v.origin, &version)
+	return version, err
+}
+
+func (v originView) IncrVersion(ctx context.Context, id, field string, delta int64) (int64, uint64, error) {
+	var version uint64
+	n, err := v.s.incrVersion(ctx, id, field, delta, v.origin, &version)
+	return n, version, err
 }
 
 // fencedEvents are the events of a store on one Redis (a single node, or the master

@@ -8,6 +8,9 @@ import "github.com/redis/go-redis/v9"
 const (
 	fieldOwner    = "\x00o"
 	fieldDeadline = "\x00d"
+	// fieldVersion counts the writes of the session's fields (Save, Incr): see
+	// Store.LoadVersion. A record written before it existed has none, read as 0.
+	fieldVersion = "\x00v"
 )
 
 // The scripts below touch one key each (two in Create on a single node), publish their
@@ -97,7 +100,8 @@ return 1
 
 // scriptSave: KEYS session; ARGV now, idle (0: keep), limit, number of set arguments,
 // channel, event, hash, then field/value pairs to set, then fields to delete.
-// Returns 1, 0 if the session does not exist, or -size if it would grow too large.
+// Returns the session's version after the write (see Store.LoadVersion) as a string, 0
+// if the session does not exist, or -size if it would grow too large.
 // It mirrors storekit.Apply: the deletions come after the sets, in the size count
 // and in the writes, so that a field both set and deleted is deleted.
 var scriptSave = redis.NewScript(luaLib + `
@@ -129,12 +133,16 @@ for i = last + 1, #ARGV, 1000 do
   redis.call('HDEL', k, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 if idle > 0 then redis.call('PEXPIREAT', k, expires(now, idle, d)) end
-if #ARGV > last or nset > 0 then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
-return 1
+if #ARGV > last or nset > 0 then
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
+  return tostring(redis.call('HINCRBY', k, '\0v', 1))
+end
+return redis.call('HGET', k, '\0v') or '0'
 `)
 
 // scriptIncr: KEYS session; ARGV field, delta, now, channel, event, hash, limit.
-// Returns the new value as a string (Lua numbers would round integers above 2^53), nil
+// Returns the new value as a string (Lua numbers would round integers above 2^53) and
+// the session's version after the write (see Store.LoadVersion) as an integer, nil
 // if the session does not exist, or, as an integer, the size the record would reach
 // when a new field does not fit. A new field holds delta, so its size is known before
 // HINCRBY writes it; an existing field that gains a digit is not checked, which would
@@ -150,7 +158,7 @@ if redis.call('HEXISTS', k, ARGV[1]) == 0 then
 end
 redis.call('HINCRBY', k, ARGV[1], ARGV[2])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
-return redis.call('HGET', k, ARGV[1])
+return {redis.call('HGET', k, ARGV[1]), redis.call('HINCRBY', k, '\0v', 1)}
 `)
 
 // scriptTouch: KEYS session; ARGV now, idle, channel, hash. Returns the new expiry (unix
