@@ -60,6 +60,11 @@ type Handle struct {
 
 	recover *Recover        // the recovery state the upgrade sent, with Config.History
 	missed  store.EventKind // what the handle may have missed before it joined the registry
+	// unwatch ends the handle's watch of its session (store.Watcher), called when it
+	// leaves the registry; nil when the store's events route no watches. watchSince is
+	// when the watch was live: events of writes before it may have been missed.
+	unwatch    func()
+	watchSince time.Time
 	claimed atomic.Bool     // a Handler serves the socket (or the handle was given up)
 
 	mu        sync.Mutex
@@ -83,8 +88,21 @@ func (s *Server) open(st *session.State) (*Handle, error) {
 		cancel:    cancel,
 		nextTouch: time.Now().Add(s.eng.Idle / 3),
 	}
+	if w, ok := s.eng.Store.Capabilities().Events.(store.Watcher); ok {
+		// Before the registry: the handle must hear of its session from the moment it
+		// joins. The store bounds the wait (redisstore: Config.SubscribeTimeout).
+		unwatch, since, err := w.Watch(context.Background(), h.hash)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		h.unwatch, h.watchSince = unwatch, since
+	}
 	if err := s.attach(h); err != nil {
 		cancel()
+		if h.unwatch != nil {
+			h.unwatch()
+		}
 		return nil, err
 	}
 	st.GoLive(ctx, h.gone)

@@ -91,7 +91,12 @@ func (s *Server) attach(h *Handle) error {
 func (s *Server) newRegistry() (*registry, error) {
 	r := &registry{st: s.eng.Store, idle: s.eng.Idle, srv: s, handles: map[string][]*Handle{}, owners: map[string]int{},
 		stop: make(chan struct{}), created: time.Now()}
-	unsubscribe, err := r.st.Capabilities().Events.Subscribe(r.onEvent) // NewServer checked it is not nil
+	events := r.st.Capabilities().Events // NewServer checked it is not nil
+	subscribe := events.Subscribe
+	if w, ok := events.(store.Watcher); ok {
+		subscribe = w.SubscribeWatched // the events of the sessions the handles watch
+	}
+	unsubscribe, err := subscribe(r.onEvent)
 	if err != nil {
 		return nil, err
 	}
@@ -118,8 +123,9 @@ func (r *registry) add(h *Handle) store.EventKind {
 	r.n++
 	r.srv.m.Handles(1)
 	loaded := h.st.LoadedAt()
-	if !r.created.Before(loaded) || !r.resyncAt.Before(loaded) || !r.recent[r.next].at.Before(loaded) {
-		return store.EventResync // subscribed, resynced or overflowed since the load
+	if !r.created.Before(loaded) || !r.resyncAt.Before(loaded) || !r.recent[r.next].at.Before(loaded) ||
+		h.watchSince.After(loaded) {
+		return store.EventResync // subscribed, resynced, overflowed or watched since the load
 	}
 	var missed recentEvent // the latest event about h's session since the load
 	for _, ev := range r.recent {
@@ -153,6 +159,9 @@ func (r *registry) remove(h *Handle) {
 	r.n--
 	last := r.n == 0
 	r.mu.Unlock()
+	if h.unwatch != nil {
+		h.unwatch() // not under r.mu: it talks to the store
+	}
 	if !last {
 		return
 	}

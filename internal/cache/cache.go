@@ -76,6 +76,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/mpsession/mpsession/internal/counting"
 	"github.com/mpsession/mpsession/store"
@@ -141,8 +142,20 @@ type Store struct {
 	Fences    atomic.Uint64 // fences received, for tests
 
 	entries *lru.Cache[string, *entry] // by session hash
-	seq     [shards]atomic.Uint64      // bumped by every write and event of the shard
+	seq     [shards]atomic.Uint64      // bumped by every write (but versioned ones) and event of the shard
+	// versions is the backend's Versioned, nil when the backend or its view for the
+	// cache's origin has none: then writes are ordered by seq alone (see update).
+	versions Versioned
+	writes   map[string]*writes // by session hash, while a versioned write or a load of it is under way; under mu
 	epoch   atomic.Uint64              // bumped by every EventResync
+	// watcher is the backend's store.Watcher, nil when its events have none: the cache
+	// then receives every event of the store. With one, the cache watches each session
+	// before it loads it, keeps the watch as long as the session is in watches (the
+	// most recently loaded MaxEntries sessions), caches a session only while it is
+	// watched, and receives the events of the sessions it watches only.
+	watcher    store.Watcher
+	watches    *simplelru.LRU[string, func()] // session hash -> its unwatch; under mu
+	unwatching []func()                       // watches evicted, to end once mu is released; under mu
 	// mu makes each change of entries one step with the checks it depends on (a
 	// load's sequence check and its insert, an update's copy and its replace, a drop's
 	// bump and its removal). Reads take no lock beyond the LRU's own.
@@ -174,6 +187,7 @@ type entry struct {
 	expires  time.Time // the session's expiry as last known
 	touched  time.Time // when the store last extended it: expires - idle, or later
 	loaded   time.Time // for MaxAge
+	version  uint64    // the session's version (Versioned) that fields hold; 0 without versions
 	touchDue atomic.Bool
 }
 
@@ -215,13 +229,73 @@ func New(st store.Store, idle time.Duration, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	watcher, _ := health.(store.Watcher)
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	origin := tagPrefix + hex.EncodeToString(b[:])
 	fencer, _ := health.(store.Fencer)
-	return &Store{Store: st, health: health, own: health.From(origin), idle: idle, renew: min(cfg.Renew, idle), maxAge: cfg.MaxAge,
+	own := health.From(origin)
+	var versions Versioned
+	if v, ok := st.(Versioned); ok {
+		if _, ok := own.(Versioned); ok {
+			versions = v
+		}
+	}
+	c := &Store{Store: st, health: health, own: own, idle: idle, renew: min(cfg.Renew, idle), maxAge: cfg.MaxAge,
 		origin: origin, entries: entries, touchDue: map[string]string{}, metrics: cfg.Metrics,
-		fencer: fencer, maxLag: int64(cfg.MaxLag), fenceIdle: int64(fenceIdle), fenceNow: make(chan struct{}, 1)}, nil
+		versions: versions, writes: map[string]*writes{}, watcher: watcher,
+		fencer: fencer, maxLag: int64(cfg.MaxLag), fenceIdle: int64(fenceIdle), fenceNow: make(chan struct{}, 1)}
+	if watcher != nil {
+		// A watch evicted takes its entry with it: the cache no longer hears of the
+		// session. The drop also bumps the shard, so that a load that read before the
+		// watch ended does not fill the cache once the session is watched again.
+		c.watches, _ = simplelru.NewLRU(cfg.MaxEntries, func(hash string, unwatch func()) {
+			c.dropLocked(hash)
+			c.unwatching = append(c.unwatching, unwatch)
+		})
+	}
+	return c, nil
+}
+
+// watch has the cache watch the session hash, unless it does (see Store.watcher). It
+// costs the store's Watch on the first load of a session: one round trip on Redis.
+func (c *Store) watch(ctx context.Context, hash string) error {
+	c.mu.Lock()
+	_, ok := c.watches.Get(hash)
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	unwatch, _, err := c.watcher.Watch(ctx, hash)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed.Load() || c.watches.Contains(hash) {
+		c.mu.Unlock()
+		unwatch() // closed, or another load watched it meanwhile, and holds it
+		return nil
+	}
+	c.watches.Add(hash, unwatch)
+	c.unlockUnwatching()
+	return nil
+}
+
+// unlockUnwatching releases mu, then ends the watches evicted meanwhile: Unwatch talks
+// to the store.
+func (c *Store) unlockUnwatching() {
+	evicted := c.unwatching
+	c.unwatching = nil
+	c.mu.Unlock()
+	for _, unwatch := range evicted {
+		unwatch()
+	}
+}
+
+// watching reports whether the session hash may be cached: it is watched, or the
+// cache needs no watch. mu held.
+func (c *Store) watching(hash string) bool {
+	return c.watches == nil || c.watches.Contains(hash)
 }
 
 // clockBase anchors monoNow's readings.
@@ -356,7 +430,11 @@ func (c *Store) subscribe() error {
 	if c.subs.Load() != nil {
 		return nil
 	}
-	unsubscribe, err := c.health.Subscribe(c.onEvent)
+	subscribe := c.health.Subscribe
+	if c.watcher != nil {
+		subscribe = c.watcher.SubscribeWatched
+	}
+	unsubscribe, err := subscribe(c.onEvent)
 	if err != nil {
 		c.retryAt.Store(time.Now().Add(time.Second).UnixNano())
 		return err
@@ -418,8 +496,16 @@ func (c *Store) Load(ctx context.Context, id string, touch time.Duration) (*stor
 	}
 	c.Misses.Add(1)
 	c.metrics.CacheLookup(counting.CacheMiss)
+	if c.watcher != nil {
+		if err := c.watch(ctx, hash); err != nil {
+			return c.Store.Load(ctx, id, touch) // unwatched: not cached
+		}
+	}
 	sh := c.shard(hash)
 	seq, epoch := sh.Load(), c.epoch.Load()
+	if c.versions != nil {
+		return c.loadVersion(ctx, hash, id, touch, now, seq, epoch)
+	}
 	rec, err := c.Store.Load(ctx, id, touch)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -438,11 +524,18 @@ func (c *Store) Load(ctx context.Context, id string, touch time.Duration) (*stor
 	e := &entry{fields: cloneFields(rec.Fields), owner: rec.Owner, deadline: rec.Deadline,
 		expires: rec.ExpiresAt, touched: touched, loaded: now}
 	c.mu.Lock()
-	if c.health.EventsLive() && sh.Load() == seq && c.epoch.Load() == epoch {
+	if c.health.EventsLive() && sh.Load() == seq && c.epoch.Load() == epoch && c.watching(hash) {
 		c.entries.Add(hash, e)
 	}
 	c.mu.Unlock()
 	return rec, nil
+}
+
+// clone returns a copy of e to change and put in its place: fields are shared, and
+// copied by the change that writes them (touchDue starts false).
+func (e *entry) clone() *entry {
+	return &entry{fields: e.fields, owner: e.owner, deadline: e.deadline, expires: e.expires,
+		touched: e.touched, loaded: e.loaded, version: e.version}
 }
 
 // record returns a copy of e as a store hands it out: the caller may change its fields.
@@ -470,8 +563,7 @@ func (c *Store) update(hash string, before uint64, change func(e *entry)) {
 	if !ok {
 		return
 	}
-	next := &entry{fields: e.fields, owner: e.owner, deadline: e.deadline, expires: e.expires,
-		touched: e.touched, loaded: e.loaded}
+	next := e.clone()
 	change(next)
 	c.entries.Add(hash, next)
 }
@@ -486,8 +578,7 @@ func (c *Store) extendedAt(hash string, at time.Time, idle time.Duration) {
 	if !ok {
 		return
 	}
-	next := &entry{fields: e.fields, owner: e.owner, deadline: e.deadline, expires: e.expires,
-		touched: e.touched, loaded: e.loaded}
+	next := e.clone()
 	c.extended(next, at, idle)
 	c.entries.Add(hash, next)
 }
@@ -510,9 +601,20 @@ func (c *Store) extended(e *entry, at time.Time, idle time.Duration) {
 // cache cannot apply, or that failed.
 func (c *Store) drop(hash string) {
 	c.mu.Lock()
+	c.dropLocked(hash)
+	c.mu.Unlock()
+}
+
+// dropLocked is drop with c.mu held. Versioned writes waiting to apply to the entry
+// return: there is none left.
+func (c *Store) dropLocked(hash string) {
 	c.shard(hash).Add(1)
 	c.entries.Remove(hash)
-	c.mu.Unlock()
+	if w := c.writes[hash]; w != nil {
+		for v := range w.waiting {
+			w.release(v)
+		}
+	}
 }
 
 // tagPrefix starts the origins caches give their writes. Events reach subscribers
@@ -530,6 +632,16 @@ func (c *Store) Save(ctx context.Context, id string, ch store.Change, idle time.
 func (c *Store) save(ctx context.Context, w store.Store, id string, ch store.Change, idle time.Duration) error {
 	hash := store.Hash(id)
 	start := time.Now()
+	if vw, ok := w.(Versioned); ok && c.versions != nil && !ch.Empty() {
+		err := c.writeVersion(hash, func() (uint64, error) { return vw.SaveVersion(ctx, id, ch, idle) }, func(e *entry) {
+			e.fields = cloneFields(e.fields)
+			storekit.Apply(ch, e.fields)
+		})
+		if err == nil && idle > 0 {
+			c.extendedAt(hash, start, idle)
+		}
+		return err
+	}
 	before := c.shard(hash).Load()
 	if err := w.Save(ctx, id, ch, idle); err != nil {
 		c.drop(hash)
@@ -552,6 +664,17 @@ func (c *Store) Incr(ctx context.Context, id, field string, delta int64) (int64,
 
 func (c *Store) incr(ctx context.Context, w store.Store, id, field string, delta int64) (int64, error) {
 	hash := store.Hash(id)
+	if vw, ok := w.(Versioned); ok && c.versions != nil {
+		var n int64
+		err := c.writeVersion(hash, func() (v uint64, err error) {
+			n, v, err = vw.IncrVersion(ctx, id, field, delta)
+			return v, err
+		}, func(e *entry) {
+			e.fields = cloneFields(e.fields)
+			e.fields[field] = strconv.FormatInt(n, 10)
+		})
+		return n, err
+	}
 	before := c.shard(hash).Load()
 	n, err := w.Incr(ctx, id, field, delta)
 	if err != nil {
@@ -635,7 +758,44 @@ func (c *Store) deleteOwner(ctx context.Context, w store.Store, owner string, ke
 func (c *Store) Capabilities() store.Capabilities {
 	caps := c.Store.Capabilities()
 	caps.Events = events{c}
+	if c.watcher != nil {
+		caps.Events = watchedEvents{events{c}}
+	}
 	return caps
+}
+
+// watchedEvents are the cache's events over a backend with a store.Watcher: its own
+// subscribers are SubscribeWatched's, and receive the events of every session watched
+// in the process (by the cache and by others), after the cache; Subscribe's get every
+// event from the backend.
+type watchedEvents struct{ events }
+
+func (e watchedEvents) SubscribeWatched(fn func(store.Event)) (func(), error) { return e.c.Subscribe(fn) }
+
+func (e watchedEvents) Watch(ctx context.Context, hash string) (func(), time.Time, error) {
+	return e.c.watcher.Watch(ctx, hash)
+}
+
+// Subscribe registers fn for every event of the store, as the backend delivers them:
+// the cache receives those of the sessions it holds first (the store delivers a
+// session's channel before the pattern of all), so fn reads what the cache holds no
+// earlier than its entry was dropped.
+func (e watchedEvents) Subscribe(fn func(store.Event)) (func(), error) {
+	if fn == nil {
+		return nil, errors.New("cache: subscribe: nil func")
+	}
+	if err := e.c.subscribe(); err != nil { // EventsLive reports the cache's subscription
+		return nil, err
+	}
+	return e.c.health.Subscribe(func(ev store.Event) {
+		if ev.Kind == store.EventFence {
+			return
+		}
+		if strings.HasPrefix(ev.Origin, tagPrefix) {
+			ev.Origin = ""
+		}
+		fn(ev)
+	})
 }
 
 // events is the cache's store.Events.
@@ -814,6 +974,11 @@ func (c *Store) Close() error {
 	}
 	if unsubscribe != nil {
 		unsubscribe()
+	}
+	if c.watches != nil {
+		c.mu.Lock()
+		c.watches.Purge()
+		c.unlockUnwatching()
 	}
 	c.touchWG.Wait()
 	c.entries.Purge()

@@ -180,9 +180,17 @@ func (b *bounded) Capabilities() store.Capabilities {
 	caps := b.Store.Capabilities()
 	if caps.Events != nil {
 		be := boundedEvents{Events: caps.Events, b: b}
-		caps.Events = be
-		if f, ok := be.Events.(store.Fencer); ok {
-			caps.Events = fencedEvents{be, f} // the cache bounds its fences itself
+		f, fences := be.Events.(store.Fencer) // the cache bounds its fences itself
+		w, watches := be.Events.(store.Watcher)
+		switch {
+		case fences && watches:
+			caps.Events = fencedWatchedEvents{fencedEvents{be, f}, w}
+		case fences:
+			caps.Events = fencedEvents{be, f}
+		case watches:
+			caps.Events = watchedEvents{be, w}
+		default:
+			caps.Events = be
 		}
 	}
 	return caps
@@ -195,6 +203,19 @@ type fencedEvents struct {
 }
 
 func (e fencedEvents) Fence(ctx context.Context, token string) error { return e.f.Fence(ctx, token) }
+
+// watchedEvents are boundedEvents that keep the store's store.Watcher. Watch is bounded
+// by the store itself (redisstore: Config.SubscribeTimeout).
+type watchedEvents struct {
+	boundedEvents
+	store.Watcher
+}
+
+// fencedWatchedEvents keep both.
+type fencedWatchedEvents struct {
+	fencedEvents
+	store.Watcher
+}
 
 type boundedEvents struct {
 	store.Events
