@@ -65,7 +65,7 @@ type Handle struct {
 	// when the watch was live: events of writes before it may have been missed.
 	unwatch    func()
 	watchSince time.Time
-	claimed atomic.Bool     // a Handler serves the socket (or the handle was given up)
+	claimed    atomic.Bool // a Handler serves the socket (or the handle was given up)
 
 	mu        sync.Mutex
 	nextTouch time.Time

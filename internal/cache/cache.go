@@ -147,7 +147,7 @@ type Store struct {
 	// cache's origin has none: then writes are ordered by seq alone (see update).
 	versions Versioned
 	writes   map[string]*writes // by session hash, while a versioned write or a load of it is under way; under mu
-	epoch   atomic.Uint64              // bumped by every EventResync
+	epoch    atomic.Uint64      // bumped by every EventResync
 	// watcher is the backend's store.Watcher, nil when its events have none: the cache
 	// then receives every event of the store. With one, the cache watches each session
 	// before it loads it, keeps the watch as long as the session is in watches (the
@@ -770,7 +770,9 @@ func (c *Store) Capabilities() store.Capabilities {
 // event from the backend.
 type watchedEvents struct{ events }
 
-func (e watchedEvents) SubscribeWatched(fn func(store.Event)) (func(), error) { return e.c.Subscribe(fn) }
+func (e watchedEvents) SubscribeWatched(fn func(store.Event)) (func(), error) {
+	return e.c.Subscribe(fn)
+}
 
 func (e watchedEvents) Watch(ctx context.Context, hash string) (func(), time.Time, error) {
 	return e.c.watcher.Watch(ctx, hash)

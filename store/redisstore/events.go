@@ -147,8 +147,8 @@ type eventFeed struct {
 	mu      sync.Mutex
 	ps      *redis.PubSub
 	closed  bool
-	stop    context.CancelFunc // ends the two goroutines
-	wg      sync.WaitGroup     // the two goroutines
+	stop    context.CancelFunc            // ends the two goroutines
+	wg      sync.WaitGroup                // the two goroutines
 	subs    atomic.Pointer[[]*subscriber] // Subscribe's: every event
 	watched atomic.Pointer[[]*subscriber] // SubscribeWatched's: the watched sessions' events
 
