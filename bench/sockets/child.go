@@ -38,12 +38,12 @@ type closeReport struct {
 
 // startClient starts this program again as the client process, dialing url from
 // sources source addresses (see client.go).
-func startClient(url string, dialConc, sources int, stderr io.Writer) (*clientProc, error) {
+func startClient(url string, dialConc, sources int, stderr io.Writer, extra ...string) (*clientProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("client process: %w", err)
 	}
-	cmd := exec.Command(exe, clientFlag, url, strconv.Itoa(dialConc), strconv.Itoa(sources))
+	cmd := exec.Command(exe, append([]string{clientFlag, url, strconv.Itoa(dialConc), strconv.Itoa(sources)}, extra...)...)
 	cmd.Stderr = stderr
 	dieWithParent(cmd)
 	pipe, err := cmd.StdinPipe()

@@ -21,7 +21,7 @@ import (
 
 // The client process holds the client ends of the sockets. The parent starts it as
 //
-//	<this program> -client <ws URL> <concurrent dials> <source addresses>
+//	<this program> -client <ws URL> <concurrent dials> <source addresses> [<first source>]
 //
 // and speaks to it in lines, on its stdin and stdout:
 //
@@ -37,8 +37,12 @@ import (
 //
 //	closed <i> <close code, or 0> <wall clock, unix ns> <reason or error>
 //
+// and for every text message that starts with "m " (the fleet's deliveries):
+//
+//	msg <i> <wall clock, unix ns> <the rest of the message>
+//
 // Sockets are numbered from 0 in the order of their tokens. With k source addresses
-// (k > 0), socket i is dialed from 127.0.0.(2 + i mod k), so that no one address runs
+// (k > 0), socket i is dialed from 127.0.0.(2 + first + i mod k), so that no one address runs
 // out of local ports; with 0, from whatever address the system picks. The client exits
 // when its stdin ends.
 const clientFlag = "-client"
@@ -60,7 +64,8 @@ type clientSocket struct {
 type client struct {
 	url     string
 	conc    int
-	sources int // source addresses, 127.0.0.2 on; 0: the system's choice
+	sources int // source addresses, 127.0.0.(2+first) on; 0: the system's choice
+	first   int
 	out     *bufio.Writer
 	mu      sync.Mutex // guards out
 	quit    atomic.Bool
@@ -76,9 +81,17 @@ func (c *client) printf(format string, args ...any) {
 
 // clientMain runs the client process and returns its exit status.
 func clientMain(args []string, in io.Reader, out io.Writer) int {
-	if len(args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: sockets -client <ws URL> <concurrent dials> <source addresses>")
+	if len(args) != 3 && len(args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: sockets -client <ws URL> <concurrent dials> <source addresses> [<first source>]")
 		return 2
+	}
+	first := 0
+	if len(args) == 4 {
+		var err error
+		if first, err = strconv.Atoi(args[3]); err != nil || first < 0 {
+			fmt.Fprintln(os.Stderr, "sockets client: bad first source", args[3])
+			return 2
+		}
 	}
 	conc, err := strconv.Atoi(args[1])
 	if err != nil || conc < 1 {
@@ -86,11 +99,11 @@ func clientMain(args []string, in io.Reader, out io.Writer) int {
 		return 2
 	}
 	sources, err := strconv.Atoi(args[2])
-	if err != nil || sources < 0 || sources > maxSources {
+	if err != nil || sources < 0 || first+sources > maxSources {
 		fmt.Fprintln(os.Stderr, "sockets client: bad number of source addresses", args[2])
 		return 2
 	}
-	c := &client{url: args[0], conc: conc, sources: sources, out: bufio.NewWriter(out)}
+	c := &client{url: args[0], conc: conc, sources: sources, first: first, out: bufio.NewWriter(out)}
 	defer c.closeAll()
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
@@ -151,7 +164,7 @@ func (c *client) dialAll() {
 	for k := range dialers {
 		nd := &net.Dialer{}
 		if c.sources > 0 {
-			nd.LocalAddr = &net.TCPAddr{IP: sourceAddr(k)}
+			nd.LocalAddr = &net.TCPAddr{IP: sourceAddr(c.first + k)}
 		}
 		dialers[k] = &websocket.Dialer{HandshakeTimeout: 30 * time.Second, NetDialContext: nd.DialContext,
 			ReadBufferSize: clientBufferSize, WriteBufferSize: clientBufferSize, WriteBufferPool: &clientWriteBuffers}
@@ -206,6 +219,10 @@ func (c *client) read(i int, s *clientSocket) {
 			}
 			c.printf("closed %d %d %d %s", i, code, at, oneLine(reason))
 			return
+		}
+		if mt == websocket.TextMessage && len(msg) > 2 && msg[0] == 'm' && msg[1] == ' ' {
+			c.printf("msg %d %d %s", i, time.Now().UnixNano(), oneLine(string(msg[2:])))
+			continue
 		}
 		if mt == websocket.TextMessage {
 			select {

@@ -52,7 +52,15 @@ func main() {
 	if isClient() {
 		os.Exit(clientMain(os.Args[2:], os.Stdin, os.Stdout))
 	}
+	if isServer() {
+		os.Exit(serverMain(os.Args[2:], os.Stdin, os.Stdout))
+	}
 	o := defaultOptions()
+	fo := defaultFleetOptions()
+	flag.IntVar(&fo.instances, "fleet", 0, "run the fleet instead: this many server instances, each a process, on one Redis (see fleet.go); -n sockets over them")
+	flag.IntVar(&fo.room, "room", fo.room, "fleet: users in the big room (about)")
+	flag.IntVar(&fo.writes, "fleet-writes", fo.writes, "fleet: increments in each events phase")
+	flag.IntVar(&fo.roomMsgs, "room-msgs", fo.roomMsgs, "fleet: messages to the big room")
 	flag.IntVar(&o.n, "n", o.n, "number of sockets (and users)")
 	flag.IntVar(&o.sample, "sample", o.sample, "number of sessions logged out, one at a time")
 	flag.IntVar(&o.loginConc, "login-conc", o.loginConc, "concurrent logins")
@@ -69,6 +77,9 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the server process (A, B and the load through A) during the logouts to this file")
 	memprofile := flag.String("memprofile", "", "write a heap profile of the server process with the sockets open (after a GC) to this file; samples every 1 KiB allocated")
 	flag.Parse()
+	if fo.instances > 0 {
+		os.Exit(fleetMain(fo, o))
+	}
 	if *memprofile != "" {
 		// Finer than the default of 512 KiB, so that the profile tells the few
 		// hundred bytes of each socket apart; set before anything is allocated.
@@ -124,4 +135,29 @@ func redisAddr() string {
 		return a
 	}
 	return "127.0.0.1:6379"
+}
+
+// fleetMain runs the fleet with the common flags of o, prints the report, and returns
+// the exit status.
+func fleetMain(fo fleetOptions, o options) int {
+	fo.n, fo.samples, fo.loginConc, fo.dialConc, fo.settle, fo.redisAddr = o.n, o.sample, o.loginConc, o.dialConc, o.settle, o.redisAddr
+	if fo.instances < 2 {
+		fmt.Fprintln(os.Stderr, "sockets: -fleet needs 2 instances or more")
+		return 2
+	}
+	start := time.Now()
+	r, err := fleetRun(os.Stderr, fo)
+	if r != nil {
+		r.print(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sockets:", err)
+		return 1
+	}
+	fmt.Printf("\nwhole run %v\n", time.Since(start).Round(100*time.Millisecond))
+	if err := r.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "sockets:", err)
+		return 1
+	}
+	return 0
 }

@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	if isClient() {
 		os.Exit(clientMain(os.Args[2:], os.Stdin, os.Stdout))
 	}
+	if isServer() { // and as the fleet's server instances
+		os.Exit(serverMain(os.Args[2:], os.Stdin, os.Stdout))
+	}
 	goleak.VerifyTestMain(m, testenv.IgnoreFasthttp...)
 }
 
@@ -151,5 +154,43 @@ func TestFileLimit(t *testing.T) {
 			t.Errorf("raiseFileLimit(%d): limit %d, yet %v", need, limit, err)
 		}
 		t.Logf("raiseFileLimit(%d): %d, %v", need, limit, err)
+	}
+}
+
+// TestFleet runs the fleet on 3 instances of 150 sockets, so that CI runs its code:
+// every socket opens, every room member and every ToUser target receives its message,
+// every logout through another instance closes its socket with 4001, and each
+// instance receives the events of the sessions it holds and, with events routed, few
+// others: at most 1.2 times as many (the target of the fleet run), where before every
+// instance received every event.
+func TestFleet(t *testing.T) {
+	testenv.Redis(t) // fails in CI, skips elsewhere, without Redis
+	o := defaultFleetOptions()
+	o.instances, o.n, o.room, o.samples, o.roomMsgs, o.writes = 3, 450, 150, 20, 3, 600
+	o.loginConc, o.dialConc, o.settle, o.redisAddr = 8, 16, 10*time.Millisecond, testenv.RedisAddr()
+	var progress bytes.Buffer
+	r, err := fleetRun(&progress, o)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	var out bytes.Buffer
+	r.print(&out)
+	t.Logf("\n%s", out.String())
+	if err := r.check(); err != nil {
+		t.Fatal(err)
+	}
+	if r.roomMembers != 150 || len(r.roomLast) != o.roomMsgs {
+		t.Errorf("room: want %d messages to 150 members; got %d to %d", o.roomMsgs, len(r.roomLast), r.roomMembers)
+	}
+	if len(r.toUser) != o.samples || len(r.logouts) != o.samples {
+		t.Errorf("want %d ToUser deliveries and logouts; got %d and %d", o.samples, len(r.toUser), len(r.logouts))
+	}
+	for k, c := range r.events {
+		if c.own == 0 || float64(c.received) > 1.2*float64(c.own) {
+			t.Errorf("instance %d received %d events, of which its sessions' %d: want at most 1.2x", k, c.received, c.own)
+		}
+		if all := r.eventsAll[k].all; all < uint64(o.writes) {
+			t.Errorf("instance %d subscribed to every event received %d; want %d or more", k, all, o.writes)
+		}
 	}
 }
