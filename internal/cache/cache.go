@@ -30,6 +30,18 @@
 //     shard completed does not fill the cache, since it may have read what was there
 //     before. Concurrent writes to one session from one process therefore cost a reload
 //     now and then, never a stale read once they have all returned.
+//   - Over a store that counts each session's writes (Versioned: redisstore), Save and
+//     Incr return the version they made, and the cache applies the concurrent writes of
+//     its process in that order instead (see writes): they keep the entry, and each
+//     costs its one round trip. A gap no write of this process can fill is another
+//     process's write: the entry is dropped.
+//   - Over events that route each session's events to the processes that watch it
+//     (store.Watcher: redisstore), the cache watches a session before it first loads
+//     it, which waits for the store (one round trip on Redis), keeps the watches of the
+//     MaxEntries sessions it loaded last, holds an entry only while its session is
+//     watched, and subscribes to the watched sessions' events only. The process then
+//     receives the events of the sessions it holds, not every event of the store. A
+//     Load whose watch fails goes to the store and caches nothing.
 //
 // # How stale an entry may be
 //

@@ -15,7 +15,9 @@
 //	                           fields "\x00o" (owner) and "\x00d" (deadline, unix ms)
 //	<prefix>o:{<Hash(owner)>}  set: hashes of the owner's sessions
 //	<prefix>t:{<Hash(ticket)>} string: a ticket's value, as given
-//	<prefix>events             pub/sub channel of session events
+//	<prefix>events             pub/sub channel of fences (store.Fencer), and of the
+//	                           session events of earlier versions
+//	<prefix>events:<Hash(id)>  pub/sub channel of one session's events (Watch)
 //
 // Keys hold hashes of session ids and tickets, never the ids themselves, so a dump of
 // Redis holds no usable credential. Values are stored as given: a ticket's value is
