@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +42,9 @@ import (
 //	GET  /fleet/stats                 the instance's memory, goroutines, handles and events (JSON)
 //	POST /fleet/send-user?openid=&seq=  Hub.ToUser(openid, "m u <seq>")
 //	POST /fleet/send-room?seq=          Hub.ToRoom("big", "m r <seq>")
+//	GET  /fleet/profile?for=<duration>  a CPU profile of the instance over that time
+//	GET  /fleet/heap                  a heap profile (sampled every 1 KiB when the
+//	                                  environment has MPSESSION_FLEET_MEMPROFILE=1)
 //	POST /fleet/subscribe-all         subscribes to every session's events, counted, as
 //	                                  every instance did before events were routed
 //
@@ -79,6 +85,9 @@ func serverMain(args []string, in io.Reader, out io.Writer) int {
 	if err1 != nil || err2 != nil || roomEvery < 0 || most < 0 {
 		fmt.Fprintln(os.Stderr, "sockets server: bad room every or most sockets:", args[3], args[4])
 		return 2
+	}
+	if os.Getenv("MPSESSION_FLEET_MEMPROFILE") == "1" {
+		runtime.MemProfileRate = 1024 // before anything is allocated: see -memprofile
 	}
 	if limit, err := raiseFileLimit(uint64(most) + 256); err != nil {
 		return fail(fmt.Errorf("open files limit %d: %v", limit, err))
@@ -160,6 +169,27 @@ func serverMain(args []string, in io.Reader, out io.Writer) int {
 	})
 	app.Post("/fleet/send-user", func(c *fiber.Ctx) error {
 		return hub.ToUser(c.UserContext(), c.Query("openid"), []byte("m u "+c.Query("seq")))
+	})
+	app.Get("/fleet/heap", func(c *fiber.Ctx) error {
+		runtime.GC()
+		var buf bytes.Buffer
+		if err := pprof.WriteHeapProfile(&buf); err != nil {
+			return err
+		}
+		return c.Send(buf.Bytes())
+	})
+	app.Get("/fleet/profile", func(c *fiber.Ctx) error {
+		d, err := time.ParseDuration(c.Query("for"))
+		if err != nil {
+			return fiber.NewError(http.StatusBadRequest, err.Error())
+		}
+		var buf bytes.Buffer
+		if err := pprof.StartCPUProfile(&buf); err != nil {
+			return err
+		}
+		time.Sleep(d)
+		pprof.StopCPUProfile()
+		return c.Send(buf.Bytes())
 	})
 	app.Post("/fleet/send-room", func(c *fiber.Ctx) error {
 		return hub.ToRoom(c.UserContext(), bigRoom, []byte("m r "+c.Query("seq")))

@@ -61,6 +61,8 @@ func main() {
 	flag.IntVar(&fo.room, "room", fo.room, "fleet: users in the big room (about)")
 	flag.IntVar(&fo.writes, "fleet-writes", fo.writes, "fleet: increments in each events phase")
 	flag.IntVar(&fo.roomMsgs, "room-msgs", fo.roomMsgs, "fleet: messages to the big room")
+	flag.StringVar(&fo.memprofile, "fleet-memprofile", "", "fleet: write a heap profile of instance 0 with its sockets open to this file")
+	flag.StringVar(&fo.profile, "fleet-profile", "", "fleet: write a CPU profile of instance 0 during the room messages to this file")
 	flag.IntVar(&o.n, "n", o.n, "number of sockets (and users)")
 	flag.IntVar(&o.sample, "sample", o.sample, "number of sessions logged out, one at a time")
 	flag.IntVar(&o.loginConc, "login-conc", o.loginConc, "concurrent logins")
