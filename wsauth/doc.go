@@ -212,7 +212,7 @@
 //     events a second, and an instance receives those of its own sessions, about a
 //     tenth, whatever the size of the fleet; Redis writes each event once or twice.
 //     Measured on this machine with 6 instances (bench/sockets -fleet, docs/SCALING.md):
-//     each instance received 1.00x to 1.01x the events of the sessions it held, where
+//     each instance received 1.00x the events of the sessions it held, where
 //     before each received every event of the fleet.
 //
 // Routing costs a SUBSCRIBE for every session an instance starts to hold, which the

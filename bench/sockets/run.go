@@ -370,8 +370,10 @@ func newEnv(o options) (_ *env, err error) {
 		return nil, err
 	}
 	// B's store calls its subscribers in order, on one goroutine: this one, then the
-	// wsauth registry, which subscribes with the first socket.
-	unsubscribe, err := stB.Subscribe(e.watch.onEvent)
+	// wsauth registry, which subscribes with the first socket. Both receive the events
+	// of the sessions B watches (those of its sockets); Subscribe's subscribers, which
+	// receive every event, would get each one after the registry has acted on it.
+	unsubscribe, err := stB.SubscribeWatched(e.watch.onEvent)
 	if err != nil {
 		return nil, err
 	}
