@@ -1,0 +1,145 @@
+package cache
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mpsession/mpsession/internal/testenv"
+	"github.com/mpsession/mpsession/store"
+	"github.com/mpsession/mpsession/store/redisstore"
+)
+
+// TestCacheWatchesWhatItHolds checks that over redisstore the cache receives the events
+// of the sessions it loaded and no other, keeps the watches of MaxEntries sessions, and
+// forgets a session whose watch it let go: another process's write to it reaches the
+// cache no more, and the next Load reads the store and watches it again.
+func TestCacheWatchesWhatItHolds(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	prefix := testenv.RedisPrefix(t, rdb)
+	rs := redisstore.New(rdb, redisstore.Config{Prefix: prefix})
+	defer rs.Close()
+	writer := redisstore.New(testenv.Redis(t), redisstore.Config{Prefix: prefix})
+	defer writer.Close()
+	c, err := New(rs, time.Hour, Config{MaxEntries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	watcher, ok := c.Capabilities().Events.(store.Watcher)
+	if !ok {
+		t.Fatal("the cache's events over redisstore: want a store.Watcher")
+	}
+	events := make(chan store.Event, 64)
+	unsubscribe, err := watcher.SubscribeWatched(func(ev store.Event) {
+		if ev.Kind == store.EventChanged {
+			events <- ev
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsubscribe()
+	for deadline := time.Now().Add(10 * time.Second); !c.Serving(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache does not serve within 10s")
+		}
+	}
+	ctx := context.Background()
+	ids := []string{"watch-1-" + prefix, "watch-2-" + prefix, "watch-3-" + prefix}
+	for _, id := range ids {
+		if err := writer.Create(ctx, id, store.Record{Fields: map[string]string{"v": "0"}}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subscribers := func(id string) int64 {
+		ch := prefix + "events:" + store.Hash(id)
+		n, err := rdb.PubSubNumSub(ctx, ch).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n[ch]
+	}
+	set := func(id, v string) {
+		t.Helper()
+		if err := writer.Save(ctx, id, store.Change{Set: map[string]string{"v": v}}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func() store.Event {
+		t.Helper()
+		select {
+		case ev := <-events:
+			return ev
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event within 5s")
+			return store.Event{}
+		}
+	}
+	load := func(id string) string {
+		t.Helper()
+		rec, err := c.Load(ctx, id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.Fields["v"]
+	}
+
+	load(ids[0])
+	load(ids[1])
+	if a, b, none := subscribers(ids[0]), subscribers(ids[1]), subscribers(ids[2]); a != 1 || b != 1 || none != 0 {
+		t.Fatalf("subscribers of the sessions' channels after loading two: want 1, 1, 0; got %d, %d, %d", a, b, none)
+	}
+	set(ids[2], "1") // not held: no event
+	set(ids[0], "1")
+	if ev := next(); ev.Hash != store.Hash(ids[0]) {
+		t.Fatalf("want the event of the first session first; got %+v", ev)
+	}
+	if v := load(ids[0]); v != "1" {
+		t.Fatalf("first session after another process's write: want v=1; got %q", v)
+	}
+
+	// A third session takes the place of the least recently loaded one, the second.
+	load(ids[2])
+	// A Watch waits for a PING sent after the UNSUBSCRIBE of the evicted watch, on the
+	// same connection: once it returns, Redis has run both.
+	unwatch, _, err := rs.Watch(ctx, store.Hash("barrier"+prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unwatch()
+	if n := subscribers(ids[1]); n != 0 {
+		t.Fatalf("subscribers of the evicted session's channel: want 0; got %d", n)
+	}
+	hits := c.Hits.Load()
+	set(ids[1], "2") // no longer held: no event, and no entry to drop
+	set(ids[2], "2")
+	if ev := next(); ev.Hash != store.Hash(ids[2]) {
+		t.Fatalf("after the second session's watch ended: want the third's event first; got %+v", ev)
+	}
+	if v := load(ids[1]); v != "2" {
+		t.Fatalf("evicted session: want the store's v=2; got %q", v)
+	}
+	if c.Hits.Load() != hits {
+		t.Error("the evicted session's Load was a hit; want a miss")
+	}
+	if n := subscribers(ids[1]); n != 1 {
+		t.Errorf("subscribers of the session loaded again: want 1; got %d", n)
+	}
+
+	// Close lets every watch go.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	unwatch, _, err = rs.Watch(ctx, store.Hash("barrier2"+prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unwatch()
+	for _, id := range ids {
+		if n := subscribers(id); n != 0 {
+			t.Errorf("subscribers of %s after Close: want 0; got %d", id, n)
+		}
+	}
+}
