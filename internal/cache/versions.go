@@ -57,10 +57,17 @@ type pendingWrite struct {
 }
 
 // release removes the change of version v from waiting and lets its writer return.
+// The write counts as acknowledged from now on (acked), not only once its writer runs
+// again: meanwhile the entry may go (evicted, expired) and a load that read the store
+// before the write must not fill it.
 func (w *writes) release(v uint64) {
 	p := w.waiting[v]
 	delete(w.waiting, v)
-	if p != nil && p.done != nil {
+	if p == nil {
+		return
+	}
+	w.acked = max(w.acked, v)
+	if p.done != nil {
 		close(p.done)
 	}
 }
