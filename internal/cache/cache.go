@@ -508,13 +508,16 @@ func (c *Store) Load(ctx context.Context, id string, touch time.Duration) (*stor
 	}
 	c.Misses.Add(1)
 	c.metrics.CacheLookup(counting.CacheMiss)
+	// Read before the watch is confirmed: a watch evicted from here on bumps the
+	// shard, so that this load cannot fill the cache after another load watched the
+	// session again (events went unheard in between).
+	sh := c.shard(hash)
+	seq, epoch := sh.Load(), c.epoch.Load()
 	if c.watcher != nil {
 		if err := c.watch(ctx, hash); err != nil {
 			return c.Store.Load(ctx, id, touch) // unwatched: not cached
 		}
 	}
-	sh := c.shard(hash)
-	seq, epoch := sh.Load(), c.epoch.Load()
 	if c.versions != nil {
 		return c.loadVersion(ctx, hash, id, touch, now, seq, epoch)
 	}
