@@ -182,8 +182,22 @@ type watch struct {
 	mark  uint64        // the PING that follows its SUBSCRIBE
 	ready chan struct{} // closed when the mark's pong came back: the subscription is live
 	since time.Time     // when ready closed
-	err   error         // set, with ready closed, when the store closed first
+	err   error         // set, with ready closed, when the store closed first or Redis refused it
 }
+
+// refused reports whether Redis refused w's subscription (see eventFeed.refuse); the
+// feed's cmdMu must be held.
+func (w *watch) refused() bool {
+	select {
+	case <-w.ready:
+		return w.err != nil && !errors.Is(w.err, errStoreClosed)
+	default:
+		return false
+	}
+}
+
+// errStoreClosed fails the watches of a closed store.
+var errStoreClosed = errors.New("store closed")
 
 // clockBase anchors monoNow's readings.
 var clockBase = time.Now()
@@ -282,6 +296,9 @@ const markPrefix = "mpsession-mark:"
 // unwatch is called. Watch never dials: while Redis is unreachable, the receive loop
 // reconnects, go-redis subscribes the connection to every watched channel again, and
 // the health check's next PING (they carry marks too) confirms the watches waiting.
+// When Redis refuses the SUBSCRIBE (an ACL without the session channels, see
+// docs/SECURITY.md), Watch returns Redis's error, and the next Watch of the session
+// tries again.
 func (s *Store) Watch(ctx context.Context, hash string) (unwatch func(), since time.Time, err error) {
 	if !validHash(hash) {
 		return nil, time.Time{}, fmt.Errorf("redisstore: watch: %q is not a session hash", hash)
@@ -316,7 +333,8 @@ func (s *Store) watchPattern() error {
 }
 
 // hold returns the watch of ch ("" for the pattern), making it and sending subscribe
-// and a mark after it when there is none, and counts one more holder.
+// and a mark after it when there is none or Redis refused the one there is, and counts
+// one more holder.
 func (e *eventFeed) hold(ch string, subscribe func(context.Context, *redis.PubSub) error) *watch {
 	e.cmdMu.Lock()
 	defer e.cmdMu.Unlock()
@@ -324,7 +342,7 @@ func (e *eventFeed) hold(ch string, subscribe func(context.Context, *redis.PubSu
 	if ch != "" {
 		w = e.watches[ch]
 	}
-	if w == nil {
+	if w == nil || w.refused() {
 		w = &watch{ready: make(chan struct{})}
 		if ch == "" {
 			e.pattern = w
@@ -335,7 +353,7 @@ func (e *eventFeed) hold(ch string, subscribe func(context.Context, *redis.PubSu
 			e.watches[ch] = w
 		}
 		if e.stopped {
-			w.err = errors.New("store closed")
+			w.err = errStoreClosed
 			close(w.ready)
 		} else {
 			// Neither command dials (see noDial): when they fail, go-redis has the
@@ -395,6 +413,27 @@ func (e *eventFeed) marked(n uint64) {
 		close(e.marks[i].ready)
 	}
 	e.marks = append(e.marks[:0], e.marks[i:]...)
+}
+
+// refuse fails the watch whose command Redis answered with err, and reports whether
+// there was one. Redis answers a connection's commands in order, and only a SUBSCRIBE
+// or PSUBSCRIBE of a watch is refused in practice (PING and UNSUBSCRIBE need no
+// permission), so an error reply answers the command sent after the last mark whose
+// pong came back: that of the first watch still waiting. Its mark's pong, which comes
+// next, then confirms nothing. An error with no watch waiting (a resubscription on a
+// new connection refused whole) is left to the loop, which takes it for a broken
+// subscription.
+func (e *eventFeed) refuse(err error) bool {
+	e.cmdMu.Lock()
+	defer e.cmdMu.Unlock()
+	if len(e.marks) == 0 {
+		return false
+	}
+	w := e.marks[0]
+	w.err = fmt.Errorf("refused: %w", err)
+	close(w.ready)
+	e.marks = append(e.marks[:0], e.marks[1:]...)
+	return true
 }
 
 // noDial returns a context that is cancelled already but keeps a deadline: go-redis
@@ -512,6 +551,13 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 			return // Close
 		}
 		now := monoNow()
+		if rerr := redis.Error(nil); errors.As(err, &rerr) && e.refuse(rerr) {
+			// Redis refused a SUBSCRIBE or PSUBSCRIBE (an ACL, say): the connection
+			// is sound, and the watch it was for has failed.
+			failures = 0
+			e.alive(now)
+			continue
+		}
 		if err != nil {
 			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 				e.live(now)
@@ -695,7 +741,7 @@ func (e *eventFeed) close() error {
 	e.cmdMu.Lock()
 	e.stopped = true
 	for _, w := range e.marks {
-		w.err = errors.New("store closed")
+		w.err = errStoreClosed
 		close(w.ready)
 	}
 	e.marks = nil

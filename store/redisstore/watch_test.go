@@ -3,10 +3,14 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -281,4 +285,89 @@ func channelSubscribers(t *testing.T, c *redis.Client, channel string) int64 {
 		t.Fatal(err)
 	}
 	return m[channel]
+}
+
+// TestWatchRefused runs a store as a Redis user whose ACL allows the store's channel
+// and one session's channel only, and checks that a Watch of another session fails
+// with Redis's refusal rather than succeed unheard, without costing the subscription
+// its health (no resync, EventsLive still true); that the allowed session's events
+// still flow; and that a Subscribe refused for the pattern succeeds once the ACL
+// allows it. The ACL is the server's state, so the server is the test's own.
+func TestWatchRefused(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { admin.Close() })
+	prefix := newPrefix()
+	writer := newStore(t, admin, Config{Prefix: prefix})
+	idAllowed, hashAllowed := createSession(t, writer)
+	_, hashDenied := createSession(t, writer)
+	channel := prefix + "events"
+	acl := func(patterns ...string) {
+		t.Helper()
+		args := []any{"ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "resetchannels"}
+		for _, p := range patterns {
+			args = append(args, "&"+p)
+		}
+		if err := admin.Do(t.Context(), args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acl(globEscape(channel), globEscape(channel+":"+hashAllowed))
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "limited", Password: "pw"})
+	t.Cleanup(func() { c.Close() })
+	s := newStore(t, c, Config{Prefix: prefix, SubscribeTimeout: 20 * time.Second})
+	l := make(eventLog, 1024)
+	unsub, err := s.SubscribeWatched(l.receive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+
+	refused := func(what string, err error) {
+		t.Helper()
+		var rerr redis.Error
+		if !errors.As(err, &rerr) || !strings.Contains(err.Error(), "NOPERM") {
+			t.Fatalf("%s: want Redis's NOPERM refusal; got %v", what, err)
+		}
+	}
+	for i := range 2 { // the second sends its SUBSCRIBE again, and is refused again
+		start := time.Now()
+		_, _, err := s.Watch(t.Context(), hashDenied)
+		refused(fmt.Sprintf("Watch %d of a session the ACL denies", i+1), err)
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("refused Watch took %v: it must not wait for the timeout", took)
+		}
+	}
+	unwatch, _, err := s.Watch(t.Context(), hashAllowed)
+	if err != nil {
+		t.Fatalf("Watch of the allowed session after a refusal: %v", err)
+	}
+	defer unwatch()
+	save(t, writer, idAllowed, 1)
+	if ev := l.next(t, 5*time.Second); ev.Hash != hashAllowed {
+		t.Fatalf("want the allowed session's event; got %+v", ev)
+	}
+	if !s.EventsLive() {
+		t.Error("EventsLive after a refused Watch: want true")
+	}
+	for len(l) > 0 {
+		if ev := <-l; ev.Kind == store.EventResync {
+			t.Error("a refused Watch cost the subscribers a resync")
+		}
+	}
+
+	_, err = s.Subscribe(func(store.Event) {})
+	refused("Subscribe with the pattern denied", err)
+	acl(globEscape(channel), globEscape(channel)+":*")
+	all := make(eventLog, 1024)
+	unsubAll, err := s.Subscribe(all.receive)
+	if err != nil {
+		t.Fatalf("Subscribe once the ACL allows the pattern: %v", err)
+	}
+	defer unsubAll()
+	save(t, writer, idAllowed, 2)
+	if ev := all.next(t, 5*time.Second); ev.Hash != hashAllowed {
+		t.Fatalf("Subscribe: want the session's event; got %+v", ev)
+	}
 }
