@@ -139,8 +139,8 @@ type subscriber struct {
 // channel each went on: fences keep their meaning (store.Fencer).
 //
 // Two goroutines serve the feed: the receive loop reads the connection and calls the
-// subscribers, and the health check sends a PING every pingInterval, whose pong the loop
-// reads like any message. After a network error (a read timeout is none), the loop's
+// subscribers, and the writer sends the watches' commands and, as a health check, a
+// PING every pingInterval, whose pong the loop reads like any message. After a network error (a read timeout is none), the loop's
 // next read has go-redis dial and resubscribe; the events published meanwhile are lost,
 // so the loop sends store.EventResync when Redis confirms the subscription again.
 type eventFeed struct {
@@ -152,15 +152,18 @@ type eventFeed struct {
 	subs    atomic.Pointer[[]*subscriber] // Subscribe's: every event
 	watched atomic.Pointer[[]*subscriber] // SubscribeWatched's: the watched sessions' events
 
-	// cmdMu orders the subscription's commands (SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE and
-	// the PINGs that mark them) with the changes to watches they go with. It is taken
-	// after mu, never before.
+	// cmdMu guards the watches and orders the subscription's commands (SUBSCRIBE,
+	// UNSUBSCRIBE, PSUBSCRIBE and the PINGs that mark them) with the changes to watches
+	// they go with: the changes queue them, and the writer sends them, in that order.
+	// It is taken after mu, never before, and never held across a command.
 	cmdMu    sync.Mutex
 	watches  map[string]*watch // by channel
 	pattern  *watch            // the pattern subscription, nil until a Subscribe
-	marks    []*watch          // waiting for their mark's pong, in the order sent
+	marks    []*watch          // waiting for their mark's pong, in the order queued
 	lastMark uint64
-	stopped  bool // set by close: no more commands, and every watch fails
+	queue    []command     // for the writer, in order
+	wake     chan struct{} // tells the writer the queue has commands; buffered, of 1
+	stopped  bool          // set by close: no more commands, and every watch fails
 
 	// received counts the session events the feed decoded (not fences, not resyncs).
 	received atomic.Uint64
@@ -198,6 +201,13 @@ func (w *watch) refused() bool {
 
 // errStoreClosed fails the watches of a closed store.
 var errStoreClosed = errors.New("store closed")
+
+// A command is one the writer sends on the subscription's connection: a SUBSCRIBE,
+// PSUBSCRIBE or UNSUBSCRIBE, and, when mark is not 0, the PING that marks it.
+type command struct {
+	send func(context.Context, *redis.PubSub) error
+	mark uint64
+}
 
 // clockBase anchors monoNow's readings.
 var clockBase = time.Now()
@@ -267,7 +277,7 @@ func (s *Store) subscribe(fn func(store.Event), list *atomic.Pointer[[]*subscrib
 }
 
 // startFeed subscribes to the store's channel and starts the receive loop and the
-// health check, unless they run.
+// writer, unless they run.
 func (s *Store) startFeed() error {
 	e := &s.feed
 	e.mu.Lock()
@@ -356,20 +366,23 @@ func (e *eventFeed) hold(ch string, subscribe func(context.Context, *redis.PubSu
 			w.err = errStoreClosed
 			close(w.ready)
 		} else {
-			// Neither command dials (see noDial): when they fail, go-redis has the
-			// channel in its list all the same, so the loop's reconnection subscribes
-			// it, and the health check's next mark confirms it.
-			ctx, cancel := noDial()
-			_ = subscribe(ctx, e.ps)
 			e.lastMark++
 			w.mark = e.lastMark
 			e.marks = append(e.marks, w)
-			_ = e.ps.Ping(ctx, markPrefix+strconv.FormatUint(w.mark, 10))
-			cancel()
+			e.send(command{send: subscribe, mark: w.mark})
 		}
 	}
 	w.n++
 	return w
+}
+
+// send queues c for the writer; the feed's cmdMu must be held.
+func (e *eventFeed) send(c command) {
+	e.queue = append(e.queue, c)
+	select {
+	case e.wake <- struct{}{}:
+	default: // the writer has been told already
+	}
 }
 
 // release drops one holder of the watch w of ch, and unsubscribes ch with the last.
@@ -382,9 +395,7 @@ func (e *eventFeed) release(ch string, w *watch) {
 	}
 	delete(e.watches, ch)
 	if !e.stopped {
-		ctx, cancel := noDial()
-		_ = e.ps.Unsubscribe(ctx, ch) // when it fails, go-redis has dropped ch from its list all the same
-		cancel()
+		e.send(command{send: func(ctx context.Context, ps *redis.PubSub) error { return ps.Unsubscribe(ctx, ch) }})
 	}
 }
 
@@ -495,7 +506,7 @@ func setSubs(list *atomic.Pointer[[]*subscriber], change func([]*subscriber) []*
 	list.Store(&subs)
 }
 
-// startEvents subscribes and starts the receive loop and the health check;
+// startEvents subscribes and starts the receive loop and the writer;
 // s.feed.mu must be held.
 func (s *Store) startEvents() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.subscribeTimeout)
@@ -513,9 +524,10 @@ func (s *Store) startEvents() error {
 	e.heard.Store(monoNow())
 	loop, stop := context.WithCancel(context.Background())
 	e.stop = stop
+	e.wake = make(chan struct{}, 1)
 	e.wg.Add(2)
 	go e.receive(loop, ps, s.channel)
-	go e.healthCheck(loop, ps)
+	go e.write(loop, ps)
 	return nil
 }
 
@@ -698,32 +710,57 @@ func (e *eventFeed) patternLive() bool {
 	}
 }
 
-// healthCheck sends a PING on the subscription's connection every pingInterval until
-// ctx ends. The receive loop reads the pong. go-redis writes the PING under its own
-// lock, alongside a read in progress; a Redis that hangs takes the PING and never
-// answers, which the loop sees as silence. The PING's context is cancelled before it is
-// sent, as the loop's is (see receive): when there is no connection, or the write
-// fails, go-redis does not dial here, and the loop, which sees the failure, dials.
-func (e *eventFeed) healthCheck(ctx context.Context, ps *redis.PubSub) {
+// write sends the subscription's commands, as the changes to watches queue them, and a
+// PING every pingInterval as a health check, until ctx ends. The receive loop reads the
+// replies. go-redis writes under its own lock, alongside a read in progress; a Redis
+// that hangs takes the PING and never answers, which the loop sees as silence.
+//
+// No command dials: each has a context cancelled before it is sent, as the loop's is
+// (see receive), so when there is no connection, or the write fails, go-redis does not
+// dial here, and the loop, which sees the failure, dials. A SUBSCRIBE that fails so has
+// its channel in go-redis's list all the same, which the new connection subscribes;
+// an UNSUBSCRIBE has dropped it. The writer may still wait for go-redis's lock while
+// the loop dials: Watch and Subscribe wait for their mark with their own deadline, not
+// for the writer.
+//
+// Each PING carries the last mark sent: its pong confirms every watch whose own mark
+// was lost with a connection, since go-redis subscribed the new one to their channels
+// before this PING (see Watch).
+func (e *eventFeed) write(ctx context.Context, ps *redis.PubSub) {
 	defer e.wg.Done()
 	tick := time.NewTicker(pingInterval)
 	defer tick.Stop()
+	var sent uint64 // the last mark sent
+	ping := func() {
+		pctx, cancel := noDial()
+		_ = ps.Ping(pctx, markPrefix+strconv.FormatUint(sent, 10))
+		cancel()
+	}
 	for {
+		health := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			health = true
+		case <-e.wake:
 		}
-		// The deadline, which a cancelled context keeps, bounds the write. The PING
-		// carries the last mark sent: its pong confirms every watch whose own mark was
-		// lost with a connection, since go-redis subscribed the new one to their
-		// channels before this PING (see Watch).
 		e.cmdMu.Lock()
-		mark := e.lastMark
+		queue := e.queue
+		e.queue = nil
 		e.cmdMu.Unlock()
-		pctx, cancel := noDial()
-		_ = ps.Ping(pctx, markPrefix+strconv.FormatUint(mark, 10))
-		cancel()
+		for _, c := range queue {
+			cctx, cancel := noDial()
+			_ = c.send(cctx, ps)
+			cancel()
+			if c.mark != 0 {
+				sent = c.mark
+				ping()
+			}
+		}
+		if health {
+			ping()
+		}
 	}
 }
 

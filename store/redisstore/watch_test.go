@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,5 +372,83 @@ func TestWatchRefused(t *testing.T) {
 	save(t, writer, idAllowed, 2)
 	if ev := all.next(t, 5*time.Second); ev.Hash != hashAllowed {
 		t.Fatalf("Subscribe: want the session's event; got %+v", ev)
+	}
+}
+
+// TestWatchDuringDial kills the store's pub/sub connection and holds the receive loop's
+// dial of a new one, during which go-redis's lock of the subscription is taken, and
+// checks that a Watch meanwhile ends with its context rather than wait for the dial;
+// and that once the dial completes, watches succeed and their events flow.
+func TestWatchDuringDial(t *testing.T) {
+	t.Parallel()
+	name := "mpsession-test-" + rand.Text()
+	var hang atomic.Bool
+	dialing := make(chan struct{}, 1)
+	release := make(chan struct{})
+	c := newClient(t, func(o *redis.Options) {
+		o.ClientName = name
+		o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if hang.Load() {
+				select {
+				case dialing <- struct{}{}:
+				default:
+				}
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}
+	})
+	admin := newClient(t)
+	prefix := newPrefix()
+	s := newStore(t, c, Config{Prefix: prefix})
+	writer := newStore(t, newClient(t), Config{Prefix: prefix})
+	l := make(eventLog, 1024)
+	unsub, err := s.SubscribeWatched(l.receive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+
+	hang.Store(true)
+	released := sync.OnceFunc(func() { hang.Store(false); close(release) })
+	defer released()
+	conns := pubsubConns(t, admin, name)
+	if len(conns) != 1 {
+		t.Fatalf("pub/sub connections named %s: want 1; got %d", name, len(conns))
+	}
+	if err := admin.Do(t.Context(), "CLIENT", "KILL", "ID", conns[0], "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dialing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the receive loop did not dial within 10s of the kill")
+	}
+	// The writer's next PING now waits for go-redis's lock, which the dial holds.
+	time.Sleep(2 * pingInterval)
+	_, hash := createSession(t, writer)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err = s.Watch(ctx, hash)
+	if took := time.Since(start); err == nil || took > 2*time.Second {
+		t.Fatalf("Watch while the subscription dials: want its context's error within 2s; got %v after %v", err, took)
+	}
+
+	released()
+	id2, hash2 := createSession(t, writer)
+	unwatch, _, err := s.Watch(t.Context(), hash2)
+	if err != nil {
+		t.Fatalf("Watch after the dial: %v", err)
+	}
+	defer unwatch()
+	save(t, writer, id2, 1)
+	if ev := l.next(t, 5*time.Second); ev.Hash != hash2 {
+		t.Fatalf("after the dial: want the event of %s; got %+v", hash2[:8], ev)
 	}
 }
