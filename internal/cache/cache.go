@@ -38,10 +38,10 @@
 //   - Over events that route each session's events to the processes that watch it
 //     (store.Watcher: redisstore), the cache watches a session before it first loads
 //     it, which waits for the store (one round trip on Redis), keeps the watches of the
-//     MaxEntries sessions it loaded last, holds an entry only while its session is
-//     watched, and subscribes to the watched sessions' events only. The process then
-//     receives the events of the sessions it holds, not every event of the store. A
-//     Load whose watch fails goes to the store and caches nothing.
+//     MaxEntries sessions it loaded or served last, holds an entry only while its
+//     session is watched, and subscribes to the watched sessions' events only. The
+//     process then receives the events of the sessions it holds, not every event of
+//     the store. A Load whose watch fails goes to the store and caches nothing.
 //
 // # How stale an entry may be
 //
@@ -53,9 +53,11 @@
 //
 //   - Every MaxLag/2 the cache publishes a fence, an event carrying a token of its own
 //     that records when it was sent (S, on this process's monotonic clock), on the
-//     store's events channel. The store delivers the channel in the order it ran the
-//     publications, and the cache handles events in order, so when its fence comes
-//     back, it has handled the event of every write acknowledged anywhere before S.
+//     store's events channel. The store delivers the process's events, on that
+//     channel and on the watched sessions' own, in the order it ran the publications
+//     (redisstore receives them all on one connection), and the cache handles events
+//     in order, so when its fence comes back, it has handled the event of every
+//     watched session's write acknowledged anywhere before S.
 //   - An entry is served at T only while the newest fence received was sent at S with
 //     T - S <= MaxLag. A write acknowledged at X <= T - MaxLag <= S has then been
 //     handled: its entry dropped. Otherwise the Load goes to the store, as when events
@@ -163,11 +165,13 @@ type Store struct {
 	// watcher is the backend's store.Watcher, nil when its events have none: the cache
 	// then receives every event of the store. With one, the cache watches each session
 	// before it loads it, keeps the watch as long as the session is in watches (the
-	// most recently loaded MaxEntries sessions), caches a session only while it is
-	// watched, and receives the events of the sessions it watches only.
+	// MaxEntries sessions most recently loaded or hit, see keepWatched), caches a
+	// session only while it is watched, and receives the events of the sessions it
+	// watches only.
 	watcher    store.Watcher
 	watches    *simplelru.LRU[string, func()] // session hash -> its unwatch; under mu
 	unwatching []func()                       // watches evicted, to end once mu is released; under mu
+	keepEvery  int64                          // how often, at most, a hit moves its watch to the front (see keepWatched)
 	// mu makes each change of entries one step with the checks it depends on (a
 	// load's sequence check and its insert, an update's copy and its replace, a drop's
 	// bump and its removal). Reads take no lock beyond the LRU's own.
@@ -201,6 +205,7 @@ type entry struct {
 	loaded   time.Time // for MaxAge
 	version  uint64    // the session's version (Versioned) that fields hold; 0 without versions
 	touchDue atomic.Bool
+	kept     atomic.Int64 // when a hit last moved the session's watch to the front (monoNow); see keepWatched
 }
 
 type subscriber struct {
@@ -256,7 +261,8 @@ func New(st store.Store, idle time.Duration, cfg Config) (*Store, error) {
 	c := &Store{Store: st, health: health, own: own, idle: idle, renew: min(cfg.Renew, idle), maxAge: cfg.MaxAge,
 		origin: origin, entries: entries, touchDue: map[string]string{}, metrics: cfg.Metrics,
 		versions: versions, writes: map[string]*writes{}, watcher: watcher,
-		fencer: fencer, maxLag: int64(cfg.MaxLag), fenceIdle: int64(fenceIdle), fenceNow: make(chan struct{}, 1)}
+		fencer: fencer, maxLag: int64(cfg.MaxLag), fenceIdle: int64(fenceIdle), fenceNow: make(chan struct{}, 1),
+		keepEvery: int64(time.Second)}
 	if watcher != nil {
 		// A watch evicted takes its entry with it: the cache no longer hears of the
 		// session. The drop also bumps the shard, so that a load that read before the
@@ -291,6 +297,21 @@ func (c *Store) watch(ctx context.Context, hash string) error {
 	c.watches.Add(hash, unwatch)
 	c.unlockUnwatching()
 	return nil
+}
+
+// keepWatched moves the watch of the session hash, whose entry e a Load served, to the
+// front of the watches, so that a session read often from memory keeps its watch, and
+// so its entry, ahead of sessions loaded once since. It takes mu at most once per
+// keepEvery per entry: the hits in between take no lock beyond the entries' own.
+func (c *Store) keepWatched(hash string, e *entry) {
+	now := monoNow()
+	kept := e.kept.Load()
+	if now-kept < c.keepEvery || !e.kept.CompareAndSwap(kept, now) {
+		return
+	}
+	c.mu.Lock()
+	c.watches.Get(hash)
+	c.mu.Unlock()
 }
 
 // unlockUnwatching releases mu, then ends the watches evicted meanwhile: Unwatch talks
@@ -501,6 +522,9 @@ func (c *Store) Load(ctx context.Context, id string, touch time.Duration) (*stor
 			c.metrics.CacheLookup(counting.CacheHit)
 			if touch > 0 && now.Sub(e.touched) >= c.renew && !e.touchDue.Swap(true) {
 				c.dueForTouch(hash, id)
+			}
+			if c.watches != nil {
+				c.keepWatched(hash, e)
 			}
 			return e.record(), nil
 		}

@@ -143,3 +143,67 @@ func TestCacheWatchesWhatItHolds(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheHitKeepsWatch checks that a session read from memory keeps its watch ahead
+// of sessions loaded since: of two watched sessions, the one hit last is not the one a
+// third session's load evicts, and stays cached.
+func TestCacheHitKeepsWatch(t *testing.T) {
+	t.Parallel()
+	rdb := testenv.Redis(t)
+	prefix := testenv.RedisPrefix(t, rdb)
+	rs := redisstore.New(rdb, redisstore.Config{Prefix: prefix})
+	defer rs.Close()
+	c, err := New(rs, time.Hour, Config{MaxEntries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.keepEvery = 0 // every hit moves its watch: the test needs no wait
+	for deadline := time.Now().Add(10 * time.Second); !c.Serving(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache does not serve within 10s")
+		}
+	}
+	ctx := context.Background()
+	ids := []string{"keep-1-" + prefix, "keep-2-" + prefix, "keep-3-" + prefix}
+	for _, id := range ids {
+		if err := rs.Create(ctx, id, store.Record{}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(id string) {
+		t.Helper()
+		if _, err := c.Load(ctx, id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load(ids[0])
+	load(ids[1])
+	hits := c.Hits.Load()
+	load(ids[0])
+	if c.Hits.Load() != hits+1 {
+		t.Fatal("the first session's second Load: want a hit")
+	}
+	load(ids[2])                                                   // evicts the least recently used watch: the second session's
+	unwatch, _, err := rs.Watch(ctx, store.Hash("barrier"+prefix)) // Redis has run the UNSUBSCRIBE
+	if err != nil {
+		t.Fatal(err)
+	}
+	unwatch()
+	subscribers := func(id string) int64 {
+		ch := prefix + "events:" + store.Hash(id)
+		n, err := rdb.PubSubNumSub(ctx, ch).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n[ch]
+	}
+	if a, b := subscribers(ids[0]), subscribers(ids[1]); a != 1 || b != 0 {
+		t.Fatalf("subscribers of the hit session and of the one loaded once: want 1, 0; got %d, %d", a, b)
+	}
+	hits = c.Hits.Load()
+	load(ids[0])
+	if c.Hits.Load() != hits+1 {
+		t.Error("the session hit before the eviction: want it still cached")
+	}
+}

@@ -59,8 +59,8 @@
 // whose writes carry an origin) and its messages between processes (store.Broker:
 // Publish and Listen).
 //
-// The scripts publish their events on the channel themselves, at no extra round trip.
-// An event is one payload:
+// The scripts publish their events on the session's channel themselves, at no extra
+// round trip. An event is one payload:
 //
 //	<kind><hash>[<len>:<field>]...[@<ms>][#<origin>]
 //
@@ -93,9 +93,11 @@
 // again or the operating system gives it up.
 //
 // On one Redis (a single node, or a Sentinel group's master), the events implement
-// store.Fencer: Fence publishes a store.EventFence on the events channel, and Redis,
-// which runs PUBLISHes one at a time and delivers a channel in that order, hands it to
-// every subscriber after the event of every write acknowledged before Fence was called.
+// store.Fencer: Fence publishes a store.EventFence on the store's events channel, and
+// Redis, which runs PUBLISHes one at a time and writes each to a subscribed connection
+// before it runs the next, hands it to every subscriber after the event of every write
+// acknowledged before Fence was called, whichever session's channel that event went on:
+// a Store receives the fences and its sessions' events on one connection.
 // fibermp's session cache bounds its staleness with them (CacheConfig.MaxLag). On a
 // Cluster the nodes relay each other's messages with no order between nodes, so the
 // events do not implement it. Subscribers ignore fences, and versions of this package
