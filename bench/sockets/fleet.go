@@ -705,10 +705,11 @@ func (r *fleetResult) print(w io.Writer) {
 	mib := func(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 	fmt.Fprintf(w, "fleet: %d instances, %d sockets, one Redis (%s); logins %v\n\n", r.o.instances, r.o.n, r.redisVersion, r.login.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "instance\tsockets\topen in\theap+stack/socket\tgoroutines/socket\tRSS\tevents received\tof its sessions\tratio\tbefore: every event\t")
+	fmt.Fprintln(tw, "instance\tsockets\topen in\theap+stack/socket (KiB)\tgoroutines/socket\tRSS\tevents received\tof its sessions\tratio\tbefore: every event\t")
 	for k, in := range r.inst {
 		n := uint64(len(in.sockets))
-		mem := (in.with.HeapInuse + in.with.StackInuse - in.before.HeapInuse - in.before.StackInuse) / max(n, 1)
+		heap := (in.with.HeapInuse - in.before.HeapInuse) / max(n, 1)
+		stack := (in.with.StackInuse - in.before.StackInuse) / max(n, 1)
 		gor := float64(in.with.Goroutines-in.before.Goroutines) / float64(max(n, 1))
 		var ev eventCount
 		if k < len(r.events) {
@@ -718,7 +719,8 @@ func (r *fleetResult) print(w io.Writer) {
 		if k < len(r.eventsAll) {
 			all = r.eventsAll[k].all
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%v\t%s\t%.2f\t%s\t%d\t%d\t%.2fx\t%d\t\n", k, n, in.dial.Round(time.Millisecond), kib(mem), gor, mib(in.with.RSS),
+		fmt.Fprintf(tw, "%d\t%d\t%v\t%s (%.1f + %.1f)\t%.2f\t%s\t%d\t%d\t%.2fx\t%d\t\n", k, n, in.dial.Round(time.Millisecond),
+			kib(heap+stack), float64(heap)/1024, float64(stack)/1024, gor, mib(in.with.RSS),
 			ev.received, ev.own, float64(ev.received)/float64(max(ev.own, 1)), all)
 	}
 	_ = tw.Flush()
