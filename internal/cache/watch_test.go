@@ -153,7 +153,8 @@ func TestCacheHitKeepsWatch(t *testing.T) {
 	prefix := testenv.RedisPrefix(t, rdb)
 	rs := redisstore.New(rdb, redisstore.Config{Prefix: prefix})
 	defer rs.Close()
-	c, err := New(rs, time.Hour, Config{MaxEntries: 2})
+	// A MaxLag of an hour: a fence late under load must not turn a hit into a bypass.
+	c, err := New(rs, time.Hour, Config{MaxEntries: 2, MaxLag: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,9 +140,10 @@ type subscriber struct {
 //
 // Two goroutines serve the feed: the receive loop reads the connection and calls the
 // subscribers, and the writer sends the watches' commands and, as a health check, a
-// PING every pingInterval, whose pong the loop reads like any message. After a network error (a read timeout is none), the loop's
-// next read has go-redis dial and resubscribe; the events published meanwhile are lost,
-// so the loop sends store.EventResync when Redis confirms the subscription again.
+// PING every pingInterval, whose pong the loop reads like any message. After a network
+// error (a read timeout is none), the loop's next read has go-redis dial and
+// resubscribe; the events published meanwhile are lost, so the loop sends
+// store.EventResync when Redis confirms the subscription again.
 type eventFeed struct {
 	mu      sync.Mutex
 	ps      *redis.PubSub
@@ -164,6 +165,7 @@ type eventFeed struct {
 	queue    []command     // for the writer, in order
 	wake     chan struct{} // tells the writer the queue has commands; buffered, of 1
 	stopped  bool          // set by close: no more commands, and every watch fails
+	refusal  error         // the last error Redis answered, for the watches it failed
 
 	// received counts the session events the feed decoded (not fences, not resyncs).
 	received atomic.Uint64
@@ -181,14 +183,16 @@ type eventFeed struct {
 // A watch is one session channel (or the pattern) the feed subscribes to for as long as
 // someone holds it.
 type watch struct {
-	n     int           // holders; the channel is unsubscribed when it falls to 0
-	mark  uint64        // the PING that follows its SUBSCRIBE
-	ready chan struct{} // closed when the mark's pong came back: the subscription is live
-	since time.Time     // when ready closed
-	err   error         // set, with ready closed, when the store closed first or Redis refused it
+	name      string        // the channel, or the pattern, as Redis's replies name it
+	n         int           // holders; the channel is unsubscribed when it falls to 0
+	mark      uint64        // the PING that follows its SUBSCRIBE
+	confirmed bool          // Redis confirmed the subscription since it was made; under cmdMu
+	ready     chan struct{} // closed when the mark's pong came back: the subscription is live, or failed
+	since     time.Time     // when ready closed
+	err       error         // set, with ready closed, when the store closed first or Redis refused it
 }
 
-// refused reports whether Redis refused w's subscription (see eventFeed.refuse); the
+// refused reports whether Redis refused w's subscription (see eventFeed.marked); the
 // feed's cmdMu must be held.
 func (w *watch) refused() bool {
 	select {
@@ -317,7 +321,7 @@ func (s *Store) Watch(ctx context.Context, hash string) (unwatch func(), since t
 		return nil, time.Time{}, err
 	}
 	ch := s.eventChannel(hash)
-	w := s.feed.hold(ch, func(ctx context.Context, ps *redis.PubSub) error { return ps.Subscribe(ctx, ch) })
+	w := s.feed.hold(ch, ch, func(ctx context.Context, ps *redis.PubSub) error { return ps.Subscribe(ctx, ch) })
 	release := sync.OnceFunc(func() { s.feed.release(ch, w) })
 	if err := s.feed.await(ctx, w, s.subscribeTimeout); err != nil {
 		release()
@@ -335,17 +339,17 @@ func (s *Store) watchPattern() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.subscribeTimeout)
 	defer cancel()
 	pattern := globEscape(s.channel) + ":*"
-	w := s.feed.hold("", func(ctx context.Context, ps *redis.PubSub) error { return ps.PSubscribe(ctx, pattern) })
+	w := s.feed.hold("", pattern, func(ctx context.Context, ps *redis.PubSub) error { return ps.PSubscribe(ctx, pattern) })
 	if err := s.feed.await(ctx, w, s.subscribeTimeout); err != nil {
 		return s.fail(ctx, "subscribe", err)
 	}
 	return nil
 }
 
-// hold returns the watch of ch ("" for the pattern), making it and sending subscribe
-// and a mark after it when there is none or Redis refused the one there is, and counts
-// one more holder.
-func (e *eventFeed) hold(ch string, subscribe func(context.Context, *redis.PubSub) error) *watch {
+// hold returns the watch of ch ("" for the pattern, whose name is name), making it and
+// sending subscribe and a mark after it when there is none or Redis refused the one
+// there is, and counts one more holder.
+func (e *eventFeed) hold(ch, name string, subscribe func(context.Context, *redis.PubSub) error) *watch {
 	e.cmdMu.Lock()
 	defer e.cmdMu.Unlock()
 	w := e.pattern
@@ -353,7 +357,7 @@ func (e *eventFeed) hold(ch string, subscribe func(context.Context, *redis.PubSu
 		w = e.watches[ch]
 	}
 	if w == nil || w.refused() {
-		w = &watch{ready: make(chan struct{})}
+		w = &watch{name: name, ready: make(chan struct{})}
 		if ch == "" {
 			e.pattern = w
 		} else {
@@ -413,38 +417,73 @@ func (e *eventFeed) await(ctx context.Context, w *watch, timeout time.Duration) 
 	}
 }
 
-// marked confirms every watch whose mark is n or earlier: the pong of mark n came back.
+// marked settles every watch whose mark is n or earlier: the pong of mark n came back,
+// so Redis has answered every command sent before it. A watch whose subscription Redis
+// confirmed meanwhile (see subscription) is live; one it did not confirm was refused
+// (an ACL, say: Redis answered its SUBSCRIBE with an error), and fails. A refused
+// pattern is unsubscribed, so that go-redis does not send it again on a new connection.
+//
+// A watch is settled by its own confirmation, never by its place among the replies:
+// after a reconnect, go-redis subscribes every channel again in one SUBSCRIBE, whose
+// replies confirm the watches whose first one was lost with the connection.
 func (e *eventFeed) marked(n uint64) {
 	e.cmdMu.Lock()
 	defer e.cmdMu.Unlock()
 	now := time.Now()
 	i := 0
 	for ; i < len(e.marks) && e.marks[i].mark <= n; i++ {
-		e.marks[i].since = now
-		close(e.marks[i].ready)
+		w := e.marks[i]
+		if !w.confirmed {
+			w.err = errors.New("Redis did not confirm the subscription")
+			if e.refusal != nil {
+				w.err = fmt.Errorf("refused: %w", e.refusal)
+			}
+			if w == e.pattern && !e.stopped {
+				name := w.name
+				e.send(command{send: func(ctx context.Context, ps *redis.PubSub) error { return ps.PUnsubscribe(ctx, name) }})
+			}
+		}
+		w.since = now
+		close(w.ready)
 	}
 	e.marks = append(e.marks[:0], e.marks[i:]...)
+	if len(e.marks) == 0 {
+		e.refusal = nil
+	}
 }
 
-// refuse fails the watch whose command Redis answered with err, and reports whether
-// there was one. Redis answers a connection's commands in order, and only a SUBSCRIBE
-// or PSUBSCRIBE of a watch is refused in practice (PING and UNSUBSCRIBE need no
-// permission), so an error reply answers the command sent after the last mark whose
-// pong came back: that of the first watch still waiting. Its mark's pong, which comes
-// next, then confirms nothing. An error with no watch waiting (a resubscription on a
-// new connection refused whole) is left to the loop, which takes it for a broken
-// subscription.
-func (e *eventFeed) refuse(err error) bool {
+// subscription records Redis's reply to a SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE or
+// PUNSUBSCRIBE of name on the watch waiting for it, if any. An unsubscription undoes a
+// confirmation: it answers the UNSUBSCRIBE of an earlier watch of the channel, sent
+// before the SUBSCRIBE of the one now waiting.
+func (e *eventFeed) subscription(kind, name string) {
 	e.cmdMu.Lock()
 	defer e.cmdMu.Unlock()
-	if len(e.marks) == 0 {
-		return false
+	var w *watch
+	switch kind {
+	case "subscribe", "unsubscribe":
+		w = e.watches[name]
+	case "psubscribe", "punsubscribe":
+		if e.pattern != nil && e.pattern.name == name {
+			w = e.pattern
+		}
 	}
-	w := e.marks[0]
-	w.err = fmt.Errorf("refused: %w", err)
-	close(w.ready)
-	e.marks = append(e.marks[:0], e.marks[1:]...)
-	return true
+	if w == nil {
+		return
+	}
+	select {
+	case <-w.ready: // settled
+	default:
+		w.confirmed = kind == "subscribe" || kind == "psubscribe"
+	}
+}
+
+// refused records an error Redis answered on the subscription's connection: the
+// watches its mark finds unconfirmed fail with it.
+func (e *eventFeed) refused(err error) {
+	e.cmdMu.Lock()
+	defer e.cmdMu.Unlock()
+	e.refusal = err
 }
 
 // noDial returns a context that is cancelled already but keeps a deadline: go-redis
@@ -552,6 +591,12 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 	noRetry, cancel := context.WithCancel(context.Background())
 	cancel()
 	failures := 0
+	// subscribed turns false when the connection breaks, and true when Redis confirms
+	// the store's channel on the new one. go-redis subscribes a new connection to every
+	// channel in one SUBSCRIBE, which Redis refuses whole when it refuses one channel
+	// (an ACL tightened): the new connection then answers PINGs but carries no event,
+	// and until a confirmation comes, nothing it sends proves the subscription live.
+	subscribed := true
 	for {
 		rctx := ctx
 		if e.heard.Load() != 0 {
@@ -563,18 +608,23 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 			return // Close
 		}
 		now := monoNow()
-		if rerr := redis.Error(nil); errors.As(err, &rerr) && e.refuse(rerr) {
-			// Redis refused a SUBSCRIBE or PSUBSCRIBE (an ACL, say): the connection
-			// is sound, and the watch it was for has failed.
-			failures = 0
-			e.alive(now)
-			continue
+		if rerr := redis.Error(nil); errors.As(err, &rerr) {
+			// An error Redis answered: a SUBSCRIBE or PSUBSCRIBE refused (an ACL,
+			// say), whose watch its mark then fails (see marked), or, when this read
+			// could dial (rctx is ctx), a new connection refused (a password
+			// rotated). Neither proves the connection live or broken.
+			e.refused(rerr)
+			if rctx == noRetry {
+				failures = 0
+				continue
+			}
 		}
 		if err != nil {
 			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 				e.live(now)
-			} else {
+			} else if !errors.As(err, new(redis.Error)) {
 				e.heard.Store(0)
+				subscribed = false
 			}
 			// An error that comes back at once, again (Redis refuses connections),
 			// waits before the next try.
@@ -590,6 +640,13 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 		failures = 0
 		switch msg := msg.(type) {
 		case *redis.Subscription:
+			e.subscription(msg.Kind, msg.Channel)
+			if msg.Kind == "subscribe" && (msg.Count == 1 || msg.Channel == base) {
+				subscribed = true
+			}
+			if !subscribed {
+				break
+			}
 			switch {
 			case (msg.Kind == "subscribe" || msg.Kind == "psubscribe") && msg.Count == 1:
 				// The first subscription of a connection: a resubscription on a new
@@ -607,13 +664,18 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 			}
 			e.alive(now)
 		case *redis.Pong:
-			e.alive(now)
+			if subscribed {
+				e.alive(now)
+			}
 			if n, ok := strings.CutPrefix(msg.Payload, markPrefix); ok {
 				if mark, err := strconv.ParseUint(n, 10, 64); err == nil {
 					e.marked(mark)
 				}
 			}
 		case *redis.Message:
+			if !subscribed {
+				break // a connection without the store's channel carries no message
+			}
 			e.alive(now)
 			ev, ok := decodeEvent(msg.Payload)
 			if !ok {
@@ -639,9 +701,10 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 // before heard turns current, so that EventsLive never reports true to someone who has
 // not been told to drop what the lost events may have changed.
 //
-// A pong or a message proves the subscription as well as a confirmation does: go-redis
-// subscribes a new connection before it sends anything else on it, and Redis answers
-// in order, so the confirmation always comes first on a new connection.
+// A pong or a message proves the subscription as well as a confirmation does, once
+// Redis confirmed the store's channel on the connection: go-redis subscribes a new
+// connection before it sends anything else on it, and Redis answers in order, so the
+// confirmation, or the refusal, comes first on a new connection (see receive).
 func (e *eventFeed) alive(now int64) {
 	for {
 		h := e.heard.Load()

@@ -419,7 +419,7 @@ func TestCapabilities(t *testing.T) {
 	waitEventFlow(t, s, id, w.events, 5*time.Second)
 }
 
-// TestCloseStopsEvents checks that Close ends the receive loop and the health check,
+// TestCloseStopsEvents checks that Close ends the receive loop and the writer,
 // and that EventsLive reports false after it.
 func TestCloseStopsEvents(t *testing.T) {
 	for _, b := range backends {
@@ -454,7 +454,7 @@ func TestCloseStopsEvents(t *testing.T) {
 }
 
 // eventGoroutines counts the goroutines that a Store's startEvents started: the receive
-// loop and the health check. TestCloseStopsEvents, which counts them, does not run in
+// loop and the writer. TestCloseStopsEvents, which counts them, does not run in
 // parallel: no other test runs meanwhile, so it counts its own.
 func eventGoroutines() int {
 	buf := make([]byte, 1<<20)

@@ -342,6 +342,15 @@ func TestWatchRefused(t *testing.T) {
 			t.Errorf("refused Watch took %v: it must not wait for the timeout", took)
 		}
 	}
+	// The refusals cost the subscription nothing: no resync, and still live.
+	for len(l) > 0 {
+		if ev := <-l; ev.Kind == store.EventResync {
+			t.Error("a refused Watch cost the subscribers a resync")
+		}
+	}
+	if !s.EventsLive() {
+		t.Error("EventsLive after a refused Watch: want true")
+	}
 	unwatch, _, err := s.Watch(t.Context(), hashAllowed)
 	if err != nil {
 		t.Fatalf("Watch of the allowed session after a refusal: %v", err)
@@ -350,14 +359,6 @@ func TestWatchRefused(t *testing.T) {
 	save(t, writer, idAllowed, 1)
 	if ev := l.next(t, 5*time.Second); ev.Hash != hashAllowed {
 		t.Fatalf("want the allowed session's event; got %+v", ev)
-	}
-	if !s.EventsLive() {
-		t.Error("EventsLive after a refused Watch: want true")
-	}
-	for len(l) > 0 {
-		if ev := <-l; ev.Kind == store.EventResync {
-			t.Error("a refused Watch cost the subscribers a resync")
-		}
 	}
 
 	_, err = s.Subscribe(func(store.Event) {})
@@ -451,4 +452,73 @@ func TestWatchDuringDial(t *testing.T) {
 	if ev := l.next(t, 5*time.Second); ev.Hash != hash2 {
 		t.Fatalf("after the dial: want the event of %s; got %+v", hash2[:8], ev)
 	}
+}
+
+// TestEventsRefusedRedial changes the password of the store's Redis user and kills its
+// subscription, so that every dial of a new one is refused (WRONGPASS, an error Redis
+// answers): events must stay not live, without a resync, and the loop must keep
+// spacing its dials out rather than take the refusal for a reply on a live connection.
+// With the password back, events are live again.
+func TestEventsRefusedRedial(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { admin.Close() })
+	setUser := func(args ...any) {
+		t.Helper()
+		if err := admin.Do(t.Context(), append([]any{"ACL", "SETUSER", "rotated"}, args...)...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setUser("on", ">pw", "~*", "&*", "+@all")
+	var dials atomic.Int64
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "rotated", Password: "pw",
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}})
+	t.Cleanup(func() { c.Close() })
+	s := newStore(t, c, Config{})
+	l := make(eventLog, 1024)
+	unsub, err := s.SubscribeWatched(l.receive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	waitLive := func(want bool, limit time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(limit); s.EventsLive() != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("EventsLive: want %v within %v", want, limit)
+			}
+		}
+	}
+	waitLive(true, 5*time.Second)
+
+	setUser("resetpass", ">pw2")
+	if err := admin.Do(t.Context(), "CLIENT", "KILL", "USER", "rotated").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(false, 5*time.Second)
+	for len(l) > 0 {
+		<-l
+	}
+	before := dials.Load()
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if s.EventsLive() {
+			t.Fatal("EventsLive while every dial is refused: want false")
+		}
+	}
+	if n := dials.Load() - before; n > 30 {
+		t.Errorf("dials in a second while each is refused: want them spaced out (about %v apart); got %d", retryDelay, n)
+	}
+	for len(l) > 0 {
+		if ev := <-l; ev.Kind == store.EventResync {
+			t.Error("a resync while every dial is refused: the refusal was taken for a live connection")
+		}
+	}
+
+	setUser(">pw")
+	waitLive(true, 5*time.Second)
 }
