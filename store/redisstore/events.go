@@ -596,7 +596,12 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 	// channel in one SUBSCRIBE, which Redis refuses whole when it refuses one channel
 	// (an ACL tightened): the new connection then answers PINGs but carries no event,
 	// and until a confirmation comes, nothing it sends proves the subscription live.
-	subscribed := true
+	// An error after which go-redis kept the connection (a reply it cannot read) makes
+	// subscribed false too: a pong then shows the connection answers with no
+	// confirmation on its way, and the loop has the writer subscribe the store's
+	// channel again, once, unless Redis refused something since the error.
+	subscribed, refusedSince, resubscribing := true, false, false
+	resubscribe := func(ctx context.Context, ps *redis.PubSub) error { return ps.Subscribe(ctx, base) }
 	for {
 		rctx := ctx
 		if e.heard.Load() != 0 {
@@ -614,6 +619,7 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 			// could dial (rctx is ctx), a new connection refused (a password
 			// rotated). Neither proves the connection live or broken.
 			e.refused(rerr)
+			refusedSince = true
 			if rctx == noRetry {
 				failures = 0
 				continue
@@ -624,7 +630,7 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 				e.live(now)
 			} else if !errors.As(err, new(redis.Error)) {
 				e.heard.Store(0)
-				subscribed = false
+				subscribed, refusedSince, resubscribing = false, false, false
 			}
 			// An error that comes back at once, again (Redis refuses connections),
 			// waits before the next try.
@@ -666,6 +672,13 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 		case *redis.Pong:
 			if subscribed {
 				e.alive(now)
+			} else if !refusedSince && !resubscribing {
+				resubscribing = true
+				e.cmdMu.Lock()
+				if !e.stopped {
+					e.send(command{send: resubscribe})
+				}
+				e.cmdMu.Unlock()
 			}
 			if n, ok := strings.CutPrefix(msg.Payload, markPrefix); ok {
 				if mark, err := strconv.ParseUint(n, 10, 64); err == nil {

@@ -522,3 +522,89 @@ func TestEventsRefusedRedial(t *testing.T) {
 	setUser(">pw")
 	waitLive(true, 5*time.Second)
 }
+
+// injectConn is a connection to Redis into whose reads a test slips frames of its own,
+// as a proxy or a server with a bug might send them.
+type injectConn struct {
+	net.Conn
+	mu      sync.Mutex
+	pending []byte
+}
+
+func (c *injectConn) inject(frame string) {
+	c.mu.Lock()
+	c.pending = append(c.pending, frame...)
+	c.mu.Unlock()
+}
+
+// Read returns what was injected first. go-redis reads the subscription only when it
+// has no reply buffered, so on an idle connection the frame lands between two replies.
+func (c *injectConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		c.mu.Unlock()
+		return n, nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+// TestEventsUnreadableReply slips a reply go-redis cannot read (a message whose
+// payload is a number) into the subscription, which makes the read fail while go-redis
+// keeps the connection: events turn not live, and must come back, with a resync, once
+// the loop has Redis confirm the store's channel again on the connection it kept.
+func TestEventsUnreadableReply(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var conns []*injectConn
+	c := newClient(t, func(o *redis.Options) {
+		o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			nc, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			ic := &injectConn{Conn: nc}
+			mu.Lock()
+			conns = append(conns, ic)
+			mu.Unlock()
+			return ic, nil
+		}
+	})
+	s := newStore(t, c, Config{})
+	l := make(eventLog, 1024)
+	unsub, err := s.SubscribeWatched(l.receive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	mu.Lock()
+	before := len(conns)
+	ps := conns[len(conns)-1] // the subscription dialed last
+	mu.Unlock()
+	for len(l) > 0 {
+		<-l
+	}
+	ps.inject(">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n:5\r\n")
+	resynced := false
+	for deadline := time.Now().Add(5 * time.Second); !resynced; {
+		select {
+		case ev := <-l:
+			resynced = ev.Kind == store.EventResync
+		case <-time.After(time.Until(deadline)):
+			t.Fatal("no resync within 5s of an unreadable reply")
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); !s.EventsLive(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("EventsLive after an unreadable reply: want true again within 5s")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != before {
+		t.Errorf("connections dialed after the unreadable reply: want none (go-redis keeps the connection); got %d", len(conns)-before)
+	}
+}
