@@ -26,6 +26,9 @@ const (
 	// retryDelay spaces out the receive loop's attempts while Redis refuses to
 	// connect, so that it does not spin.
 	retryDelay = 100 * time.Millisecond
+	// resubscribeEvery spaces out the loop's resubscriptions of a connection that
+	// answers but is not subscribed to the store's channel (see receive).
+	resubscribeEvery = time.Second
 )
 
 // encodeEvent returns an event as it travels on the channel: the kind as one byte, the
@@ -478,6 +481,44 @@ func (e *eventFeed) subscription(kind, name string) {
 	}
 }
 
+// connectionLost forgets what Redis confirmed or refused on a connection that broke:
+// the watches still waiting are settled by what the new one answers.
+func (e *eventFeed) connectionLost() {
+	e.cmdMu.Lock()
+	defer e.cmdMu.Unlock()
+	for _, w := range e.marks {
+		w.confirmed = false
+	}
+	e.refusal = nil
+}
+
+// resubscribe has the writer subscribe the connection to the store's channel base and
+// every watched channel in one SUBSCRIBE, as go-redis subscribes a new connection, and
+// then to the pattern, if one is held.
+func (e *eventFeed) resubscribe(base string) {
+	e.cmdMu.Lock()
+	defer e.cmdMu.Unlock()
+	if e.stopped {
+		return
+	}
+	channels := make([]string, 0, 1+len(e.watches))
+	channels = append(channels, base)
+	for ch := range e.watches {
+		channels = append(channels, ch)
+	}
+	pattern := ""
+	if e.pattern != nil && !e.pattern.refused() {
+		pattern = e.pattern.name
+	}
+	e.send(command{send: func(ctx context.Context, ps *redis.PubSub) error {
+		err := ps.Subscribe(ctx, channels...)
+		if pattern != "" {
+			err = errors.Join(err, ps.PSubscribe(ctx, pattern))
+		}
+		return err
+	}})
+}
+
 // refused records an error Redis answered on the subscription's connection: the
 // watches its mark finds unconfirmed fail with it.
 func (e *eventFeed) refused(err error) {
@@ -595,13 +636,14 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 	// the store's channel on the new one. go-redis subscribes a new connection to every
 	// channel in one SUBSCRIBE, which Redis refuses whole when it refuses one channel
 	// (an ACL tightened): the new connection then answers PINGs but carries no event,
-	// and until a confirmation comes, nothing it sends proves the subscription live.
-	// An error after which go-redis kept the connection (a reply it cannot read) makes
-	// subscribed false too: a pong then shows the connection answers with no
-	// confirmation on its way, and the loop has the writer subscribe the store's
-	// channel again, once, unless Redis refused something since the error.
-	subscribed, refusedSince, resubscribing := true, false, false
-	resubscribe := func(ctx context.Context, ps *redis.PubSub) error { return ps.Subscribe(ctx, base) }
+	// and until the store's channel is confirmed, nothing it sends proves the
+	// subscription live. An error after which go-redis keeps the connection (a reply it
+	// cannot read) makes subscribed false too. While it is, the pongs show a connection
+	// that answers, and every resubscribeEvery the loop has the writer subscribe it to
+	// the store's channel and every watched one again, in one SUBSCRIBE that Redis takes
+	// whole or not at all (see resubscribe).
+	subscribed := true
+	var resubscribed int64 // when the loop last did (monoNow)
 	for {
 		rctx := ctx
 		if e.heard.Load() != 0 {
@@ -619,7 +661,6 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 			// could dial (rctx is ctx), a new connection refused (a password
 			// rotated). Neither proves the connection live or broken.
 			e.refused(rerr)
-			refusedSince = true
 			if rctx == noRetry {
 				failures = 0
 				continue
@@ -630,7 +671,8 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 				e.live(now)
 			} else if !errors.As(err, new(redis.Error)) {
 				e.heard.Store(0)
-				subscribed, refusedSince, resubscribing = false, false, false
+				subscribed, resubscribed = false, now // go-redis resubscribes a new connection itself
+				e.connectionLost()
 			}
 			// An error that comes back at once, again (Redis refuses connections),
 			// waits before the next try.
@@ -647,21 +689,19 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 		switch msg := msg.(type) {
 		case *redis.Subscription:
 			e.subscription(msg.Kind, msg.Channel)
-			if msg.Kind == "subscribe" && (msg.Count == 1 || msg.Channel == base) {
-				subscribed = true
-			}
-			if !subscribed {
-				break
-			}
 			switch {
-			case (msg.Kind == "subscribe" || msg.Kind == "psubscribe") && msg.Count == 1:
-				// The first subscription of a connection: a resubscription on a new
-				// one (go-redis sends every channel in one SUBSCRIBE, the patterns in
-				// the next, so Redis confirms the first channel once all are live).
-				// Whatever was published between the old one's end and now is lost.
-				// The store's channel is never unsubscribed, so on a connection in
-				// use the count is never 1.
+			case msg.Kind == "subscribe" && msg.Channel == base:
+				// The store's channel again: a resubscription, on a new connection
+				// or on this one (see subscribed), after which it is live. Whatever
+				// was published between the old subscription's end and now is lost.
+				// Redis writes the replies of one SUBSCRIBE with no message between
+				// them, so the channels confirmed before this one cost no event.
+				// Nothing else subscribes the store's channel again: it is never
+				// unsubscribed.
+				subscribed = true
 				e.heard.Store(0)
+			case !subscribed:
+				continue
 			case msg.Kind == "psubscribe" && e.patternLive():
 				// The pattern again, on a new connection, confirmed after the
 				// channels: Subscribe's subscribers may have missed what was
@@ -672,13 +712,9 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 		case *redis.Pong:
 			if subscribed {
 				e.alive(now)
-			} else if !refusedSince && !resubscribing {
-				resubscribing = true
-				e.cmdMu.Lock()
-				if !e.stopped {
-					e.send(command{send: resubscribe})
-				}
-				e.cmdMu.Unlock()
+			} else if now-resubscribed >= int64(resubscribeEvery) {
+				resubscribed = now
+				e.resubscribe(base)
 			}
 			if n, ok := strings.CutPrefix(msg.Payload, markPrefix); ok {
 				if mark, err := strconv.ParseUint(n, 10, 64); err == nil {
@@ -687,7 +723,7 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 			}
 		case *redis.Message:
 			if !subscribed {
-				break // a connection without the store's channel carries no message
+				continue // a connection without the store's channel carries no message
 			}
 			e.alive(now)
 			ev, ok := decodeEvent(msg.Payload)

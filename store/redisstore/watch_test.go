@@ -608,3 +608,86 @@ func TestEventsUnreadableReply(t *testing.T) {
 		t.Errorf("connections dialed after the unreadable reply: want none (go-redis keeps the connection); got %d", len(conns)-before)
 	}
 }
+
+// TestEventsACLNarrowed takes one watched session's channel out of the store's Redis
+// user's ACL. Redis drops the subscription, and go-redis's resubscription of every
+// channel, refused whole, leaves a connection that answers PINGs and carries no event:
+// events must stay not live, even when a Watch of a channel the ACL still allows is
+// confirmed on it, and must be live again, the watched sessions' events flowing, once
+// the ACL allows the channel again.
+func TestEventsACLNarrowed(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { admin.Close() })
+	prefix := newPrefix()
+	writer := newStore(t, admin, Config{Prefix: prefix})
+	idA, hashA := createSession(t, writer)
+	_, hashB := createSession(t, writer)
+	_, hashC := createSession(t, writer)
+	base := prefix + "events"
+	allow := func(hashes ...string) {
+		t.Helper()
+		args := []any{"ACL", "SETUSER", "narrowed", "on", ">pw", "~*", "+@all", "resetchannels", "&" + globEscape(base)}
+		for _, h := range hashes {
+			args = append(args, "&"+globEscape(base+":"+h))
+		}
+		if err := admin.Do(t.Context(), args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow(hashA, hashB, hashC)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "narrowed", Password: "pw"})
+	t.Cleanup(func() { c.Close() })
+	s := newStore(t, c, Config{Prefix: prefix})
+	l := make(eventLog, 1024)
+	unsub, err := s.SubscribeWatched(l.receive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	for _, h := range []string{hashA, hashB} {
+		unwatch, _, err := s.Watch(t.Context(), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unwatch()
+	}
+	waitLive := func(want bool, limit time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(limit); s.EventsLive() != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("EventsLive: want %v within %v", want, limit)
+			}
+		}
+	}
+
+	allow(hashA, hashC)
+	// Redis drops a subscriber whose channels its user may no longer read; the kill
+	// makes sure of it.
+	if err := admin.Do(t.Context(), "CLIENT", "KILL", "USER", "narrowed").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(false, 5*time.Second)
+	if unwatch, _, err := s.Watch(t.Context(), hashC); err == nil {
+		defer unwatch()
+	}
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if s.EventsLive() {
+			t.Fatal("EventsLive on a connection whose resubscription Redis refused: want false")
+		}
+	}
+	if n := channelSubscribers(t, admin, base); n != 0 {
+		t.Errorf("subscribers of the store's channel after the refused resubscription: want 0; got %d", n)
+	}
+
+	allow(hashA, hashB, hashC)
+	waitLive(true, 5*time.Second)
+	for len(l) > 0 {
+		<-l
+	}
+	save(t, writer, idA, 1)
+	if ev := l.next(t, 5*time.Second); ev.Hash != hashA {
+		t.Fatalf("after the ACL allows the channel again: want the watched session's event; got %+v", ev)
+	}
+}

@@ -62,6 +62,17 @@ func TestWatchSettledByConfirmation(t *testing.T) {
 		t.Error("a watch whose only confirmation was undone: want an error; got nil")
 	}
 
+	// A confirmation read on a connection that broke before the mark's pong counts for
+	// nothing on the new one, where Redis refused the resubscription.
+	w4 := e.hold("ch4", "ch4", noop)
+	e.subscription("subscribe", "ch4")
+	e.connectionLost()
+	e.refused(replyError("NOPERM this user has no permissions to access one of the channels used as arguments"))
+	e.marked(w4.mark)
+	if err := settled(t, "a watch confirmed on a connection since lost", w4); err == nil {
+		t.Error("a watch confirmed on a connection since lost, refused on the new one: want an error; got nil")
+	}
+
 	// A refused pattern is unsubscribed, so that go-redis does not send it again on
 	// every new connection, and the next hold makes a new watch.
 	p := e.hold("", "prefix:events:*", noop)
