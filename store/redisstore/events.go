@@ -437,7 +437,7 @@ func (e *eventFeed) marked(n uint64) {
 	for ; i < len(e.marks) && e.marks[i].mark <= n; i++ {
 		w := e.marks[i]
 		if !w.confirmed {
-			w.err = errors.New("Redis did not confirm the subscription")
+			w.err = errors.New("no confirmation of the subscription came from Redis")
 			if e.refusal != nil {
 				w.err = fmt.Errorf("refused: %w", e.refusal)
 			}
@@ -617,12 +617,13 @@ func (s *Store) startEvents() error {
 //
 // go-redis replaces a broken connection inside the call that failed, before it returns
 // the error: it dials, says HELLO and resubscribes, several round trips during which
-// EventsLive would still report true. So while the subscription is live the loop
-// passes a context that is already cancelled: go-redis reads an open connection
-// without looking at the context (only at its deadline, which it has none of), and its
-// dial on a cancelled context fails at once, so the error comes back before any retry.
-// EventsLive is false by then, and the next call, with the loop's own context, dials
-// and resubscribes. (go-redis v9.23; TestEventsLiveKill would catch a change.)
+// EventsLive would still report true. So the loop passes a context that is already
+// cancelled, but after an error that may have cost the connection (see broken):
+// go-redis reads an open connection without looking at the context (only at its
+// deadline, which it has none of), and its dial on a cancelled context fails at once,
+// so the error comes back before any retry. EventsLive is false by then, and the next
+// call, with the loop's own context, dials and resubscribes. (go-redis v9.23;
+// TestEventsLiveKill would catch a change.)
 //
 // The timeout never cuts a reply short in practice: with a pong due every
 // pingInterval, a healthy connection is never silent for liveBound, and a silent one
@@ -644,10 +645,18 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 	// whole or not at all (see resubscribe).
 	subscribed := true
 	var resubscribed int64 // when the loop last did (monoNow)
+	// broken is set by an error that may have cost the connection, and cleared by the
+	// next reply: only then does the loop read with its own context, with which
+	// go-redis may dial. go-redis may also drop the connection on a failed command
+	// of the writer's, without a word to the loop; the loop's next read, with the
+	// cancelled context, then fails, so the loop knows of every connection go-redis
+	// dials, and every reply read with its context may come from a new one.
+	broken := false
+	awaitPattern := false // the store's channel is confirmed, the pattern not yet
 	for {
-		rctx := ctx
-		if e.heard.Load() != 0 {
-			rctx = noRetry
+		rctx := noRetry
+		if broken {
+			rctx = ctx
 		}
 		start := time.Now()
 		msg, err := ps.ReceiveTimeout(rctx, liveBound)
@@ -671,7 +680,7 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 				e.live(now)
 			} else if !errors.As(err, new(redis.Error)) {
 				e.heard.Store(0)
-				subscribed, resubscribed = false, now // go-redis resubscribes a new connection itself
+				subscribed, resubscribed, broken, awaitPattern = false, now, true, false // go-redis resubscribes a new connection itself
 				e.connectionLost()
 			}
 			// An error that comes back at once, again (Redis refuses connections),
@@ -685,28 +694,28 @@ func (e *eventFeed) receive(ctx context.Context, ps *redis.PubSub, base string) 
 			}
 			continue
 		}
-		failures = 0
+		failures, broken = 0, false
 		switch msg := msg.(type) {
 		case *redis.Subscription:
 			e.subscription(msg.Kind, msg.Channel)
 			switch {
 			case msg.Kind == "subscribe" && msg.Channel == base:
 				// The store's channel again: a resubscription, on a new connection
-				// or on this one (see subscribed), after which it is live. Whatever
-				// was published between the old subscription's end and now is lost.
-				// Redis writes the replies of one SUBSCRIBE with no message between
-				// them, so the channels confirmed before this one cost no event.
-				// Nothing else subscribes the store's channel again: it is never
-				// unsubscribed.
-				subscribed = true
+				// or on this one (see subscribed). Whatever was published between
+				// the old subscription's end and now is lost. Redis writes the
+				// replies of one SUBSCRIBE with no message between them, so the
+				// channels confirmed before this one cost no event. Nothing else
+				// subscribes the store's channel again: it is never unsubscribed.
+				// With a pattern held, the connection is live once Redis has
+				// confirmed the pattern too, in the PSUBSCRIBE that follows.
 				e.heard.Store(0)
-			case !subscribed:
+				awaitPattern = e.patternLive()
+				subscribed = !awaitPattern
+			case awaitPattern && msg.Kind == "psubscribe" && e.isPattern(msg.Channel):
+				subscribed, awaitPattern = true, false
+			}
+			if !subscribed {
 				continue
-			case msg.Kind == "psubscribe" && e.patternLive():
-				// The pattern again, on a new connection, confirmed after the
-				// channels: Subscribe's subscribers may have missed what was
-				// published in between.
-				deliver(&e.subs, store.Event{Kind: store.EventResync})
 			}
 			e.alive(now)
 		case *redis.Pong:
@@ -805,6 +814,13 @@ func deliver(list *atomic.Pointer[[]*subscriber], ev store.Event) {
 			sub.fn(ev)
 		}
 	}
+}
+
+// isPattern reports whether name is the pattern's, as Redis's replies name it.
+func (e *eventFeed) isPattern(name string) bool {
+	e.cmdMu.Lock()
+	defer e.cmdMu.Unlock()
+	return e.pattern != nil && e.pattern.name == name
 }
 
 // patternLive reports whether the pattern subscription was confirmed once.

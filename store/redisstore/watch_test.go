@@ -691,3 +691,70 @@ func TestEventsACLNarrowed(t *testing.T) {
 		t.Fatalf("after the ACL allows the channel again: want the watched session's event; got %+v", ev)
 	}
 }
+
+// TestEventsPatternNarrowed takes the pattern of every session's channel out of the
+// ACL of a store that a Subscribe subscribed to it: Redis drops the subscription, and
+// on the new connection go-redis's SUBSCRIBE of the store's channel succeeds and its
+// PSUBSCRIBE is refused. Subscribe's subscribers would miss every event, so events must
+// stay not live until the ACL allows the pattern again, and then every session's
+// events must reach them.
+func TestEventsPatternNarrowed(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { admin.Close() })
+	prefix := newPrefix()
+	writer := newStore(t, admin, Config{Prefix: prefix})
+	id, hash := createSession(t, writer)
+	base := globEscape(prefix + "events")
+	acl := func(patterns ...string) {
+		t.Helper()
+		args := []any{"ACL", "SETUSER", "patterned", "on", ">pw", "~*", "+@all", "resetchannels"}
+		for _, p := range patterns {
+			args = append(args, "&"+p)
+		}
+		if err := admin.Do(t.Context(), args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acl(base, base+":*")
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "patterned", Password: "pw"})
+	t.Cleanup(func() { c.Close() })
+	s := newStore(t, c, Config{Prefix: prefix})
+	all := make(eventLog, 1024)
+	unsub, err := s.Subscribe(all.receive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	waitLive := func(want bool, limit time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(limit); s.EventsLive() != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("EventsLive: want %v within %v", want, limit)
+			}
+		}
+	}
+	waitLive(true, 5*time.Second)
+
+	acl(base)
+	if err := admin.Do(t.Context(), "CLIENT", "KILL", "USER", "patterned").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(false, 5*time.Second)
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if s.EventsLive() {
+			t.Fatal("EventsLive with the pattern refused on the new connection: want false")
+		}
+	}
+
+	acl(base, base+":*")
+	waitLive(true, 5*time.Second)
+	for len(all) > 0 {
+		<-all
+	}
+	save(t, writer, id, 1)
+	if ev := all.next(t, 5*time.Second); ev.Hash != hash {
+		t.Fatalf("after the ACL allows the pattern again: want the session's event; got %+v", ev)
+	}
+}
