@@ -148,13 +148,14 @@ type subscriber struct {
 // resubscribe; the events published meanwhile are lost, so the loop sends
 // store.EventResync when Redis confirms the subscription again.
 type eventFeed struct {
-	mu      sync.Mutex
-	ps      *redis.PubSub
-	closed  bool
-	stop    context.CancelFunc            // ends the two goroutines
-	wg      sync.WaitGroup                // the two goroutines
-	subs    atomic.Pointer[[]*subscriber] // Subscribe's: every event
-	watched atomic.Pointer[[]*subscriber] // SubscribeWatched's: the watched sessions' events
+	mu       sync.Mutex
+	ps       *redis.PubSub
+	closed   bool
+	starting chan struct{}                 // while a call subscribes the feed: closed when it is done; under mu
+	stop     context.CancelFunc            // ends the two goroutines
+	wg       sync.WaitGroup                // the two goroutines
+	subs     atomic.Pointer[[]*subscriber] // Subscribe's: every event
+	watched  atomic.Pointer[[]*subscriber] // SubscribeWatched's: the watched sessions' events
 
 	// cmdMu guards the watches and orders the subscription's commands (SUBSCRIBE,
 	// UNSUBSCRIBE, PSUBSCRIBE and the PINGs that mark them) with the changes to watches
@@ -177,7 +178,8 @@ type eventFeed struct {
 	// message arrived), as a monotonic clock reading, or 0 when it is known not to be:
 	// before the first Subscribe, after a receive error, after a silence longer than
 	// liveBound that someone noticed, and after Close. Only the receive loop sets it
-	// to a reading, and when it finds 0 it sends store.EventResync first. Readers
+	// to a reading (and startEvents, before the loop runs), and when it finds 0 it
+	// sends store.EventResync first. Readers
 	// that find it older than liveBound swap it to 0, so that a silence once seen
 	// costs subscribers a resync even if a pong arrives an instant later.
 	heard atomic.Int64
@@ -249,11 +251,13 @@ func (s *Store) subscribe(fn func(store.Event), list *atomic.Pointer[[]*subscrib
 		return nil, errors.New("redisstore: subscribe: nil func")
 	}
 	e := &s.feed
+	ctx, cancel := context.WithTimeout(context.Background(), s.subscribeTimeout)
+	defer cancel()
 	if list == &e.subs {
-		if err := s.watchPattern(); err != nil {
+		if err := s.watchPattern(ctx); err != nil {
 			return nil, err
 		}
-	} else if err := s.startFeed(); err != nil {
+	} else if err := s.startFeed(ctx); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
@@ -284,18 +288,46 @@ func (s *Store) subscribe(fn func(store.Event), list *atomic.Pointer[[]*subscrib
 }
 
 // startFeed subscribes to the store's channel and starts the receive loop and the
-// writer, unless they run.
-func (s *Store) startFeed() error {
+// writer, unless they run, waiting at most until ctx ends. One call at a time
+// subscribes, without holding mu: the others wait for it, or for their ctx, and try
+// in turn if it failed.
+func (s *Store) startFeed(ctx context.Context) error {
 	e := &s.feed
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return errors.New("redisstore: subscribe: store closed")
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return errors.New("redisstore: subscribe: store closed")
+		}
+		if e.ps != nil {
+			e.mu.Unlock()
+			return nil
+		}
+		if starting := e.starting; starting != nil {
+			e.mu.Unlock()
+			select {
+			case <-starting:
+				continue
+			case <-ctx.Done():
+				return s.fail(ctx, "subscribe", ctx.Err())
+			}
+		}
+		e.starting = make(chan struct{})
+		e.mu.Unlock()
+		ps, err := s.dialEvents(ctx)
+		e.mu.Lock()
+		if err == nil && e.closed {
+			_ = ps.Close()
+			err = errors.New("redisstore: subscribe: store closed")
+		}
+		if err == nil {
+			s.startEvents(ps)
+		}
+		close(e.starting)
+		e.starting = nil
+		e.mu.Unlock()
+		return err
 	}
-	if e.ps != nil {
-		return nil
-	}
-	return s.startEvents()
 }
 
 // eventChannel is the channel of the session whose hash is given.
@@ -307,12 +339,14 @@ func (s *Store) eventChannel(hash string) string { return s.channel + ":" + hash
 const markPrefix = "mpsession-mark:"
 
 // Watch implements store.Watcher. The first Watch of a session subscribes to its
-// channel and waits, at most ctx's deadline and Config.SubscribeTimeout, for the pong
-// of a PING sent after the SUBSCRIBE: one round trip. Later ones of the same session
-// share the subscription and cost nothing; the channel is unsubscribed when the last
-// unwatch is called. Watch never dials: while Redis is unreachable, the receive loop
-// reconnects, go-redis subscribes the connection to every watched channel again, and
-// the health check's next PING (they carry marks too) confirms the watches waiting.
+// channel and waits for the pong of a PING sent after the SUBSCRIBE: one round trip.
+// It waits at most ctx's deadline and Config.SubscribeTimeout in all, including the
+// store's first subscription when it is the first call to need one (that one dials).
+// Later ones of the same session share the subscription and cost nothing; the channel
+// is unsubscribed when the last unwatch is called. Once the store is subscribed, Watch
+// never dials: while Redis is unreachable, the receive loop reconnects, go-redis
+// subscribes the connection to every watched channel again, and the health check's
+// next PING (they carry marks too) confirms the watches waiting.
 // When Redis refuses the SUBSCRIBE (an ACL without the session channels, see
 // docs/SECURITY.md), Watch returns Redis's error, and the next Watch of the session
 // tries again.
@@ -320,7 +354,9 @@ func (s *Store) Watch(ctx context.Context, hash string) (unwatch func(), since t
 	if !validHash(hash) {
 		return nil, time.Time{}, fmt.Errorf("redisstore: watch: %q is not a session hash", hash)
 	}
-	if err := s.startFeed(); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, s.subscribeTimeout)
+	defer cancel()
+	if err := s.startFeed(ctx); err != nil {
 		return nil, time.Time{}, err
 	}
 	ch := s.eventChannel(hash)
@@ -334,13 +370,11 @@ func (s *Store) Watch(ctx context.Context, hash string) (unwatch func(), since t
 }
 
 // watchPattern subscribes the feed to every session's channel, once, and waits for it
-// to be live, as Watch does.
-func (s *Store) watchPattern() error {
-	if err := s.startFeed(); err != nil {
+// to be live, as Watch does, at most until ctx ends.
+func (s *Store) watchPattern(ctx context.Context) error {
+	if err := s.startFeed(ctx); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.subscribeTimeout)
-	defer cancel()
 	pattern := globEscape(s.channel) + ":*"
 	w := s.feed.hold("", pattern, func(ctx context.Context, ps *redis.PubSub) error { return ps.PSubscribe(ctx, pattern) })
 	if err := s.feed.await(ctx, w, s.subscribeTimeout); err != nil {
@@ -406,17 +440,16 @@ func (e *eventFeed) release(ch string, w *watch) {
 	}
 }
 
-// await waits for w's mark, at most ctx's deadline and timeout.
+// await waits for w's mark until ctx, which the caller bounded by timeout, ends.
 func (e *eventFeed) await(ctx context.Context, w *watch, timeout time.Duration) error {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
 	select {
 	case <-w.ready:
 		return w.err
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("no confirmation in %v: %w", timeout, ctx.Err())
+		}
 		return ctx.Err()
-	case <-t.C:
-		return fmt.Errorf("no confirmation in %v", timeout)
 	}
 }
 
@@ -586,19 +619,22 @@ func setSubs(list *atomic.Pointer[[]*subscriber], change func([]*subscriber) []*
 	list.Store(&subs)
 }
 
-// startEvents subscribes and starts the receive loop and the writer;
-// s.feed.mu must be held.
-func (s *Store) startEvents() error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.subscribeTimeout)
-	defer cancel()
+// dialEvents subscribes a connection to the store's channel, waiting at most until ctx
+// ends for Redis to confirm. The first reply confirms the subscription: events
+// published after it are delivered. It is read here, before the loop starts, so every
+// confirmation the loop sees comes from a resubscription.
+func (s *Store) dialEvents(ctx context.Context) (*redis.PubSub, error) {
 	ps := s.client.Subscribe(ctx, s.channel)
-	// The first reply confirms the subscription: events published after Subscribe
-	// returns are delivered. It is read here, before the loop starts, so every
-	// confirmation the loop sees comes from a resubscription.
 	if _, err := ps.Receive(ctx); err != nil {
 		_ = ps.Close()
-		return s.fail(ctx, "subscribe", err)
+		return nil, s.fail(ctx, "subscribe", err)
 	}
+	return ps, nil
+}
+
+// startEvents starts the receive loop and the writer of ps, which dialEvents
+// subscribed; s.feed.mu must be held.
+func (s *Store) startEvents(ps *redis.PubSub) {
 	e := &s.feed
 	e.ps = ps
 	e.heard.Store(monoNow())
@@ -608,7 +644,6 @@ func (s *Store) startEvents() error {
 	e.wg.Add(2)
 	go e.receive(loop, ps, s.channel)
 	go e.write(loop, ps)
-	return nil
 }
 
 // receive reads the subscription until ctx ends, and calls the subscribers for each
@@ -845,7 +880,8 @@ func (e *eventFeed) patternLive() bool {
 //
 // No command dials: each has a context cancelled before it is sent, as the loop's is
 // (see receive), so when there is no connection, or the write fails, go-redis does not
-// dial here, and the loop, which sees the failure, dials. A SUBSCRIBE that fails so has
+// dial here; the loop's next read fails the same way (see broken in receive), and the
+// loop dials. A SUBSCRIBE that fails so has
 // its channel in go-redis's list all the same, which the new connection subscribes;
 // an UNSUBSCRIBE has dropped it. The writer may still wait for go-redis's lock while
 // the loop dials: Watch and Subscribe wait for their mark with their own deadline, not

@@ -758,3 +758,34 @@ func TestEventsPatternNarrowed(t *testing.T) {
 		t.Fatalf("after the ACL allows the pattern again: want the session's event; got %+v", ev)
 	}
 }
+
+// TestWatchTimeoutConcurrent starts several first Watches at once against a Redis that
+// accepts connections and never answers: each must end within its own
+// SubscribeTimeout, not wait for the others' attempts to subscribe the store one after
+// another.
+func TestWatchTimeoutConcurrent(t *testing.T) {
+	t.Parallel()
+	hung := testenv.StartHung(t)
+	c := redis.NewClient(&redis.Options{Addr: hung.Addr, ContextTimeoutEnabled: true, ReadTimeout: -1})
+	t.Cleanup(func() { c.Close() })
+	const timeout = 300 * time.Millisecond
+	s := New(c, Config{Prefix: newPrefix(), SubscribeTimeout: timeout})
+	t.Cleanup(func() { s.Close() })
+	const n = 4
+	took := make(chan time.Duration, n)
+	start := time.Now()
+	for i := range n {
+		go func() {
+			if _, _, err := s.Watch(context.Background(), store.Hash(strconv.Itoa(i))); err == nil {
+				t.Error("Watch on a hung Redis: want an error; got nil")
+			}
+			took <- time.Since(start)
+		}()
+	}
+	for range n {
+		if d := <-took; d > 3*timeout {
+			t.Errorf("a Watch of %d at once on a hung Redis with SubscribeTimeout %v took %v", n, timeout, d)
+		}
+	}
+	hung.Close()
+}
