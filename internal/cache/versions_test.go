@@ -46,11 +46,7 @@ func verCache(t *testing.T) (*Store, *redisstore.Store, string, chan store.Event
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unsubscribe(); _ = c.Close(); _ = rs.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !c.Serving(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the cache never served from memory")
-		}
-	}
+	waitServing(t, c)
 	return c, rs, prefix, events
 }
 

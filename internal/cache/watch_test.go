@@ -8,6 +8,7 @@ import (
 	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
 	"github.com/mpsession/mpsession/store/redisstore"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestCacheWatchesWhatItHolds checks that over redisstore the cache receives the events
@@ -41,11 +42,7 @@ func TestCacheWatchesWhatItHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unsubscribe()
-	for deadline := time.Now().Add(10 * time.Second); !c.Serving(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the cache does not serve within 10s")
-		}
-	}
+	waitServing(t, c)
 	ctx := context.Background()
 	ids := []string{"watch-1-" + prefix, "watch-2-" + prefix, "watch-3-" + prefix}
 	for _, id := range ids {
@@ -53,14 +50,7 @@ func TestCacheWatchesWhatItHolds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	subscribers := func(id string) int64 {
-		ch := prefix + "events:" + store.Hash(id)
-		n, err := rdb.PubSubNumSub(ctx, ch).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n[ch]
-	}
+	subscribers := func(id string) int64 { return sessionSubscribers(t, rdb, prefix, id) }
 	set := func(id, v string) {
 		t.Helper()
 		if err := writer.Save(ctx, id, store.Change{Set: map[string]string{"v": v}}, 0); err != nil {
@@ -160,11 +150,7 @@ func TestCacheHitKeepsWatch(t *testing.T) {
 	}
 	defer c.Close()
 	c.keepEvery = 0 // every hit moves its watch: the test needs no wait
-	for deadline := time.Now().Add(10 * time.Second); !c.Serving(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the cache does not serve within 10s")
-		}
-	}
+	waitServing(t, c)
 	ctx := context.Background()
 	ids := []string{"keep-1-" + prefix, "keep-2-" + prefix, "keep-3-" + prefix}
 	for _, id := range ids {
@@ -191,14 +177,7 @@ func TestCacheHitKeepsWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	unwatch()
-	subscribers := func(id string) int64 {
-		ch := prefix + "events:" + store.Hash(id)
-		n, err := rdb.PubSubNumSub(ctx, ch).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n[ch]
-	}
+	subscribers := func(id string) int64 { return sessionSubscribers(t, rdb, prefix, id) }
 	if a, b := subscribers(ids[0]), subscribers(ids[1]); a != 1 || b != 0 {
 		t.Fatalf("subscribers of the hit session and of the one loaded once: want 1, 0; got %d, %d", a, b)
 	}
@@ -207,4 +186,26 @@ func TestCacheHitKeepsWatch(t *testing.T) {
 	if c.Hits.Load() != hits+1 {
 		t.Error("the session hit before the eviction: want it still cached")
 	}
+}
+
+// waitServing waits for c to serve from memory, failing after 10 s.
+func waitServing(t *testing.T, c *Store) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !c.Serving(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache does not serve from memory within 10s")
+		}
+	}
+}
+
+// sessionSubscribers returns how many connections are subscribed to the events channel
+// of the session id, under prefix.
+func sessionSubscribers(t *testing.T, rdb *redis.Client, prefix, id string) int64 {
+	t.Helper()
+	ch := prefix + "events:" + store.Hash(id)
+	n, err := rdb.PubSubNumSub(t.Context(), ch).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n[ch]
 }

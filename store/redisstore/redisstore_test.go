@@ -624,6 +624,19 @@ func TestOutage(t *testing.T) {
 	}
 }
 
+// hungStore returns a store on a Redis that accepts connections and never answers, with
+// SubscribeTimeout timeout. Without a read timeout of its own, go-redis waits as long as
+// the context lets it: only SubscribeTimeout can end the wait.
+func hungStore(t *testing.T, timeout time.Duration) (*Store, *testenv.HungServer) {
+	t.Helper()
+	hung := testenv.StartHung(t)
+	c := redis.NewClient(&redis.Options{Addr: hung.Addr, ContextTimeoutEnabled: true, ReadTimeout: -1})
+	t.Cleanup(func() { c.Close() })
+	s := New(c, Config{Prefix: newPrefix(), SubscribeTimeout: timeout})
+	t.Cleanup(func() { s.Close() })
+	return s, hung
+}
+
 // TestSubscribeTimeout checks that Config.SubscribeTimeout, not the default nor
 // go-redis's own timeouts, bounds how long Subscribe and Listen wait for a Redis that
 // accepts connections and never answers.
@@ -649,14 +662,8 @@ func TestSubscribeTimeout(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hung := testenv.StartHung(t)
-			// Without a read timeout of its own, go-redis waits as long as the context
-			// lets it: only SubscribeTimeout can end the wait.
-			c := redis.NewClient(&redis.Options{Addr: hung.Addr, ContextTimeoutEnabled: true, ReadTimeout: -1})
-			t.Cleanup(func() { c.Close() })
 			const timeout = 300 * time.Millisecond
-			s := New(c, Config{Prefix: newPrefix(), SubscribeTimeout: timeout})
-			t.Cleanup(func() { s.Close() })
+			s, hung := hungStore(t, timeout)
 			start := time.Now()
 			err := tc.call(s)
 			took := time.Since(start)

@@ -3,17 +3,13 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
-	"errors"
-	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/mpsession/mpsession/internal/testenv"
 	"github.com/mpsession/mpsession/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -201,12 +197,7 @@ func TestWatchAfterKill(t *testing.T) {
 	prefix := newPrefix()
 	s := newStore(t, c, Config{Prefix: prefix})
 	writer := newStore(t, newClient(t), Config{Prefix: prefix})
-	l := make(eventLog, 1024)
-	unsub, err := s.SubscribeWatched(l.receive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
+	l := subscribeWatched(t, s)
 	id, hash := createSession(t, writer)
 	unwatch, _, err := s.Watch(t.Context(), hash)
 	if err != nil {
@@ -290,92 +281,6 @@ func channelSubscribers(t *testing.T, c *redis.Client, channel string) int64 {
 	return m[channel]
 }
 
-// TestWatchRefused runs a store as a Redis user whose ACL allows the store's channel
-// and one session's channel only, and checks that a Watch of another session fails
-// with Redis's refusal rather than succeed unheard, without costing the subscription
-// its health (no resync, EventsLive still true); that the allowed session's events
-// still flow; and that a Subscribe refused for the pattern succeeds once the ACL
-// allows it. The ACL is the server's state, so the server is the test's own.
-func TestWatchRefused(t *testing.T) {
-	t.Parallel()
-	srv := testenv.StartRedis(t)
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { admin.Close() })
-	prefix := newPrefix()
-	writer := newStore(t, admin, Config{Prefix: prefix})
-	idAllowed, hashAllowed := createSession(t, writer)
-	_, hashDenied := createSession(t, writer)
-	channel := prefix + "events"
-	acl := func(patterns ...string) {
-		t.Helper()
-		args := []any{"ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "resetchannels"}
-		for _, p := range patterns {
-			args = append(args, "&"+p)
-		}
-		if err := admin.Do(t.Context(), args...).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	acl(globEscape(channel), globEscape(channel+":"+hashAllowed))
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "limited", Password: "pw"})
-	t.Cleanup(func() { c.Close() })
-	s := newStore(t, c, Config{Prefix: prefix, SubscribeTimeout: 20 * time.Second})
-	l := make(eventLog, 1024)
-	unsub, err := s.SubscribeWatched(l.receive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
-
-	refused := func(what string, err error) {
-		t.Helper()
-		var rerr redis.Error
-		if !errors.As(err, &rerr) || !strings.Contains(err.Error(), "NOPERM") {
-			t.Fatalf("%s: want Redis's NOPERM refusal; got %v", what, err)
-		}
-	}
-	for i := range 2 { // the second sends its SUBSCRIBE again, and is refused again
-		start := time.Now()
-		_, _, err := s.Watch(t.Context(), hashDenied)
-		refused(fmt.Sprintf("Watch %d of a session the ACL denies", i+1), err)
-		if took := time.Since(start); took > 10*time.Second {
-			t.Errorf("refused Watch took %v: it must not wait for the timeout", took)
-		}
-	}
-	// The refusals cost the subscription nothing: no resync, and still live.
-	for len(l) > 0 {
-		if ev := <-l; ev.Kind == store.EventResync {
-			t.Error("a refused Watch cost the subscribers a resync")
-		}
-	}
-	if !s.EventsLive() {
-		t.Error("EventsLive after a refused Watch: want true")
-	}
-	unwatch, _, err := s.Watch(t.Context(), hashAllowed)
-	if err != nil {
-		t.Fatalf("Watch of the allowed session after a refusal: %v", err)
-	}
-	defer unwatch()
-	save(t, writer, idAllowed, 1)
-	if ev := l.next(t, 5*time.Second); ev.Hash != hashAllowed {
-		t.Fatalf("want the allowed session's event; got %+v", ev)
-	}
-
-	_, err = s.Subscribe(func(store.Event) {})
-	refused("Subscribe with the pattern denied", err)
-	acl(globEscape(channel), globEscape(channel)+":*")
-	all := make(eventLog, 1024)
-	unsubAll, err := s.Subscribe(all.receive)
-	if err != nil {
-		t.Fatalf("Subscribe once the ACL allows the pattern: %v", err)
-	}
-	defer unsubAll()
-	save(t, writer, idAllowed, 2)
-	if ev := all.next(t, 5*time.Second); ev.Hash != hashAllowed {
-		t.Fatalf("Subscribe: want the session's event; got %+v", ev)
-	}
-}
-
 // TestWatchDuringDial kills the store's pub/sub connection and holds the receive loop's
 // dial of a new one, during which go-redis's lock of the subscription is taken, and
 // checks that a Watch meanwhile ends with its context rather than wait for the dial;
@@ -408,12 +313,7 @@ func TestWatchDuringDial(t *testing.T) {
 	prefix := newPrefix()
 	s := newStore(t, c, Config{Prefix: prefix})
 	writer := newStore(t, newClient(t), Config{Prefix: prefix})
-	l := make(eventLog, 1024)
-	unsub, err := s.SubscribeWatched(l.receive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
+	l := subscribeWatched(t, s)
 
 	hang.Store(true)
 	released := sync.OnceFunc(func() { hang.Store(false); close(release) })
@@ -436,7 +336,7 @@ func TestWatchDuringDial(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, _, err = s.Watch(ctx, hash)
+	_, _, err := s.Watch(ctx, hash)
 	if took := time.Since(start); err == nil || took > 2*time.Second {
 		t.Fatalf("Watch while the subscription dials: want its context's error within 2s; got %v after %v", err, took)
 	}
@@ -452,75 +352,6 @@ func TestWatchDuringDial(t *testing.T) {
 	if ev := l.next(t, 5*time.Second); ev.Hash != hash2 {
 		t.Fatalf("after the dial: want the event of %s; got %+v", hash2[:8], ev)
 	}
-}
-
-// TestEventsRefusedRedial changes the password of the store's Redis user and kills its
-// subscription, so that every dial of a new one is refused (WRONGPASS, an error Redis
-// answers): events must stay not live, without a resync, and the loop must keep
-// spacing its dials out rather than take the refusal for a reply on a live connection.
-// With the password back, events are live again.
-func TestEventsRefusedRedial(t *testing.T) {
-	t.Parallel()
-	srv := testenv.StartRedis(t)
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { admin.Close() })
-	setUser := func(args ...any) {
-		t.Helper()
-		if err := admin.Do(t.Context(), append([]any{"ACL", "SETUSER", "rotated"}, args...)...).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	setUser("on", ">pw", "~*", "&*", "+@all")
-	var dials atomic.Int64
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "rotated", Password: "pw",
-		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			dials.Add(1)
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}})
-	t.Cleanup(func() { c.Close() })
-	s := newStore(t, c, Config{})
-	l := make(eventLog, 1024)
-	unsub, err := s.SubscribeWatched(l.receive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
-	waitLive := func(want bool, limit time.Duration) {
-		t.Helper()
-		for deadline := time.Now().Add(limit); s.EventsLive() != want; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("EventsLive: want %v within %v", want, limit)
-			}
-		}
-	}
-	waitLive(true, 5*time.Second)
-
-	setUser("resetpass", ">pw2")
-	if err := admin.Do(t.Context(), "CLIENT", "KILL", "USER", "rotated").Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitLive(false, 5*time.Second)
-	for len(l) > 0 {
-		<-l
-	}
-	before := dials.Load()
-	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if s.EventsLive() {
-			t.Fatal("EventsLive while every dial is refused: want false")
-		}
-	}
-	if n := dials.Load() - before; n > 30 {
-		t.Errorf("dials in a second while each is refused: want them spaced out (about %v apart); got %d", retryDelay, n)
-	}
-	for len(l) > 0 {
-		if ev := <-l; ev.Kind == store.EventResync {
-			t.Error("a resync while every dial is refused: the refusal was taken for a live connection")
-		}
-	}
-
-	setUser(">pw")
-	waitLive(true, 5*time.Second)
 }
 
 // injectConn is a connection to Redis into whose reads a test slips frames of its own,
@@ -574,12 +405,7 @@ func TestEventsUnreadableReply(t *testing.T) {
 		}
 	})
 	s := newStore(t, c, Config{})
-	l := make(eventLog, 1024)
-	unsub, err := s.SubscribeWatched(l.receive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
+	l := subscribeWatched(t, s)
 	mu.Lock()
 	before := len(conns)
 	ps := conns[len(conns)-1] // the subscription dialed last
@@ -609,168 +435,14 @@ func TestEventsUnreadableReply(t *testing.T) {
 	}
 }
 
-// TestEventsACLNarrowed takes one watched session's channel out of the store's Redis
-// user's ACL. Redis drops the subscription, and go-redis's resubscription of every
-// channel, refused whole, leaves a connection that answers PINGs and carries no event:
-// events must stay not live, even when a Watch of a channel the ACL still allows is
-// confirmed on it, and must be live again, the watched sessions' events flowing, once
-// the ACL allows the channel again.
-func TestEventsACLNarrowed(t *testing.T) {
-	t.Parallel()
-	srv := testenv.StartRedis(t)
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { admin.Close() })
-	prefix := newPrefix()
-	writer := newStore(t, admin, Config{Prefix: prefix})
-	idA, hashA := createSession(t, writer)
-	_, hashB := createSession(t, writer)
-	_, hashC := createSession(t, writer)
-	base := prefix + "events"
-	allow := func(hashes ...string) {
-		t.Helper()
-		args := []any{"ACL", "SETUSER", "narrowed", "on", ">pw", "~*", "+@all", "resetchannels", "&" + globEscape(base)}
-		for _, h := range hashes {
-			args = append(args, "&"+globEscape(base+":"+h))
-		}
-		if err := admin.Do(t.Context(), args...).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	allow(hashA, hashB, hashC)
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "narrowed", Password: "pw"})
-	t.Cleanup(func() { c.Close() })
-	s := newStore(t, c, Config{Prefix: prefix})
-	l := make(eventLog, 1024)
-	unsub, err := s.SubscribeWatched(l.receive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
-	for _, h := range []string{hashA, hashB} {
-		unwatch, _, err := s.Watch(t.Context(), h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unwatch()
-	}
-	waitLive := func(want bool, limit time.Duration) {
-		t.Helper()
-		for deadline := time.Now().Add(limit); s.EventsLive() != want; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("EventsLive: want %v within %v", want, limit)
-			}
-		}
-	}
-
-	allow(hashA, hashC)
-	// Redis drops a subscriber whose channels its user may no longer read; the kill
-	// makes sure of it.
-	if err := admin.Do(t.Context(), "CLIENT", "KILL", "USER", "narrowed").Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitLive(false, 5*time.Second)
-	if unwatch, _, err := s.Watch(t.Context(), hashC); err == nil {
-		defer unwatch()
-	}
-	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if s.EventsLive() {
-			t.Fatal("EventsLive on a connection whose resubscription Redis refused: want false")
-		}
-	}
-	if n := channelSubscribers(t, admin, base); n != 0 {
-		t.Errorf("subscribers of the store's channel after the refused resubscription: want 0; got %d", n)
-	}
-
-	allow(hashA, hashB, hashC)
-	waitLive(true, 5*time.Second)
-	for len(l) > 0 {
-		<-l
-	}
-	save(t, writer, idA, 1)
-	if ev := l.next(t, 5*time.Second); ev.Hash != hashA {
-		t.Fatalf("after the ACL allows the channel again: want the watched session's event; got %+v", ev)
-	}
-}
-
-// TestEventsPatternNarrowed takes the pattern of every session's channel out of the
-// ACL of a store that a Subscribe subscribed to it: Redis drops the subscription, and
-// on the new connection go-redis's SUBSCRIBE of the store's channel succeeds and its
-// PSUBSCRIBE is refused. Subscribe's subscribers would miss every event, so events must
-// stay not live until the ACL allows the pattern again, and then every session's
-// events must reach them.
-func TestEventsPatternNarrowed(t *testing.T) {
-	t.Parallel()
-	srv := testenv.StartRedis(t)
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { admin.Close() })
-	prefix := newPrefix()
-	writer := newStore(t, admin, Config{Prefix: prefix})
-	id, hash := createSession(t, writer)
-	base := globEscape(prefix + "events")
-	acl := func(patterns ...string) {
-		t.Helper()
-		args := []any{"ACL", "SETUSER", "patterned", "on", ">pw", "~*", "+@all", "resetchannels"}
-		for _, p := range patterns {
-			args = append(args, "&"+p)
-		}
-		if err := admin.Do(t.Context(), args...).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	acl(base, base+":*")
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "patterned", Password: "pw"})
-	t.Cleanup(func() { c.Close() })
-	s := newStore(t, c, Config{Prefix: prefix})
-	all := make(eventLog, 1024)
-	unsub, err := s.Subscribe(all.receive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
-	waitLive := func(want bool, limit time.Duration) {
-		t.Helper()
-		for deadline := time.Now().Add(limit); s.EventsLive() != want; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("EventsLive: want %v within %v", want, limit)
-			}
-		}
-	}
-	waitLive(true, 5*time.Second)
-
-	acl(base)
-	if err := admin.Do(t.Context(), "CLIENT", "KILL", "USER", "patterned").Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitLive(false, 5*time.Second)
-	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if s.EventsLive() {
-			t.Fatal("EventsLive with the pattern refused on the new connection: want false")
-		}
-	}
-
-	acl(base, base+":*")
-	waitLive(true, 5*time.Second)
-	for len(all) > 0 {
-		<-all
-	}
-	save(t, writer, id, 1)
-	if ev := all.next(t, 5*time.Second); ev.Hash != hash {
-		t.Fatalf("after the ACL allows the pattern again: want the session's event; got %+v", ev)
-	}
-}
-
 // TestWatchTimeoutConcurrent starts several first Watches at once against a Redis that
 // accepts connections and never answers: each must end within its own
 // SubscribeTimeout, not wait for the others' attempts to subscribe the store one after
 // another.
 func TestWatchTimeoutConcurrent(t *testing.T) {
 	t.Parallel()
-	hung := testenv.StartHung(t)
-	c := redis.NewClient(&redis.Options{Addr: hung.Addr, ContextTimeoutEnabled: true, ReadTimeout: -1})
-	t.Cleanup(func() { c.Close() })
 	const timeout = 300 * time.Millisecond
-	s := New(c, Config{Prefix: newPrefix(), SubscribeTimeout: timeout})
-	t.Cleanup(func() { s.Close() })
+	s, hung := hungStore(t, timeout)
 	const n = 4
 	took := make(chan time.Duration, n)
 	start := time.Now()
