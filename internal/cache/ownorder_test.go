@@ -11,18 +11,24 @@ import (
 	"github.com/mpsession/mpsession/store/redisstore"
 )
 
-// slowIncr holds an Incr's return after Redis has done it.
+// slowIncr holds an Incr's return after Redis has done it: the first Incr to start
+// once a release channel is put in hold returns when it is closed. The Incr takes it
+// before it calls Redis, not after: the write's event may reach the test before its
+// reply reaches the Incr, and a later Incr must not take the hold meanwhile.
 type slowIncr struct {
 	store.Store
 	hold chan chan struct{}
 }
 
 func (s *slowIncr) Incr(ctx context.Context, id, field string, delta int64) (int64, error) {
-	n, err := s.Store.Incr(ctx, id, field, delta)
+	var release chan struct{}
 	select {
-	case release := <-s.hold:
-		<-release
+	case release = <-s.hold:
 	default:
+	}
+	n, err := s.Store.Incr(ctx, id, field, delta)
+	if release != nil {
+		<-release
 	}
 	return n, err
 }
