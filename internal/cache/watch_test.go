@@ -166,6 +166,7 @@ func TestCacheHitKeepsWatch(t *testing.T) {
 	}
 	load(ids[0])
 	load(ids[1])
+	waitServing(t, c) // a Load served while events are live: a stall could make it a bypass
 	hits := c.Hits.Load()
 	load(ids[0])
 	if c.Hits.Load() != hits+1 {
@@ -181,6 +182,7 @@ func TestCacheHitKeepsWatch(t *testing.T) {
 	if a, b := subscribers(ids[0]), subscribers(ids[1]); a != 1 || b != 0 {
 		t.Fatalf("subscribers of the hit session and of the one loaded once: want 1, 0; got %d, %d", a, b)
 	}
+	waitServing(t, c)
 	hits = c.Hits.Load()
 	load(ids[0])
 	if c.Hits.Load() != hits+1 {

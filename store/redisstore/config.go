@@ -22,9 +22,10 @@ type Config struct {
 	// Optional. Default: store.DefaultMaxRecordBytes (64 KiB)
 	MaxRecordBytes int
 
-	// SubscribeTimeout bounds how long Subscribe and Listen wait for Redis to confirm a
-	// subscription, as neither takes a context: against a Redis that hangs they return
-	// an error after this long. Zero or negative takes the default.
+	// SubscribeTimeout bounds how long Subscribe, SubscribeWatched and Listen wait for
+	// Redis to confirm a subscription, as none takes a context: against a Redis that
+	// hangs they return an error after this long. It bounds Watch too, with its
+	// context's deadline, whichever comes first. Zero or negative takes the default.
 	//
 	// Optional. Default: 5 * time.Second
 	SubscribeTimeout time.Duration

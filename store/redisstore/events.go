@@ -152,6 +152,7 @@ type eventFeed struct {
 	ps       *redis.PubSub
 	closed   bool
 	starting chan struct{}                 // while a call subscribes the feed: closed when it is done; under mu
+	abort    context.CancelFunc            // ends that call's dial; under mu
 	stop     context.CancelFunc            // ends the two goroutines
 	wg       sync.WaitGroup                // the two goroutines
 	subs     atomic.Pointer[[]*subscriber] // Subscribe's: every event
@@ -290,10 +291,13 @@ func (s *Store) subscribe(fn func(store.Event), list *atomic.Pointer[[]*subscrib
 // startFeed subscribes to the store's channel and starts the receive loop and the
 // writer, unless they run, waiting at most until ctx ends. One call at a time
 // subscribes, without holding mu: the others wait for it, or for their ctx, and try
-// in turn if it failed.
+// in turn if it failed. Close cancels the dial of the call under way.
 func (s *Store) startFeed(ctx context.Context) error {
 	e := &s.feed
 	for {
+		if err := ctx.Err(); err != nil {
+			return s.fail(ctx, "subscribe", err)
+		}
 		e.mu.Lock()
 		if e.closed {
 			e.mu.Unlock()
@@ -312,9 +316,11 @@ func (s *Store) startFeed(ctx context.Context) error {
 				return s.fail(ctx, "subscribe", ctx.Err())
 			}
 		}
-		e.starting = make(chan struct{})
+		dctx, abort := context.WithCancel(ctx)
+		e.starting, e.abort = make(chan struct{}), abort
 		e.mu.Unlock()
-		ps, err := s.dialEvents(ctx)
+		ps, err := s.dialEvents(dctx)
+		abort()
 		e.mu.Lock()
 		if err == nil && e.closed {
 			_ = ps.Close()
@@ -324,7 +330,7 @@ func (s *Store) startFeed(ctx context.Context) error {
 			s.startEvents(ps)
 		}
 		close(e.starting)
-		e.starting = nil
+		e.starting, e.abort = nil, nil
 		e.mu.Unlock()
 		return err
 	}
@@ -389,6 +395,11 @@ func (s *Store) watchPattern(ctx context.Context) error {
 func (e *eventFeed) hold(ch, name string, subscribe func(context.Context, *redis.PubSub) error) *watch {
 	e.cmdMu.Lock()
 	defer e.cmdMu.Unlock()
+	if e.stopped {
+		w := &watch{name: name, ready: make(chan struct{}), err: errStoreClosed, n: 1}
+		close(w.ready)
+		return w
+	}
 	w := e.pattern
 	if ch != "" {
 		w = e.watches[ch]
@@ -938,7 +949,14 @@ func (e *eventFeed) close() error {
 	}
 	e.closed = true
 	ps, stop := e.ps, e.stop
+	abort := e.abort
 	e.mu.Unlock()
+	if abort != nil {
+		// A first subscription under way: its dial ends if it has not connected, and
+		// it closes what it connected once its reads give up (go-redis's reads heed
+		// deadlines, not cancellation), unstarted.
+		abort()
+	}
 	e.cmdMu.Lock()
 	e.stopped = true
 	for _, w := range e.marks {

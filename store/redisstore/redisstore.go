@@ -644,8 +644,9 @@ func (v originView) IncrVersion(ctx context.Context, id, field string, delta int
 
 // fencedEvents are the events of a store on one Redis (a single node, or the master
 // of a Sentinel group), which can fence them: one server runs every PUBLISH, the
-// scripts' and the fences', one at a time, and delivers a channel's messages to a
-// subscriber in that order. A Cluster cannot (see store.Fencer): its nodes run the
+// scripts' and the fences', one at a time, and writes each to a subscribed connection
+// before it runs the next, so a store receives the fences and its sessions' events,
+// whichever channel each went on, in that order on its one connection. A Cluster cannot (see store.Fencer): its nodes run the
 // scripts of their keys and relay each other's messages over the cluster bus, with no
 // order between nodes.
 type fencedEvents struct{ events }

@@ -295,6 +295,11 @@ func TestWatchDuringDial(t *testing.T) {
 		o.ClientName = name
 		o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if hang.Load() {
+				if ctx.Err() != nil {
+					// The dial go-redis tries inside the read that failed, with the
+					// loop's cancelled context: not the one that holds the lock.
+					return nil, ctx.Err()
+				}
 				select {
 				case dialing <- struct{}{}:
 				default:
@@ -458,6 +463,37 @@ func TestWatchTimeoutConcurrent(t *testing.T) {
 		if d := <-took; d > 3*timeout {
 			t.Errorf("a Watch of %d at once on a hung Redis with SubscribeTimeout %v took %v", n, timeout, d)
 		}
+	}
+	hung.Close()
+}
+
+// TestCloseDuringFirstSubscribe closes a store while its first Watch waits for a Redis
+// that accepts connections and never answers: Close returns at once, the Watch fails
+// by its SubscribeTimeout, and the connection it made is closed, its goroutines never
+// started (goleak, in TestMain, would see them).
+func TestCloseDuringFirstSubscribe(t *testing.T) {
+	t.Parallel()
+	s, hung := hungStore(t, time.Second)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.Watch(context.Background(), store.Hash("first"))
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the Watch is dialing, or about to
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("Close during the first subscription took %v", took)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a Watch during the store's Close: want an error; got nil")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Watch did not end within 5s of Close, with a SubscribeTimeout of 1s")
 	}
 	hung.Close()
 }

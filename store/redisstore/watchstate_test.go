@@ -87,4 +87,16 @@ func TestWatchSettledByConfirmation(t *testing.T) {
 	if again := e.hold("", "prefix:events:*", noop); again == p {
 		t.Error("a hold of a refused pattern: want a new watch; got the refused one")
 	}
+
+	// Once the feed is stopped (Close), a hold fails, even of a channel watched and
+	// confirmed before.
+	w5 := e.hold("ch5", "ch5", noop)
+	e.subscription("subscribe", "ch5")
+	e.marked(w5.mark)
+	e.cmdMu.Lock()
+	e.stopped = true
+	e.cmdMu.Unlock()
+	if err := settled(t, "a hold after Close", e.hold("ch5", "ch5", noop)); !errors.Is(err, errStoreClosed) {
+		t.Errorf("a hold after Close of a channel watched before: want errStoreClosed; got %v", err)
+	}
 }
