@@ -127,18 +127,7 @@ func TestVersionedConcurrentIncrs(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				n, err := c.Incr(ctx, id, "n", 1)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				rec, err := c.Load(ctx, id, 0)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if got := intField(t, rec, "n"); got < n {
-					t.Errorf("a read after the increment to %d sees n=%d", n, got)
+				if !incrThenRead(t, c, id) {
 					return
 				}
 			}
@@ -292,18 +281,7 @@ func TestVersionedOtherProcessWrite(t *testing.T) {
 					return
 				default:
 				}
-				n, err := c.Incr(ctx, id, "n", 1)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				rec, err := c.Load(ctx, id, 0)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if got := intField(t, rec, "n"); got < n {
-					t.Errorf("a read after the increment to %d sees n=%d", n, got)
+				if !incrThenRead(t, c, id) {
 					return
 				}
 			}
@@ -612,4 +590,26 @@ func TestVersionedReleasedWriteBlocksStaleLoad(t *testing.T) {
 	if e, ok := cached(c, id); ok {
 		t.Fatalf("a load older than an acknowledged write filled the cache: n=%s at version %d", e.fields["n"], e.version)
 	}
+}
+
+// incrThenRead increments the field n of the session id through c, then reads the
+// session through c and checks that the read sees the increment: a process's own
+// writes are seen by its next read. It reports false, having failed t, when not.
+func incrThenRead(t *testing.T, c *Store, id string) bool {
+	ctx := context.Background()
+	n, err := c.Incr(ctx, id, "n", 1)
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	rec, err := c.Load(ctx, id, 0)
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	if got := intField(t, rec, "n"); got < n {
+		t.Errorf("a read after the increment to %d sees n=%d", n, got)
+		return false
+	}
+	return true
 }
